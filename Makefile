@@ -1,0 +1,66 @@
+# cartwise — the README's two commands are `make demo` and `make test`; each sets up what it needs.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BQ_VENV := .local/venvs/bigquery
+WF_VENV := .local/venvs/workflows
+PY := $(VENV)/bin/python
+PIP_QUIET ?= --quiet --disable-pip-version-check
+
+.PHONY: setup prerequisites up down status test lint typecheck unit demo clean
+
+setup: prerequisites $(VENV)/.installed $(BQ_VENV)/.installed $(WF_VENV)/.installed
+
+prerequisites:
+	@emulators/check_prerequisites.sh
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	@echo "setup: project virtualenv $(VENV)"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install $(PIP_QUIET) --upgrade "pip>=24"
+	@$(PY) -m pip install $(PIP_QUIET) -c constraints.txt -e '.[dev]'
+	@touch $@
+
+$(BQ_VENV)/.installed: emulators/bigquery/requirements.txt
+	@echo "setup: BigQuery emulator (bqemulator) in its own virtualenv $(BQ_VENV)"
+	@test -x $(BQ_VENV)/bin/python || $(PYTHON) -m venv $(BQ_VENV)
+	@$(BQ_VENV)/bin/python -m pip install $(PIP_QUIET) -r emulators/bigquery/requirements.txt
+	@touch $@
+
+$(WF_VENV)/.installed: emulators/workflows/requirements.txt
+	@echo "setup: Workflows emulator in its own virtualenv $(WF_VENV)"
+	@test -x $(WF_VENV)/bin/python || $(PYTHON) -m venv $(WF_VENV)
+	@$(WF_VENV)/bin/python -m pip install $(PIP_QUIET) -r emulators/workflows/requirements.txt
+	@touch $@
+
+up: setup
+	@$(PY) -m emulators.stack up
+
+down:
+	@if [ -x $(PY) ]; then $(PY) -m emulators.stack down; else echo "nothing to stop"; fi
+
+status:
+	@$(PY) -m emulators.stack status
+
+lint: setup
+	@echo "lint: ruff"
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff format --check .
+
+typecheck: setup
+	@echo "types: mypy"
+	@$(VENV)/bin/mypy shared emulators tests $(wildcard functions bench)
+
+unit: setup
+	@$(VENV)/bin/pytest tests/unit -q
+
+# The test run starts the stack it needs (or reuses a healthy one) and stops what it started.
+test: setup lint typecheck
+	@echo "tests: pytest (unit + integration on the local emulators)"
+	@$(VENV)/bin/pytest -q --durations=10
+
+demo: up
+	@$(PY) -m shared.cli demo
+
+clean: down
+	rm -rf .local $(VENV)

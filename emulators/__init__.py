@@ -1,0 +1,1 @@
+"""The local Google Cloud stack: emulators and functions as background processes."""

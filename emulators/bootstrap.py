@@ -1,0 +1,131 @@
+"""Create every declared resource on the emulators (idempotent).
+
+The declaration is ``shared.resources.SYSTEM``; the Pulumi program reads the same one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from datetime import timedelta
+
+from google.api_core.exceptions import AlreadyExists, Conflict
+
+from emulators.config import StackSettings, function_ports
+from shared.adapters import clients
+from shared.resources import GcRule, SystemResources
+
+log = logging.getLogger(__name__)
+
+
+def push_endpoint(settings: StackSettings, port: int, topic: str) -> str:
+    """Push URL whose path makes functions-framework set the CloudEvent source as in GCP."""
+    return f"http://{settings.host}:{port}/projects/{settings.project}/topics/{topic}"
+
+
+def create_pubsub(settings: StackSettings, system: SystemResources) -> None:
+    publisher = clients.publisher_client()
+    subscriber = clients.subscriber_client()
+    ports = function_ports(settings, [f.name for f in system.functions])
+    try:
+        for topic in system.topics:
+            with contextlib.suppress(AlreadyExists):
+                publisher.create_topic(
+                    name=publisher.topic_path(settings.project, topic.name), timeout=30
+                )
+        for sub in system.subscriptions:
+            request: dict[str, object] = {
+                "name": subscriber.subscription_path(settings.project, sub.name),
+                "topic": publisher.topic_path(settings.project, sub.topic),
+                "ack_deadline_seconds": sub.ack_deadline_s,
+                "enable_message_ordering": sub.enable_message_ordering,
+                "retry_policy": {
+                    "minimum_backoff": {"seconds": sub.retry.minimum_backoff_s},
+                    "maximum_backoff": {"seconds": sub.retry.maximum_backoff_s},
+                },
+            }
+            if sub.dead_letter_topic:
+                request["dead_letter_policy"] = {
+                    "dead_letter_topic": publisher.topic_path(
+                        settings.project, sub.dead_letter_topic
+                    ),
+                    "max_delivery_attempts": sub.max_delivery_attempts,
+                }
+            if sub.push_function:
+                request["push_config"] = {
+                    "push_endpoint": push_endpoint(settings, ports[sub.push_function], sub.topic)
+                }
+            with contextlib.suppress(AlreadyExists):
+                subscriber.create_subscription(request=request, timeout=30)
+    finally:
+        subscriber.close()
+        publisher.stop()
+
+
+def _gc_rule(rule: GcRule) -> object:
+    from google.cloud.bigtable import column_family
+
+    parts: list[object] = []
+    if rule.max_versions is not None:
+        parts.append(column_family.MaxVersionsGCRule(rule.max_versions))
+    if rule.max_age_days is not None:
+        parts.append(column_family.MaxAgeGCRule(timedelta(days=rule.max_age_days)))
+    if len(parts) == 1:
+        return parts[0]
+    return column_family.GCRuleUnion(rules=parts)
+
+
+def create_bigtable(settings: StackSettings, system: SystemResources) -> None:
+    client = clients.bigtable_client(settings.project, admin=True)
+    instance = client.instance(system.bigtable_instance)
+    existing = {t.table_id for t in instance.list_tables()}
+    for table_decl in system.bigtable_tables:
+        table = instance.table(table_decl.name)
+        if table_decl.name not in existing:
+            table.create()
+        present = table.list_column_families()
+        for family in table_decl.families:
+            column_family = table.column_family(family.name, _gc_rule(family.gc))
+            if family.name in present:
+                column_family.update()
+            else:
+                column_family.create()
+                # The emulator applies GC rules only after a family change: update once.
+                column_family.update()
+
+
+def create_bigquery(settings: StackSettings, system: SystemResources) -> None:
+    from google.cloud import bigquery
+
+    env = settings.emulator_env()
+    client = clients.bigquery_client(settings.project, env["BIGQUERY_EMULATOR_HOST"])
+    for dataset in system.bigquery_datasets:
+        ds = bigquery.Dataset(f"{settings.project}.{dataset.name}")
+        ds.description = dataset.description
+        with contextlib.suppress(Conflict):
+            client.create_dataset(ds, timeout=30)
+    for table_decl in system.bigquery_tables:
+        table = bigquery.Table(
+            f"{settings.project}.{table_decl.dataset}.{table_decl.name}",
+            schema=[
+                bigquery.SchemaField(c.name, c.type, mode=c.mode, description=c.description)
+                for c in table_decl.columns
+            ],
+        )
+        table.description = table_decl.description
+        if table_decl.partition_field:
+            table.time_partitioning = bigquery.TimePartitioning(
+                type_=bigquery.TimePartitioningType.DAY, field=table_decl.partition_field
+            )
+        if table_decl.clustering:
+            table.clustering_fields = list(table_decl.clustering)
+        with contextlib.suppress(Conflict):
+            client.create_table(table, timeout=30)
+    client.close()
+
+
+def create_all(settings: StackSettings, system: SystemResources) -> None:
+    create_pubsub(settings, system)
+    create_bigtable(settings, system)
+    create_bigquery(settings, system)
+    log.info("resources created", extra={"project": settings.project})

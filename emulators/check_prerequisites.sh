@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Fails with a clear message when a machine prerequisite of the local stack is missing.
+set -u
+problems=0
+need() { echo "missing prerequisite: $1" >&2; problems=1; }
+
+command -v "${PYTHON:-python3.11}" >/dev/null 2>&1 || need "Python 3.11 (python3.11 on PATH, or set PYTHON=...)"
+if command -v java >/dev/null 2>&1; then
+  java -version 2>&1 | grep -Eq 'version "(1[7-9]|2[0-9])' || need "Java 17 or newer (java -version)"
+else
+  need "Java 17 (the Pub/Sub and Firestore emulators run on the JVM)"
+fi
+if command -v gcloud >/dev/null 2>&1; then
+  sdk=$(gcloud info --format='value(installation.sdk_root)' 2>/dev/null)
+  for component in pubsub-emulator bigtable-emulator cloud-firestore-emulator; do
+    [ -d "$sdk/platform/$component" ] || need "gcloud component $component (apt: google-cloud-cli-${component/cloud-/}, or: gcloud components install ${component/cloud-/})"
+  done
+else
+  need "gcloud CLI (Google Cloud SDK) with the Pub/Sub, Bigtable and Firestore emulators"
+fi
+exit $problems

@@ -1,0 +1,71 @@
+"""Settings of the local stack: ports, paths and project, from ``CARTWISE_*`` variables."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class StackSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CARTWISE_", frozen=True, extra="ignore")
+
+    project: str = "demo-cartwise"
+    host: str = "127.0.0.1"
+    pubsub_port: int = 8085
+    bigtable_port: int = 8086
+    firestore_port: int = 8087
+    bigquery_port: int = 9050
+    bigquery_grpc_port: int = 9060
+    workflows_port: int = 8088
+    functions_base_port: int = 8100
+    local_dir: Path = ROOT / ".local"
+    venvs_dir: Path = ROOT / ".local" / "venvs"
+    start_timeout_s: float = 120.0
+
+    @cached_property
+    def logs_dir(self) -> Path:
+        return self.local_dir / "logs"
+
+    @cached_property
+    def data_dir(self) -> Path:
+        return self.local_dir / "data"
+
+    @cached_property
+    def state_file(self) -> Path:
+        return self.local_dir / "stack.json"
+
+    @cached_property
+    def env_file(self) -> Path:
+        return self.local_dir / "stack.env"
+
+    @cached_property
+    def venv_bin(self) -> Path:
+        return ROOT / ".venv" / "bin"
+
+    @cached_property
+    def bigquery_python(self) -> Path:
+        return self.venvs_dir / "bigquery" / "bin" / "python"
+
+    @cached_property
+    def workflows_bin(self) -> Path:
+        return self.venvs_dir / "workflows" / "bin"
+
+    def emulator_env(self) -> dict[str, str]:
+        """The variables every client library and function needs to reach the emulators."""
+        return {
+            "GOOGLE_CLOUD_PROJECT": self.project,
+            "PUBSUB_EMULATOR_HOST": f"{self.host}:{self.pubsub_port}",
+            "BIGTABLE_EMULATOR_HOST": f"{self.host}:{self.bigtable_port}",
+            "FIRESTORE_EMULATOR_HOST": f"{self.host}:{self.firestore_port}",
+            "BIGQUERY_EMULATOR_HOST": f"{self.host}:{self.bigquery_port}",
+            "WORKFLOWS_EMULATOR_URL": f"http://{self.host}:{self.workflows_port}",
+        }
+
+
+def function_ports(settings: StackSettings, names: list[str]) -> dict[str, int]:
+    """Each declared function's local port, in declaration order from the base port."""
+    return {name: settings.functions_base_port + index for index, name in enumerate(names)}

@@ -1,0 +1,440 @@
+"""Start, stop and report the local stack: ``python -m emulators.stack up|down|status``.
+
+Every component is a background process in its own process group, logging to
+``.local/logs/<component>.log``; pids live in ``.local/stack.json``. ``up`` is idempotent:
+healthy components are kept, dead ones restarted; ``down`` stops every group and checks
+that no port is still held.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from emulators import processes
+from emulators.config import ROOT, StackSettings, function_ports
+from shared.resources import SYSTEM, SystemResources
+
+log = logging.getLogger("cartwise.stack")
+
+DEMO_RETAILER_ID = "demo-retailer"
+HealthCheck = Callable[[], str | None]
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    command: list[str]
+    ports: tuple[int, ...]
+    health: HealthCheck
+    env: dict[str, str] = field(default_factory=dict)
+    stage: int = 0  # emulators first (0), then what needs resources created (1)
+
+
+# --- health checks: None when healthy, else the reason -----------------------------------
+
+
+def http_health(url: str, *, any_status: bool = False) -> HealthCheck:
+    def check() -> str | None:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310
+                return None if response.status < 400 or any_status else f"HTTP {response.status}"
+        except urllib.error.HTTPError as exc:
+            return None if any_status else f"HTTP {exc.code} from {url}"
+        except OSError as exc:
+            return f"{url}: {exc}"
+
+    return check
+
+
+def grpc_health(host: str, port: int) -> HealthCheck:
+    def check() -> str | None:
+        import grpc
+
+        channel = grpc.insecure_channel(f"{host}:{port}")
+        try:
+            grpc.channel_ready_future(channel).result(timeout=2)
+        except grpc.FutureTimeoutError:
+            return f"no gRPC answer on {host}:{port}"
+        finally:
+            channel.close()
+        return None
+
+    return check
+
+
+def heartbeat_health(path: Path, max_age_s: float) -> HealthCheck:
+    def check() -> str | None:
+        try:
+            age = time.time() - path.stat().st_mtime
+        except OSError:
+            return f"no heartbeat file {path}"
+        return None if age <= max_age_s else f"last heartbeat {age:.0f}s ago"
+
+    return check
+
+
+# --- the components ----------------------------------------------------------------------
+
+
+def components(settings: StackSettings, system: SystemResources = SYSTEM) -> list[Component]:
+    s = settings
+    gcloud = "gcloud"
+    found: list[Component] = [
+        Component(
+            "pubsub",
+            [
+                gcloud,
+                "beta",
+                "emulators",
+                "pubsub",
+                "start",
+                f"--host-port={s.host}:{s.pubsub_port}",
+                f"--project={s.project}",
+                f"--data-dir={s.data_dir / 'pubsub'}",
+            ],
+            (s.pubsub_port,),
+            http_health(f"http://{s.host}:{s.pubsub_port}/"),
+        ),
+        Component(
+            "bigtable",
+            [
+                gcloud,
+                "beta",
+                "emulators",
+                "bigtable",
+                "start",
+                f"--host-port={s.host}:{s.bigtable_port}",
+            ],
+            (s.bigtable_port,),
+            grpc_health(s.host, s.bigtable_port),
+        ),
+        Component(
+            "firestore",
+            [gcloud, "emulators", "firestore", "start", f"--host-port={s.host}:{s.firestore_port}"],
+            (s.firestore_port,),
+            http_health(f"http://{s.host}:{s.firestore_port}/"),
+        ),
+        Component(
+            "bigquery",
+            [
+                str(s.bigquery_python),
+                str(ROOT / "emulators" / "bigquery" / "serve.py"),
+                "--project",
+                s.project,
+                "--host",
+                s.host,
+                "--port",
+                str(s.bigquery_port),
+                "--grpc-port",
+                str(s.bigquery_grpc_port),
+                "--log-level",
+                "warning",
+            ],
+            (s.bigquery_port, s.bigquery_grpc_port),
+            http_health(f"http://{s.host}:{s.bigquery_port}/readyz"),
+        ),
+        Component(
+            "workflows",
+            [
+                str(s.workflows_bin / "python"),
+                str(ROOT / "emulators" / "workflows" / "serve.py"),
+                "--host",
+                s.host,
+                "--port",
+                str(s.workflows_port),
+                str(ROOT / "workflows"),
+            ],
+            (s.workflows_port,),
+            http_health(f"http://{s.host}:{s.workflows_port}/healthz"),
+        ),
+    ]
+    function_env = settings.emulator_env()
+    ports = function_ports(settings, [f.name for f in system.functions])
+    for function in system.functions:
+        port = ports[function.name]
+        found.append(
+            Component(
+                function.name,
+                [
+                    str(s.venv_bin / "functions-framework"),
+                    "--source",
+                    str(ROOT / "functions" / function.name / "main.py"),
+                    "--target",
+                    function.entry_point,
+                    "--signature-type",
+                    function.signature,
+                    "--host",
+                    s.host,
+                    "--port",
+                    str(port),
+                ],
+                (port,),
+                http_health(f"http://{s.host}:{port}/", any_status=True),
+                env={**function_env, **urls(settings, system)},
+                stage=1,
+            )
+        )
+    found.append(
+        Component(
+            "scheduler",
+            [
+                str(s.venv_bin / "python"),
+                "-m",
+                "emulators.scheduler",
+                "--heartbeat",
+                str(s.local_dir / "scheduler.heartbeat"),
+            ],
+            (),
+            heartbeat_health(s.local_dir / "scheduler.heartbeat", max_age_s=15),
+            env={**function_env, **urls(settings, system)},
+            stage=1,
+        )
+    )
+    return found
+
+
+def urls(settings: StackSettings, system: SystemResources = SYSTEM) -> dict[str, str]:
+    ports = function_ports(settings, [f.name for f in system.functions])
+    return {
+        f.env_url_name: f"http://{settings.host}:{ports[f.name]}"
+        for f in system.functions
+        if f.env_url_name
+    }
+
+
+# --- state -------------------------------------------------------------------------------
+
+
+def read_state(settings: StackSettings) -> dict[str, int]:
+    try:
+        data = json.loads(settings.state_file.read_text())
+    except (OSError, ValueError):
+        return {}
+    return {str(k): int(v) for k, v in data.get("pids", {}).items()}
+
+
+def write_state(settings: StackSettings, pids: dict[str, int]) -> None:
+    settings.local_dir.mkdir(parents=True, exist_ok=True)
+    settings.state_file.write_text(json.dumps({"pids": pids}, indent=2))
+
+
+@dataclass(frozen=True)
+class ComponentStatus:
+    name: str
+    pid: int | None
+    alive: bool
+    problem: str | None
+
+    @property
+    def healthy(self) -> bool:
+        return self.alive and self.problem is None
+
+
+def status(settings: StackSettings) -> list[ComponentStatus]:
+    pids = read_state(settings)
+
+    def one(component: Component) -> ComponentStatus:
+        pid = pids.get(component.name)
+        if pid is None:
+            return ComponentStatus(component.name, None, False, "not started")
+        if not processes.is_alive(pid):
+            return ComponentStatus(component.name, pid, False, f"process {pid} has exited")
+        return ComponentStatus(component.name, pid, True, component.health())
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return list(pool.map(one, components(settings)))
+
+
+# --- up / down ---------------------------------------------------------------------------
+
+
+class StackError(RuntimeError):
+    pass
+
+
+def _check_setup(settings: StackSettings) -> None:
+    missing = [
+        str(path)
+        for path in (
+            settings.venv_bin / "python",
+            settings.bigquery_python,
+            settings.workflows_bin / "python",
+        )
+        if not path.exists()
+    ]
+    if missing:
+        raise StackError(f"not set up ({', '.join(missing)} missing): run `make setup`")
+
+
+def _start_stage(settings: StackSettings, stage: list[Component], pids: dict[str, int]) -> None:
+    current = {s.name: s for s in status(settings)}
+    to_start = [c for c in stage if not current[c.name].healthy]
+    for component in to_start:
+        old = pids.get(component.name)
+        if old is not None:
+            processes.stop_group(old)
+        for port in component.ports:
+            if not processes.port_is_free(settings.host, port):
+                raise StackError(
+                    f"port {port} needed by {component.name} is busy: stop what holds it "
+                    f"(`ss -ltnp 'sport = :{port}'`) or choose another port with the "
+                    f"CARTWISE_*_PORT variables (see README)"
+                )
+    base_env = {k: v for k, v in os.environ.items() if not k.endswith("_EMULATOR_HOST")}
+    for component in to_start:
+        log_file = settings.logs_dir / f"{component.name}.log"
+        pid = processes.start(
+            component.command,
+            log_file=log_file,
+            env={**base_env, **component.env, "PYTHONUNBUFFERED": "1"},
+            cwd=ROOT,
+        )
+        pids[component.name] = pid
+        print(f"  started {component.name:<14} pid {pid:<7} log {log_file}")
+    write_state(settings, pids)
+
+    def healthy(component: Component) -> bool:
+        pid = pids[component.name]
+        if not processes.is_alive(pid):
+            raise StackError(
+                f"{component.name} exited during start: see "
+                f"{settings.logs_dir / (component.name + '.log')}"
+            )
+        return component.health() is None
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = pool.map(
+            lambda c: (c, processes.wait_until(lambda: healthy(c), settings.start_timeout_s)),
+            to_start,
+        )
+        for component, ok in results:
+            if not ok:
+                raise StackError(
+                    f"{component.name} not healthy after {settings.start_timeout_s:.0f}s "
+                    f"({component.health()}): see "
+                    f"{settings.logs_dir / (component.name + '.log')}"
+                )
+
+
+def _demo_api_key(settings: StackSettings) -> str:
+    """The demo retailer's key is chosen once per checkout and kept across restarts."""
+    path = settings.local_dir / "demo-api-key"
+    if path.exists():
+        return path.read_text().strip()
+    from shared.retailers import new_api_key
+
+    key = new_api_key()
+    path.write_text(key)
+    path.chmod(0o600)
+    return key
+
+
+def _provision(settings: StackSettings) -> dict[str, str]:
+    from emulators.bootstrap import create_all
+    from shared.adapters.clients import firestore_client
+    from shared.adapters.firestore_api_keys import FirestoreApiKeyStore
+    from shared.retailers import register_api_key
+
+    create_all(settings, SYSTEM)
+    api_key = _demo_api_key(settings)
+    store = FirestoreApiKeyStore(firestore_client(settings.project))
+    register_api_key(store, DEMO_RETAILER_ID, api_key, datetime.now(UTC))
+    return {"DEMO_RETAILER_ID": DEMO_RETAILER_ID, "DEMO_API_KEY": api_key}
+
+
+def write_env(settings: StackSettings, extra: dict[str, str]) -> None:
+    values = {**settings.emulator_env(), **urls(settings), **extra}
+    lines = [f"{key}={value}" for key, value in values.items()]
+    settings.env_file.write_text("\n".join(lines) + "\n")
+
+
+def up(settings: StackSettings) -> float:
+    """Start what is not healthy, create resources, write stack.env; return seconds taken."""
+    started = time.monotonic()
+    _check_setup(settings)
+    settings.logs_dir.mkdir(parents=True, exist_ok=True)
+    (settings.data_dir / "pubsub").mkdir(parents=True, exist_ok=True)
+    all_components = components(settings)
+    pids = read_state(settings)
+    os.environ.update(settings.emulator_env())
+    try:
+        print("starting emulators ...")
+        _start_stage(settings, [c for c in all_components if c.stage == 0], pids)
+        print("creating resources ...")
+        extra = _provision(settings)
+        print("starting functions and scheduler ...")
+        _start_stage(settings, [c for c in all_components if c.stage == 1], pids)
+    except BaseException:
+        print("start failed: stopping what was started", file=sys.stderr)
+        down(settings)
+        raise
+    write_env(settings, extra)
+    return time.monotonic() - started
+
+
+def down(settings: StackSettings) -> list[str]:
+    """Stop every component; return the problems left (ports still held)."""
+    pids = read_state(settings)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(processes.stop_group, pids.values()))
+    settings.state_file.unlink(missing_ok=True)
+    settings.env_file.unlink(missing_ok=True)
+    held = [
+        f"port {port} ({c.name}) still held"
+        for c in components(settings)
+        for port in c.ports
+        if processes.port_is_open(settings.host, port)
+    ]
+    return held
+
+
+def print_status(rows: list[ComponentStatus]) -> None:
+    print(f"{'component':<16}{'pid':<9}{'state':<10}detail")
+    for row in rows:
+        state = "healthy" if row.healthy else ("DOWN" if not row.alive else "UNHEALTHY")
+        print(f"{row.name:<16}{row.pid or '-'!s:<9}{state:<10}{row.problem or ''}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="emulators.stack", description=__doc__)
+    parser.add_argument("command", choices=["up", "down", "status", "env"])
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    settings = StackSettings()
+    if args.command == "up":
+        try:
+            seconds = up(settings)
+        except StackError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print_status(status(settings))
+        print(f"stack up in {seconds:.1f}s; environment in {settings.env_file}")
+        return 0
+    if args.command == "down":
+        problems = down(settings)
+        for problem in problems:
+            print(f"error: {problem}", file=sys.stderr)
+        print("stack down" if not problems else "stack down, with problems")
+        return 1 if problems else 0
+    if args.command == "env":
+        print(settings.env_file.read_text() if settings.env_file.exists() else "", end="")
+        return 0
+    rows = status(settings)
+    print_status(rows)
+    return 0 if rows and all(r.healthy for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

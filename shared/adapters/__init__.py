@@ -1,0 +1,1 @@
+"""Storage and messaging adapters: one module per backend, clients injected."""

@@ -1,0 +1,56 @@
+"""Lazily built Google Cloud clients, pointed at the emulators when their hosts are set.
+
+The official libraries honour ``PUBSUB_EMULATOR_HOST``, ``BIGTABLE_EMULATOR_HOST`` and
+``FIRESTORE_EMULATOR_HOST`` themselves; BigQuery has no such variable, so
+``BIGQUERY_EMULATOR_HOST`` is read here and turned into an endpoint with anonymous
+credentials.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from google.cloud import bigquery, bigtable, firestore
+    from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
+
+
+def bigquery_client(project: str, emulator_host: str | None) -> bigquery.Client:
+    from google.api_core.client_options import ClientOptions
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import bigquery
+
+    if emulator_host:
+        return bigquery.Client(
+            project=project,
+            credentials=AnonymousCredentials(),
+            client_options=ClientOptions(api_endpoint=f"http://{emulator_host}"),
+        )
+    return bigquery.Client(project=project)
+
+
+def bigtable_client(project: str, *, admin: bool = False) -> bigtable.Client:
+    from google.cloud import bigtable
+
+    return bigtable.Client(project=project, admin=admin)
+
+
+def firestore_client(project: str, database: str = "(default)") -> firestore.Client:
+    from google.cloud import firestore
+
+    return firestore.Client(project=project, database=database)
+
+
+def publisher_client(*, batch_max_messages: int = 500) -> PublisherClient:
+    from google.cloud.pubsub_v1 import PublisherClient, types
+
+    return PublisherClient(
+        batch_settings=types.BatchSettings(max_messages=batch_max_messages, max_latency=0.005),
+        publisher_options=types.PublisherOptions(enable_message_ordering=True),
+    )
+
+
+def subscriber_client() -> SubscriberClient:
+    from google.cloud.pubsub_v1 import SubscriberClient
+
+    return SubscriberClient()

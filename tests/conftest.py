@@ -1,0 +1,90 @@
+"""Session fixtures: the local stack (started once, or reused), and the safety guard."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import pytest
+
+from emulators import stack as local_stack
+from emulators.config import StackSettings
+
+LOOPBACK_KEYS = (
+    "PUBSUB_EMULATOR_HOST",
+    "BIGTABLE_EMULATOR_HOST",
+    "FIRESTORE_EMULATOR_HOST",
+    "BIGQUERY_EMULATOR_HOST",
+)
+
+
+class UnsafeStackError(RuntimeError):
+    pass
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(socket.gethostbyname(host)).is_loopback
+    except OSError:
+        return False
+
+
+def guard(env: dict[str, str]) -> None:
+    """Refuse anything but loopback emulators and a demo project: tests never touch GCP."""
+    project = env.get("GOOGLE_CLOUD_PROJECT", "")
+    if not project.startswith("demo-"):
+        raise UnsafeStackError(f"project {project!r} is not a demo- project")
+    for key in LOOPBACK_KEYS:
+        value = env.get(key)
+        if not value:
+            raise UnsafeStackError(f"{key} is not set")
+        host = urlsplit(f"//{value}").hostname or ""
+        if not _is_loopback(host):
+            raise UnsafeStackError(f"{key}={value} is not a loopback address")
+    for key, value in env.items():
+        if key.endswith("_URL") and not _is_loopback(urlsplit(value).hostname or ""):
+            raise UnsafeStackError(f"{key}={value} is not a loopback URL")
+
+
+def read_env_file(settings: StackSettings) -> dict[str, str]:
+    values = {}
+    for line in settings.env_file.read_text().splitlines():
+        if "=" in line:
+            key, value = line.split("=", 1)
+            values[key] = value
+    return values
+
+
+@pytest.fixture(scope="session")
+def stack_settings() -> StackSettings:
+    return StackSettings()
+
+
+@pytest.fixture(scope="session")
+def stack(stack_settings: StackSettings) -> Iterator[dict[str, str]]:
+    """The whole local stack: reused when already healthy, else started and stopped here."""
+    rows = local_stack.status(stack_settings)
+    started_here = not (rows and all(r.healthy for r in rows) and stack_settings.env_file.exists())
+    if started_here:
+        local_stack.up(stack_settings)
+    env = read_env_file(stack_settings)
+    guard(env)
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        yield env
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        if started_here:
+            local_stack.down(stack_settings)
+
+
+@pytest.fixture
+def unique() -> str:
+    """A fresh suffix for resource names owned by one test."""
+    return uuid.uuid4().hex[:10]

@@ -1,0 +1,48 @@
+"""Serve a test function with functions-framework, as the stack serves the real ones."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from emulators import processes
+from emulators.config import ROOT, StackSettings
+
+FUNCTIONS = Path(__file__).parent / "functions"
+
+
+@contextmanager
+def serve_function(
+    settings: StackSettings,
+    name: str,
+    target: str,
+    signature: str,
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[str]:
+    port = processes.free_port(settings.host)
+    pid = processes.start(
+        [
+            str(settings.venv_bin / "functions-framework"),
+            "--source",
+            str(FUNCTIONS / name / "main.py"),
+            "--target",
+            target,
+            "--signature-type",
+            signature,
+            "--host",
+            settings.host,
+            "--port",
+            str(port),
+        ],
+        log_file=settings.logs_dir / f"test-{name}-{port}.log",
+        env={**os.environ, **(extra_env or {})},
+        cwd=ROOT,
+    )
+    try:
+        if not processes.wait_until(lambda: processes.port_is_open(settings.host, port), 30):
+            raise TimeoutError(f"test function {name} did not start on port {port}")
+        yield f"http://{settings.host}:{port}"
+    finally:
+        processes.stop_group(pid)
