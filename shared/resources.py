@@ -145,9 +145,15 @@ class SystemResources(_Frozen):
 
 SHOPPER_EVENTS_TOPIC = "shopper-events"
 SHOPPER_EVENTS_DEAD_LETTER_TOPIC = "shopper-events-dead-letter"
+REJECTED_EVENTS_TOPIC = "rejected-events"
 BIGTABLE_INSTANCE = "cartwise"
 SHOPPER_EVENTS_TABLE = "shopper_events"
 EVENT_FAMILY = "event"
+EVENT_IDS_TABLE = "event_ids"
+ID_FAMILY = "id"
+REJECTED_EVENTS_TABLE = "rejected_events"
+REJECTED_FAMILY = "rejected"
+REJECTED_EVENT_RETENTION_DAYS = 90
 BIGQUERY_DATASET = "cartwise"
 DEFAULT_DATABASE = "(default)"
 REWARDS_DATABASE = "rewards"
@@ -158,6 +164,7 @@ SYSTEM = SystemResources(
     topics=(
         Topic(name=SHOPPER_EVENTS_TOPIC),
         Topic(name=SHOPPER_EVENTS_DEAD_LETTER_TOPIC),
+        Topic(name=REJECTED_EVENTS_TOPIC),
     ),
     subscriptions=(
         Subscription(
@@ -166,6 +173,7 @@ SYSTEM = SystemResources(
             ack_deadline_s=60,
             max_delivery_attempts=5,
         ),
+        Subscription(name=f"{REJECTED_EVENTS_TOPIC}-inspect", topic=REJECTED_EVENTS_TOPIC),
     ),
     bigtable_instance=BIGTABLE_INSTANCE,
     bigtable_tables=(
@@ -175,6 +183,24 @@ SYSTEM = SystemResources(
                 ColumnFamily(
                     name=EVENT_FAMILY,
                     gc=GcRule(max_versions=1, max_age_days=RAW_EVENT_RETENTION_DAYS),
+                ),
+            ),
+        ),
+        BigtableTable(
+            name=EVENT_IDS_TABLE,
+            families=(
+                ColumnFamily(
+                    name=ID_FAMILY,
+                    gc=GcRule(max_versions=1, max_age_days=RAW_EVENT_RETENTION_DAYS),
+                ),
+            ),
+        ),
+        BigtableTable(
+            name=REJECTED_EVENTS_TABLE,
+            families=(
+                ColumnFamily(
+                    name=REJECTED_FAMILY,
+                    gc=GcRule(max_versions=1, max_age_days=REJECTED_EVENT_RETENTION_DAYS),
                 ),
             ),
         ),
@@ -192,6 +218,15 @@ SYSTEM = SystemResources(
             description="winners' e-mail addresses and payouts; rewards code path only",
         ),
     ),
-    functions=(),
+    functions=(
+        Function(
+            name="ingest_events",
+            signature="http",
+            entry_point="ingest_events",
+            public=True,
+            description="Shopper Event API: POST /v1/events",
+            env_url_name="INGEST_URL",
+        ),
+    ),
     scheduler_jobs=(),
 )

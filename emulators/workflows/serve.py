@@ -21,7 +21,8 @@ one file given with --source for every workflow id, and binds the execution
 * sets GOOGLE_CLOUD_PROJECT_ID|NUMBER, _LOCATION, _WORKFLOW_ID,
   _WORKFLOW_REVISION_ID, _WORKFLOW_EXECUTION_ID from the URL per execution;
   executions are serialized (the engine keeps these in os.environ);
-* small fidelity fixes to the engine (see `_patch_engine`).
+* small fidelity fixes to the engine (see `_patch_engine`), incl. http.* calls
+  with `auth: {type: OIDC}` sent without a token (upstream fails them).
 """
 
 import argparse
@@ -34,7 +35,8 @@ import uuid
 from pathlib import Path
 
 # Keep google-auth's metadata-server probe (only hit by auth: OAuth2 and
-# googleapis.* connectors, which need real credentials) on loopback.
+# googleapis.* connectors, which need real credentials) on loopback. google-auth
+# reads these at import time, hence before the imports below.
 os.environ.setdefault("GCE_METADATA_HOST", "127.0.0.1:9")
 os.environ.setdefault("GCE_METADATA_IP", "127.0.0.1:9")
 
@@ -43,9 +45,10 @@ import uvicorn
 import yaml
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+from workflows_emulator import main as engine
 from workflows_emulator import render
 from workflows_emulator.lib import http_utils
-from workflows_emulator.main import execute_workflow, load_workflow
 from workflows_emulator.utils import WorkflowError
 
 EXECUTIONS = "/v1/projects/{project}/locations/{location}/workflows/{workflow_id}/executions"
@@ -89,6 +92,12 @@ def _patch_engine() -> None:
     original_request = http_utils.request
 
     def request(*args, **kwargs):
+        # 5. `auth: {type: OIDC}` raises NotImplementedError upstream. Locally
+        #    nothing checks tokens, so send the call unauthenticated instead.
+        auth = kwargs.get("auth")
+        if isinstance(auth, dict) and auth.get("type") == "OIDC":
+            logging.getLogger("workflows").info("auth OIDC ignored locally: %s", kwargs.get("url"))
+            kwargs["auth"] = None
         try:
             return original_request(*args, **kwargs)
         except requests.HTTPError as err:
@@ -110,6 +119,21 @@ def _patch_engine() -> None:
 
     http_utils.request = request
 
+    # 4. StepAssign takes a process-wide Lock and never releases it when the
+    #    assignment raises (e.g. ${m.missing_key}): every later `assign` in the
+    #    process then hangs forever. Release it on the error path.
+    original_assign = engine.StepAssign.execute
+
+    def assign_execute(self):
+        try:
+            return original_assign(self)
+        except BaseException:
+            if engine.LOCK.locked():
+                engine.LOCK.release()
+            raise
+
+    engine.StepAssign.execute = assign_execute
+
 
 def _error_map(err: BaseException) -> dict:
     if isinstance(err, WorkflowError):
@@ -126,7 +150,7 @@ def build_app(workflows_dir: Path) -> FastAPI:
     app = FastAPI(title="workflows-emulator (local)")
 
     def find(workflow_id: str):
-        for ext in (".yaml", ".yml"):
+        for ext in (".workflows.yaml", ".yaml", ".yml"):
             path = workflows_dir / f"{workflow_id}{ext}"
             if path.is_file():
                 return path
@@ -134,7 +158,9 @@ def build_app(workflows_dir: Path) -> FastAPI:
 
     @app.get("/healthz")
     def healthz():
-        names = sorted(p.stem for p in workflows_dir.iterdir() if p.suffix in (".yaml", ".yml"))
+        names = sorted(
+            p.name.split(".")[0] for p in workflows_dir.iterdir() if p.suffix in (".yaml", ".yml")
+        )
         return {"status": "ok", "workflows": names}
 
     @app.post(EXECUTIONS)
@@ -172,10 +198,11 @@ def build_app(workflows_dir: Path) -> FastAPI:
         def run():
             with _LOCK:
                 try:
-                    config = load_workflow(str(path))
-                    main = config["main"] if isinstance(config, dict) else {}
+                    config = engine.load_workflow(str(path))
+                    main_wf = config["main"] if isinstance(config, dict) else {}
                     names = [
-                        p if isinstance(p, str) else next(iter(p)) for p in main.get("params", [])
+                        p if isinstance(p, str) else next(iter(p))
+                        for p in main_wf.get("params", [])
                     ]
                     params = {names[0]: argument} if names and argument is not None else {}
                     for key in _ENV_KEYS:
@@ -191,12 +218,10 @@ def build_app(workflows_dir: Path) -> FastAPI:
                         path.read_bytes()
                     ).hexdigest()[:6]
                     os.environ["GOOGLE_CLOUD_WORKFLOW_EXECUTION_ID"] = str(uuid.uuid4())
-                    return 200, execute_workflow(config, params)
+                    return 200, engine.execute_workflow(config, params)
                 except BaseException as err:
                     logging.getLogger("workflows").exception("execution failed")
                     return 500, {"error": _error_map(err)}
-
-        from starlette.concurrency import run_in_threadpool
 
         status, content = await run_in_threadpool(run)
         return JSONResponse(
@@ -206,7 +231,7 @@ def build_app(workflows_dir: Path) -> FastAPI:
     return app
 
 
-def main() -> None:
+def cli() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("workflows_dir", type=Path, help="directory of <workflow_id>.yaml files")
     parser.add_argument("--host", default="127.0.0.1")
@@ -224,8 +249,10 @@ def main() -> None:
         host=args.host,
         port=args.port,
         log_level=args.log_level.lower(),
+        # On SIGTERM: stop accepting, give in-flight executions 5 s, then exit.
+        timeout_graceful_shutdown=5,
     )
 
 
 if __name__ == "__main__":
-    main()
+    cli()

@@ -17,5 +17,5 @@ def echo(request: flask.Request) -> tuple[dict[str, Any], int]:
     body = request.get_json(silent=True) or {}
     fail_until = int(body.get("fail_until_call", 0))
     if call <= fail_until:
-        return {"error": "transient", "call": call}, 503
+        return {"error": "asked to fail", "call": call}, int(body.get("fail_status", 503))
     return {"received": body, "call": call}, 200

@@ -1,0 +1,64 @@
+"""ingest_events: the Shopper Event API (HTTP). Parse, call the service, answer."""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any
+
+import flask
+import functions_framework
+
+from shared import logs
+from shared.ingest import MAX_REQUEST_BYTES
+from shared.ingest_api import CachedApiKeys, IngestDependencies, handle
+from shared.settings import IngestSettings
+
+
+@functools.cache
+def dependencies() -> IngestDependencies:
+    """Built once per instance, on first use: clients are reused across requests."""
+    from shared.adapters import clients
+    from shared.adapters.bigtable_events import BigtableEventStore, BigtableRejectedEventStore
+    from shared.adapters.firestore_api_keys import FirestoreApiKeyStore
+    from shared.adapters.firestore_retailers import FirestoreRetailerRates
+    from shared.adapters.pubsub_publisher import (
+        PubSubEventPublisher,
+        PubSubRejectedEventPublisher,
+        RejectedEventFanout,
+    )
+
+    settings = IngestSettings()
+    logs.configure(settings.log_level)
+    instance = clients.bigtable_client(settings.project).instance(settings.bigtable_instance)
+    publisher = clients.publisher_client()
+    firestore = clients.firestore_client(settings.project)
+    return IngestDependencies(
+        store=BigtableEventStore(instance),
+        publisher=PubSubEventPublisher(
+            publisher, publisher.topic_path(settings.project, settings.events_topic)
+        ),
+        rejected_sink=RejectedEventFanout(
+            BigtableRejectedEventStore(instance),
+            PubSubRejectedEventPublisher(
+                publisher, publisher.topic_path(settings.project, settings.rejected_topic)
+            ),
+        ),
+        api_keys=CachedApiKeys(FirestoreApiKeyStore(firestore), settings.api_key_cache_ttl_s),
+        rate_limit_per_s=FirestoreRetailerRates(
+            firestore, settings.default_rate_limit_per_s, settings.api_key_cache_ttl_s
+        ),
+    )
+
+
+@functions_framework.http
+def ingest_events(request: flask.Request) -> Any:
+    # Read one byte past the limit at most: an oversized body is refused, never buffered.
+    body = request.stream.read(MAX_REQUEST_BYTES + 1)
+    response = handle(request.method, request.path, dict(request.headers), body, dependencies)
+    return flask.Response(
+        json.dumps(response.body),
+        status=response.status,
+        headers=response.headers,
+        mimetype="application/json",
+    )

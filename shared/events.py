@@ -1,0 +1,381 @@
+"""The shopper event contract, version 1.
+
+An envelope (``event_id``, ``type``, ``shopper_id``, ``session_id``, ``occurred_at``,
+``schema_version``, ``payload``) with one payload model per type. Unknown fields are
+rejected everywhere, so nothing outside the contract is ever stored; fields that carry a
+person's identity or socio-demographic data are refused with that reason (privacy by
+design). The retailer is never in the body: it comes from the credentials.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
+
+SCHEMA_VERSION = 1
+SUPPORTED_SCHEMA_VERSIONS = frozenset({1})
+
+IDENTIFIER = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$"
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+# Field names refused anywhere in an event, whatever their nesting (lower-cased, with
+# separators removed before comparison): identity and socio-demographic data.
+FORBIDDEN_FIELDS = frozenset(
+    {
+        "name",
+        "firstname",
+        "lastname",
+        "fullname",
+        "surname",
+        "givenname",
+        "familyname",
+        "email",
+        "emailaddress",
+        "mail",
+        "phone",
+        "phonenumber",
+        "mobile",
+        "telephone",
+        "address",
+        "streetaddress",
+        "street",
+        "postcode",
+        "postalcode",
+        "zipcode",
+        "zip",
+        "city",
+        "birthdate",
+        "dateofbirth",
+        "dob",
+        "birthday",
+        "age",
+        "agerange",
+        "gender",
+        "sex",
+        "ethnicity",
+        "ethnicorigin",
+        "race",
+        "religion",
+        "nationality",
+        "maritalstatus",
+        "income",
+        "incomerange",
+        "householdsize",
+        "children",
+        "kidcount",
+        "homeowner",
+        "ipaddress",
+        "ip",
+        "ssn",
+        "passport",
+    }
+)
+
+Money = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=4)]
+Identifier = Annotated[str, Field(pattern=IDENTIFIER)]
+Url = Annotated[str, Field(min_length=1, max_length=2048)]
+Label = Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class EventType(StrEnum):
+    PAGE_VIEWED = "page_viewed"
+    LINK_CLICKED = "link_clicked"
+    SEARCH_PERFORMED = "search_performed"
+    PRODUCT_ADDED_TO_BASKET = "product_added_to_basket"
+    PRODUCT_REMOVED_FROM_BASKET = "product_removed_from_basket"
+    CART_VALIDATED = "cart_validated"
+    ORDER_STATUS_CHANGED = "order_status_changed"
+    EXPERIENCE_DISPLAYED = "experience_displayed"
+    EXPERIENCE_CLICKED = "experience_clicked"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+# --- payloads ----------------------------------------------------------------------------
+
+
+class PageViewed(_Strict):
+    url: Url
+    page_type: Literal[
+        "home",
+        "category",
+        "product",
+        "search",
+        "basket",
+        "checkout",
+        "order_confirmation",
+        "account",
+        "promotion",
+        "other",
+    ]
+    product_id: Identifier | None = None
+    category: Label | None = None
+
+
+class LinkClicked(_Strict):
+    url: Url
+    target_url: Url
+    label: Label | None = None
+
+
+class SearchPerformed(_Strict):
+    query: Annotated[str, Field(min_length=1, max_length=256)]
+    result_count: Annotated[int, Field(ge=0)]
+
+
+class BasketChange(_Strict):
+    product_id: Identifier
+    quantity: Annotated[int, Field(gt=0, le=10_000)]
+    unit_price: Money
+    brand: Label | None = None
+    category: Label | None = None
+
+
+class ProductAddedToBasket(BasketChange):
+    pass
+
+
+class ProductRemovedFromBasket(BasketChange):
+    pass
+
+
+class OrderLine(_Strict):
+    product_id: Identifier
+    quantity: Annotated[int, Field(gt=0, le=10_000)]
+    unit_price: Money
+    discount: Money = Decimal(0)
+    brand: Label | None = None
+    category: Label | None = None
+
+
+class CartValidated(_Strict):
+    order_id: Identifier
+    lines: Annotated[list[OrderLine], Field(min_length=1, max_length=500)]
+    total: Money
+
+    @field_validator("lines")
+    @classmethod
+    def _distinct_products(cls, lines: list[OrderLine]) -> list[OrderLine]:
+        products = [line.product_id for line in lines]
+        if len(products) != len(set(products)):
+            raise ValueError("each product appears on one line only")
+        return lines
+
+
+class OrderStatusChanged(_Strict):
+    order_id: Identifier
+    status: Literal["shipped", "delivered", "cancelled", "returned", "refunded"]
+
+
+class ExperienceDisplayed(_Strict):
+    experience_id: Identifier
+    campaign_id: Identifier | None = None
+
+
+class ExperienceClicked(_Strict):
+    experience_id: Identifier
+    campaign_id: Identifier | None = None
+
+
+PAYLOADS: dict[EventType, type[_Strict]] = {
+    EventType.PAGE_VIEWED: PageViewed,
+    EventType.LINK_CLICKED: LinkClicked,
+    EventType.SEARCH_PERFORMED: SearchPerformed,
+    EventType.PRODUCT_ADDED_TO_BASKET: ProductAddedToBasket,
+    EventType.PRODUCT_REMOVED_FROM_BASKET: ProductRemovedFromBasket,
+    EventType.CART_VALIDATED: CartValidated,
+    EventType.ORDER_STATUS_CHANGED: OrderStatusChanged,
+    EventType.EXPERIENCE_DISPLAYED: ExperienceDisplayed,
+    EventType.EXPERIENCE_CLICKED: ExperienceClicked,
+}
+
+Payload = (
+    PageViewed
+    | LinkClicked
+    | SearchPerformed
+    | ProductAddedToBasket
+    | ProductRemovedFromBasket
+    | CartValidated
+    | OrderStatusChanged
+    | ExperienceDisplayed
+    | ExperienceClicked
+)
+
+
+# --- envelope ----------------------------------------------------------------------------
+
+
+class _Envelope(_Strict):
+    event_id: UUID
+    shopper_id: Annotated[str, Field(pattern=IDENTIFIER)]
+    session_id: Annotated[str, Field(pattern=IDENTIFIER)] | None = None
+    occurred_at: AwareDatetime
+    schema_version: Literal[1]
+
+    @field_validator("shopper_id", mode="before")
+    @classmethod
+    def _not_an_email(cls, value: Any) -> Any:
+        if isinstance(value, str) and EMAIL.fullmatch(value.strip()):
+            raise ValueError("must be the retailer's customer identifier, not an e-mail")
+        return value
+
+
+class PageViewedEvent(_Envelope):
+    type: Literal[EventType.PAGE_VIEWED]
+    payload: PageViewed
+
+
+class LinkClickedEvent(_Envelope):
+    type: Literal[EventType.LINK_CLICKED]
+    payload: LinkClicked
+
+
+class SearchPerformedEvent(_Envelope):
+    type: Literal[EventType.SEARCH_PERFORMED]
+    payload: SearchPerformed
+
+
+class ProductAddedToBasketEvent(_Envelope):
+    type: Literal[EventType.PRODUCT_ADDED_TO_BASKET]
+    payload: ProductAddedToBasket
+
+
+class ProductRemovedFromBasketEvent(_Envelope):
+    type: Literal[EventType.PRODUCT_REMOVED_FROM_BASKET]
+    payload: ProductRemovedFromBasket
+
+
+class CartValidatedEvent(_Envelope):
+    type: Literal[EventType.CART_VALIDATED]
+    payload: CartValidated
+
+
+class OrderStatusChangedEvent(_Envelope):
+    type: Literal[EventType.ORDER_STATUS_CHANGED]
+    payload: OrderStatusChanged
+
+
+class ExperienceDisplayedEvent(_Envelope):
+    type: Literal[EventType.EXPERIENCE_DISPLAYED]
+    payload: ExperienceDisplayed
+
+
+class ExperienceClickedEvent(_Envelope):
+    type: Literal[EventType.EXPERIENCE_CLICKED]
+    payload: ExperienceClicked
+
+
+ShopperEvent = Annotated[
+    PageViewedEvent
+    | LinkClickedEvent
+    | SearchPerformedEvent
+    | ProductAddedToBasketEvent
+    | ProductRemovedFromBasketEvent
+    | CartValidatedEvent
+    | OrderStatusChangedEvent
+    | ExperienceDisplayedEvent
+    | ExperienceClickedEvent,
+    Field(discriminator="type"),
+]
+
+EVENT_ADAPTER: TypeAdapter[ShopperEvent] = TypeAdapter(ShopperEvent)
+
+
+# --- validation with reasons -------------------------------------------------------------
+
+
+class Rejection(BaseModel):
+    """Why an event was refused: machine-readable code, field path and message."""
+
+    model_config = ConfigDict(frozen=True)
+
+    code: str
+    field: str
+    message: str
+
+
+def _forbidden_paths(value: Any, path: str = "") -> list[str]:
+    found: list[str] = []
+    if isinstance(value, dict):
+        for key, child in value.items():
+            child_path = f"{path}.{key}" if path else str(key)
+            normalized = re.sub(r"[^a-z]", "", str(key).lower())
+            if normalized in FORBIDDEN_FIELDS:
+                found.append(child_path)
+            found.extend(_forbidden_paths(child, child_path))
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            found.extend(_forbidden_paths(child, f"{path}[{index}]"))
+    return found
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        elif item in {e.value for e in EventType}:
+            continue  # the discriminator tag pydantic inserts in union locations
+        else:
+            parts.append(f".{item}" if parts else str(item))
+    return "".join(parts)
+
+
+def validate_event(raw: Any) -> ShopperEvent | list[Rejection]:
+    """Parse one raw event; return the typed event or every reason it was refused."""
+    if not isinstance(raw, dict):
+        return [Rejection(code="not_an_object", field="", message="an event is a JSON object")]
+    forbidden = _forbidden_paths(raw)
+    if forbidden:
+        return [
+            Rejection(
+                code="personal_data_refused",
+                field=path,
+                message="identity and socio-demographic data are never accepted",
+            )
+            for path in forbidden
+        ]
+    version = raw.get("schema_version")
+    if isinstance(version, int) and version not in SUPPORTED_SCHEMA_VERSIONS:
+        return [
+            Rejection(
+                code="unsupported_schema_version",
+                field="schema_version",
+                message=f"supported versions: {sorted(SUPPORTED_SCHEMA_VERSIONS)}",
+            )
+        ]
+    try:
+        return EVENT_ADAPTER.validate_python(raw)
+    except ValidationError as exc:
+        return [
+            Rejection(code=error["type"], field=_location(error["loc"]), message=error["msg"])
+            for error in exc.errors(include_url=False)
+        ]
+
+
+def event_json_schema() -> dict[str, Any]:
+    """The published JSON Schema of one shopper event (all types, discriminated)."""
+    schema = EVENT_ADAPTER.json_schema(mode="validation")
+    schema["$id"] = f"https://cartwise.dev/schemas/shopper-event/v{SCHEMA_VERSION}.json"
+    schema["title"] = "ShopperEvent"
+    return schema
+
+
+def occurred_at(event: ShopperEvent) -> datetime:
+    return event.occurred_at
