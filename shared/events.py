@@ -341,6 +341,9 @@ def validate_event(raw: Any) -> ShopperEvent | list[Rejection]:
     """Parse one raw event; return the typed event or every reason it was refused."""
     if not isinstance(raw, dict):
         return [Rejection(code="not_an_object", field="", message="an event is a JSON object")]
+    if "retailer_id" in raw:
+        # The retailer comes from the credentials only: a body's claim is ignored.
+        raw = {key: value for key, value in raw.items() if key != "retailer_id"}
     forbidden = _forbidden_paths(raw)
     if forbidden:
         return [

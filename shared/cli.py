@@ -1,0 +1,205 @@
+"""The ``cartwise`` command line: ``cartwise demo`` (more commands come with the pipeline)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+import warnings
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from shared.ingest import shopper_prefix
+
+
+def _stack_env() -> dict[str, str]:
+    from emulators.config import StackSettings
+
+    path = StackSettings().env_file
+    if not path.exists():
+        sys.exit("the local stack is not running: `make up` first (or `make demo`)")
+    env = dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+    if not env.get("GOOGLE_CLOUD_PROJECT", "").startswith("demo-"):
+        sys.exit("refusing to run the demo outside a demo- project")
+    return env
+
+
+def _post(
+    url: str, api_key: str, events: list[dict[str, Any]]
+) -> tuple[int, dict[str, Any], float]:
+    request = urllib.request.Request(  # noqa: S310 - loopback URL from stack.env
+        f"{url}/v1/events",
+        data=json.dumps({"events": events}).encode(),
+        headers={"Content-Type": "application/json", "X-Api-Key": api_key},
+        method="POST",
+    )
+    started = time.perf_counter()
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            status, body = response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        status, body = exc.code, json.loads(exc.read())
+    return status, body, (time.perf_counter() - started) * 1000
+
+
+def demo_session(shopper_id: str, start: datetime) -> list[dict[str, Any]]:
+    """One shopper's visit: browse, search, fill the basket, change their mind, pay."""
+    session_id = f"s-{uuid.uuid4().hex[:8]}"
+    at = iter(start + timedelta(seconds=20 * i) for i in range(100))
+
+    def event(kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "event_id": str(uuid.uuid4()),
+            "type": kind,
+            "shopper_id": shopper_id,
+            "session_id": session_id,
+            "occurred_at": next(at).isoformat(),
+            "schema_version": 1,
+            "payload": payload,
+        }
+
+    pasta = {"product_id": "p-1001", "brand": "Barilla", "category": "PASTA"}
+    sauce = {"product_id": "p-2002", "brand": "Bertolli", "category": "PASTA SAUCE"}
+    cheese = {"product_id": "p-3003", "brand": "Galbani", "category": "CHEESE"}
+    return [
+        event("page_viewed", {"url": "/", "page_type": "home"}),
+        event("search_performed", {"query": "spaghetti", "result_count": 24}),
+        event("page_viewed", {"url": "/p/1001", "page_type": "product", "product_id": "p-1001"}),
+        event("product_added_to_basket", {**pasta, "quantity": 2, "unit_price": "1.49"}),
+        event("product_added_to_basket", {**sauce, "quantity": 1, "unit_price": "2.99"}),
+        event("product_removed_from_basket", {**sauce, "quantity": 1, "unit_price": "2.99"}),
+        event("product_added_to_basket", {**cheese, "quantity": 1, "unit_price": "3.20"}),
+        event(
+            "cart_validated",
+            {
+                "order_id": f"o-{uuid.uuid4().hex[:8]}",
+                "total": "6.18",
+                "lines": [
+                    {**pasta, "quantity": 2, "unit_price": "1.49"},
+                    {**cheese, "quantity": 1, "unit_price": "3.20"},
+                ],
+            },
+        ),
+        # A tracker that leaks personal data: refused with its reason, kept for inspection.
+        event("page_viewed", {"url": "/account", "page_type": "account", "email": "x@y.org"}),
+    ]
+
+
+def demo() -> int:
+    from google.cloud.bigtable.row_set import RowSet
+
+    from shared.adapters import clients
+    from shared.resources import (
+        BIGTABLE_INSTANCE,
+        REJECTED_EVENTS_TABLE,
+        SHOPPER_EVENTS_TABLE,
+        SHOPPER_EVENTS_TOPIC,
+    )
+
+    env = _stack_env()
+    os.environ.update(env)
+    warnings.filterwarnings("ignore", "Connecting to Bigtable emulator", RuntimeWarning)
+    project, retailer = env["GOOGLE_CLOUD_PROJECT"], env["DEMO_RETAILER_ID"]
+    subscriber = clients.subscriber_client()
+    tap = subscriber.subscription_path(project, f"demo-tap-{uuid.uuid4().hex[:8]}")
+    subscriber.create_subscription(
+        request={
+            "name": tap,
+            "topic": f"projects/{project}/topics/{SHOPPER_EVENTS_TOPIC}",
+            "enable_message_ordering": True,
+        },
+        timeout=10,
+    )
+    shopper = f"demo-{uuid.uuid4().hex[:6]}"
+    events = demo_session(shopper, datetime.now(UTC) - timedelta(minutes=5))
+    print(
+        f"\n== 1. A tracker sends {len(events)} events of shopper {shopper} "
+        f"to {env['INGEST_URL']}/v1/events"
+    )
+    status, body, ms = _post(env["INGEST_URL"], env["DEMO_API_KEY"], events)
+    print(
+        f"   HTTP {status} in {ms:.0f} ms: accepted {body['accepted']}, "
+        f"duplicates {body['duplicate_count']}, rejected {body['rejected_count']}"
+    )
+    for item in body["rejected"]:
+        reasons = "; ".join(f"{r['field']}: {r['code']}" for r in item["reasons"])
+        print(f"   rejected event #{item['index']}: {reasons}")
+    print("\n== 2. The tracker retries the same request (a flaky network): nothing is doubled")
+    status, body, ms = _post(env["INGEST_URL"], env["DEMO_API_KEY"], events[:-1])
+    print(
+        f"   HTTP {status} in {ms:.0f} ms: accepted {body['accepted']}, "
+        f"duplicates {body['duplicate_count']}"
+    )
+
+    instance = clients.bigtable_client(project).instance(BIGTABLE_INSTANCE)
+    prefix = shopper_prefix(retailer, shopper).encode()
+    row_set = RowSet()
+    row_set.add_row_range_with_prefix(prefix.decode())
+    rows = list(instance.table(SHOPPER_EVENTS_TABLE).read_rows(row_set=row_set))
+    print(
+        f"\n== 3. Bigtable `{SHOPPER_EVENTS_TABLE}`: {len(rows)} rows under the shopper's "
+        f"prefix {prefix.decode()!r} (newest first)"
+    )
+    for row in rows:
+        message = json.loads(row.cells["event"][b"message"][0].value)
+        print(
+            f"   {message['event']['occurred_at'][11:19]}  {message['event']['type']:<28}"
+            f" {row.row_key.decode()[len(prefix) :][:40]}..."
+        )
+
+    received: list[Any] = []
+    deadline = time.monotonic() + 10
+    while len(received) < len(rows) and time.monotonic() < deadline:
+        response = subscriber.pull(subscription=tap, max_messages=50, timeout=5)
+        received.extend(m.message for m in response.received_messages)
+        if response.received_messages:
+            subscriber.acknowledge(
+                subscription=tap, ack_ids=[m.ack_id for m in response.received_messages]
+            )
+    print(
+        f"\n== 4. Pub/Sub `{SHOPPER_EVENTS_TOPIC}`: {len(received)} messages, "
+        f"ordering key {received[0].ordering_key if received else '-'!r}"
+    )
+    for message in received[:3]:
+        print(f"   attributes {dict(message.attributes)}")
+    subscriber.delete_subscription(subscription=tap, timeout=10)
+
+    rejected_rows = list(
+        instance.table(REJECTED_EVENTS_TABLE).read_rows(
+            row_set=_prefix_set(f"{retailer}#"), limit=1
+        )
+    )
+    print(f"\n== 5. Bigtable `{REJECTED_EVENTS_TABLE}` keeps the refused input with its reasons")
+    for row in rejected_rows:
+        cells = row.cells["rejected"]
+        print(f"   reasons {cells[b'reasons'][0].value.decode()}")
+    print("\nThe stack keeps running: `make status` to check it, `make down` to stop it.")
+    print(f"OpenAPI: {env['INGEST_URL']}/openapi.json")
+    return 0 if len(rows) == len(events) - 1 == len(received) else 1
+
+
+def _prefix_set(prefix: str) -> Any:
+    from google.cloud.bigtable.row_set import RowSet
+
+    row_set = RowSet()
+    row_set.add_row_range_with_prefix(prefix)
+    return row_set
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="cartwise")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("demo", help="send a shopper session through the local stack")
+    args = parser.parse_args(argv)
+    if args.command == "demo":
+        return demo()
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
