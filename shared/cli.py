@@ -91,8 +91,6 @@ def demo_session(shopper_id: str, start: datetime) -> list[dict[str, Any]]:
 
 
 def demo() -> int:
-    from google.cloud.bigtable.row_set import RowSet
-
     from shared.adapters import clients
     from shared.resources import (
         BIGTABLE_INSTANCE,
@@ -138,9 +136,9 @@ def demo() -> int:
 
     instance = clients.bigtable_client(project).instance(BIGTABLE_INSTANCE)
     prefix = shopper_prefix(retailer, shopper).encode()
-    row_set = RowSet()
-    row_set.add_row_range_with_prefix(prefix.decode())
-    rows = list(instance.table(SHOPPER_EVENTS_TABLE).read_rows(row_set=row_set))
+    rows = list(
+        instance.table(SHOPPER_EVENTS_TABLE).read_rows(row_set=_prefix_set(prefix.decode()))
+    )
     print(
         f"\n== 3. Bigtable `{SHOPPER_EVENTS_TABLE}`: {len(rows)} rows under the shopper's "
         f"prefix {prefix.decode()!r} (newest first)"
