@@ -9,6 +9,7 @@ that no port is still held.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import os
@@ -16,11 +17,13 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from emulators import processes
 from emulators.config import ROOT, StackSettings, function_ports
@@ -40,6 +43,17 @@ class Component:
     health: HealthCheck
     env: dict[str, str] = field(default_factory=dict)
     stage: int = 0  # emulators first (0), then what needs resources created (1)
+    code: tuple[Path, ...] = ()  # restarted by `up` when these files change
+
+
+def fingerprint(paths: tuple[Path, ...]) -> str:
+    """A hash of the Python sources under ``paths`` (names, sizes and contents)."""
+    digest = hashlib.sha256()
+    for root in paths:
+        for path in sorted(root.rglob("*.py")):
+            digest.update(str(path.relative_to(ROOT)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 # --- health checks: None when healthy, else the reason -----------------------------------
@@ -184,6 +198,7 @@ def components(settings: StackSettings, system: SystemResources = SYSTEM) -> lis
                 http_health(f"http://{s.host}:{port}/", any_status=True),
                 env={**function_env, **urls(settings, system)},
                 stage=1,
+                code=(ROOT / "shared", ROOT / "functions" / function.name),
             )
         )
     found.append(
@@ -200,6 +215,7 @@ def components(settings: StackSettings, system: SystemResources = SYSTEM) -> lis
             heartbeat_health(s.local_dir / "scheduler.heartbeat", max_age_s=15),
             env={**function_env, **urls(settings, system)},
             stage=1,
+            code=(ROOT / "shared", ROOT / "emulators"),
         )
     )
     return found
@@ -217,17 +233,31 @@ def urls(settings: StackSettings, system: SystemResources = SYSTEM) -> dict[str,
 # --- state -------------------------------------------------------------------------------
 
 
-def read_state(settings: StackSettings) -> dict[str, int]:
+def _read(settings: StackSettings) -> dict[str, Any]:
     try:
         data = json.loads(settings.state_file.read_text())
     except (OSError, ValueError):
         return {}
-    return {str(k): int(v) for k, v in data.get("pids", {}).items()}
+    return data if isinstance(data, dict) else {}
 
 
-def write_state(settings: StackSettings, pids: dict[str, int]) -> None:
+def read_state(settings: StackSettings) -> dict[str, int]:
+    return {str(k): int(v) for k, v in _read(settings).get("pids", {}).items()}
+
+
+def read_code(settings: StackSettings) -> dict[str, str]:
+    return {str(k): str(v) for k, v in _read(settings).get("code", {}).items()}
+
+
+def write_state(
+    settings: StackSettings, pids: dict[str, int], code: dict[str, str] | None = None
+) -> None:
     settings.local_dir.mkdir(parents=True, exist_ok=True)
-    settings.state_file.write_text(json.dumps({"pids": pids}, indent=2))
+    settings.state_file.write_text(
+        json.dumps(
+            {"pids": pids, "code": code if code is not None else read_code(settings)}, indent=2
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -244,6 +274,7 @@ class ComponentStatus:
 
 def status(settings: StackSettings) -> list[ComponentStatus]:
     pids = read_state(settings)
+    code = read_code(settings)
 
     def one(component: Component) -> ComponentStatus:
         pid = pids.get(component.name)
@@ -251,6 +282,8 @@ def status(settings: StackSettings) -> list[ComponentStatus]:
             return ComponentStatus(component.name, None, False, "not started")
         if not processes.is_alive(pid):
             return ComponentStatus(component.name, pid, False, f"process {pid} has exited")
+        if component.code and code.get(component.name) != fingerprint(component.code):
+            return ComponentStatus(component.name, pid, True, "code changed since start")
         return ComponentStatus(component.name, pid, True, component.health())
 
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -280,6 +313,7 @@ def _check_setup(settings: StackSettings) -> None:
 
 def _start_stage(settings: StackSettings, stage: list[Component], pids: dict[str, int]) -> None:
     current = {s.name: s for s in status(settings)}
+    code = read_code(settings)
     to_start = [c for c in stage if not current[c.name].healthy]
     for component in to_start:
         old = pids.get(component.name)
@@ -302,8 +336,10 @@ def _start_stage(settings: StackSettings, stage: list[Component], pids: dict[str
             cwd=ROOT,
         )
         pids[component.name] = pid
+        if component.code:
+            code[component.name] = fingerprint(component.code)
         print(f"  started {component.name:<14} pid {pid:<7} log {log_file}")
-    write_state(settings, pids)
+    write_state(settings, pids, code)
 
     def healthy(component: Component) -> bool:
         pid = pids[component.name]
@@ -412,6 +448,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["up", "down", "status", "env"])
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    warnings.filterwarnings("ignore", "Connecting to Bigtable emulator", RuntimeWarning)
     settings = StackSettings()
     if args.command == "up":
         try:

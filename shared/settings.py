@@ -32,3 +32,4 @@ class IngestSettings(CloudSettings):
     rejected_topic: str = REJECTED_EVENTS_TOPIC
     default_rate_limit_per_s: float = 20_000.0
     api_key_cache_ttl_s: float = 60.0
+    publish_timeout_s: float = 10.0

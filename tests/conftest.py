@@ -68,9 +68,9 @@ def stack_settings() -> StackSettings:
 def stack(stack_settings: StackSettings) -> Iterator[dict[str, str]]:
     """The whole local stack: reused when already healthy, else started and stopped here."""
     rows = local_stack.status(stack_settings)
-    started_here = not (rows and all(r.healthy for r in rows) and stack_settings.env_file.exists())
-    if started_here:
-        local_stack.up(stack_settings)
+    started_here = not (stack_settings.env_file.exists() and any(r.alive for r in rows))
+    if not all(r.healthy for r in rows):
+        local_stack.up(stack_settings)  # starts it, or repairs it (restarts changed functions)
     env = read_env_file(stack_settings)
     guard(env)
     saved = dict(os.environ)

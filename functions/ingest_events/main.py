@@ -36,12 +36,16 @@ def dependencies() -> IngestDependencies:
     return IngestDependencies(
         store=BigtableEventStore(instance),
         publisher=PubSubEventPublisher(
-            publisher, publisher.topic_path(settings.project, settings.events_topic)
+            publisher,
+            publisher.topic_path(settings.project, settings.events_topic),
+            settings.publish_timeout_s,
         ),
         rejected_sink=RejectedEventFanout(
             BigtableRejectedEventStore(instance),
             PubSubRejectedEventPublisher(
-                publisher, publisher.topic_path(settings.project, settings.rejected_topic)
+                publisher,
+                publisher.topic_path(settings.project, settings.rejected_topic),
+                settings.publish_timeout_s,
             ),
         ),
         api_keys=CachedApiKeys(FirestoreApiKeyStore(firestore), settings.api_key_cache_ttl_s),

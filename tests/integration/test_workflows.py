@@ -26,8 +26,15 @@ def workflows_url(stack: dict[str, str]) -> Iterator[str]:
     settings = StackSettings()
     port = processes.free_port()
     pid = processes.start(
-        [str(settings.workflows_bin / "python"), str(ROOT / "emulators/workflows/serve.py"),
-         "--host", settings.host, "--port", str(port), str(WORKFLOWS)],
+        [
+            str(settings.workflows_bin / "python"),
+            str(ROOT / "emulators/workflows/serve.py"),
+            "--host",
+            settings.host,
+            "--port",
+            str(port),
+            str(WORKFLOWS),
+        ],
         log_file=settings.logs_dir / f"test-workflows-{port}.log",
         env={"PATH": "/usr/bin:/bin"},
         cwd=ROOT,
@@ -60,7 +67,9 @@ def test_workflow_calls_a_local_function_and_retries_on_503(
     project = stack["GOOGLE_CLOUD_PROJECT"]
     with serve_function(stack_settings, "echo", "echo", "http") as function_url:
         status, result = execute(
-            workflows_url, project, "call_function",
+            workflows_url,
+            project,
+            "call_function",
             {"url": function_url, "payload": {"fail_until_call": 2, "week": 45}},
         )
     assert status == 200, result
@@ -75,7 +84,9 @@ def test_workflow_does_not_retry_what_the_predicate_refuses(
 ) -> None:
     with serve_function(stack_settings, "echo", "echo", "http") as function_url:
         status, result = execute(
-            workflows_url, stack["GOOGLE_CLOUD_PROJECT"], "call_function",
+            workflows_url,
+            stack["GOOGLE_CLOUD_PROJECT"],
+            "call_function",
             {"url": function_url, "payload": {"fail_until_call": 100, "fail_status": 400}},
         )
     assert status == 500

@@ -1,0 +1,1 @@
+"""Benchmark drivers of the local stack (``make bench-*``); see ``bench/README.md``."""
