@@ -1,78 +1,89 @@
-"""Pub/Sub adapters: the shopper-event publisher and the rejected-events topic."""
+"""Pub/Sub adapters: the shopper-event publisher and the rejected-events topic.
+
+Each ingest request's messages go out in synchronous ``Publish`` RPCs (the GAPIC layer of
+the client library) with an explicit deadline, rather than through the library's
+background batcher: the request already is the batch, and a publish that timed out is
+not retried behind our back after we answered 503 (which would put a second copy on the
+topic once the tracker retries).
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from google.api_core.exceptions import GoogleAPIError
-from google.api_core.retry import Retry
+from google.api_core.retry import Retry, if_transient_error
+from google.pubsub_v1.types import PubsubMessage
 
 from shared.ingest import EventRecord, RejectedEvent, StoreUnavailableError
 
 TIMEOUT_S = 10.0
+MAX_MESSAGES_PER_RPC = 1000
+MAX_BYTES_PER_RPC = 8 * 1024 * 1024
 
 
-class PubSubEventPublisher:
-    """Publishes with an ordering key per shopper; waits for every acknowledgement."""
+def _chunks(messages: list[PubsubMessage]) -> Iterator[list[PubsubMessage]]:
+    chunk: list[PubsubMessage] = []
+    size = 0
+    for message in messages:
+        length = len(message.data) + 256
+        if chunk and (len(chunk) >= MAX_MESSAGES_PER_RPC or size + length > MAX_BYTES_PER_RPC):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(message)
+        size += length
+    if chunk:
+        yield chunk
 
-    def __init__(self, client: Any, topic_path: str, timeout_s: float = TIMEOUT_S) -> None:
-        self._client = client
+
+class _SyncPublisher:
+    def __init__(self, client: Any, topic_path: str, timeout_s: float) -> None:
+        self._api = client.api  # the GAPIC client, already pointed at the emulator if set
         self._topic = topic_path
         self._timeout_s = timeout_s
-        self._retry = Retry(initial=0.1, maximum=1.0, timeout=timeout_s)
+        self._retry = Retry(
+            predicate=if_transient_error, initial=0.1, maximum=1.0, timeout=timeout_s
+        )
+
+    def _publish(self, messages: list[PubsubMessage]) -> None:
+        try:
+            for chunk in _chunks(messages):
+                self._api.publish(
+                    topic=self._topic, messages=chunk, retry=self._retry, timeout=self._timeout_s
+                )
+        except GoogleAPIError as exc:
+            raise StoreUnavailableError(f"pubsub {self._topic}: {exc}") from exc
+
+
+class PubSubEventPublisher(_SyncPublisher):
+    """Publishes with an ordering key per shopper; returns once Pub/Sub acknowledged all."""
 
     def publish(self, records: Sequence[EventRecord]) -> None:
-        futures = [
-            (
-                record,
-                self._client.publish(
-                    self._topic,
-                    record.message,
+        self._publish(
+            [
+                PubsubMessage(
+                    data=record.message,
+                    attributes=record.attributes,
                     ordering_key=record.ordering_key,
-                    retry=self._retry,
-                    timeout=self._timeout_s,
-                    **record.attributes,
-                ),
-            )
-            for record in records
-        ]
-        failures: list[str] = []
-        for record, future in futures:
-            try:
-                future.result(timeout=self._timeout_s * 2)
-            except (GoogleAPIError, TimeoutError, RuntimeError, OSError) as exc:
-                failures.append(str(exc))
-                # A failed publish pauses its ordering key: let later retries through.
-                self._client.resume_publish(self._topic, record.ordering_key)
-        if failures:
-            raise StoreUnavailableError(
-                f"pubsub {self._topic}: {len(failures)} publishes failed ({failures[0]})"
-            )
+                )
+                for record in records
+            ]
+        )
 
 
-class PubSubRejectedEventPublisher:
-    def __init__(self, client: Any, topic_path: str, timeout_s: float = TIMEOUT_S) -> None:
-        self._client = client
-        self._topic = topic_path
-        self._timeout_s = timeout_s
-
+class PubSubRejectedEventPublisher(_SyncPublisher):
     def record(self, rejected: Sequence[RejectedEvent]) -> None:
-        futures = [
-            self._client.publish(
-                self._topic,
-                json.dumps(item.model_dump(mode="json")).encode(),
-                retailer_id=item.retailer_id,
-                timeout=self._timeout_s,
-            )
-            for item in rejected
-        ]
-        try:
-            for future in futures:
-                future.result(timeout=self._timeout_s * 2)
-        except (GoogleAPIError, TimeoutError, RuntimeError, OSError) as exc:
-            raise StoreUnavailableError(f"pubsub {self._topic}: {exc}") from exc
+        self._publish(
+            [
+                PubsubMessage(
+                    data=json.dumps(item.model_dump(mode="json")).encode(),
+                    attributes={"retailer_id": item.retailer_id},
+                )
+                for item in rejected
+            ]
+        )
 
 
 class RejectedEventFanout:

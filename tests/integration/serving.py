@@ -1,4 +1,4 @@
-"""Serve a test function with functions-framework, as the stack serves the real ones."""
+"""Serve a function with functions-framework, as the stack serves the real ones."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from pathlib import Path
 from emulators import processes
 from emulators.config import ROOT, StackSettings
 
-FUNCTIONS = Path(__file__).parent / "functions"
+TEST_FUNCTIONS = Path(__file__).parent / "functions"
+PRODUCT_FUNCTIONS = ROOT / "functions"
 
 
 @contextmanager
@@ -20,13 +21,15 @@ def serve_function(
     target: str,
     signature: str,
     extra_env: dict[str, str] | None = None,
+    folder: Path = TEST_FUNCTIONS,
 ) -> Iterator[str]:
+    """Serve ``folder/name/main.py`` on a free port; yield its base URL."""
     port = processes.free_port(settings.host)
     pid = processes.start(
         [
             str(settings.venv_bin / "functions-framework"),
             "--source",
-            str(FUNCTIONS / name / "main.py"),
+            str(folder / name / "main.py"),
             "--target",
             target,
             "--signature-type",
@@ -42,7 +45,7 @@ def serve_function(
     )
     try:
         if not processes.wait_until(lambda: processes.port_is_open(settings.host, port), 30):
-            raise TimeoutError(f"test function {name} did not start on port {port}")
+            raise TimeoutError(f"function {name} did not start on port {port}")
         yield f"http://{settings.host}:{port}"
     finally:
         processes.stop_group(pid)

@@ -1,0 +1,1250 @@
+"""Ingest throughput: the HTTP endpoint against the bare-client ceiling, in one run.
+
+``python -m bench.ingest [--seconds 20] [--batch 500] [--concurrency 8] [--json out.json]``
+
+Phase 1 POSTs pre-generated, realistic batches to ``ingest_events`` (served by
+functions-framework's gunicorn, as Cloud Run would) from this process's threads, one
+keep-alive session each, and measures sustained accepted events/s and request latency.
+Phase 2 writes the same number of events of the same shape straight to Bigtable and Pub/Sub
+with the product's own adapters (``BigtableEventStore.write``,
+``PubSubEventPublisher.publish``), at the same concurrency: the ceiling the endpoint can at
+best approach on this machine. CPU use of every stack process is sampled around each phase
+so that the report says where the cores went. See ``bench/README.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import itertools
+import json
+import math
+import multiprocessing
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from emulators import processes
+from emulators.config import ROOT, StackSettings
+from shared.events import EventType, validate_event
+from shared.ingest import MAX_EVENTS_PER_REQUEST, MAX_REQUEST_BYTES, EventRecord, make_record
+
+TARGET_EVENTS_PER_S = 10_000
+TARGET_SHARE_OF_CEILING = 0.80
+REQUIRED_COMPONENTS = ("pubsub", "bigtable", "firestore")
+FUNCTION_NAME = "ingest_events"
+
+# Share of each event type in the generated traffic: mostly page views, then basket
+# changes and searches, a few validated carts and order status changes.
+EVENT_MIX: dict[EventType, float] = {
+    EventType.PAGE_VIEWED: 0.55,
+    EventType.PRODUCT_ADDED_TO_BASKET: 0.12,
+    EventType.SEARCH_PERFORMED: 0.10,
+    EventType.LINK_CLICKED: 0.07,
+    EventType.EXPERIENCE_DISPLAYED: 0.06,
+    EventType.PRODUCT_REMOVED_FROM_BASKET: 0.04,
+    EventType.EXPERIENCE_CLICKED: 0.02,
+    EventType.CART_VALIDATED: 0.02,
+    EventType.ORDER_STATUS_CHANGED: 0.02,
+}
+
+PAGE_TYPES: dict[str, float] = {
+    "product": 0.45,
+    "category": 0.20,
+    "home": 0.10,
+    "search": 0.08,
+    "basket": 0.07,
+    "checkout": 0.03,
+    "promotion": 0.03,
+    "account": 0.02,
+    "order_confirmation": 0.01,
+    "other": 0.01,
+}
+CATEGORIES = (
+    "fruit-vegetables",
+    "dairy",
+    "bakery",
+    "meat-fish",
+    "frozen",
+    "drinks",
+    "snacks",
+    "pantry",
+    "breakfast",
+    "baby",
+    "pets",
+    "household",
+    "hygiene",
+    "wine-beer",
+    "organic",
+    "world-food",
+)
+BRANDS = tuple(f"brand-{n:02d}" for n in range(40))
+SEARCH_TERMS = (
+    "milk",
+    "organic bananas",
+    "gluten free bread",
+    "coffee beans",
+    "greek yoghurt",
+    "chicken breast",
+    "pasta",
+    "olive oil",
+    "dishwasher tablets",
+    "nappies size 4",
+    "sparkling water",
+    "dark chocolate",
+    "cat food",
+    "tomatoes",
+    "cheddar",
+    "free range eggs",
+)
+ORDER_STATUSES: dict[str, float] = {
+    "shipped": 0.45,
+    "delivered": 0.40,
+    "cancelled": 0.07,
+    "returned": 0.04,
+    "refunded": 0.04,
+}
+SHOP = "https://shop.example.com"
+
+
+# --- realistic events ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Product:
+    product_id: str
+    category: str
+    brand: str
+    price_cents: int
+
+
+class EventFactory:
+    """Valid events of every type, in ``EVENT_MIX`` proportions, for ``shoppers`` shoppers.
+
+    Shapes come from the seeded generator; ``event_id`` is a fresh ``uuid4`` every time,
+    so that no two runs ever send the same event twice.
+    """
+
+    def __init__(self, seed: int, shoppers: int = 1000, products: int = 5000) -> None:
+        self._rng = random.Random(seed)
+        rng = random.Random(0)  # the catalogue and the shoppers are the same in every run
+        self._products = [
+            Product(
+                product_id=f"sku-{n:05d}",
+                category=rng.choice(CATEGORIES),
+                brand=rng.choice(BRANDS),
+                price_cents=max(29, int(rng.lognormvariate(5.6, 0.8))),
+            )
+            for n in range(products)
+        ]
+        self._shoppers = [f"cust-{n:06d}" for n in range(shoppers)]
+        # A few shoppers are much more active than most (Zipf-like, mildly).
+        self._shopper_weights = list(
+            itertools.accumulate(1 / (rank + 1) ** 0.6 for rank in range(shoppers))
+        )
+        self._types = list(EVENT_MIX)
+        self._type_weights = list(itertools.accumulate(EVENT_MIX.values()))
+        self._page_types = list(PAGE_TYPES)
+        self._page_weights = list(itertools.accumulate(PAGE_TYPES.values()))
+        self._statuses = list(ORDER_STATUSES)
+        self._status_weights = list(itertools.accumulate(ORDER_STATUSES.values()))
+        self._orders = itertools.count()
+        self._makers: dict[EventType, Callable[[], dict[str, Any]]] = {
+            EventType.PAGE_VIEWED: self._page_viewed,
+            EventType.LINK_CLICKED: self._link_clicked,
+            EventType.SEARCH_PERFORMED: self._search,
+            EventType.PRODUCT_ADDED_TO_BASKET: self._basket_change,
+            EventType.PRODUCT_REMOVED_FROM_BASKET: self._basket_change,
+            EventType.CART_VALIDATED: self._cart_validated,
+            EventType.ORDER_STATUS_CHANGED: self._order_status,
+            EventType.EXPERIENCE_DISPLAYED: self._experience,
+            EventType.EXPERIENCE_CLICKED: self._experience,
+        }
+
+    def event(self, occurred_at: str) -> dict[str, Any]:
+        rng = self._rng
+        event_type = rng.choices(self._types, cum_weights=self._type_weights)[0]
+        shopper = rng.choices(self._shoppers, cum_weights=self._shopper_weights)[0]
+        return {
+            "event_id": str(uuid.uuid4()),
+            "type": event_type.value,
+            "shopper_id": shopper,
+            "session_id": f"sess-{shopper[5:]}-{rng.randrange(4)}",
+            "occurred_at": occurred_at,
+            "schema_version": 1,
+            "payload": self._makers[event_type](),
+        }
+
+    def body(self, batch: int, occurred_at: str) -> bytes:
+        return json.dumps(
+            {"events": [self.event(occurred_at) for _ in range(batch)]}, separators=(",", ":")
+        ).encode()
+
+    def _product(self) -> Product:
+        return self._products[int(self._rng.paretovariate(1.2) * 7) % len(self._products)]
+
+    def _page_viewed(self) -> dict[str, Any]:
+        page_type = self._rng.choices(self._page_types, cum_weights=self._page_weights)[0]
+        if page_type == "product":
+            product = self._product()
+            return {
+                "url": f"{SHOP}/p/{product.product_id}",
+                "page_type": page_type,
+                "product_id": product.product_id,
+                "category": product.category,
+            }
+        if page_type == "category":
+            category = self._rng.choice(CATEGORIES)
+            return {"url": f"{SHOP}/c/{category}", "page_type": page_type, "category": category}
+        return {"url": f"{SHOP}/{page_type.replace('_', '-')}", "page_type": page_type}
+
+    def _link_clicked(self) -> dict[str, Any]:
+        category = self._rng.choice(CATEGORIES)
+        return {
+            "url": f"{SHOP}/c/{category}",
+            "target_url": f"{SHOP}/p/{self._product().product_id}",
+            "label": "see the product",
+        }
+
+    def _search(self) -> dict[str, Any]:
+        return {
+            "query": self._rng.choice(SEARCH_TERMS),
+            "result_count": self._rng.randrange(0, 400),
+        }
+
+    def _basket_change(self) -> dict[str, Any]:
+        product = self._product()
+        return {
+            "product_id": product.product_id,
+            "quantity": self._rng.choices((1, 2, 3, 4, 6), cum_weights=(70, 88, 95, 98, 100))[0],
+            "unit_price": product.price_cents / 100,
+            "brand": product.brand,
+            "category": product.category,
+        }
+
+    def _cart_validated(self) -> dict[str, Any]:
+        rng = self._rng
+        count = rng.randint(5, 30)
+        chosen: dict[str, Product] = {}
+        while len(chosen) < count:
+            product = self._product()
+            chosen[product.product_id] = product
+        lines: list[dict[str, Any]] = []
+        total_cents = 0
+        for product in chosen.values():
+            quantity = rng.choices((1, 2, 3, 4), cum_weights=(65, 88, 96, 100))[0]
+            discount_cents = rng.choice((0, 0, 0, 0, 10, 50, product.price_cents // 5))
+            total_cents += quantity * product.price_cents - discount_cents
+            line: dict[str, Any] = {
+                "product_id": product.product_id,
+                "quantity": quantity,
+                "unit_price": product.price_cents / 100,
+                "brand": product.brand,
+                "category": product.category,
+            }
+            if discount_cents:
+                line["discount"] = discount_cents / 100
+            lines.append(line)
+        return {
+            "order_id": f"ord-{rng.getrandbits(40):010x}-{next(self._orders)}",
+            "lines": lines,
+            "total": max(total_cents, 0) / 100,
+        }
+
+    def _order_status(self) -> dict[str, Any]:
+        return {
+            "order_id": f"ord-{self._rng.getrandbits(40):010x}",
+            "status": self._rng.choices(self._statuses, cum_weights=self._status_weights)[0],
+        }
+
+    def _experience(self) -> dict[str, Any]:
+        rng = self._rng
+        return {
+            "experience_id": f"exp-{rng.randrange(60):03d}",
+            "campaign_id": f"camp-{rng.randrange(12):02d}",
+        }
+
+
+def _bodies_chunk(job: tuple[int, int, int, int, str]) -> list[bytes]:
+    seed, shoppers, count, batch, occurred_at = job
+    factory = EventFactory(seed, shoppers)
+    return [factory.body(batch, occurred_at) for _ in range(count)]
+
+
+DISTINCT_BODIES = 120
+_EVENT_ID = b'"event_id":"'
+
+
+def with_fresh_ids(body: bytes) -> bytes:
+    """The same request with a new ``uuid4`` for every event (its JSON is ours, compact)."""
+    head, *events = body.split(_EVENT_ID)
+    return _EVENT_ID.join([head, *(str(uuid.uuid4()).encode() + event[36:] for event in events)])
+
+
+def generate_bodies(count: int, batch: int, shoppers: int, seed: int) -> list[bytes]:
+    """``count`` request bodies of ``batch`` events, every event under its own ``uuid4``.
+
+    ``DISTINCT_BODIES`` bodies are drawn from ``EventFactory`` on every core; further
+    bodies repeat their shapes under fresh event ids, so that a large pool is cheap.
+    """
+    occurred_at = datetime.now(UTC).isoformat()
+    distinct = min(count, DISTINCT_BODIES)
+    chunk = 10
+    jobs = [
+        (seed * 1_000_003 + n, shoppers, min(chunk, distinct - start), batch, occurred_at)
+        for n, start in enumerate(range(0, distinct, chunk))
+    ]
+    workers = max(1, min(len(jobs), os.cpu_count() or 1))
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        shapes = [body for bodies in pool.map(_bodies_chunk, jobs) for body in bodies]
+    return shapes + [with_fresh_ids(shapes[n % distinct]) for n in range(distinct, count)]
+
+
+RecordFields = tuple[str, str, str, str, bytes, dict[str, str], str]
+
+
+def _records_chunk(job: tuple[str, list[bytes], str]) -> list[RecordFields]:
+    retailer_id, bodies, ingested_at = job
+    at = datetime.fromisoformat(ingested_at)
+    records: list[RecordFields] = []
+    for body in bodies:
+        for raw in json.loads(body)["events"]:
+            event = validate_event(raw)
+            if isinstance(event, list):
+                raise BenchError(f"the generator made an invalid event: {event}")
+            r = make_record(retailer_id, event, at)
+            records.append(
+                (
+                    r.id_key,
+                    r.row_key,
+                    r.digest,
+                    r.occurred_at.isoformat(),
+                    r.message,
+                    r.attributes,
+                    r.ordering_key,
+                )
+            )
+    return records
+
+
+def build_records(retailer_id: str, bodies: Sequence[bytes]) -> list[EventRecord]:
+    """The rows and messages ``ingest`` makes of these bodies (validated, on every core)."""
+    ingested_at = datetime.now(UTC).isoformat()
+    jobs = [(retailer_id, list(bodies[n : n + 4]), ingested_at) for n in range(0, len(bodies), 4)]
+    workers = max(1, min(len(jobs), os.cpu_count() or 1))
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        return [
+            EventRecord.model_construct(
+                id_key=id_key,
+                row_key=row_key,
+                digest=digest,
+                occurred_at=datetime.fromisoformat(occurred_at),
+                message=message,
+                attributes=attributes,
+                ordering_key=ordering_key,
+            )
+            for records in pool.map(_records_chunk, jobs)
+            for id_key, row_key, digest, occurred_at, message, attributes, ordering_key in records
+        ]
+
+
+def body_stats(bodies: Sequence[bytes]) -> dict[str, Any]:
+    sizes = [len(b) for b in bodies]
+    sample = [e for b in bodies[:40] for e in json.loads(b)["events"]]
+    mix = Counter(e["type"] for e in sample)
+    lines = [len(e["payload"]["lines"]) for e in sample if e["type"] == "cart_validated"]
+    return {
+        "bodies": len(bodies),
+        "mean_body_kb": round(statistics.fmean(sizes) / 1024, 1) if sizes else 0,
+        "max_body_kb": round(max(sizes, default=0) / 1024, 1),
+        "shoppers_in_sample": len({e["shopper_id"] for e in sample}),
+        "mix_in_sample": {k: round(v / len(sample), 3) for k, v in mix.most_common()},
+        "cart_lines_in_sample": [min(lines), max(lines)] if lines else [],
+    }
+
+
+# --- the stack, the function under test, CPU accounting ---------------------------------
+
+
+class BenchError(RuntimeError):
+    """A precondition failed; the message says what to do."""
+
+
+def read_stack_env(settings: StackSettings, stack_function: bool) -> dict[str, str]:
+    """The stack's ``stack.env``, once the emulators (and the function measured) are healthy."""
+    from emulators import stack
+
+    if not settings.env_file.exists():
+        raise BenchError(f"{settings.env_file} not found: the local stack is not up; `make up`")
+    rows = {row.name: row for row in stack.status(settings)}
+    needed = [*REQUIRED_COMPONENTS, *([FUNCTION_NAME] if stack_function else [])]
+    unhealthy = [
+        f"{name} ({rows[name].problem if name in rows else 'unknown'})"
+        for name in needed
+        if name not in rows or not rows[name].healthy
+    ]
+    if unhealthy:
+        raise BenchError(
+            f"stack components not healthy: {', '.join(unhealthy)}; `make up` (restarts what is "
+            "unhealthy or serves changed code), or --workers/--threads for an own instance"
+        )
+    env: dict[str, str] = {}
+    for line in settings.env_file.read_text().splitlines():
+        if "=" in line:
+            key, value = line.split("=", 1)
+            env[key] = value
+    missing = [k for k in ("INGEST_URL", "DEMO_API_KEY", "DEMO_RETAILER_ID") if k not in env]
+    if missing:
+        raise BenchError(f"{settings.env_file} lacks {missing}: rerun `make up`")
+    if not env.get("GOOGLE_CLOUD_PROJECT", "").startswith("demo-"):
+        raise BenchError("refusing to run: GOOGLE_CLOUD_PROJECT is not a demo- project")
+    for key, value in env.items():
+        host = urllib.parse.urlsplit(value if "://" in value else f"//{value}").hostname
+        if key.endswith(("_EMULATOR_HOST", "_URL")) and host not in {"127.0.0.1", "localhost"}:
+            raise BenchError(f"refusing to run: {key}={value} is not on loopback")
+    return env
+
+
+@dataclass
+class FunctionUnderTest:
+    url: str
+    origin: str  # "stack" or "bench"
+    master_pid: int | None
+    worker_pids: list[int]
+    workers: int
+    threads: int
+    worker_class: str = "gthread (functions-framework gunicorn)"
+
+
+def _environ(pid: int) -> dict[str, str]:
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return {}
+    pairs = (item.split(b"=", 1) for item in raw.split(b"\0") if b"=" in item)
+    return {k.decode(errors="replace"): v.decode(errors="replace") for k, v in pairs}
+
+
+def _proc_stats() -> Iterator[tuple[int, int, int, int]]:
+    """(pid, ppid, process group, utime + stime ticks) of every process."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            text = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = text[text.rfind(")") + 2 :].split()
+        yield int(entry.name), int(fields[1]), int(fields[2]), int(fields[11]) + int(fields[12])
+
+
+def describe_function(url: str, origin: str, master_pid: int | None) -> FunctionUnderTest:
+    """Workers and threads as functions-framework reads them (WORKERS, THREADS; its defaults)."""
+    env = _environ(master_pid) if master_pid else {}
+    workers = int(env.get("WORKERS", 1))
+    threads = int(env.get("THREADS", (os.cpu_count() or 1) * 4))
+    children = [pid for pid, ppid, _, _ in _proc_stats() if master_pid and ppid == master_pid]
+    return FunctionUnderTest(url, origin, master_pid, sorted(children), workers, threads)
+
+
+@contextlib.contextmanager
+def own_function(
+    settings: StackSettings, stack_env: dict[str, str], workers: int, threads: int
+) -> Iterator[FunctionUnderTest]:
+    """A second ``ingest_events`` on a free port with the chosen WORKERS/THREADS; stopped after."""
+    port = processes.free_port(settings.host)
+    base = {k: v for k, v in os.environ.items() if not k.endswith("_EMULATOR_HOST")}
+    env = {
+        **base,
+        **stack_env,
+        "WORKERS": str(workers),
+        "THREADS": str(threads),
+        "PYTHONUNBUFFERED": "1",
+    }
+    log_file = settings.logs_dir / f"bench-{FUNCTION_NAME}-{port}.log"
+    pid = processes.start(
+        [
+            str(settings.venv_bin / "functions-framework"),
+            "--source",
+            str(ROOT / "functions" / FUNCTION_NAME / "main.py"),
+            "--target",
+            FUNCTION_NAME,
+            "--signature-type",
+            "http",
+            "--host",
+            settings.host,
+            "--port",
+            str(port),
+        ],
+        log_file=log_file,
+        env=env,
+        cwd=ROOT,
+    )
+    try:
+        if not processes.wait_until(lambda: processes.port_is_open(settings.host, port), 60):
+            raise BenchError(f"own {FUNCTION_NAME} did not start on port {port}: see {log_file}")
+        deadline = time.monotonic() + 30
+        while len(describe_function("", "bench", pid).worker_pids) < workers:
+            if time.monotonic() > deadline:
+                raise BenchError(f"own {FUNCTION_NAME} lacks workers: see {log_file}")
+            time.sleep(0.2)
+        yield describe_function(f"http://{settings.host}:{port}", "bench", pid)
+    finally:
+        processes.stop_group(pid)
+
+
+@dataclass(frozen=True)
+class CpuSnapshot:
+    at: float
+    groups: dict[int, int]  # process group -> ticks
+    bench: float  # this process, seconds
+    machine_busy: int  # ticks
+
+
+def _machine_busy_ticks() -> int:
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(values[:8]) - values[3] - values[4]  # all but idle and iowait (no guest)
+
+
+def cpu_snapshot() -> CpuSnapshot:
+    groups: Counter[int] = Counter()
+    for _, _, group, ticks in _proc_stats():
+        groups[group] += ticks
+    times = os.times()
+    return CpuSnapshot(
+        time.monotonic(), dict(groups), times.user + times.system, _machine_busy_ticks()
+    )
+
+
+def cpu_cores(
+    before: CpuSnapshot, after: CpuSnapshot, named_groups: dict[str, int]
+) -> dict[str, float]:
+    """Cores used by each named process group, this bench, the rest, and the machine."""
+    hz = os.sysconf("SC_CLK_TCK")
+    elapsed = max(after.at - before.at, 1e-9)
+    used: dict[str, float] = {}
+    for name, group in named_groups.items():
+        ticks = after.groups.get(group, 0) - before.groups.get(group, 0)
+        used[name] = max(ticks, 0) / hz / elapsed
+    used["bench (this process)"] = (after.bench - before.bench) / elapsed
+    machine = (after.machine_busy - before.machine_busy) / hz / elapsed
+    used["other processes"] = max(machine - sum(used.values()), 0.0)
+    used["machine total"] = machine
+    return {k: round(v, 2) for k, v in used.items()}
+
+
+# --- measurement -------------------------------------------------------------------------
+
+
+@dataclass
+class PhaseResult:
+    name: str
+    seconds: float
+    requests: int
+    events_sent: int
+    events_accepted: int
+    events_per_s: float
+    latency_ms: dict[str, float]
+    errors: dict[str, int]
+    duplicates: int = 0
+    rejected: int = 0
+    steps_ms: dict[str, float] = field(default_factory=dict)
+    cpu_cores: dict[str, float] = field(default_factory=dict)
+    note: str = ""
+
+
+def latency_summary(seconds: Sequence[float]) -> dict[str, float]:
+    if not seconds:
+        return {}
+    ms = sorted(s * 1000 for s in seconds)
+    cuts = ms * 99 if len(ms) == 1 else statistics.quantiles(ms, n=100, method="inclusive")
+    return {
+        "p50": round(cuts[49], 1),
+        "p95": round(cuts[94], 1),
+        "p99": round(cuts[98], 1),
+        "mean": round(statistics.fmean(ms), 1),
+        "max": round(ms[-1], 1),
+    }
+
+
+class Progress:
+    """One updating status line on a terminal (a line every 5 s otherwise)."""
+
+    def __init__(self, label: str, total_s: float | None, total_events: int | None) -> None:
+        self._label = label
+        self._total_s = total_s
+        self._total_events = total_events
+        self._lock = threading.Lock()
+        self._events = 0
+        self._requests = 0
+        self._errors = 0
+        self._started = time.monotonic()
+        self._stop = threading.Event()
+        self._tty = sys.stderr.isatty()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Progress:
+        self._started = time.monotonic()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._print(final=True)
+
+    def add(self, events: int, error: bool) -> None:
+        with self._lock:
+            self._events += events
+            self._requests += 1
+            self._errors += int(error)
+
+    def _print(self, final: bool = False) -> None:
+        elapsed = time.monotonic() - self._started
+        with self._lock:
+            events, requests_, errors = self._events, self._requests, self._errors
+        if self._total_s:
+            where = f"{min(elapsed, self._total_s):5.1f}/{self._total_s:.0f}s"
+        else:
+            where = f"{events:,}/{self._total_events or 0:,} events, {elapsed:5.1f}s"
+        line = (
+            f"  {self._label:<9} {where}  {requests_:,} requests  {events:,} events  "
+            f"{events / max(elapsed, 1e-9):,.0f} ev/s  {errors} errors"
+        )
+        if self._tty:
+            print(f"\r{line:<100}", end="\n" if final else "", file=sys.stderr, flush=True)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+    def _run(self) -> None:
+        interval = 0.5 if self._tty else 5.0
+        while not self._stop.wait(interval):
+            self._print()
+
+
+@dataclass
+class Sample:
+    started: float
+    ended: float
+    status: int  # 0: no HTTP answer
+    accepted: int
+    duplicates: int
+    rejected: int
+
+
+def post_batches(
+    url: str,
+    api_key: str,
+    bodies: Sequence[bytes],
+    first: int,
+    seconds: float,
+    concurrency: int,
+    progress: Progress | None,
+) -> tuple[list[Sample], int, bool]:
+    """POST ``bodies[first:]`` for ``seconds``; return samples, next body, pool exhausted."""
+    headers = {"X-Api-Key": api_key, "Content-Type": "application/json"}
+    endpoint = f"{url.rstrip('/')}/v1/events"
+    next_body = itertools.count(first)
+    samples: list[Sample] = []
+    lock = threading.Lock()
+    exhausted = threading.Event()
+    deadline = time.perf_counter() + seconds
+
+    def worker() -> None:
+        with requests.Session() as session:
+            while time.perf_counter() < deadline:
+                index = next(next_body)
+                if index >= len(bodies):
+                    exhausted.set()
+                    return
+                started = time.perf_counter()
+                accepted = duplicates = rejected = 0
+                try:
+                    response = session.post(
+                        endpoint, data=bodies[index], headers=headers, timeout=60
+                    )
+                    status = response.status_code
+                    if status == 202:
+                        answer = response.json()
+                        accepted = int(answer["accepted"])
+                        duplicates = int(answer["duplicate_count"])
+                        rejected = int(answer["rejected_count"])
+                except requests.RequestException:
+                    status = 0
+                    time.sleep(0.5)  # the function is down or restarting: do not spin
+                sample = Sample(
+                    started, time.perf_counter(), status, accepted, duplicates, rejected
+                )
+                with lock:
+                    samples.append(sample)
+                if progress is not None:
+                    progress.add(accepted, status != 202)
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    used = min(next(next_body), len(bodies))
+    return samples, used, exhausted.is_set()
+
+
+def measure_endpoint(
+    function: FunctionUnderTest,
+    api_key: str,
+    bodies: Sequence[bytes],
+    batch: int,
+    seconds: float,
+    warmup_s: float,
+    concurrency: int,
+    named_groups: dict[str, int],
+) -> PhaseResult:
+    first = 0
+    if warmup_s > 0:
+        print(f"  warm-up   {warmup_s:.0f}s (not measured)", file=sys.stderr, flush=True)
+        warm, first, _ = post_batches(function.url, api_key, bodies, 0, warmup_s, concurrency, None)
+        if warm and all(s.status != 202 for s in warm):
+            statuses = dict(Counter(s.status for s in warm))
+            raise BenchError(f"every warm-up request failed: {statuses} (see the function log)")
+    before = cpu_snapshot()
+    with Progress("endpoint", seconds, None) as progress:
+        samples, _, exhausted = post_batches(
+            function.url, api_key, bodies, first, seconds, concurrency, progress
+        )
+    after = cpu_snapshot()
+    now = describe_function(function.url, function.origin, function.master_pid)
+    notes = [f"POST /v1/events, WORKERS={function.workers} THREADS={function.threads}"]
+    if function.master_pid and (
+        not processes.is_alive(function.master_pid) or now.worker_pids != function.worker_pids
+    ):
+        notes.append("THE FUNCTION RESTARTED DURING THE PHASE: figures invalid, run again")
+    if exhausted:
+        notes.append("request pool exhausted: raise --max-rate")
+    start = min((s.started for s in samples), default=0.0)
+    end = max((s.ended for s in samples), default=start)
+    window = max(end - start, 1e-9)
+    accepted = sum(s.accepted for s in samples)
+    errors = Counter("no answer" if s.status == 0 else str(s.status) for s in samples)
+    errors.pop("202", None)
+    return PhaseResult(
+        name="endpoint",
+        seconds=round(window, 2),
+        requests=len(samples),
+        events_sent=len(samples) * batch,
+        events_accepted=accepted,
+        events_per_s=round(accepted / window, 1),
+        latency_ms=latency_summary([s.ended - s.started for s in samples]),
+        errors=dict(errors),
+        duplicates=sum(s.duplicates for s in samples),
+        rejected=sum(s.rejected for s in samples),
+        cpu_cores=cpu_cores(before, after, named_groups),
+        note="; ".join(notes),
+    )
+
+
+@dataclass(frozen=True)
+class CeilingVariant:
+    """How the bare client writes and publishes; ``ADAPTERS`` is exactly what ingest does."""
+
+    name: str
+    parallel_tables: bool = False
+    ordered: bool = True
+
+    def describe(self, full_io: bool) -> str:
+        steps = "lookup + write + publish + mark" if full_io else "write + publish"
+        extras = [
+            *(["tables in parallel"] if self.parallel_tables else []),
+            *([] if self.ordered else ["no ordering keys"]),
+        ]
+        return steps + (f", {', '.join(extras)}" if extras else "")
+
+
+ADAPTERS = CeilingVariant("ceiling")
+VARIANTS = (
+    CeilingVariant("ceiling/parallel", parallel_tables=True),
+    CeilingVariant("ceiling/unordered", ordered=False),
+    CeilingVariant("ceiling/both", parallel_tables=True, ordered=False),
+)
+
+
+def _parallel_tables_store(project: str, pool: ThreadPoolExecutor) -> Any:
+    """``BigtableEventStore`` whose ``write`` sends the two tables' mutations concurrently."""
+    from shared.adapters import clients
+    from shared.adapters.bigtable_events import BigtableEventStore, _mutate
+    from shared.resources import BIGTABLE_INSTANCE, EVENT_FAMILY, ID_FAMILY
+
+    class ParallelTablesStore(BigtableEventStore):
+        def write(self, records: Sequence[EventRecord]) -> None:
+            events, ids = [], []
+            for record in records:
+                event_row = self._events.direct_row(record.row_key.encode())
+                event_row.set_cell(
+                    EVENT_FAMILY, b"message", record.message, timestamp=record.occurred_at
+                )
+                events.append(event_row)
+                id_row = self._ids.direct_row(record.id_key.encode())
+                id_row.set_cell(ID_FAMILY, b"row_key", record.row_key.encode())
+                id_row.set_cell(ID_FAMILY, b"digest", record.digest.encode())
+                id_row.set_cell(ID_FAMILY, b"published", b"0")
+                ids.append(id_row)
+            both = [
+                pool.submit(_mutate, self._events, events),
+                pool.submit(_mutate, self._ids, ids),
+            ]
+            for future in both:
+                future.result()
+
+    return ParallelTablesStore(clients.bigtable_client(project).instance(BIGTABLE_INSTANCE))
+
+
+def function_dependencies() -> Any:
+    """``ingest_events``' own ``dependencies()``: the adapters, clients and settings it uses."""
+    path = ROOT / "functions" / FUNCTION_NAME / "main.py"
+    spec = importlib.util.spec_from_file_location(f"bench_{FUNCTION_NAME}", path)
+    if spec is None or spec.loader is None:
+        raise BenchError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    os.environ["LOG_LEVEL"] = "WARNING"  # its logs.configure() is for the function's logs
+    try:
+        spec.loader.exec_module(module)
+        return module.dependencies()
+    except Exception as exc:  # the code may be mid-edit: say so, do not guess
+        raise BenchError(f"{path}: dependencies() failed: {exc!r}") from exc
+
+
+def measure_ceiling(
+    project: str,
+    records: Sequence[EventRecord],
+    batch: int,
+    concurrency: int,
+    full_io: bool,
+    named_groups: dict[str, int],
+    variant: CeilingVariant = ADAPTERS,
+) -> PhaseResult:
+    """Write the rows and publish the messages with ingest's own adapters, no HTTP at all."""
+    from shared.ingest import StoreUnavailableError
+
+    deps = function_dependencies()
+    store: Any = deps.store
+    publisher: Any = deps.publisher
+    table_pool = ThreadPoolExecutor(2 * concurrency)
+    if variant.parallel_tables:
+        store = _parallel_tables_store(project, table_pool)
+    if not variant.ordered:
+        records = [r.model_copy(update={"ordering_key": ""}) for r in records]
+    batches = [records[n : n + batch] for n in range(0, len(records), batch)]
+    warm = build_warmup_records(records[: min(len(records), 50)])
+    store.write(warm)
+    publisher.publish(warm)
+
+    next_batch = itertools.count()
+    lock = threading.Lock()
+    latencies: list[float] = []
+    steps: dict[str, list[float]] = {"lookup": [], "write": [], "publish": [], "mark": []}
+    errors: Counter[str] = Counter()
+    accepted = 0
+
+    def worker(progress: Progress) -> None:
+        nonlocal accepted
+        while (index := next(next_batch)) < len(batches):
+            chunk = batches[index]
+            marks = [time.perf_counter()]
+            try:
+                if full_io:
+                    store.lookup([r.id_key for r in chunk])
+                    marks.append(time.perf_counter())
+                store.write(chunk)
+                marks.append(time.perf_counter())
+                publisher.publish(chunk)
+                marks.append(time.perf_counter())
+                if full_io:
+                    store.mark_published(chunk)
+                    marks.append(time.perf_counter())
+            except StoreUnavailableError as exc:
+                with lock:
+                    errors[type(exc).__name__] += 1
+                progress.add(0, True)
+                continue
+            names = ["lookup", "write", "publish", "mark"] if full_io else ["write", "publish"]
+            with lock:
+                latencies.append(marks[-1] - marks[0])
+                for name, begin, end in zip(names, marks, marks[1:], strict=False):
+                    steps[name].append(end - begin)
+                accepted += len(chunk)
+            progress.add(len(chunk), False)
+
+    before = cpu_snapshot()
+    started = time.perf_counter()
+    with Progress(variant.name, None, len(records)) as progress:
+        threads = [
+            threading.Thread(target=worker, args=(progress,), daemon=True)
+            for _ in range(concurrency)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    window = max(time.perf_counter() - started, 1e-9)
+    after = cpu_snapshot()
+    table_pool.shutdown()
+    return PhaseResult(
+        name=variant.name,
+        seconds=round(window, 2),
+        requests=len(batches),
+        events_sent=len(records),
+        events_per_s=round(accepted / window, 1),
+        events_accepted=accepted,
+        latency_ms=latency_summary(latencies),
+        errors=dict(errors),
+        steps_ms={
+            name: round(statistics.fmean(values) * 1000, 1)
+            for name, values in steps.items()
+            if values
+        },
+        cpu_cores=cpu_cores(before, after, named_groups),
+        note=variant.describe(full_io),
+    )
+
+
+def build_warmup_records(records: Sequence[EventRecord]) -> list[EventRecord]:
+    """Copies of a few records under fresh ids: they open the channels before timing."""
+    fresh: list[EventRecord] = []
+    for record in records:
+        event_id = str(uuid.uuid4())
+        fresh.append(
+            record.model_copy(
+                update={
+                    "id_key": f"{record.id_key.rsplit('#', 1)[0]}#{event_id}",
+                    "row_key": f"{record.row_key.rsplit('#', 1)[0]}#{event_id}",
+                    "attributes": {**record.attributes, "event_id": event_id},
+                }
+            )
+        )
+    return fresh
+
+
+# --- report ------------------------------------------------------------------------------
+
+
+def code_state() -> dict[str, Any]:
+    """The commit measured, and which product files differ from it (uncommitted work)."""
+
+    def git(*args: str) -> str:
+        try:
+            done = subprocess.run(
+                ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10, check=True
+            )
+        except (OSError, subprocess.SubprocessError):
+            return ""
+        return done.stdout.strip()
+
+    changed = git("status", "--porcelain", "--", "shared", "functions", "emulators")
+    return {
+        "commit": git("rev-parse", "--short", "HEAD") or "unknown",
+        "uncommitted": [line[3:] for line in changed.splitlines()],
+    }
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {
+        "nproc": len(os.sched_getaffinity(0)),
+        "cpu": model,
+        "python": platform.python_version(),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "load_average_before": [round(x, 2) for x in os.getloadavg()],
+        "code": code_state(),
+    }
+
+
+def verdict(endpoint: PhaseResult, ceiling: PhaseResult | None) -> dict[str, Any]:
+    ceiling_rate = ceiling.events_per_s if ceiling else 0.0
+    share = endpoint.events_per_s / ceiling_rate if ceiling_rate else 0.0
+    met_absolute = endpoint.events_per_s >= TARGET_EVENTS_PER_S and not endpoint.errors
+    met_relative = share >= TARGET_SHARE_OF_CEILING and not endpoint.errors
+    return {
+        "endpoint_events_per_s": endpoint.events_per_s,
+        "ceiling_events_per_s": ceiling_rate,
+        "endpoint_share_of_ceiling": round(share, 3),
+        "target_events_per_s": TARGET_EVENTS_PER_S,
+        "target_share_of_ceiling": TARGET_SHARE_OF_CEILING,
+        "met": met_absolute or met_relative,
+        "met_by": "events/s" if met_absolute else ("share of ceiling" if met_relative else None),
+    }
+
+
+def print_report(report: dict[str, Any]) -> None:
+    m, fn, load = report["machine"], report["function"], report["load"]
+    print()
+    print(f"cartwise ingest benchmark — {m['date']}")
+    print(
+        f"machine   nproc {m['nproc']}, {m['cpu'] or 'unknown CPU'}, Python {m['python']}, "
+        f"load average before {m['load_average_before']}"
+    )
+    code = m["code"]
+    print(
+        f"code      commit {code['commit']}"
+        + (
+            f", uncommitted changes in {', '.join(code['uncommitted'])}"
+            if code["uncommitted"]
+            else ""
+        )
+    )
+    print(
+        f"function  {fn['url']} ({'the stack' if fn['origin'] == 'stack' else 'own instance'}"
+        f", pid {fn['master_pid']}), {fn['worker_class']}: "
+        f"WORKERS={fn['workers']} THREADS={fn['threads']}"
+    )
+    print(
+        f"load      {load['batch']} events/request, concurrency {load['concurrency']}, "
+        f"{load['shoppers']} shoppers, {load['mean_body_kb']} KB/request on average; mix "
+        + ", ".join(f"{k} {v:.0%}" for k, v in load["mix_in_sample"].items())
+    )
+    print()
+    header = (
+        f"{'phase':<20}{'events/s':>10}{'batches':>9}{'events':>10}{'secs':>7}"
+        f"{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}  errors"
+    )
+    print(header)
+    print("-" * len(header))
+    for phase in report["phases"]:
+        lat = phase["latency_ms"]
+        print(
+            f"{phase['name']:<20}{phase['events_per_s']:>10,.0f}{phase['requests']:>9,}"
+            f"{phase['events_accepted']:>10,}{phase['seconds']:>7.1f}"
+            f"{lat.get('p50', 0):>9,.0f}{lat.get('p95', 0):>9,.0f}{lat.get('p99', 0):>9,.0f}"
+            f"  {phase['errors'] or 'none'}"
+        )
+    print()
+    for phase in report["phases"]:
+        what = phase["note"]
+        if phase["steps_ms"]:
+            steps = ", ".join(f"{k} {v:,.0f}" for k, v in phase["steps_ms"].items())
+            what += f"; mean ms per batch: {steps}"
+        print(f"  {phase['name']:<18}{what}")
+    print()
+    print(f"CPU cores used during each phase (of {m['nproc']})")
+    names = list(dict.fromkeys(k for p in report["phases"] for k in p["cpu_cores"]))
+    print(f"  {'process':<22}" + "".join(f"{p['name']:>19}" for p in report["phases"]))
+    for name in names:
+        print(
+            f"  {name:<22}"
+            + "".join(f"{p['cpu_cores'].get(name, 0):>19.2f}" for p in report["phases"])
+        )
+    v = report["verdict"]
+    print()
+    if v["ceiling_events_per_s"]:
+        print(
+            f"endpoint {v['endpoint_events_per_s']:,.0f} events/s = "
+            f"{v['endpoint_share_of_ceiling']:.0%} of the ceiling "
+            f"({v['ceiling_events_per_s']:,.0f} events/s)"
+        )
+    outcome = f"MET ({v['met_by']})" if v["met"] else "NOT MET"
+    print(
+        f"target: {v['target_events_per_s']:,} events/s sustained, or "
+        f"{v['target_share_of_ceiling']:.0%} of the ceiling: {outcome}"
+    )
+
+
+# --- main --------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="bench.ingest", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=20.0, help="measured endpoint time")
+    parser.add_argument("--warmup", type=float, default=3.0, help="unmeasured warm-up seconds")
+    parser.add_argument("--batch", type=int, default=MAX_EVENTS_PER_REQUEST, help="events/request")
+    parser.add_argument("--concurrency", type=int, default=8, help="requests in flight")
+    parser.add_argument("--shoppers", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=7, help="seed of the event shapes")
+    parser.add_argument(
+        "--max-rate",
+        type=int,
+        default=20_000,
+        help="sizes the pre-generated request pool (events/s the endpoint could reach)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="benchmark an own ingest_events instance with this WORKERS (instead of the stack's)",
+    )
+    parser.add_argument("--threads", type=int, help="THREADS of the own instance")
+    parser.add_argument(
+        "--full-io",
+        action="store_true",
+        help="the ceiling also does ingest's lookup and mark_published",
+    )
+    parser.add_argument("--no-ceiling", action="store_true", help="skip phase 2")
+    parser.add_argument(
+        "--variants",
+        action="store_true",
+        help="also measure ceilings with the two tables written in parallel and/or "
+        "publishing without ordering keys (what ingest could gain)",
+    )
+    parser.add_argument("--json", type=Path, help="also write the report as JSON here")
+    args = parser.parse_args(argv)
+    if not 1 <= args.batch <= MAX_EVENTS_PER_REQUEST:
+        parser.error(f"--batch must be 1..{MAX_EVENTS_PER_REQUEST}")
+    if args.concurrency < 1 or args.seconds <= 0:
+        parser.error("--concurrency and --seconds must be positive")
+    return args
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    settings = StackSettings()
+    own_instance = bool(args.workers or args.threads)
+    stack_env = read_stack_env(settings, stack_function=not own_instance)
+    os.environ.update(stack_env)
+    from emulators.stack import read_state
+
+    pids = read_state(settings)
+    info = machine()
+    named_groups = {
+        name: pids[name]
+        for name in ("pubsub", "bigtable", "firestore", FUNCTION_NAME)
+        if name in pids
+    }
+
+    count = (
+        math.ceil(args.max_rate * (args.seconds + args.warmup) / args.batch) + 2 * args.concurrency
+    )
+    print(
+        f"generating {count:,} requests of {args.batch} events (--max-rate {args.max_rate:,}) ...",
+        file=sys.stderr,
+        flush=True,
+    )
+    started = time.monotonic()
+    bodies = generate_bodies(count, args.batch, args.shoppers, args.seed)
+    stats = body_stats(bodies)
+    if stats["max_body_kb"] * 1024 > MAX_REQUEST_BYTES:
+        raise BenchError(f"a generated request is {stats['max_body_kb']} KB, over the limit")
+    check = build_records(stack_env["DEMO_RETAILER_ID"], bodies[:2])  # raises if invalid
+    print(
+        f"  done in {time.monotonic() - started:.1f}s ({stats['mean_body_kb']} KB/request, "
+        f"{len(check)} events checked valid)",
+        file=sys.stderr,
+        flush=True,
+    )
+
+    with contextlib.ExitStack() as stack:
+        if own_instance:
+            workers = args.workers or 1
+            threads = args.threads or (os.cpu_count() or 1) * 4
+            print(
+                f"starting own {FUNCTION_NAME} with WORKERS={workers} THREADS={threads} ...",
+                file=sys.stderr,
+                flush=True,
+            )
+            function = stack.enter_context(own_function(settings, stack_env, workers, threads))
+            named_groups[FUNCTION_NAME] = function.master_pid or 0
+        else:
+            function = describe_function(stack_env["INGEST_URL"], "stack", pids.get(FUNCTION_NAME))
+        print(
+            f"phase 1: endpoint {function.url} "
+            f"(WORKERS={function.workers} THREADS={function.threads})",
+            file=sys.stderr,
+            flush=True,
+        )
+        endpoint = measure_endpoint(
+            function,
+            stack_env["DEMO_API_KEY"],
+            bodies,
+            args.batch,
+            args.seconds,
+            args.warmup,
+            args.concurrency,
+            named_groups,
+        )
+    phases = [endpoint]
+    ceiling: PhaseResult | None = None
+    if not args.no_ceiling:
+        wanted = max(endpoint.events_accepted, args.batch * args.concurrency * 4)
+        # The same shapes again (same seed), under fresh event ids: new rows, same sizes.
+        ceiling_bodies = [
+            with_fresh_ids(bodies[n % len(bodies)]) for n in range(math.ceil(wanted / args.batch))
+        ]
+        print(
+            f"phase 2: ceiling, {wanted:,} events written and published by this process "
+            f"(building the records first) ...",
+            file=sys.stderr,
+            flush=True,
+        )
+        records = build_records(stack_env["DEMO_RETAILER_ID"], ceiling_bodies)[:wanted]
+        named_groups.pop(FUNCTION_NAME, None)
+        ceiling = measure_ceiling(
+            stack_env["GOOGLE_CLOUD_PROJECT"],
+            records,
+            args.batch,
+            args.concurrency,
+            args.full_io,
+            named_groups,
+        )
+        phases.append(ceiling)
+        for variant in VARIANTS if args.variants else ():
+            print(f"phase 2: {variant.name} ...", file=sys.stderr, flush=True)
+            phases.append(
+                measure_ceiling(
+                    stack_env["GOOGLE_CLOUD_PROJECT"],
+                    records,
+                    args.batch,
+                    args.concurrency,
+                    args.full_io,
+                    named_groups,
+                    variant,
+                )
+            )
+    return {
+        "machine": info,
+        "function": asdict(function),
+        "load": {
+            "batch": args.batch,
+            "concurrency": args.concurrency,
+            "seconds": args.seconds,
+            "warmup_s": args.warmup,
+            "shoppers": args.shoppers,
+            "seed": args.seed,
+            **stats,
+        },
+        "phases": [asdict(p) for p in phases],
+        "verdict": verdict(endpoint, ceiling),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        report = run(args)
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print_report(report)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"\nJSON report: {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""Pub/Sub stops mid-run: the API answers 503 and accepts nothing; the retry succeeds once.
+
+The function under test gets its own Pub/Sub emulator (the stack's other stores are
+shared), so stopping it does not disturb other tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+
+import pytest
+import requests
+from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
+
+from emulators import processes
+from emulators.config import ROOT, StackSettings
+from shared.resources import REJECTED_EVENTS_TOPIC, SHOPPER_EVENTS_TOPIC
+from tests.factories import event
+from tests.integration.serving import PRODUCT_FUNCTIONS, serve_function
+
+pytestmark = pytest.mark.integration
+
+
+class PrivatePubSub:
+    def __init__(self, settings: StackSettings, project: str) -> None:
+        self.settings = settings
+        self.project = project
+        self.port = processes.free_port()
+        self.host = f"{settings.host}:{self.port}"
+        self.pid: int | None = None
+
+    def start(self) -> None:
+        self.pid = processes.start(
+            [
+                "gcloud",
+                "beta",
+                "emulators",
+                "pubsub",
+                "start",
+                f"--host-port={self.host}",
+                f"--project={self.project}",
+            ],
+            log_file=self.settings.logs_dir / f"test-pubsub-{self.port}.log",
+            env=dict(os.environ),
+            cwd=ROOT,
+        )
+        assert processes.wait_until(
+            lambda: processes.port_is_open(self.settings.host, self.port), 60
+        )
+        saved = os.environ.get("PUBSUB_EMULATOR_HOST")
+        os.environ["PUBSUB_EMULATOR_HOST"] = self.host
+        try:
+            self.publisher = PublisherClient()
+            self.subscriber = SubscriberClient()
+            for topic in (SHOPPER_EVENTS_TOPIC, REJECTED_EVENTS_TOPIC):
+                self.publisher.create_topic(
+                    name=self.publisher.topic_path(self.project, topic), timeout=30
+                )
+            self.tap = self.subscriber.subscription_path(self.project, "tap")
+            self.subscriber.create_subscription(
+                name=self.tap,
+                topic=self.publisher.topic_path(self.project, SHOPPER_EVENTS_TOPIC),
+                timeout=30,
+            )
+        finally:
+            if saved is not None:
+                os.environ["PUBSUB_EMULATOR_HOST"] = saved
+
+    def stop(self) -> None:
+        if self.pid is not None:
+            processes.stop_group(self.pid)
+            self.pid = None
+
+    def drain(self) -> list[str]:
+        ids: list[str] = []
+        while True:
+            response = self.subscriber.pull(
+                request={
+                    "subscription": self.tap,
+                    "max_messages": 1000,
+                    "return_immediately": True,
+                },
+                timeout=10,
+            )
+            if not response.received_messages:
+                return ids
+            ids += [m.message.attributes["event_id"] for m in response.received_messages]
+            self.subscriber.acknowledge(
+                subscription=self.tap, ack_ids=[m.ack_id for m in response.received_messages]
+            )
+
+
+@pytest.fixture
+def private_pubsub(stack: dict[str, str], stack_settings: StackSettings) -> Iterator[PrivatePubSub]:
+    pubsub = PrivatePubSub(stack_settings, stack["GOOGLE_CLOUD_PROJECT"])
+    pubsub.start()
+    try:
+        yield pubsub
+    finally:
+        pubsub.stop()
+
+
+def test_pubsub_down_gives_503_then_the_retry_succeeds_without_duplicates(
+    stack: dict[str, str],
+    stack_settings: StackSettings,
+    private_pubsub: PrivatePubSub,
+    unique: str,
+) -> None:
+    env = {"PUBSUB_EMULATOR_HOST": private_pubsub.host, "INGEST_PUBLISH_TIMEOUT_S": "2"}
+    with serve_function(
+        stack_settings, "ingest_events", "ingest_events", "http", env, PRODUCT_FUNCTIONS
+    ) as url:
+
+        def send(events: list[dict[str, object]]) -> requests.Response:
+            return requests.post(
+                f"{url}/v1/events",
+                data=json.dumps({"events": events}),
+                headers={"X-Api-Key": stack["DEMO_API_KEY"], "Content-Type": "application/json"},
+                timeout=60,
+            )
+
+        before = [event("page_viewed", f"s-{unique}") for _ in range(20)]
+        assert send(before).json()["accepted"] == 20
+
+        private_pubsub.stop()
+        during = [event("product_added_to_basket", f"s-{unique}") for _ in range(20)]
+        started = time.monotonic()
+        refused = send(during)
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["error"]["code"] == "unavailable"
+        assert int(refused.headers["Retry-After"]) >= 1
+        assert time.monotonic() - started < 30
+
+        # The emulator comes back (empty, like a new topic): the tracker retries as is.
+        private_pubsub.start()
+        retried = send(during)
+        assert retried.status_code == 202, retried.text
+        assert retried.json()["accepted"] == 20
+        again = send(during)
+        assert again.json()["accepted"] == 0
+        assert again.json()["duplicate_count"] == 20
+
+        published = private_pubsub.drain()
+        assert sorted(published) == sorted(e["event_id"] for e in during)
