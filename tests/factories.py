@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -45,5 +46,5 @@ def event(
         "session_id": "session-1",
         "occurred_at": (occurred_at or datetime.now(UTC) - timedelta(seconds=1)).isoformat(),
         "schema_version": 1,
-        "payload": {**PAYLOADS[kind], **payload},
+        "payload": {**copy.deepcopy(PAYLOADS[kind]), **payload},
     }

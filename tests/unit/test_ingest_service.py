@@ -1,0 +1,118 @@
+"""The ingest service's idempotency rules, with in-memory ports (pure logic)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from shared.events import validate_event
+from shared.ingest import (
+    EventRecord,
+    IngestResult,
+    RejectedEvent,
+    StoredId,
+    StoreUnavailableError,
+    event_row_key,
+    ingest,
+    shopper_prefix,
+)
+from tests.factories import event
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self.rows: dict[str, bytes] = {}
+        self.ids: dict[str, StoredId] = {}
+
+    def lookup(self, id_keys: Sequence[str]) -> dict[str, StoredId]:
+        return {k: self.ids[k] for k in id_keys if k in self.ids}
+
+    def write(self, records: Sequence[EventRecord]) -> None:
+        for r in records:
+            self.rows[r.row_key] = r.message
+            self.ids[r.id_key] = StoredId(row_key=r.row_key, digest=r.digest, published=False)
+
+    def mark_published(self, records: Sequence[EventRecord]) -> None:
+        for r in records:
+            self.ids[r.id_key] = self.ids[r.id_key].model_copy(update={"published": True})
+
+
+class MemoryPublisher:
+    def __init__(self) -> None:
+        self.published: list[str] = []
+        self.down = False
+
+    def publish(self, records: Sequence[EventRecord]) -> None:
+        if self.down:
+            raise StoreUnavailableError("pubsub down")
+        self.published += [r.attributes["event_id"] for r in records]
+
+
+class MemorySink:
+    def __init__(self) -> None:
+        self.rejected: list[RejectedEvent] = []
+
+    def record(self, rejected: Sequence[RejectedEvent]) -> None:
+        self.rejected += rejected
+
+
+Ports = tuple[MemoryStore, MemoryPublisher, MemorySink]
+
+
+@pytest.fixture
+def ports() -> Ports:
+    return MemoryStore(), MemoryPublisher(), MemorySink()
+
+
+def run(ports: Ports, events: Sequence[object]) -> IngestResult:
+    store, publisher, sink = ports
+    return ingest("r1", events, store=store, publisher=publisher, rejected_sink=sink)
+
+
+def test_a_failed_publish_is_republished_by_the_retry_then_reported_duplicate(ports: Ports) -> None:
+    store, publisher, _ = ports
+    events = [event(), event()]
+    publisher.down = True
+    with pytest.raises(StoreUnavailableError):
+        run(ports, events)
+    assert len(store.rows) == 2
+    assert not any(s.published for s in store.ids.values())
+    publisher.down = False
+    assert run(ports, events).accepted == 2
+    assert publisher.published == [e["event_id"] for e in events]
+    again = run(ports, events)
+    assert (again.accepted, len(again.duplicates)) == (0, 2)
+    assert len(publisher.published) == 2
+
+
+def test_repeats_inside_one_batch(ports: Ports) -> None:
+    first = event()
+    conflicting = {**first, "payload": {**first["payload"], "url": "/other"}}
+    result = run(ports, [first, first, conflicting])
+    assert result.accepted == 1
+    assert result.duplicates == [{"index": 1, "event_id": first["event_id"]}]
+    assert [r["index"] for r in result.rejected] == [2]
+    assert result.rejected[0]["reasons"][0]["code"] == "event_id_conflict"
+
+
+def test_rejected_events_go_to_the_sink_with_raw_input(ports: Ports) -> None:
+    _, _, sink = ports
+    bad = event(age=30)
+    run(ports, [bad])
+    assert [r.event_id for r in sink.rejected] == [bad["event_id"]]
+    assert '"age": 30' in sink.rejected[0].raw
+
+
+def test_row_keys_group_a_shopper_and_sort_newest_first() -> None:
+    now = datetime(2026, 11, 23, tzinfo=UTC)
+    older = validate_event(event(shopper_id="s1", occurred_at=now - timedelta(hours=1)))
+    newer = validate_event(event(shopper_id="s1", occurred_at=now))
+    assert not isinstance(older, list) and not isinstance(newer, list)
+    k_old, k_new = event_row_key("r1", older), event_row_key("r1", newer)
+    assert k_old.startswith(shopper_prefix("r1", "s1"))
+    assert k_new.startswith(shopper_prefix("r1", "s1"))
+    assert k_new < k_old
+    assert shopper_prefix("r1", "s1") != shopper_prefix("r2", "s1")
+    assert not shopper_prefix("r1", "s1").startswith(shopper_prefix("r1", "s"))
