@@ -64,3 +64,9 @@ demo: up
 
 clean: down
 	rm -rf .local $(VENV)
+
+# Ingest throughput: the endpoint (gunicorn, as Cloud Run serves it) against the bare-client
+# ceiling, measured in the same run; see bench/README.md for options (python -m bench.ingest).
+.PHONY: bench-ingest
+bench-ingest: up
+	@$(PY) -m bench.ingest

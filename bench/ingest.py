@@ -21,6 +21,7 @@ import itertools
 import json
 import math
 import multiprocessing
+import multiprocessing.connection
 import os
 import platform
 import random
@@ -35,7 +36,8 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +48,7 @@ from emulators.config import ROOT, StackSettings
 from shared.events import EventType, validate_event
 from shared.ingest import MAX_EVENTS_PER_REQUEST, MAX_REQUEST_BYTES, EventRecord, make_record
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 TARGET_EVENTS_PER_S = 10_000
 TARGET_SHARE_OF_CEILING = 0.80
 REQUIRED_COMPONENTS = ("pubsub", "bigtable", "firestore")
@@ -122,6 +125,7 @@ ORDER_STATUSES: dict[str, float] = {
     "refunded": 0.04,
 }
 SHOP = "https://shop.example.com"
+SHOPPER_PREFIX = "bench-"
 
 
 # --- realistic events ----------------------------------------------------------------------
@@ -154,7 +158,8 @@ class EventFactory:
             )
             for n in range(products)
         ]
-        self._shoppers = [f"cust-{n:06d}" for n in range(shoppers)]
+        # The prefix marks the bench's rows, so that they can be told apart and removed.
+        self._shoppers = [f"{SHOPPER_PREFIX}{n:06d}" for n in range(shoppers)]
         # A few shoppers are much more active than most (Zipf-like, mildly).
         self._shopper_weights = list(
             itertools.accumulate(1 / (rank + 1) ** 0.6 for rank in range(shoppers))
@@ -186,7 +191,7 @@ class EventFactory:
             "event_id": str(uuid.uuid4()),
             "type": event_type.value,
             "shopper_id": shopper,
-            "session_id": f"sess-{shopper[5:]}-{rng.randrange(4)}",
+            "session_id": f"sess-{shopper[len(SHOPPER_PREFIX) :]}-{rng.randrange(4)}",
             "occurred_at": occurred_at,
             "schema_version": 1,
             "payload": self._makers[event_type](),
@@ -344,24 +349,35 @@ def _records_chunk(job: tuple[str, list[bytes], str]) -> list[RecordFields]:
     return records
 
 
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _records_from_fields(fields: Sequence[RecordFields]) -> list[EventRecord]:
+    return [
+        EventRecord.model_construct(
+            id_key=id_key,
+            row_key=row_key,
+            digest=digest,
+            occurred_at=datetime.fromisoformat(occurred_at),
+            message=message,
+            attributes=attributes,
+            ordering_key=ordering_key,
+        )
+        for id_key, row_key, digest, occurred_at, message, attributes, ordering_key in fields
+    ]
+
+
 def build_records(retailer_id: str, bodies: Sequence[bytes]) -> list[EventRecord]:
     """The rows and messages ``ingest`` makes of these bodies (validated, on every core)."""
-    ingested_at = datetime.now(UTC).isoformat()
+    ingested_at = _now_iso()
     jobs = [(retailer_id, list(bodies[n : n + 4]), ingested_at) for n in range(0, len(bodies), 4)]
     workers = max(1, min(len(jobs), os.cpu_count() or 1))
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
         return [
-            EventRecord.model_construct(
-                id_key=id_key,
-                row_key=row_key,
-                digest=digest,
-                occurred_at=datetime.fromisoformat(occurred_at),
-                message=message,
-                attributes=attributes,
-                ordering_key=ordering_key,
-            )
-            for records in pool.map(_records_chunk, jobs)
-            for id_key, row_key, digest, occurred_at, message, attributes, ordering_key in records
+            record
+            for fields in pool.map(_records_chunk, jobs)
+            for record in _records_from_fields(fields)
         ]
 
 
@@ -524,13 +540,17 @@ def _machine_busy_ticks() -> int:
 
 
 def cpu_snapshot() -> CpuSnapshot:
+    """CPU time so far of every process group, of this bench (and its helper processes)."""
     groups: Counter[int] = Counter()
-    for _, _, group, ticks in _proc_stats():
+    me, my_group = os.getpid(), os.getpgrp()
+    helpers = 0
+    for _, parent, group, ticks in _proc_stats():
         groups[group] += ticks
+        if parent == me and group == my_group:  # not the own function: its own group
+            helpers += ticks
     times = os.times()
-    return CpuSnapshot(
-        time.monotonic(), dict(groups), times.user + times.system, _machine_busy_ticks()
-    )
+    bench = times.user + times.system + helpers / os.sysconf("SC_CLK_TCK")
+    return CpuSnapshot(time.monotonic(), dict(groups), bench, _machine_busy_ticks())
 
 
 def cpu_cores(
@@ -543,7 +563,7 @@ def cpu_cores(
     for name, group in named_groups.items():
         ticks = after.groups.get(group, 0) - before.groups.get(group, 0)
         used[name] = max(ticks, 0) / hz / elapsed
-    used["bench (this process)"] = (after.bench - before.bench) / elapsed
+    used["bench (client)"] = (after.bench - before.bench) / elapsed
     machine = (after.machine_busy - before.machine_busy) / hz / elapsed
     used["other processes"] = max(machine - sum(used.values()), 0.0)
     used["machine total"] = machine
@@ -568,6 +588,7 @@ class PhaseResult:
     steps_ms: dict[str, float] = field(default_factory=dict)
     cpu_cores: dict[str, float] = field(default_factory=dict)
     note: str = ""
+    bodies_used: int = 0  # the endpoint's: requests of the pool sent, warm-up included
 
 
 def latency_summary(seconds: Sequence[float]) -> dict[str, float]:
@@ -615,6 +636,10 @@ class Progress:
             self._events += events
             self._requests += 1
             self._errors += int(error)
+
+    def sync(self, events: int, requests_: int, errors: int) -> None:
+        with self._lock:
+            self._events, self._requests, self._errors = events, requests_, errors
 
     def _print(self, final: bool = False) -> None:
         elapsed = time.monotonic() - self._started
@@ -725,7 +750,7 @@ def measure_endpoint(
             raise BenchError(f"every warm-up request failed: {statuses} (see the function log)")
     before = cpu_snapshot()
     with Progress("endpoint", seconds, None) as progress:
-        samples, _, exhausted = post_batches(
+        samples, used, exhausted = post_batches(
             function.url, api_key, bodies, first, seconds, concurrency, progress
         )
     after = cpu_snapshot()
@@ -756,6 +781,7 @@ def measure_endpoint(
         rejected=sum(s.rejected for s in samples),
         cpu_cores=cpu_cores(before, after, named_groups),
         note="; ".join(notes),
+        bodies_used=used,
     )
 
 
@@ -766,22 +792,175 @@ class CeilingVariant:
     name: str
     parallel_tables: bool = False
     ordered: bool = True
+    raw_grpc: bool = False
 
     def describe(self, full_io: bool) -> str:
         steps = "lookup + write + publish + mark" if full_io else "write + publish"
         extras = [
+            "raw protobuf over gRPC stubs" if self.raw_grpc else "ingest's adapters",
             *(["tables in parallel"] if self.parallel_tables else []),
             *([] if self.ordered else ["no ordering keys"]),
         ]
-        return steps + (f", {', '.join(extras)}" if extras else "")
+        return f"{steps}, {', '.join(extras)}"
 
 
 ADAPTERS = CeilingVariant("ceiling")
+RAW_GRPC = CeilingVariant("ceiling/raw-grpc", raw_grpc=True)
 VARIANTS = (
     CeilingVariant("ceiling/parallel", parallel_tables=True),
     CeilingVariant("ceiling/unordered", ordered=False),
     CeilingVariant("ceiling/both", parallel_tables=True, ordered=False),
 )
+
+
+class RawGrpcClient:
+    """The same Bigtable rows and Pub/Sub messages as ingest's adapters, as raw protobufs.
+
+    No client-library layers (``DirectRow``, proto-plus, retries): requests are built with
+    the upb protobuf classes and sent on plain gRPC stubs to the emulators. What the
+    emulators absorb when the client costs almost nothing.
+    """
+
+    def __init__(self, project: str, parallel_tables: bool, pool: ThreadPoolExecutor) -> None:
+        import grpc
+        from google.cloud.bigtable_v2.types import (
+            MutateRowsRequest,
+            MutateRowsResponse,
+            ReadRowsRequest,
+            ReadRowsResponse,
+        )
+        from google.pubsub_v1.types import PublishRequest, PublishResponse
+
+        from shared.resources import (
+            BIGTABLE_INSTANCE,
+            EVENT_IDS_TABLE,
+            SHOPPER_EVENTS_TABLE,
+            SHOPPER_EVENTS_TOPIC,
+        )
+
+        self._mutate_request = MutateRowsRequest.pb()
+        self._read_request = ReadRowsRequest.pb()
+        self._publish_request = PublishRequest.pb()
+        tables = f"projects/{project}/instances/{BIGTABLE_INSTANCE}/tables/"
+        self._events_table = tables + SHOPPER_EVENTS_TABLE
+        self._ids_table = tables + EVENT_IDS_TABLE
+        self._topic = f"projects/{project}/topics/{SHOPPER_EVENTS_TOPIC}"
+        bigtable = grpc.insecure_channel(os.environ["BIGTABLE_EMULATOR_HOST"])
+        pubsub = grpc.insecure_channel(os.environ["PUBSUB_EMULATOR_HOST"])
+        self._mutate_rows = bigtable.unary_stream(
+            "/google.bigtable.v2.Bigtable/MutateRows",
+            request_serializer=self._mutate_request.SerializeToString,
+            response_deserializer=MutateRowsResponse.pb().FromString,
+        )
+        self._read_rows = bigtable.unary_stream(
+            "/google.bigtable.v2.Bigtable/ReadRows",
+            request_serializer=self._read_request.SerializeToString,
+            response_deserializer=ReadRowsResponse.pb().FromString,
+        )
+        self._publish = pubsub.unary_unary(
+            "/google.pubsub.v1.Publisher/Publish",
+            request_serializer=self._publish_request.SerializeToString,
+            response_deserializer=PublishResponse.pb().FromString,
+        )
+        self._parallel = parallel_tables
+        self._pool = pool
+
+    def _send(self, request: Any) -> None:
+        from shared.ingest import StoreUnavailableError
+
+        failed = [
+            entry.status.message
+            for response in self._mutate_rows(request, timeout=10)
+            for entry in response.entries
+            if entry.status.code
+        ]
+        if failed:
+            raise StoreUnavailableError(f"bigtable: {len(failed)} rows failed ({failed[0]})")
+
+    def _ids(self, records: Sequence[EventRecord], published: bytes) -> Any:
+        from shared.resources import ID_FAMILY
+
+        request = self._mutate_request(table_name=self._ids_table)
+        for record in records:
+            entry = request.entries.add(row_key=record.id_key.encode())
+            cells = (
+                ((b"row_key", record.row_key.encode()), (b"digest", record.digest.encode()))
+                if published == b"0"
+                else ()
+            )
+            for qualifier, value in (*cells, (b"published", published)):
+                cell = entry.mutations.add().set_cell
+                cell.family_name = ID_FAMILY
+                cell.column_qualifier = qualifier
+                cell.timestamp_micros = -1  # server time, as DirectRow.set_cell without one
+                cell.value = value
+        return request
+
+    def lookup(self, id_keys: Sequence[str]) -> None:
+        request = self._read_request(table_name=self._ids_table)
+        request.rows.row_keys.extend(key.encode() for key in id_keys)
+        request.filter.cells_per_column_limit_filter = 1
+        for _ in self._read_rows(request, timeout=10):
+            pass
+
+    def write(self, records: Sequence[EventRecord]) -> None:
+        from shared.resources import EVENT_FAMILY
+
+        events = self._mutate_request(table_name=self._events_table)
+        for record in records:
+            cell = events.entries.add(row_key=record.row_key.encode()).mutations.add().set_cell
+            cell.family_name = EVENT_FAMILY
+            cell.column_qualifier = b"message"
+            micros = (record.occurred_at - EPOCH) // timedelta(microseconds=1)
+            cell.timestamp_micros = micros - micros % 1000  # Bigtable keeps milliseconds
+            cell.value = record.message
+        ids = self._ids(records, b"0")
+        if self._parallel:
+            for future in [
+                self._pool.submit(self._send, events),
+                self._pool.submit(self._send, ids),
+            ]:
+                future.result()
+        else:
+            self._send(events)
+            self._send(ids)
+
+    def publish(self, records: Sequence[EventRecord]) -> None:
+        for start in range(0, len(records), 1000):
+            request = self._publish_request(topic=self._topic)
+            for record in records[start : start + 1000]:
+                message = request.messages.add(data=record.message)
+                message.ordering_key = record.ordering_key
+                message.attributes.update(record.attributes)
+            self._publish(request, timeout=10)
+
+    def mark_published(self, records: Sequence[EventRecord]) -> None:
+        self._send(self._ids(records, b"1"))
+
+    def delete_rows(self, events_keys: Sequence[bytes], ids_keys: Sequence[bytes]) -> None:
+        for table, keys in ((self._events_table, events_keys), (self._ids_table, ids_keys)):
+            for start in range(0, len(keys), 1000):
+                request = self._mutate_request(table_name=table)
+                for key in keys[start : start + 1000]:
+                    request.entries.add(row_key=key).mutations.add().delete_from_row.SetInParent()
+                self._send(request)
+
+
+def remove_rows(project: str, retailer_id: str, bodies: Sequence[bytes]) -> int:
+    """Delete the Bigtable rows these requests made (the emulator keeps all in memory)."""
+    from shared.ingest import id_key, reverse_micros, shopper_prefix
+
+    events_keys: list[bytes] = []
+    ids_keys: list[bytes] = []
+    for body in bodies:
+        for raw in json.loads(body)["events"]:
+            moment = reverse_micros(datetime.fromisoformat(raw["occurred_at"]))
+            prefix = shopper_prefix(retailer_id, raw["shopper_id"])
+            events_keys.append(f"{prefix}{moment}#{raw['event_id']}".encode())
+            ids_keys.append(id_key(retailer_id, raw["event_id"]).encode())
+    with ThreadPoolExecutor(1) as pool:
+        RawGrpcClient(project, False, pool).delete_rows(events_keys, ids_keys)
+    return len(events_keys)
 
 
 def _parallel_tables_store(project: str, pool: ThreadPoolExecutor) -> Any:
@@ -829,40 +1008,54 @@ def function_dependencies() -> Any:
         raise BenchError(f"{path}: dependencies() failed: {exc!r}") from exc
 
 
-def measure_ceiling(
+@dataclass
+class CeilingRun:
+    """What one bare-client process measured."""
+
+    latencies: list[float] = field(default_factory=list)
+    steps: dict[str, list[float]] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)
+    accepted: int = 0
+    seconds: float = 0.0
+
+
+def _ceiling_run(
     project: str,
     records: Sequence[EventRecord],
     batch: int,
-    concurrency: int,
+    threads: int,
     full_io: bool,
-    named_groups: dict[str, int],
-    variant: CeilingVariant = ADAPTERS,
-) -> PhaseResult:
-    """Write the rows and publish the messages with ingest's own adapters, no HTTP at all."""
+    variant: CeilingVariant,
+    on_batch: Callable[[int, bool], None],
+    ready: Callable[[], object],
+) -> CeilingRun:
+    """Set up the adapters, call ``ready()``, then write and publish every batch on threads."""
     from shared.ingest import StoreUnavailableError
 
-    deps = function_dependencies()
-    store: Any = deps.store
-    publisher: Any = deps.publisher
-    table_pool = ThreadPoolExecutor(2 * concurrency)
-    if variant.parallel_tables:
-        store = _parallel_tables_store(project, table_pool)
+    table_pool = ThreadPoolExecutor(2 * threads)
+    store: Any
+    publisher: Any
+    if variant.raw_grpc:
+        store = publisher = RawGrpcClient(project, variant.parallel_tables, table_pool)
+    else:
+        deps = function_dependencies()
+        store, publisher = deps.store, deps.publisher
+        if variant.parallel_tables:
+            store = _parallel_tables_store(project, table_pool)
     if not variant.ordered:
         records = [r.model_copy(update={"ordering_key": ""}) for r in records]
     batches = [records[n : n + batch] for n in range(0, len(records), batch)]
-    warm = build_warmup_records(records[: min(len(records), 50)])
+    warm = records[:50]  # opens the channels; rewritten by the timed run
     store.write(warm)
     publisher.publish(warm)
 
     next_batch = itertools.count()
     lock = threading.Lock()
-    latencies: list[float] = []
-    steps: dict[str, list[float]] = {"lookup": [], "write": [], "publish": [], "mark": []}
+    run = CeilingRun(steps={"lookup": [], "write": [], "publish": [], "mark": []})
     errors: Counter[str] = Counter()
-    accepted = 0
+    names = ["lookup", "write", "publish", "mark"] if full_io else ["write", "publish"]
 
-    def worker(progress: Progress) -> None:
-        nonlocal accepted
+    def worker() -> None:
         while (index := next(next_batch)) < len(batches):
             chunk = batches[index]
             marks = [time.perf_counter()]
@@ -880,38 +1073,164 @@ def measure_ceiling(
             except StoreUnavailableError as exc:
                 with lock:
                     errors[type(exc).__name__] += 1
-                progress.add(0, True)
+                on_batch(0, True)
                 continue
-            names = ["lookup", "write", "publish", "mark"] if full_io else ["write", "publish"]
             with lock:
-                latencies.append(marks[-1] - marks[0])
+                run.latencies.append(marks[-1] - marks[0])
                 for name, begin, end in zip(names, marks, marks[1:], strict=False):
-                    steps[name].append(end - begin)
-                accepted += len(chunk)
-            progress.add(len(chunk), False)
+                    run.steps[name].append(end - begin)
+                run.accepted += len(chunk)
+            on_batch(len(chunk), False)
 
-    before = cpu_snapshot()
+    ready()
     started = time.perf_counter()
-    with Progress(variant.name, None, len(records)) as progress:
-        threads = [
-            threading.Thread(target=worker, args=(progress,), daemon=True)
-            for _ in range(concurrency)
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    window = max(time.perf_counter() - started, 1e-9)
-    after = cpu_snapshot()
+    workers = [threading.Thread(target=worker, daemon=True) for _ in range(threads)]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join()
+    run.seconds = time.perf_counter() - started
+    run.errors = dict(errors)
     table_pool.shutdown()
+    return run
+
+
+def _ceiling_child(
+    conn: Connection,
+    job: tuple[str, str, list[bytes], int, int, bool, CeilingVariant],
+    barrier: Any,
+    counters: Any,
+) -> None:
+    """One process of a multi-process ceiling: build its records, wait, run, report."""
+    project, retailer_id, bodies, batch, threads, full_io, variant = job
+    records = _records_from_fields(_records_chunk((retailer_id, bodies, _now_iso())))
+
+    def on_batch(events: int, error: bool) -> None:
+        with counters.get_lock():
+            counters[0] += events
+            counters[1] += 1
+            counters[2] += int(error)
+
+    run = _ceiling_run(project, records, batch, threads, full_io, variant, on_batch, barrier.wait)
+    conn.send(asdict(run))
+    barrier.wait()  # stay alive until the parent has read every process's CPU time
+    conn.close()
+
+
+def measure_ceiling(
+    project: str,
+    records: Sequence[EventRecord],
+    batch: int,
+    concurrency: int,
+    full_io: bool,
+    named_groups: dict[str, int],
+    variant: CeilingVariant = ADAPTERS,
+) -> PhaseResult:
+    """Write the rows and publish the messages with ingest's own adapters, no HTTP at all."""
+    with Progress(variant.name, None, len(records)) as progress:
+        snapshots: list[CpuSnapshot] = []
+        run = _ceiling_run(
+            project,
+            records,
+            batch,
+            concurrency,
+            full_io,
+            variant,
+            progress.add,
+            lambda: snapshots.append(cpu_snapshot()),
+        )
+    after = cpu_snapshot()
+    return _ceiling_result(
+        variant, full_io, [run], len(records), batch, snapshots[0], after, named_groups
+    )
+
+
+def measure_ceiling_processes(
+    project: str,
+    retailer_id: str,
+    bodies: Sequence[bytes],
+    events: int,
+    batch: int,
+    concurrency: int,
+    processes_: int,
+    full_io: bool,
+    named_groups: dict[str, int],
+    variant: CeilingVariant = ADAPTERS,
+) -> PhaseResult:
+    """The ceiling from ``processes_`` bare-client processes (the GIL binds one to a core).
+
+    Each process builds its share of the records, then all start together; events/s is
+    every process's events over the longest run.
+    """
+    context = multiprocessing.get_context("spawn")  # no inherited gRPC state
+    barrier = context.Barrier(processes_ + 1)
+    counters = context.Array("q", 3)
+    threads = max(1, math.ceil(concurrency / processes_))
+    pipes = []
+    children = []
+    for n in range(processes_):
+        receiver, sender = context.Pipe(duplex=False)
+        share = list(bodies[n::processes_])
+        job = (project, retailer_id, share, batch, threads, full_io, variant)
+        child = context.Process(target=_ceiling_child, args=(sender, job, barrier, counters))
+        child.start()
+        sender.close()
+        pipes.append(receiver)
+        children.append(child)
+    runs: list[CeilingRun] = []
+    try:
+        barrier.wait(timeout=300)
+        before = cpu_snapshot()
+        pending = list(pipes)
+        with Progress(variant.name, None, events) as progress:
+            while pending:
+                for ready in multiprocessing.connection.wait(pending, timeout=0.25):
+                    assert isinstance(ready, Connection)
+                    runs.append(CeilingRun(**ready.recv()))
+                    pending.remove(ready)
+                with counters.get_lock():
+                    progress.sync(counters[0], counters[1], counters[2])
+                if pending and not any(child.is_alive() for child in children):
+                    raise BenchError("the ceiling processes died: see the messages above")
+        after = cpu_snapshot()
+        barrier.wait(timeout=60)
+    finally:
+        for child in children:
+            child.join(timeout=30)
+            if child.is_alive():
+                child.kill()
+    return _ceiling_result(variant, full_io, runs, events, batch, before, after, named_groups)
+
+
+def _ceiling_result(
+    variant: CeilingVariant,
+    full_io: bool,
+    runs: Sequence[CeilingRun],
+    events: int,
+    batch: int,
+    before: CpuSnapshot,
+    after: CpuSnapshot,
+    named_groups: dict[str, int],
+) -> PhaseResult:
+    window = max(max((run.seconds for run in runs), default=0.0), 1e-9)
+    accepted = sum(run.accepted for run in runs)
+    errors: Counter[str] = Counter()
+    steps: dict[str, list[float]] = {}
+    for run in runs:
+        errors.update(run.errors)
+        for name, values in run.steps.items():
+            steps.setdefault(name, []).extend(values)
+    note = variant.describe(full_io)
+    if len(runs) > 1:
+        note += f"; {len(runs)} processes"
     return PhaseResult(
         name=variant.name,
         seconds=round(window, 2),
-        requests=len(batches),
-        events_sent=len(records),
+        requests=math.ceil(events / batch),
+        events_sent=events,
         events_per_s=round(accepted / window, 1),
         events_accepted=accepted,
-        latency_ms=latency_summary(latencies),
+        latency_ms=latency_summary([x for run in runs for x in run.latencies]),
         errors=dict(errors),
         steps_ms={
             name: round(statistics.fmean(values) * 1000, 1)
@@ -919,25 +1238,8 @@ def measure_ceiling(
             if values
         },
         cpu_cores=cpu_cores(before, after, named_groups),
-        note=variant.describe(full_io),
+        note=note,
     )
-
-
-def build_warmup_records(records: Sequence[EventRecord]) -> list[EventRecord]:
-    """Copies of a few records under fresh ids: they open the channels before timing."""
-    fresh: list[EventRecord] = []
-    for record in records:
-        event_id = str(uuid.uuid4())
-        fresh.append(
-            record.model_copy(
-                update={
-                    "id_key": f"{record.id_key.rsplit('#', 1)[0]}#{event_id}",
-                    "row_key": f"{record.row_key.rsplit('#', 1)[0]}#{event_id}",
-                    "attributes": {**record.attributes, "event_id": event_id},
-                }
-            )
-        )
-    return fresh
 
 
 # --- report ------------------------------------------------------------------------------
@@ -953,11 +1255,11 @@ def code_state() -> dict[str, Any]:
             )
         except (OSError, subprocess.SubprocessError):
             return ""
-        return done.stdout.strip()
+        return done.stdout
 
     changed = git("status", "--porcelain", "--", "shared", "functions", "emulators")
     return {
-        "commit": git("rev-parse", "--short", "HEAD") or "unknown",
+        "commit": git("rev-parse", "--short", "HEAD").strip() or "unknown",
         "uncommitted": [line[3:] for line in changed.splitlines()],
     }
 
@@ -979,8 +1281,12 @@ def machine() -> dict[str, Any]:
     }
 
 
-def verdict(endpoint: PhaseResult, ceiling: PhaseResult | None) -> dict[str, Any]:
+def verdict(
+    endpoint: PhaseResult, ceiling: PhaseResult | None, raw: PhaseResult | None
+) -> dict[str, Any]:
+    """The target is met at 10,000 events/s, or at 80% of the adapters' ceiling."""
     ceiling_rate = ceiling.events_per_s if ceiling else 0.0
+    raw_rate = raw.events_per_s if raw else 0.0
     share = endpoint.events_per_s / ceiling_rate if ceiling_rate else 0.0
     met_absolute = endpoint.events_per_s >= TARGET_EVENTS_PER_S and not endpoint.errors
     met_relative = share >= TARGET_SHARE_OF_CEILING and not endpoint.errors
@@ -988,6 +1294,10 @@ def verdict(endpoint: PhaseResult, ceiling: PhaseResult | None) -> dict[str, Any
         "endpoint_events_per_s": endpoint.events_per_s,
         "ceiling_events_per_s": ceiling_rate,
         "endpoint_share_of_ceiling": round(share, 3),
+        "raw_grpc_ceiling_events_per_s": raw_rate,
+        "endpoint_share_of_raw_grpc_ceiling": round(
+            endpoint.events_per_s / raw_rate if raw_rate else 0.0, 3
+        ),
         "target_events_per_s": TARGET_EVENTS_PER_S,
         "target_share_of_ceiling": TARGET_SHARE_OF_CEILING,
         "met": met_absolute or met_relative,
@@ -1059,12 +1369,17 @@ def print_report(report: dict[str, Any]) -> None:
         print(
             f"endpoint {v['endpoint_events_per_s']:,.0f} events/s = "
             f"{v['endpoint_share_of_ceiling']:.0%} of the ceiling "
-            f"({v['ceiling_events_per_s']:,.0f} events/s)"
+            f"({v['ceiling_events_per_s']:,.0f} events/s, ingest's adapters)"
+        )
+    if v["raw_grpc_ceiling_events_per_s"]:
+        print(
+            f"         {v['endpoint_share_of_raw_grpc_ceiling']:.0%} of the raw gRPC ceiling "
+            f"({v['raw_grpc_ceiling_events_per_s']:,.0f} events/s, same rows and messages)"
         )
     outcome = f"MET ({v['met_by']})" if v["met"] else "NOT MET"
     print(
         f"target: {v['target_events_per_s']:,} events/s sustained, or "
-        f"{v['target_share_of_ceiling']:.0%} of the ceiling: {outcome}"
+        f"{v['target_share_of_ceiling']:.0%} of the (adapters') ceiling: {outcome}"
     )
 
 
@@ -1098,17 +1413,28 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--no-ceiling", action="store_true", help="skip phase 2")
     parser.add_argument(
+        "--ceiling-processes",
+        type=int,
+        default=1,
+        help="run the bare client in N processes sharing --concurrency (default 1: this process)",
+    )
+    parser.add_argument(
         "--variants",
         action="store_true",
         help="also measure ceilings with the two tables written in parallel and/or "
         "publishing without ordering keys (what ingest could gain)",
     )
+    parser.add_argument(
+        "--keep-rows",
+        action="store_true",
+        help="leave the rows written in Bigtable (by default they are deleted after the run)",
+    )
     parser.add_argument("--json", type=Path, help="also write the report as JSON here")
     args = parser.parse_args(argv)
     if not 1 <= args.batch <= MAX_EVENTS_PER_REQUEST:
         parser.error(f"--batch must be 1..{MAX_EVENTS_PER_REQUEST}")
-    if args.concurrency < 1 or args.seconds <= 0:
-        parser.error("--concurrency and --seconds must be positive")
+    if args.concurrency < 1 or args.seconds <= 0 or args.ceiling_processes < 1:
+        parser.error("--concurrency, --seconds and --ceiling-processes must be positive")
     return args
 
 
@@ -1126,95 +1452,63 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for name in ("pubsub", "bigtable", "firestore", FUNCTION_NAME)
         if name in pids
     }
+    project, retailer_id = stack_env["GOOGLE_CLOUD_PROJECT"], stack_env["DEMO_RETAILER_ID"]
 
     count = (
         math.ceil(args.max_rate * (args.seconds + args.warmup) / args.batch) + 2 * args.concurrency
     )
-    print(
-        f"generating {count:,} requests of {args.batch} events (--max-rate {args.max_rate:,}) ...",
-        file=sys.stderr,
-        flush=True,
-    )
+    say(f"generating {count:,} requests of {args.batch} events (--max-rate {args.max_rate:,}) ...")
     started = time.monotonic()
     bodies = generate_bodies(count, args.batch, args.shoppers, args.seed)
     stats = body_stats(bodies)
     if stats["max_body_kb"] * 1024 > MAX_REQUEST_BYTES:
         raise BenchError(f"a generated request is {stats['max_body_kb']} KB, over the limit")
-    check = build_records(stack_env["DEMO_RETAILER_ID"], bodies[:2])  # raises if invalid
-    print(
+    check = build_records(retailer_id, bodies[:2])  # raises if the generator made a bad one
+    say(
         f"  done in {time.monotonic() - started:.1f}s ({stats['mean_body_kb']} KB/request, "
-        f"{len(check)} events checked valid)",
-        file=sys.stderr,
-        flush=True,
+        f"{len(check)} events checked valid)"
     )
 
-    with contextlib.ExitStack() as stack:
-        if own_instance:
-            workers = args.workers or 1
-            threads = args.threads or (os.cpu_count() or 1) * 4
-            print(
-                f"starting own {FUNCTION_NAME} with WORKERS={workers} THREADS={threads} ...",
-                file=sys.stderr,
-                flush=True,
-            )
-            function = stack.enter_context(own_function(settings, stack_env, workers, threads))
-            named_groups[FUNCTION_NAME] = function.master_pid or 0
-        else:
-            function = describe_function(stack_env["INGEST_URL"], "stack", pids.get(FUNCTION_NAME))
-        print(
-            f"phase 1: endpoint {function.url} "
-            f"(WORKERS={function.workers} THREADS={function.threads})",
-            file=sys.stderr,
-            flush=True,
-        )
-        endpoint = measure_endpoint(
-            function,
-            stack_env["DEMO_API_KEY"],
-            bodies,
-            args.batch,
-            args.seconds,
-            args.warmup,
-            args.concurrency,
-            named_groups,
-        )
-    phases = [endpoint]
-    ceiling: PhaseResult | None = None
-    if not args.no_ceiling:
-        wanted = max(endpoint.events_accepted, args.batch * args.concurrency * 4)
-        # The same shapes again (same seed), under fresh event ids: new rows, same sizes.
-        ceiling_bodies = [
-            with_fresh_ids(bodies[n % len(bodies)]) for n in range(math.ceil(wanted / args.batch))
-        ]
-        print(
-            f"phase 2: ceiling, {wanted:,} events written and published by this process "
-            f"(building the records first) ...",
-            file=sys.stderr,
-            flush=True,
-        )
-        records = build_records(stack_env["DEMO_RETAILER_ID"], ceiling_bodies)[:wanted]
-        named_groups.pop(FUNCTION_NAME, None)
-        ceiling = measure_ceiling(
-            stack_env["GOOGLE_CLOUD_PROJECT"],
-            records,
-            args.batch,
-            args.concurrency,
-            args.full_io,
-            named_groups,
-        )
-        phases.append(ceiling)
-        for variant in VARIANTS if args.variants else ():
-            print(f"phase 2: {variant.name} ...", file=sys.stderr, flush=True)
-            phases.append(
-                measure_ceiling(
-                    stack_env["GOOGLE_CLOUD_PROJECT"],
-                    records,
-                    args.batch,
-                    args.concurrency,
-                    args.full_io,
-                    named_groups,
-                    variant,
+    written: list[bytes] = []  # bodies whose rows may now be in Bigtable
+    phases: list[PhaseResult] = []
+    try:
+        with contextlib.ExitStack() as stack:
+            if own_instance:
+                workers = args.workers or 1
+                threads = args.threads or (os.cpu_count() or 1) * 4
+                say(f"starting own {FUNCTION_NAME} with WORKERS={workers} THREADS={threads} ...")
+                function = stack.enter_context(own_function(settings, stack_env, workers, threads))
+                named_groups[FUNCTION_NAME] = function.master_pid or 0
+            else:
+                function = describe_function(
+                    stack_env["INGEST_URL"], "stack", pids.get(FUNCTION_NAME)
                 )
+            say(
+                f"phase 1: endpoint {function.url} "
+                f"(WORKERS={function.workers} THREADS={function.threads})"
             )
+            written = bodies  # until the phase says how many it sent
+            endpoint = measure_endpoint(
+                function,
+                stack_env["DEMO_API_KEY"],
+                bodies,
+                args.batch,
+                args.seconds,
+                args.warmup,
+                args.concurrency,
+                named_groups,
+            )
+            written = list(bodies[: endpoint.bodies_used])
+        phases.append(endpoint)
+        named_groups.pop(FUNCTION_NAME, None)
+        if not args.no_ceiling:
+            phases.extend(
+                ceiling_phases(args, project, retailer_id, bodies, endpoint, written, named_groups)
+            )
+    finally:
+        if written and not args.keep_rows:
+            say(f"removing the bench's rows from Bigtable ({len(written) * args.batch:,} events)")
+            remove_rows(project, retailer_id, written)
     return {
         "machine": info,
         "function": asdict(function),
@@ -1228,8 +1522,59 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             **stats,
         },
         "phases": [asdict(p) for p in phases],
-        "verdict": verdict(endpoint, ceiling),
+        "verdict": verdict(
+            endpoint,
+            next((p for p in phases if p.name == ADAPTERS.name), None),
+            next((p for p in phases if p.name == RAW_GRPC.name), None),
+        ),
     }
+
+
+def ceiling_phases(
+    args: argparse.Namespace,
+    project: str,
+    retailer_id: str,
+    bodies: Sequence[bytes],
+    endpoint: PhaseResult,
+    written: list[bytes],
+    named_groups: dict[str, int],
+) -> list[PhaseResult]:
+    """Phase 2: as many events as the endpoint accepted, of the same shapes, fresh ids."""
+    count = math.ceil(max(endpoint.events_accepted, args.batch * args.concurrency * 4) / args.batch)
+    ceiling_bodies = [with_fresh_ids(bodies[n % len(bodies)]) for n in range(count)]
+    written.extend(ceiling_bodies)
+    events = count * args.batch
+    many = args.ceiling_processes > 1
+    who = f"{args.ceiling_processes} processes" if many else "this process"
+    say(f"phase 2: ceiling, {events:,} events written and published by {who} ...")
+    records = [] if many else build_records(retailer_id, ceiling_bodies)
+    phases: list[PhaseResult] = []
+    for variant in (ADAPTERS, RAW_GRPC, *(VARIANTS if args.variants else ())):
+        if variant is not ADAPTERS:
+            say(f"phase 2: {variant.name} ...")
+        if many:
+            result = measure_ceiling_processes(
+                project,
+                retailer_id,
+                ceiling_bodies,
+                events,
+                args.batch,
+                args.concurrency,
+                args.ceiling_processes,
+                args.full_io,
+                named_groups,
+                variant,
+            )
+        else:
+            result = measure_ceiling(
+                project, records, args.batch, args.concurrency, args.full_io, named_groups, variant
+            )
+        phases.append(result)
+    return phases
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

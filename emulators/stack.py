@@ -201,6 +201,23 @@ def components(settings: StackSettings, system: SystemResources = SYSTEM) -> lis
                 code=(ROOT / "shared", ROOT / "functions" / function.name),
             )
         )
+    for worker in system.workers:
+        heartbeat = s.local_dir / f"{worker.name}.heartbeat"
+        found.append(
+            Component(
+                worker.name,
+                [str(s.venv_bin / "python"), "-m", f"functions.{worker.name}.worker"],
+                (),
+                heartbeat_health(heartbeat, max_age_s=30),
+                env={
+                    **function_env,
+                    **urls(settings, system),
+                    "WORKER_HEARTBEAT_FILE": str(heartbeat),
+                },
+                stage=1,
+                code=(ROOT / "shared", ROOT / "functions" / worker.name),
+            )
+        )
     found.append(
         Component(
             "scheduler",

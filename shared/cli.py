@@ -189,13 +189,114 @@ def _prefix_set(prefix: str) -> Any:
     return row_set
 
 
+def _environment() -> str:
+    """The project to work on: the local stack's when it runs, else GOOGLE_CLOUD_PROJECT."""
+    from emulators.config import StackSettings
+
+    if StackSettings().env_file.exists():
+        os.environ.update(_stack_env())
+    warnings.filterwarnings("ignore", "Connecting to Bigtable emulator", RuntimeWarning)
+    project = os.environ.get("GOOGLE_CLOUD_PROJECT")
+    if not project:
+        sys.exit("set GOOGLE_CLOUD_PROJECT, or start the local stack (`make up`)")
+    return project
+
+
+def replay_command(retailer_id: str, since: datetime, until: datetime) -> int:
+    from shared.adapters import clients
+    from shared.adapters.bigtable_events import BigtableEventArchive
+    from shared.adapters.pubsub_publisher import PubSubEventPublisher
+    from shared.replay import replay
+    from shared.resources import BIGTABLE_INSTANCE, SHOPPER_EVENTS_TOPIC
+
+    project = _environment()
+    archive = BigtableEventArchive(clients.bigtable_client(project).instance(BIGTABLE_INSTANCE))
+    client = clients.publisher_client()
+    publisher = PubSubEventPublisher(client, client.topic_path(project, SHOPPER_EVENTS_TOPIC))
+    started = time.monotonic()
+    sent = replay(
+        archive,
+        publisher,
+        retailer_id,
+        since,
+        until,
+        progress=lambda n: print(f"\r  replayed {n} events", end="", flush=True),
+    )
+    print(
+        f"\nreplayed {sent} events of {retailer_id} from {since} to {until} "
+        f"in {time.monotonic() - started:.1f}s"
+    )
+    return 0
+
+
+def redrive_command(max_messages: int) -> int:
+    from google.pubsub_v1.types import PubsubMessage
+
+    from shared.adapters import clients
+    from shared.replay import clean_attributes, summarize
+    from shared.resources import SHOPPER_EVENTS_DEAD_LETTER_TOPIC, SHOPPER_EVENTS_TOPIC
+
+    project = _environment()
+    subscriber = clients.subscriber_client()
+    publisher = clients.publisher_client()
+    subscription = subscriber.subscription_path(
+        project, f"{SHOPPER_EVENTS_DEAD_LETTER_TOPIC}-inspect"
+    )
+    topic = publisher.topic_path(project, SHOPPER_EVENTS_TOPIC)
+    reasons: list[str] = []
+    while len(reasons) < max_messages:
+        response = subscriber.pull(
+            subscription=subscription,
+            max_messages=min(500, max_messages - len(reasons)),
+            timeout=30,
+        )
+        received = response.received_messages
+        if not received:
+            break
+        publisher.api.publish(
+            topic=topic,
+            messages=[
+                PubsubMessage(
+                    data=m.message.data, attributes=clean_attributes(dict(m.message.attributes))
+                )
+                for m in received
+            ],
+            timeout=30,
+        )
+        subscriber.acknowledge(subscription=subscription, ack_ids=[m.ack_id for m in received])
+        reasons += [m.message.attributes.get("dead_letter_reason", "-") for m in received]
+    print(f"re-drove {len(reasons)} dead-lettered messages to {SHOPPER_EVENTS_TOPIC}")
+    for reason, count in sorted(summarize(reasons).items(), key=lambda kv: -kv[1]):
+        print(f"  {count:>6}  {reason[:100]}")
+    return 0
+
+
+def _moment(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cartwise")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("demo", help="send a shopper session through the local stack")
+    replay_parser = commands.add_parser(
+        "replay", help="republish a retailer's stored events of a time range (after a fix)"
+    )
+    replay_parser.add_argument("--retailer", required=True)
+    replay_parser.add_argument("--since", type=_moment, required=True, help="ISO time")
+    replay_parser.add_argument("--until", type=_moment, required=True, help="ISO time")
+    redrive = commands.add_parser(
+        "redrive-dead-letters", help="send dead-lettered messages back to the stream"
+    )
+    redrive.add_argument("--max", type=int, default=100_000)
     args = parser.parse_args(argv)
     if args.command == "demo":
         return demo()
+    if args.command == "replay":
+        return replay_command(args.retailer, args.since, args.until)
+    if args.command == "redrive-dead-letters":
+        return redrive_command(args.max)
     return 2
 
 

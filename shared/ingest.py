@@ -156,6 +156,27 @@ def make_record(retailer_id: str, event: ShopperEvent, ingested_at: datetime) ->
     )
 
 
+def record_from_message(row_key: str, message: bytes) -> EventRecord:
+    """Rebuild the record of a stored message (replays publish exactly what ingest did)."""
+    body = json.loads(message)
+    event = body["event"]
+    retailer_id = body["retailer_id"]
+    return EventRecord(
+        id_key=id_key(retailer_id, event["event_id"]),
+        row_key=row_key,
+        digest=digest(event),
+        occurred_at=datetime.fromisoformat(event["occurred_at"]),
+        message=message,
+        attributes={
+            "event_id": event["event_id"],
+            "type": event["type"],
+            "retailer_id": retailer_id,
+            "schema_version": str(event["schema_version"]),
+        },
+        ordering_key=f"{retailer_id}#{event['shopper_id']}",
+    )
+
+
 # --- the service -------------------------------------------------------------------------
 
 

@@ -6,8 +6,11 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.resources import (
+    BIGQUERY_DATASET,
     BIGTABLE_INSTANCE,
+    FREEZER_SUBSCRIPTION,
     REJECTED_EVENTS_TOPIC,
+    SHOPPER_EVENTS_DEAD_LETTER_TOPIC,
     SHOPPER_EVENTS_TOPIC,
 )
 
@@ -33,3 +36,16 @@ class IngestSettings(CloudSettings):
     default_rate_limit_per_s: float = 20_000.0
     api_key_cache_ttl_s: float = 60.0
     publish_timeout_s: float = 10.0
+
+
+class FreezerSettings(CloudSettings):
+    """Settings of ``freeze_events`` (env prefix ``FREEZER_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="FREEZER_", frozen=True, extra="ignore")
+
+    subscription: str = FREEZER_SUBSCRIPTION
+    dead_letter_topic: str = SHOPPER_EVENTS_DEAD_LETTER_TOPIC
+    dataset: str = BIGQUERY_DATASET
+    batch_max_messages: int = 2000
+    batch_max_wait_s: float = 0.5
+    heartbeat_file: str | None = Field(default=None, validation_alias="WORKER_HEARTBEAT_FILE")

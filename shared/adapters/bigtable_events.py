@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from google.api_core.exceptions import GoogleAPIError
@@ -25,6 +26,7 @@ from shared.ingest import (
     RejectedEvent,
     StoredId,
     StoreUnavailableError,
+    record_from_message,
     reverse_micros,
 )
 from shared.resources import (
@@ -132,3 +134,32 @@ class BigtableRejectedEventStore:
             row.set_cell(REJECTED_FAMILY, b"received_at", item.received_at.isoformat().encode())
             rows.append(row)
         _mutate(self._table, rows)
+
+
+class BigtableEventArchive:
+    """Reads back what ingest stored: a retailer's events by occurrence time (replays)."""
+
+    def __init__(self, instance: Instance, events_table: str = SHOPPER_EVENTS_TABLE) -> None:
+        self._events = instance.table(events_table)
+
+    def scan(self, retailer_id: str, since: datetime, until: datetime) -> Iterator[EventRecord]:
+        import re
+
+        from google.cloud.bigtable.row_filters import (
+            RowFilterChain,
+            RowKeyRegexFilter,
+            TimestampRange,
+            TimestampRangeFilter,
+        )
+
+        key = f"^[0-9a-f]{{3}}#{re.escape(retailer_id)}#".encode()
+        chain = RowFilterChain(
+            filters=[
+                RowKeyRegexFilter(key),
+                TimestampRangeFilter(TimestampRange(start=since, end=until)),
+                CellsColumnLimitFilter(1),
+            ]
+        )
+        for row in self._events.read_rows(filter_=chain):
+            cell = row.cells[EVENT_FAMILY][b"message"][0]
+            yield record_from_message(row.row_key.decode(), cell.value)

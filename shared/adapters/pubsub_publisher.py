@@ -39,7 +39,7 @@ def _chunks(messages: list[PubsubMessage]) -> Iterator[list[PubsubMessage]]:
 
 
 class _SyncPublisher:
-    def __init__(self, client: Any, topic_path: str, timeout_s: float) -> None:
+    def __init__(self, client: Any, topic_path: str, timeout_s: float = TIMEOUT_S) -> None:
         self._api = client.api  # the GAPIC client, already pointed at the emulator if set
         self._topic = topic_path
         self._timeout_s = timeout_s
