@@ -438,6 +438,58 @@ def read_stack_env(settings: StackSettings, stack_function: bool) -> dict[str, s
     return env
 
 
+@dataclass(frozen=True)
+class Target:
+    """Where ingest writes during the bench: the Bigtable instance and the events topic."""
+
+    project: str
+    instance: str
+    topic: str
+    isolated: bool  # bench-owned resources, dropped after the run
+
+    def function_env(self) -> dict[str, str]:
+        """``IngestSettings`` overrides that point ``ingest_events`` here."""
+        if not self.isolated:
+            return {}
+        return {
+            "INGEST_BIGTABLE_INSTANCE": self.instance,
+            "INGEST_EVENTS_TOPIC": self.topic,
+            "INGEST_REJECTED_TOPIC": f"{self.topic}-rejected",
+        }
+
+
+@contextlib.contextmanager
+def isolated_target(settings: StackSettings, project: str) -> Iterator[Target]:
+    """A Bigtable instance with ingest's declared tables, and topics without subscribers.
+
+    The stack's ``shopper-events`` feeds the freezer: a bench's tens of thousands of
+    events there would queue behind everyone's and take CPU from the run. These are
+    dropped afterwards, which also frees the emulators' memory at once.
+    """
+    from emulators.bootstrap import create_bigtable
+    from shared.adapters import clients
+    from shared.resources import SYSTEM
+
+    suffix = f"{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    target = Target(project, f"bench-{suffix}", f"bench-shopper-events-{suffix}", True)
+    system = SYSTEM.model_copy(update={"bigtable_instance": target.instance})
+    publisher = clients.publisher_client()
+    topics = [publisher.topic_path(project, t) for t in (target.topic, f"{target.topic}-rejected")]
+    try:
+        for topic in topics:
+            publisher.api.create_topic(name=topic)
+        create_bigtable(settings, system)
+        yield target
+    finally:
+        instance = clients.bigtable_client(project, admin=True).instance(target.instance)
+        for table in system.bigtable_tables:
+            with contextlib.suppress(Exception):
+                instance.table(table.name).delete()
+        for topic in topics:
+            with contextlib.suppress(Exception):
+                publisher.api.delete_topic(topic=topic)
+
+
 @dataclass
 class FunctionUnderTest:
     url: str
@@ -482,14 +534,23 @@ def describe_function(url: str, origin: str, master_pid: int | None) -> Function
 
 @contextlib.contextmanager
 def own_function(
-    settings: StackSettings, stack_env: dict[str, str], workers: int, threads: int
+    settings: StackSettings,
+    stack_env: dict[str, str],
+    target: Target,
+    workers: int,
+    threads: int,
 ) -> Iterator[FunctionUnderTest]:
-    """A second ``ingest_events`` on a free port with the chosen WORKERS/THREADS; stopped after."""
+    """``ingest_events`` served as the stack serves it, on a free port, writing to ``target``.
+
+    The same functions-framework command (gunicorn gthread) and environment as the stack's,
+    with the chosen WORKERS and THREADS; stopped afterwards.
+    """
     port = processes.free_port(settings.host)
     base = {k: v for k, v in os.environ.items() if not k.endswith("_EMULATOR_HOST")}
     env = {
         **base,
         **stack_env,
+        **target.function_env(),
         "WORKERS": str(workers),
         "THREADS": str(threads),
         "PYTHONUNBUFFERED": "1",
@@ -821,7 +882,7 @@ class RawGrpcClient:
     emulators absorb when the client costs almost nothing.
     """
 
-    def __init__(self, project: str, parallel_tables: bool, pool: ThreadPoolExecutor) -> None:
+    def __init__(self, target: Target, parallel_tables: bool, pool: ThreadPoolExecutor) -> None:
         import grpc
         from google.cloud.bigtable_v2.types import (
             MutateRowsRequest,
@@ -831,20 +892,15 @@ class RawGrpcClient:
         )
         from google.pubsub_v1.types import PublishRequest, PublishResponse
 
-        from shared.resources import (
-            BIGTABLE_INSTANCE,
-            EVENT_IDS_TABLE,
-            SHOPPER_EVENTS_TABLE,
-            SHOPPER_EVENTS_TOPIC,
-        )
+        from shared.resources import EVENT_IDS_TABLE, SHOPPER_EVENTS_TABLE
 
         self._mutate_request = MutateRowsRequest.pb()
         self._read_request = ReadRowsRequest.pb()
         self._publish_request = PublishRequest.pb()
-        tables = f"projects/{project}/instances/{BIGTABLE_INSTANCE}/tables/"
+        tables = f"projects/{target.project}/instances/{target.instance}/tables/"
         self._events_table = tables + SHOPPER_EVENTS_TABLE
         self._ids_table = tables + EVENT_IDS_TABLE
-        self._topic = f"projects/{project}/topics/{SHOPPER_EVENTS_TOPIC}"
+        self._topic = f"projects/{target.project}/topics/{target.topic}"
         bigtable = grpc.insecure_channel(os.environ["BIGTABLE_EMULATOR_HOST"])
         pubsub = grpc.insecure_channel(os.environ["PUBSUB_EMULATOR_HOST"])
         self._mutate_rows = bigtable.unary_stream(
@@ -946,7 +1002,7 @@ class RawGrpcClient:
                 self._send(request)
 
 
-def remove_rows(project: str, retailer_id: str, bodies: Sequence[bytes]) -> int:
+def remove_rows(target: Target, retailer_id: str, bodies: Sequence[bytes]) -> int:
     """Delete the Bigtable rows these requests made (the emulator keeps all in memory)."""
     from shared.ingest import id_key, reverse_micros, shopper_prefix
 
@@ -959,15 +1015,15 @@ def remove_rows(project: str, retailer_id: str, bodies: Sequence[bytes]) -> int:
             events_keys.append(f"{prefix}{moment}#{raw['event_id']}".encode())
             ids_keys.append(id_key(retailer_id, raw["event_id"]).encode())
     with ThreadPoolExecutor(1) as pool:
-        RawGrpcClient(project, False, pool).delete_rows(events_keys, ids_keys)
+        RawGrpcClient(target, False, pool).delete_rows(events_keys, ids_keys)
     return len(events_keys)
 
 
-def _parallel_tables_store(project: str, pool: ThreadPoolExecutor) -> Any:
+def _parallel_tables_store(target: Target, pool: ThreadPoolExecutor) -> Any:
     """``BigtableEventStore`` whose ``write`` sends the two tables' mutations concurrently."""
     from shared.adapters import clients
     from shared.adapters.bigtable_events import BigtableEventStore, _mutate
-    from shared.resources import BIGTABLE_INSTANCE, EVENT_FAMILY, ID_FAMILY
+    from shared.resources import EVENT_FAMILY, ID_FAMILY
 
     class ParallelTablesStore(BigtableEventStore):
         def write(self, records: Sequence[EventRecord]) -> None:
@@ -990,7 +1046,7 @@ def _parallel_tables_store(project: str, pool: ThreadPoolExecutor) -> Any:
             for future in both:
                 future.result()
 
-    return ParallelTablesStore(clients.bigtable_client(project).instance(BIGTABLE_INSTANCE))
+    return ParallelTablesStore(clients.bigtable_client(target.project).instance(target.instance))
 
 
 def function_dependencies() -> Any:
@@ -1020,7 +1076,7 @@ class CeilingRun:
 
 
 def _ceiling_run(
-    project: str,
+    target: Target,
     records: Sequence[EventRecord],
     batch: int,
     threads: int,
@@ -1036,12 +1092,12 @@ def _ceiling_run(
     store: Any
     publisher: Any
     if variant.raw_grpc:
-        store = publisher = RawGrpcClient(project, variant.parallel_tables, table_pool)
+        store = publisher = RawGrpcClient(target, variant.parallel_tables, table_pool)
     else:
         deps = function_dependencies()
         store, publisher = deps.store, deps.publisher
         if variant.parallel_tables:
-            store = _parallel_tables_store(project, table_pool)
+            store = _parallel_tables_store(target, table_pool)
     if not variant.ordered:
         records = [r.model_copy(update={"ordering_key": ""}) for r in records]
     batches = [records[n : n + batch] for n in range(0, len(records), batch)]
@@ -1097,12 +1153,12 @@ def _ceiling_run(
 
 def _ceiling_child(
     conn: Connection,
-    job: tuple[str, str, list[bytes], int, int, bool, CeilingVariant],
+    job: tuple[Target, str, list[bytes], int, int, bool, CeilingVariant],
     barrier: Any,
     counters: Any,
 ) -> None:
     """One process of a multi-process ceiling: build its records, wait, run, report."""
-    project, retailer_id, bodies, batch, threads, full_io, variant = job
+    target, retailer_id, bodies, batch, threads, full_io, variant = job
     records = _records_from_fields(_records_chunk((retailer_id, bodies, _now_iso())))
 
     def on_batch(events: int, error: bool) -> None:
@@ -1111,14 +1167,14 @@ def _ceiling_child(
             counters[1] += 1
             counters[2] += int(error)
 
-    run = _ceiling_run(project, records, batch, threads, full_io, variant, on_batch, barrier.wait)
+    run = _ceiling_run(target, records, batch, threads, full_io, variant, on_batch, barrier.wait)
     conn.send(asdict(run))
     barrier.wait()  # stay alive until the parent has read every process's CPU time
     conn.close()
 
 
 def measure_ceiling(
-    project: str,
+    target: Target,
     records: Sequence[EventRecord],
     batch: int,
     concurrency: int,
@@ -1130,7 +1186,7 @@ def measure_ceiling(
     with Progress(variant.name, None, len(records)) as progress:
         snapshots: list[CpuSnapshot] = []
         run = _ceiling_run(
-            project,
+            target,
             records,
             batch,
             concurrency,
@@ -1146,7 +1202,7 @@ def measure_ceiling(
 
 
 def measure_ceiling_processes(
-    project: str,
+    target: Target,
     retailer_id: str,
     bodies: Sequence[bytes],
     events: int,
@@ -1171,7 +1227,7 @@ def measure_ceiling_processes(
     for n in range(processes_):
         receiver, sender = context.Pipe(duplex=False)
         share = list(bodies[n::processes_])
-        job = (project, retailer_id, share, batch, threads, full_io, variant)
+        job = (target, retailer_id, share, batch, threads, full_io, variant)
         child = context.Process(target=_ceiling_child, args=(sender, job, barrier, counters))
         child.start()
         sender.close()
@@ -1532,7 +1588,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def ceiling_phases(
     args: argparse.Namespace,
-    project: str,
+    target: Target,
     retailer_id: str,
     bodies: Sequence[bytes],
     endpoint: PhaseResult,
@@ -1554,7 +1610,7 @@ def ceiling_phases(
             say(f"phase 2: {variant.name} ...")
         if many:
             result = measure_ceiling_processes(
-                project,
+                target,
                 retailer_id,
                 ceiling_bodies,
                 events,
@@ -1567,7 +1623,7 @@ def ceiling_phases(
             )
         else:
             result = measure_ceiling(
-                project, records, args.batch, args.concurrency, args.full_io, named_groups, variant
+                target, records, args.batch, args.concurrency, args.full_io, named_groups, variant
             )
         phases.append(result)
     return phases

@@ -152,7 +152,8 @@ class BigtableEventArchive:
             TimestampRangeFilter,
         )
 
-        key = f"^[0-9a-f]{{3}}#{re.escape(retailer_id)}#".encode()
+        # Bigtable row-key regexes (RE2) must match the whole key.
+        key = f"[0-9a-f]{{3}}#{re.escape(retailer_id)}#.*".encode()
         chain = RowFilterChain(
             filters=[
                 RowKeyRegexFilter(key),

@@ -1,0 +1,342 @@
+"""Events through the ingest API become exactly the expected read-model rows, once.
+
+Expected rows are written out here from the events' payloads (not computed with the
+freezer's own code), then the same messages are delivered again and the whole range is
+replayed: the rows must not change.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import requests
+from google.pubsub_v1.types import PubsubMessage
+
+from shared import cli
+from shared.adapters import clients
+from shared.resources import (
+    SHOPPER_EVENTS_DEAD_LETTER_TOPIC,
+    SHOPPER_EVENTS_TOPIC,
+)
+from tests.factories import PAYLOADS, event
+from tests.integration.test_ingest_api import Tap, post
+
+pytestmark = pytest.mark.integration
+
+TABLES = (
+    "page_views",
+    "link_clicks",
+    "searches",
+    "basket_changes",
+    "orders",
+    "sold_products",
+    "order_status_changes",
+    "experience_impressions",
+    "experience_clicks",
+)
+
+
+def query(stack: dict[str, str], sql: str, **params: Any) -> list[dict[str, Any]]:
+    from google.cloud import bigquery
+
+    client = clients.bigquery_client(stack["GOOGLE_CLOUD_PROJECT"], stack["BIGQUERY_EMULATOR_HOST"])
+    config = bigquery.QueryJobConfig(
+        query_parameters=[
+            bigquery.ArrayQueryParameter(k, "STRING", v)
+            if isinstance(v, list)
+            else bigquery.ScalarQueryParameter(k, "STRING", v)
+            for k, v in params.items()
+        ]
+    )
+    return [dict(r) for r in client.query(sql, job_config=config).result(timeout=60)]
+
+
+def rows_of(stack: dict[str, str], table: str, shoppers: list[str]) -> list[dict[str, Any]]:
+    return query(
+        stack,
+        f"SELECT * FROM `{stack['GOOGLE_CLOUD_PROJECT']}.cartwise.{table}` "
+        "WHERE shopper_id IN UNNEST(@shoppers) ORDER BY row_id",
+        shoppers=shoppers,
+    )
+
+
+def wait_for_rows(
+    stack: dict[str, str], shoppers: list[str], expected: dict[str, int], timeout_s: float = 90
+) -> dict[str, int]:
+    deadline = time.monotonic() + timeout_s
+    counts: dict[str, int] = {}
+    while time.monotonic() < deadline:
+        counts = {t: len(rows_of(stack, t, shoppers)) for t in expected}
+        if counts == expected:
+            return counts
+        time.sleep(1)
+    return counts
+
+
+def expected_rows(events: list[dict[str, Any]], retailer: str) -> dict[str, list[dict[str, Any]]]:
+    """Every read-model row the events must produce, written from the payloads."""
+    out: dict[str, list[dict[str, Any]]] = {t: [] for t in TABLES}
+    for e in events:
+        p = e["payload"]
+        base = {
+            "row_id": e["event_id"],
+            "event_id": e["event_id"],
+            "retailer_id": retailer,
+            "shopper_id": e["shopper_id"],
+            "session_id": e["session_id"],
+            "occurred_at": datetime.fromisoformat(e["occurred_at"]),
+        }
+        kind = e["type"]
+        if kind == "page_viewed":
+            out["page_views"].append(
+                {
+                    **base,
+                    "url": p["url"],
+                    "page_type": p["page_type"],
+                    "product_id": None,
+                    "category": p["category"],
+                }
+            )
+        elif kind == "link_clicked":
+            out["link_clicks"].append(
+                {**base, "url": p["url"], "target_url": p["target_url"], "label": p["label"]}
+            )
+        elif kind == "search_performed":
+            out["searches"].append({**base, "query": p["query"], "result_count": p["result_count"]})
+        elif kind in ("product_added_to_basket", "product_removed_from_basket"):
+            sign = 1 if kind == "product_added_to_basket" else -1
+            out["basket_changes"].append(
+                {
+                    **base,
+                    "product_id": p["product_id"],
+                    "brand": p.get("brand"),
+                    "category": p.get("category"),
+                    "change": "added" if sign > 0 else "removed",
+                    "quantity": sign * p["quantity"],
+                    "unit_price": Decimal(p["unit_price"]),
+                    "amount": sign * p["quantity"] * Decimal(p["unit_price"]),
+                }
+            )
+        elif kind == "cart_validated":
+            out["orders"].append(
+                {
+                    **base,
+                    "order_id": p["order_id"],
+                    "total": Decimal(p["total"]),
+                    "line_count": 2,
+                    "item_count": 3,
+                    "gross_amount": Decimal("4.98"),
+                    "discount_amount": Decimal("0.50"),
+                }
+            )
+            out["sold_products"] += [
+                {
+                    **base,
+                    "row_id": f"{e['event_id']}:0",
+                    "order_id": p["order_id"],
+                    "line_number": 0,
+                    "product_id": "p-1",
+                    "brand": None,
+                    "category": None,
+                    "quantity": 2,
+                    "unit_price": Decimal("1.49"),
+                    "discount": Decimal("0.50"),
+                    "amount": Decimal("2.48"),
+                },
+                {
+                    **base,
+                    "row_id": f"{e['event_id']}:1",
+                    "order_id": p["order_id"],
+                    "line_number": 1,
+                    "product_id": "p-2",
+                    "brand": None,
+                    "category": None,
+                    "quantity": 1,
+                    "unit_price": Decimal("2.00"),
+                    "discount": Decimal("0"),
+                    "amount": Decimal("2.00"),
+                },
+            ]
+        elif kind == "order_status_changed":
+            out["order_status_changes"].append(
+                {**base, "order_id": p["order_id"], "status": p["status"]}
+            )
+        else:
+            table = (
+                "experience_impressions" if kind == "experience_displayed" else "experience_clicks"
+            )
+            out[table].append(
+                {**base, "experience_id": p["experience_id"], "campaign_id": p["campaign_id"]}
+            )
+    return {t: sorted(rows, key=lambda r: r["row_id"]) for t, rows in out.items()}
+
+
+def assert_rows_match(
+    stack: dict[str, str], shoppers: list[str], expected: dict[str, list[dict[str, Any]]]
+) -> None:
+    for table, rows in expected.items():
+        actual = rows_of(stack, table, shoppers)
+        assert len(actual) == len(rows), table
+        for got, want in zip(actual, rows, strict=True):
+            assert got["ingested_at"] is not None
+            got = {k: v for k, v in got.items() if k != "ingested_at"}
+            for key in (
+                "unit_price",
+                "amount",
+                "discount",
+                "total",
+                "gross_amount",
+                "discount_amount",
+            ):
+                if key in got:
+                    got[key] = Decimal(got[key]).normalize()
+                    want = {**want, key: Decimal(want[key]).normalize()}
+            assert got == want, table
+
+
+@pytest.fixture
+def dead_letter_tap(stack: dict[str, str], unique: str) -> Iterator[Tap]:
+    tap = Tap(stack["GOOGLE_CLOUD_PROJECT"], SHOPPER_EVENTS_DEAD_LETTER_TOPIC, f"dl-{unique}")
+    yield tap
+    tap.delete()
+
+
+def test_events_become_exactly_the_expected_rows_even_after_redelivery_and_replay(
+    stack: dict[str, str], unique: str
+) -> None:
+    start = datetime.now(UTC) - timedelta(minutes=10)
+    shoppers = [f"fz-{unique}-{n}" for n in range(3)]
+    events = [
+        event(kind, shopper, occurred_at=start + timedelta(seconds=i))
+        for i, (shopper, kind) in enumerate(
+            (s, k) for s in shoppers for k in [*PAYLOADS, "product_removed_from_basket"]
+        )
+    ]
+    response = post(stack, events)
+    assert response.json()["accepted"] == len(events), response.text
+    expected = expected_rows(events, stack["DEMO_RETAILER_ID"])
+    counts = {t: len(r) for t, r in expected.items()}
+    assert wait_for_rows(stack, shoppers, counts) == counts
+    assert_rows_match(stack, shoppers, expected)
+
+    # Forced redelivery: the very same messages, published again.
+    project = stack["GOOGLE_CLOUD_PROJECT"]
+    publisher = clients.publisher_client()
+    from shared.adapters.bigtable_events import BigtableEventArchive
+
+    archive = BigtableEventArchive(clients.bigtable_client(project).instance("cartwise"))
+    stored = [
+        r
+        for r in archive.scan(stack["DEMO_RETAILER_ID"], start, datetime.now(UTC))
+        if json.loads(r.message)["event"]["shopper_id"] in shoppers
+    ]
+    assert len(stored) == len(events)
+    publisher.api.publish(
+        topic=publisher.topic_path(project, SHOPPER_EVENTS_TOPIC),
+        messages=[
+            PubsubMessage(data=r.message, attributes=r.attributes, ordering_key=r.ordering_key)
+            for r in stored
+        ],
+        timeout=30,
+    )
+    # And a replay of the whole range with the operator's command.
+    assert cli.replay_command(stack["DEMO_RETAILER_ID"], start, datetime.now(UTC)) == 0
+
+    # A sentinel per shopper, published after: once frozen, the shopper's earlier
+    # messages were handled too (the stream delivers one shopper's messages in order).
+    sentinels = [event("search_performed", s, query="sentinel") for s in shoppers]
+    assert post(stack, sentinels).json()["accepted"] == len(shoppers)
+    counts["searches"] += len(shoppers)
+    assert wait_for_rows(stack, shoppers, counts) == counts
+    time.sleep(2)
+    expected["searches"] = sorted(
+        expected["searches"] + expected_rows(sentinels, stack["DEMO_RETAILER_ID"])["searches"],
+        key=lambda r: r["row_id"],
+    )
+    assert_rows_match(stack, shoppers, expected)
+
+
+def test_a_poison_message_is_dead_lettered_with_its_reason_and_the_stream_flows(
+    stack: dict[str, str], unique: str, dead_letter_tap: Tap
+) -> None:
+    project = stack["GOOGLE_CLOUD_PROJECT"]
+    publisher = clients.publisher_client()
+    topic = publisher.topic_path(project, SHOPPER_EVENTS_TOPIC)
+    bad_version = {
+        "retailer_id": "r",
+        "ingested_at": datetime.now(UTC).isoformat(),
+        "event": {**event(), "schema_version": 99},
+    }
+    response = publisher.api.publish(
+        topic=topic,
+        messages=[
+            PubsubMessage(data=b"\x00 not json", attributes={"probe": unique}),
+            PubsubMessage(data=json.dumps(bad_version).encode(), attributes={"probe": unique}),
+        ],
+        timeout=30,
+    )
+    poison_ids = set(response.message_ids)
+    shopper = f"fz-{unique}"
+    good = event("page_viewed", shopper)
+    assert post(stack, [good]).json()["accepted"] == 1
+
+    dead = dead_letter_tap.collect(poison_ids, key="original_message_id", wait_s=60)
+    assert {m.attributes["original_message_id"] for m in dead} == poison_ids
+    reasons = {
+        m.attributes["original_message_id"]: m.attributes["dead_letter_reason"] for m in dead
+    }
+    assert any(r.startswith("not a shopper-event message") for r in reasons.values())
+    assert any("schema_version" in r for r in reasons.values())
+    assert wait_for_rows(stack, [shopper], {"page_views": 1}) == {"page_views": 1}
+    counted = query(
+        stack,
+        f"SELECT message_id, reason, data_base64 FROM `{project}.cartwise.dead_letters` "
+        "WHERE message_id IN UNNEST(@ids)",
+        ids=sorted(poison_ids),
+    )
+    assert {r["message_id"] for r in counted} == poison_ids
+    assert (
+        base64.b64decode(next(r for r in counted if r["reason"].startswith("not a"))["data_base64"])
+        == b"\x00 not json"
+    )
+
+
+def test_the_push_form_freezes_a_cloudevent(stack: dict[str, str], unique: str) -> None:
+    from cloudevents.http import CloudEvent
+    from functions_framework import create_app
+
+    shopper = f"fz-push-{unique}"
+    e = event("order_status_changed", shopper)
+    data = {"retailer_id": "r-push", "ingested_at": datetime.now(UTC).isoformat(), "event": e}
+    app = create_app("freeze_event", "functions/freeze_events/main.py", "cloudevent")
+    cloud_event = CloudEvent(
+        {
+            "type": "google.cloud.pubsub.topic.v1.messagePublished",
+            "source": f"//pubsub.googleapis.com/projects/{stack['GOOGLE_CLOUD_PROJECT']}/topics/t",
+        },
+        {
+            "message": {
+                "data": base64.b64encode(json.dumps(data).encode()).decode(),
+                "messageId": f"m-{unique}",
+                "attributes": {},
+            }
+        },
+    )
+    from cloudevents.conversion import to_structured
+
+    headers, body = to_structured(cloud_event)
+    client = app.test_client()
+    for _ in range(2):  # delivered twice: one row
+        assert client.post("/", headers=headers, data=body).status_code == 200
+    rows = rows_of(stack, "order_status_changes", [shopper])
+    assert [(r["event_id"], r["retailer_id"], r["status"]) for r in rows] == [
+        (e["event_id"], "r-push", "delivered")
+    ]
+    _ = requests

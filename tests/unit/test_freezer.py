@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from shared.freezer import (
+    InboundMessage,
+    PoisonMessage,
+    TransientSinkError,
+    freeze,
+    transform,
+)
+from shared.read_models import READ_MODELS, Row
+from shared.resources import SYSTEM
+from tests.factories import PAYLOADS, event
+
+NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
+
+
+def message(e: Any, message_id: str = "m", retailer: str = "r1") -> InboundMessage:
+    body = {"retailer_id": retailer, "ingested_at": NOW.isoformat(), "event": e}
+    return InboundMessage(message_id=message_id, data=json.dumps(body).encode())
+
+
+class MemorySink:
+    def __init__(self, fail: bool = False) -> None:
+        self.rows: dict[str, dict[str, Row]] = {}
+        self.fail = fail
+
+    def write(self, table: str, rows: Sequence[Row]) -> int:
+        if self.fail:
+            raise TransientSinkError("down")
+        existing = self.rows.setdefault(table, {})
+        new = [r for r in rows if r["row_id"] not in existing]
+        existing.update({r["row_id"]: r for r in new})
+        return len(new)
+
+
+class MemoryDeadLetters:
+    def __init__(self) -> None:
+        self.poison: list[PoisonMessage] = []
+
+    def send(self, poison: Sequence[PoisonMessage]) -> None:
+        self.poison += poison
+
+
+def test_every_event_type_feeds_its_read_models_with_the_common_columns() -> None:
+    tables, poison, events = transform([message(event(k), k) for k in PAYLOADS])
+    assert poison == [] and events == len(PAYLOADS)
+    assert set(tables) == {t.name for t in READ_MODELS}
+    declared = {t.name: [c.name for c in t.columns] for t in READ_MODELS}
+    for table, rows in tables.items():
+        for row in rows:
+            assert list(row) == declared[table]
+
+
+def test_a_cart_feeds_orders_and_one_sold_product_per_line() -> None:
+    e = event("cart_validated")
+    tables, _, _ = transform([message(e)])
+    assert [r["row_id"] for r in tables["orders"]] == [e["event_id"]]
+    assert [r["row_id"] for r in tables["sold_products"]] == [
+        f"{e['event_id']}:0",
+        f"{e['event_id']}:1",
+    ]
+    assert tables["orders"][0]["gross_amount"] == "4.98"
+    assert tables["sold_products"][0]["amount"] == "2.48"
+
+
+def test_redelivery_inside_a_batch_and_across_batches_adds_nothing() -> None:
+    sink, dead = MemorySink(), MemoryDeadLetters()
+    batch = [message(event(k), k) for k in PAYLOADS]
+    first = freeze(batch + batch, sink=sink, dead_letters=dead)
+    assert sum(first.rows_inserted.values()) == len(PAYLOADS) + 2  # + 1 order line extra
+    again = freeze(batch, sink=sink, dead_letters=dead)
+    assert sum(again.rows_inserted.values()) == 0
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"\xff not json", "not a shopper-event message"),
+        (json.dumps({"retailer_id": "r", "event": {}}).encode(), "not a shopper-event message"),
+        (
+            json.dumps(
+                {
+                    "retailer_id": "r",
+                    "ingested_at": NOW.isoformat(),
+                    "event": {**event(), "schema_version": 2},
+                }
+            ).encode(),
+            "invalid event: schema_version",
+        ),
+    ],
+)
+def test_poison_is_dead_lettered_and_the_rest_of_the_batch_frozen(data: bytes, reason: str) -> None:
+    sink, dead = MemorySink(), MemoryDeadLetters()
+    good = message(event("search_performed"), "good")
+    outcome = freeze(
+        [InboundMessage(message_id="bad", data=data), good], sink=sink, dead_letters=dead
+    )
+    assert outcome.poison == 1
+    assert [p.message_id for p in dead.poison] == ["bad"]
+    assert dead.poison[0].reason.startswith(reason)
+    assert outcome.rows_inserted == {"searches": 1}
+
+
+def test_a_sink_failure_is_transient_for_the_whole_batch() -> None:
+    with pytest.raises(TransientSinkError):
+        freeze([message(event())], sink=MemorySink(fail=True), dead_letters=MemoryDeadLetters())
+
+
+def test_read_models_are_declared_in_the_system() -> None:
+    declared = {t.name for t in SYSTEM.bigquery_tables}
+    assert {t.name for t in READ_MODELS} <= declared
+    for table in READ_MODELS:
+        assert table.partition_field == "occurred_at"
+        assert table.clustering == ("retailer_id", "shopper_id")
