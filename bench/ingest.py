@@ -1378,10 +1378,15 @@ def print_report(report: dict[str, Any]) -> None:
             else ""
         )
     )
+    where = "the stack's instance" if fn["origin"] == "stack" else "served as the stack does"
     print(
-        f"function  {fn['url']} ({'the stack' if fn['origin'] == 'stack' else 'own instance'}"
-        f", pid {fn['master_pid']}), {fn['worker_class']}: "
+        f"function  {fn['url']} ({where}, pid {fn['master_pid']}), {fn['worker_class']}: "
         f"WORKERS={fn['workers']} THREADS={fn['threads']}"
+    )
+    target = report["target"]
+    print(
+        f"writes to Bigtable instance {target['instance']}, topic {target['topic']}"
+        + (" (bench-owned, dropped after the run)" if target["isolated"] else " (the stack's)")
     )
     print(
         f"load      {load['batch']} events/request, concurrency {load['concurrency']}, "
@@ -1459,9 +1464,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--workers",
         type=int,
-        help="benchmark an own ingest_events instance with this WORKERS (instead of the stack's)",
+        help="gunicorn WORKERS of the measured function (default: the stack's setting)",
     )
-    parser.add_argument("--threads", type=int, help="THREADS of the own instance")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="gunicorn THREADS of the measured function (default: the stack's)",
+    )
+    parser.add_argument(
+        "--stack-function",
+        action="store_true",
+        help="POST to the stack's own ingest_events (INGEST_URL), which writes to the stack's "
+        "tables and its shopper-events topic (feeding the freezer), instead of an identical "
+        "instance on its own port writing to bench-owned tables and topics",
+    )
     parser.add_argument(
         "--full-io",
         action="store_true",
@@ -1483,10 +1499,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--keep-rows",
         action="store_true",
-        help="leave the rows written in Bigtable (by default they are deleted after the run)",
+        help="--stack-function: leave the rows written in the stack's tables (deleted by default)",
     )
     parser.add_argument("--json", type=Path, help="also write the report as JSON here")
     args = parser.parse_args(argv)
+    if args.stack_function and (args.workers or args.threads):
+        parser.error("--stack-function measures the stack's instance as it runs: no --workers")
     if not 1 <= args.batch <= MAX_EVENTS_PER_REQUEST:
         parser.error(f"--batch must be 1..{MAX_EVENTS_PER_REQUEST}")
     if args.concurrency < 1 or args.seconds <= 0 or args.ceiling_processes < 1:
@@ -1495,20 +1513,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    settings = StackSettings()
-    own_instance = bool(args.workers or args.threads)
-    stack_env = read_stack_env(settings, stack_function=not own_instance)
-    os.environ.update(stack_env)
     from emulators.stack import read_state
+    from shared.resources import BIGTABLE_INSTANCE, SHOPPER_EVENTS_TOPIC
 
+    settings = StackSettings()
+    stack_env = read_stack_env(settings, stack_function=args.stack_function)
+    os.environ.update(stack_env)
     pids = read_state(settings)
     info = machine()
-    named_groups = {
-        name: pids[name]
-        for name in ("pubsub", "bigtable", "firestore", FUNCTION_NAME)
-        if name in pids
-    }
+    named_groups = dict(pids)  # every stack component: what else took CPU during a phase
     project, retailer_id = stack_env["GOOGLE_CLOUD_PROJECT"], stack_env["DEMO_RETAILER_ID"]
+    stack_function = describe_function(stack_env["INGEST_URL"], "stack", pids.get(FUNCTION_NAME))
 
     count = (
         math.ceil(args.max_rate * (args.seconds + args.warmup) / args.batch) + 2 * args.concurrency
@@ -1525,49 +1540,66 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         f"{len(check)} events checked valid)"
     )
 
-    written: list[bytes] = []  # bodies whose rows may now be in Bigtable
+    written: list[bytes] = []  # bodies whose rows may now be in the stack's tables
     phases: list[PhaseResult] = []
-    try:
-        with contextlib.ExitStack() as stack:
-            if own_instance:
-                workers = args.workers or 1
-                threads = args.threads or (os.cpu_count() or 1) * 4
-                say(f"starting own {FUNCTION_NAME} with WORKERS={workers} THREADS={threads} ...")
-                function = stack.enter_context(own_function(settings, stack_env, workers, threads))
-                named_groups[FUNCTION_NAME] = function.master_pid or 0
-            else:
-                function = describe_function(
-                    stack_env["INGEST_URL"], "stack", pids.get(FUNCTION_NAME)
+    measured = f"{FUNCTION_NAME} (measured)"
+    with contextlib.ExitStack() as resources:
+        if args.stack_function:
+            target = Target(project, BIGTABLE_INSTANCE, SHOPPER_EVENTS_TOPIC, isolated=False)
+        else:
+            say("creating the bench's own Bigtable instance (ingest's tables) and topics ...")
+            target = resources.enter_context(isolated_target(settings, project))
+        os.environ.update(target.function_env())  # for the ceiling's dependencies() too
+        try:
+            with contextlib.ExitStack() as serving:
+                if args.stack_function:
+                    function = stack_function
+                    named_groups[measured] = named_groups.pop(FUNCTION_NAME, 0)
+                else:
+                    workers = args.workers or stack_function.workers
+                    threads = args.threads or stack_function.threads
+                    say(
+                        f"starting {FUNCTION_NAME} as the stack serves it, on its own port, "
+                        f"WORKERS={workers} THREADS={threads} ..."
+                    )
+                    function = serving.enter_context(
+                        own_function(settings, stack_env, target, workers, threads)
+                    )
+                    named_groups[measured] = function.master_pid or 0
+                say(
+                    f"phase 1: endpoint {function.url} "
+                    f"(WORKERS={function.workers} THREADS={function.threads})"
                 )
-            say(
-                f"phase 1: endpoint {function.url} "
-                f"(WORKERS={function.workers} THREADS={function.threads})"
-            )
-            written = bodies  # until the phase says how many it sent
-            endpoint = measure_endpoint(
-                function,
-                stack_env["DEMO_API_KEY"],
-                bodies,
-                args.batch,
-                args.seconds,
-                args.warmup,
-                args.concurrency,
-                named_groups,
-            )
-            written = list(bodies[: endpoint.bodies_used])
-        phases.append(endpoint)
-        named_groups.pop(FUNCTION_NAME, None)
-        if not args.no_ceiling:
-            phases.extend(
-                ceiling_phases(args, project, retailer_id, bodies, endpoint, written, named_groups)
-            )
-    finally:
-        if written and not args.keep_rows:
-            say(f"removing the bench's rows from Bigtable ({len(written) * args.batch:,} events)")
-            remove_rows(project, retailer_id, written)
+                written = list(bodies)  # until the phase says how many it sent
+                endpoint = measure_endpoint(
+                    function,
+                    stack_env["DEMO_API_KEY"],
+                    bodies,
+                    args.batch,
+                    args.seconds,
+                    args.warmup,
+                    args.concurrency,
+                    named_groups,
+                )
+                written = list(bodies[: endpoint.bodies_used])
+            phases.append(endpoint)
+            named_groups.pop(measured, None)
+            if not args.no_ceiling:
+                phases.extend(
+                    ceiling_phases(
+                        args, target, retailer_id, bodies, endpoint, written, named_groups
+                    )
+                )
+        finally:
+            if target.isolated:
+                say("dropping the bench's Bigtable tables and topics")
+            elif written and not args.keep_rows:
+                say(f"removing the bench's rows from Bigtable ({len(written) * args.batch:,})")
+                remove_rows(target, retailer_id, written)
     return {
         "machine": info,
         "function": asdict(function),
+        "target": asdict(target),
         "load": {
             "batch": args.batch,
             "concurrency": args.concurrency,
