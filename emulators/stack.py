@@ -196,7 +196,12 @@ def components(settings: StackSettings, system: SystemResources = SYSTEM) -> lis
                 ],
                 (port,),
                 http_health(f"http://{s.host}:{port}/", any_status=True),
-                env={**function_env, **urls(settings, system)},
+                env={
+                    **function_env,
+                    **urls(settings, system),
+                    "WORKERS": str(function.local_workers),
+                    "THREADS": str(function.local_threads),
+                },
                 stage=1,
                 code=(ROOT / "shared", ROOT / "functions" / function.name),
             )

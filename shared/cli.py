@@ -211,8 +211,9 @@ def replay_command(retailer_id: str, since: datetime, until: datetime) -> int:
 
     project = _environment()
     archive = BigtableEventArchive(clients.bigtable_client(project).instance(BIGTABLE_INSTANCE))
-    client = clients.publisher_client()
-    publisher = PubSubEventPublisher(client, client.topic_path(project, SHOPPER_EVENTS_TOPIC))
+    publisher = PubSubEventPublisher(
+        clients.publisher_api(), clients.topic_path(project, SHOPPER_EVENTS_TOPIC)
+    )
     started = time.monotonic()
     sent = replay(
         archive,
@@ -238,11 +239,11 @@ def redrive_command(max_messages: int) -> int:
 
     project = _environment()
     subscriber = clients.subscriber_client()
-    publisher = clients.publisher_client()
+    publisher = clients.publisher_api()
     subscription = subscriber.subscription_path(
         project, f"{SHOPPER_EVENTS_DEAD_LETTER_TOPIC}-inspect"
     )
-    topic = publisher.topic_path(project, SHOPPER_EVENTS_TOPIC)
+    topic = clients.topic_path(project, SHOPPER_EVENTS_TOPIC)
     reasons: list[str] = []
     while len(reasons) < max_messages:
         response = subscriber.pull(
@@ -253,7 +254,7 @@ def redrive_command(max_messages: int) -> int:
         received = response.received_messages
         if not received:
             break
-        publisher.api.publish(
+        publisher.publish(
             topic=topic,
             messages=[
                 PubsubMessage(

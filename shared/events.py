@@ -9,6 +9,7 @@ design). The retailer is never in the body: it comes from the credentials.
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import datetime
 from decimal import Decimal
@@ -310,13 +311,17 @@ class Rejection(BaseModel):
     message: str
 
 
+@functools.lru_cache(maxsize=4096)
+def _is_forbidden(key: str) -> bool:
+    return re.sub(r"[^a-z]", "", key.lower()) in FORBIDDEN_FIELDS
+
+
 def _forbidden_paths(value: Any, path: str = "") -> list[str]:
     found: list[str] = []
     if isinstance(value, dict):
         for key, child in value.items():
             child_path = f"{path}.{key}" if path else str(key)
-            normalized = re.sub(r"[^a-z]", "", str(key).lower())
-            if normalized in FORBIDDEN_FIELDS:
+            if _is_forbidden(str(key)):
                 found.append(child_path)
             found.extend(_forbidden_paths(child, child_path))
     elif isinstance(value, list):

@@ -25,7 +25,7 @@ from shared.ingest import (
     StoreUnavailableError,
     ingest,
 )
-from shared.ratelimit import TokenBuckets
+from shared.ratelimit import RateLimiter, TokenBuckets
 from shared.retailers import ApiKeyStore, authenticate
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ class IngestDependencies:
     rejected_sink: RejectedEventSink
     api_keys: ApiKeyStore
     rate_limit_per_s: Callable[[str], float]
-    buckets: TokenBuckets = field(default_factory=TokenBuckets)
+    rate_limiter: RateLimiter = field(default_factory=TokenBuckets)
 
 
 class CachedApiKeys:
@@ -122,7 +122,18 @@ def post_events(headers: Mapping[str, str], body: bytes, deps: IngestDependencie
             f"{len(events)} events; a request carries at most {MAX_EVENTS_PER_REQUEST}",
             limit_events=MAX_EVENTS_PER_REQUEST,
         )
-    wait_s = deps.buckets.take(retailer_id, len(events), deps.rate_limit_per_s(retailer_id))
+    try:
+        wait_s = deps.rate_limiter.take(
+            retailer_id, len(events), deps.rate_limit_per_s(retailer_id)
+        )
+    except StoreUnavailableError as exc:
+        log.warning("rate limiter unavailable", extra={"error": str(exc)})
+        return error(
+            503,
+            "unavailable",
+            "a store is unavailable; retry",
+            retry_after_s=RETRY_AFTER_UNAVAILABLE_S,
+        )
     if wait_s > 0:
         return error(
             429,

@@ -1,10 +1,22 @@
-"""Per-retailer token buckets (per instance: the configured rate is split across instances)."""
+"""Rate limiting per retailer.
+
+``RateLimiter`` is the port; the Bigtable adapter (``shared.adapters.bigtable_rate_limits``)
+counts events per retailer and per second in one atomic increment, shared by every worker
+and instance. ``TokenBuckets`` is the in-process variant (one process, tests).
+"""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
+
+
+class RateLimiter(Protocol):
+    def take(self, key: str, amount: int, rate_per_s: float) -> float:
+        """Count ``amount`` against ``key``; 0 if within the rate, else seconds to wait."""
+        ...
 
 
 class TokenBuckets:
@@ -13,7 +25,8 @@ class TokenBuckets:
         self._lock = threading.Lock()
         self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, at)
 
-    def take(self, key: str, amount: int, rate_per_s: float, burst_s: float = 1.0) -> float:
+    def take(self, key: str, amount: int, rate_per_s: float) -> float:
+        burst_s = 1.0
         """Take ``amount`` tokens; return 0 if granted, else the seconds to wait."""
         capacity = max(rate_per_s * burst_s, float(amount))
         now = self._clock()

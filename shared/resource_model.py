@@ -105,6 +105,10 @@ class Function(_Frozen):
     env_url_name: str | None = Field(
         default=None, description="stack.env key that carries this function's base URL"
     )
+    local_workers: int = Field(
+        default=1, description="gunicorn WORKERS locally (Cloud Run: instances x concurrency)"
+    )
+    local_threads: int = 8
 
 
 class Worker(_Frozen):

@@ -59,6 +59,8 @@ ID_FAMILY = "id"
 REJECTED_EVENTS_TABLE = "rejected_events"
 REJECTED_FAMILY = "rejected"
 REJECTED_EVENT_RETENTION_DAYS = 90
+RATE_LIMITS_TABLE = "rate_limits"
+RATE_LIMIT_FAMILY = "n"
 DEFAULT_DATABASE = "(default)"
 REWARDS_DATABASE = "rewards"
 
@@ -107,6 +109,12 @@ SYSTEM = SystemResources(
             ),
         ),
         BigtableTable(
+            name=RATE_LIMITS_TABLE,
+            families=(
+                ColumnFamily(name=RATE_LIMIT_FAMILY, gc=GcRule(max_versions=1, max_age_days=1)),
+            ),
+        ),
+        BigtableTable(
             name=REJECTED_EVENTS_TABLE,
             families=(
                 ColumnFamily(
@@ -137,6 +145,8 @@ SYSTEM = SystemResources(
             public=True,
             description="Shopper Event API: POST /v1/events",
             env_url_name="INGEST_URL",
+            local_workers=2,  # one per core: docs/BENCHMARKS.md
+            local_threads=4,
         ),
     ),
     workers=(

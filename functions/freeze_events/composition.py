@@ -28,13 +28,13 @@ def dependencies() -> FreezerDependencies:
     logs.configure(settings.log_level)
     bigquery = clients.bigquery_client(settings.project, settings.bigquery_emulator_host)
     sink = BigQueryReadModelSink(bigquery, settings.project, (*READ_MODELS, DEAD_LETTERS))
-    publisher = clients.publisher_client()
+    publisher = clients.publisher_api()
     return FreezerDependencies(
         settings=settings,
         sink=sink,
         dead_letters=DeadLetterFanout(
             publisher,
-            publisher.topic_path(settings.project, settings.dead_letter_topic),
+            clients.topic_path(settings.project, settings.dead_letter_topic),
             sink,
             DEAD_LETTERS.name,
             source="freezer",

@@ -65,7 +65,11 @@ def run(stop: threading.Event) -> None:
         subscriber.close()
 
 
-def _collect(inbox: queue.Queue[Any], max_messages: int, max_wait_s: float) -> list[Any]:
+def _collect(
+    inbox: queue.Queue[Any], max_messages: int, max_wait_s: float, idle_s: float = 0.05
+) -> list[Any]:
+    """Up to ``max_messages``, for at most ``max_wait_s``, ending early when the inbox has
+    been quiet for ``idle_s`` (a trickle is frozen at once, a flood in big batches)."""
     try:
         batch = [inbox.get(timeout=1.0)]
     except queue.Empty:
@@ -76,7 +80,7 @@ def _collect(inbox: queue.Queue[Any], max_messages: int, max_wait_s: float) -> l
         if remaining <= 0:
             break
         try:
-            batch.append(inbox.get(timeout=remaining))
+            batch.append(inbox.get(timeout=min(remaining, idle_s)))
         except queue.Empty:
             break
     return batch

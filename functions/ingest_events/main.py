@@ -20,6 +20,7 @@ def dependencies() -> IngestDependencies:
     """Built once per instance, on first use: clients are reused across requests."""
     from shared.adapters import clients
     from shared.adapters.bigtable_events import BigtableEventStore, BigtableRejectedEventStore
+    from shared.adapters.bigtable_rate_limits import BigtableRateLimiter
     from shared.adapters.firestore_api_keys import FirestoreApiKeyStore
     from shared.adapters.firestore_retailers import FirestoreRetailerRates
     from shared.adapters.pubsub_publisher import (
@@ -30,25 +31,26 @@ def dependencies() -> IngestDependencies:
 
     settings = IngestSettings()
     logs.configure(settings.log_level)
-    instance = clients.bigtable_client(settings.project).instance(settings.bigtable_instance)
-    publisher = clients.publisher_client()
+    bigtable = clients.bigtable_client(settings.project)
+    publisher = clients.publisher_api()
     firestore = clients.firestore_client(settings.project)
     return IngestDependencies(
-        store=BigtableEventStore(instance),
+        store=BigtableEventStore(bigtable, settings.bigtable_instance),
         publisher=PubSubEventPublisher(
             publisher,
-            publisher.topic_path(settings.project, settings.events_topic),
+            clients.topic_path(settings.project, settings.events_topic),
             settings.publish_timeout_s,
         ),
         rejected_sink=RejectedEventFanout(
-            BigtableRejectedEventStore(instance),
+            BigtableRejectedEventStore(bigtable, settings.bigtable_instance),
             PubSubRejectedEventPublisher(
                 publisher,
-                publisher.topic_path(settings.project, settings.rejected_topic),
+                clients.topic_path(settings.project, settings.rejected_topic),
                 settings.publish_timeout_s,
             ),
         ),
         api_keys=CachedApiKeys(FirestoreApiKeyStore(firestore), settings.api_key_cache_ttl_s),
+        rate_limiter=BigtableRateLimiter(bigtable, settings.bigtable_instance),
         rate_limit_per_s=FirestoreRetailerRates(
             firestore, settings.default_rate_limit_per_s, settings.api_key_cache_ttl_s
         ),

@@ -8,7 +8,7 @@ credentials.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from google.cloud import bigquery, bigtable, firestore
@@ -48,6 +48,30 @@ def publisher_client(*, batch_max_messages: int = 500) -> PublisherClient:
         batch_settings=types.BatchSettings(max_messages=batch_max_messages, max_latency=0.005),
         publisher_options=types.PublisherOptions(enable_message_ordering=True),
     )
+
+
+def publisher_api() -> Any:
+    """The GAPIC publisher: synchronous ``publish(topic, messages)`` RPCs, no batcher."""
+    import os
+
+    from google.pubsub_v1.services.publisher import PublisherClient as Gapic
+
+    host = os.environ.get("PUBSUB_EMULATOR_HOST")
+    if host:
+        import grpc
+        from google.auth.credentials import AnonymousCredentials
+        from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
+
+        return Gapic(
+            transport=PublisherGrpcTransport(
+                channel=grpc.insecure_channel(host), credentials=AnonymousCredentials()
+            )
+        )
+    return Gapic()
+
+
+def topic_path(project: str, topic: str) -> str:
+    return f"projects/{project}/topics/{topic}"
 
 
 def subscriber_client() -> SubscriberClient:

@@ -16,8 +16,8 @@ TIMEOUT_S = 10.0
 
 
 class DeadLetterFanout:
-    def __init__(self, publisher: Any, topic_path: str, sink: Any, table: str, source: str) -> None:
-        self._api = publisher.api
+    def __init__(self, api: Any, topic_path: str, sink: Any, table: str, source: str) -> None:
+        self._api = api  # clients.publisher_api()
         self._topic = topic_path
         self._sink = sink
         self._table = table

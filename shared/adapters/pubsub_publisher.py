@@ -15,7 +15,7 @@ from typing import Any
 
 from google.api_core.exceptions import GoogleAPIError
 from google.api_core.retry import Retry, if_transient_error
-from google.pubsub_v1.types import PubsubMessage
+from google.pubsub_v1.types import PublishRequest
 
 from shared.ingest import EventRecord, RejectedEvent, StoreUnavailableError
 
@@ -24,11 +24,14 @@ MAX_MESSAGES_PER_RPC = 1000
 MAX_BYTES_PER_RPC = 8 * 1024 * 1024
 
 
-def _chunks(messages: list[PubsubMessage]) -> Iterator[list[PubsubMessage]]:
-    chunk: list[PubsubMessage] = []
+Message = tuple[bytes, dict[str, str], str]  # data, attributes, ordering key
+
+
+def _chunks(messages: list[Message]) -> Iterator[list[Message]]:
+    chunk: list[Message] = []
     size = 0
     for message in messages:
-        length = len(message.data) + 256
+        length = len(message[0]) + 256
         if chunk and (len(chunk) >= MAX_MESSAGES_PER_RPC or size + length > MAX_BYTES_PER_RPC):
             yield chunk
             chunk, size = [], 0
@@ -39,19 +42,28 @@ def _chunks(messages: list[PubsubMessage]) -> Iterator[list[PubsubMessage]]:
 
 
 class _SyncPublisher:
-    def __init__(self, client: Any, topic_path: str, timeout_s: float = TIMEOUT_S) -> None:
-        self._api = client.api  # the GAPIC client, already pointed at the emulator if set
+    def __init__(self, api: Any, topic_path: str, timeout_s: float = TIMEOUT_S) -> None:
+        self._api = api  # clients.publisher_api(): the GAPIC client
         self._topic = topic_path
         self._timeout_s = timeout_s
         self._retry = Retry(
             predicate=if_transient_error, initial=0.1, maximum=1.0, timeout=timeout_s
         )
 
-    def _publish(self, messages: list[PubsubMessage]) -> None:
+    def _publish(self, messages: list[Message]) -> None:
         try:
             for chunk in _chunks(messages):
+                # A raw protobuf: proto-plus wrappers per message cost more than the RPC.
+                request = PublishRequest.pb()(topic=self._topic)
+                for data, attributes, ordering_key in chunk:
+                    message = request.messages.add()
+                    message.data = data
+                    message.attributes.update(attributes)
+                    message.ordering_key = ordering_key
                 self._api.publish(
-                    topic=self._topic, messages=chunk, retry=self._retry, timeout=self._timeout_s
+                    request=PublishRequest.wrap(request),
+                    retry=self._retry,
+                    timeout=self._timeout_s,
                 )
         except GoogleAPIError as exc:
             raise StoreUnavailableError(f"pubsub {self._topic}: {exc}") from exc
@@ -61,25 +73,17 @@ class PubSubEventPublisher(_SyncPublisher):
     """Publishes with an ordering key per shopper; returns once Pub/Sub acknowledged all."""
 
     def publish(self, records: Sequence[EventRecord]) -> None:
-        self._publish(
-            [
-                PubsubMessage(
-                    data=record.message,
-                    attributes=record.attributes,
-                    ordering_key=record.ordering_key,
-                )
-                for record in records
-            ]
-        )
+        self._publish([(r.message, r.attributes, r.ordering_key) for r in records])
 
 
 class PubSubRejectedEventPublisher(_SyncPublisher):
     def record(self, rejected: Sequence[RejectedEvent]) -> None:
         self._publish(
             [
-                PubsubMessage(
-                    data=json.dumps(item.model_dump(mode="json")).encode(),
-                    attributes={"retailer_id": item.retailer_id},
+                (
+                    json.dumps(item.model_dump(mode="json")).encode(),
+                    {"retailer_id": item.retailer_id},
+                    "",
                 )
                 for item in rejected
             ]

@@ -228,7 +228,7 @@ def test_events_become_exactly_the_expected_rows_even_after_redelivery_and_repla
 
     # Forced redelivery: the very same messages, published again.
     project = stack["GOOGLE_CLOUD_PROJECT"]
-    publisher = clients.publisher_client()
+    publisher = clients.publisher_api()
     from shared.adapters.bigtable_events import BigtableEventArchive
 
     archive = BigtableEventArchive(clients.bigtable_client(project).instance("cartwise"))
@@ -238,8 +238,8 @@ def test_events_become_exactly_the_expected_rows_even_after_redelivery_and_repla
         if json.loads(r.message)["event"]["shopper_id"] in shoppers
     ]
     assert len(stored) == len(events)
-    publisher.api.publish(
-        topic=publisher.topic_path(project, SHOPPER_EVENTS_TOPIC),
+    publisher.publish(
+        topic=clients.topic_path(project, SHOPPER_EVENTS_TOPIC),
         messages=[
             PubsubMessage(data=r.message, attributes=r.attributes, ordering_key=r.ordering_key)
             for r in stored
@@ -267,14 +267,14 @@ def test_a_poison_message_is_dead_lettered_with_its_reason_and_the_stream_flows(
     stack: dict[str, str], unique: str, dead_letter_tap: Tap
 ) -> None:
     project = stack["GOOGLE_CLOUD_PROJECT"]
-    publisher = clients.publisher_client()
-    topic = publisher.topic_path(project, SHOPPER_EVENTS_TOPIC)
+    publisher = clients.publisher_api()
+    topic = clients.topic_path(project, SHOPPER_EVENTS_TOPIC)
     bad_version = {
         "retailer_id": "r",
         "ingested_at": datetime.now(UTC).isoformat(),
         "event": {**event(), "schema_version": 99},
     }
-    response = publisher.api.publish(
+    response = publisher.publish(
         topic=topic,
         messages=[
             PubsubMessage(data=b"\x00 not json", attributes={"probe": unique}),

@@ -290,11 +290,18 @@ def test_a_retailer_over_its_rate_gets_429_with_retry_after(
     firestore = clients.firestore_client(project)
     key = issue_api_key(FirestoreApiKeyStore(firestore), retailer, datetime.now(UTC))
     FirestoreRetailerRates(firestore, default_per_s=1).set(retailer, 10)
-    assert post(stack, [event() for _ in range(10)], api_key=key).status_code == 202
-    limited = post(stack, [event() for _ in range(10)], api_key=key)
-    assert limited.status_code == 429
+    # 10 events a second: two requests of 10 inside one second cannot both pass. Keep
+    # sending until refused (a window boundary may let a second request through).
+    started = time.monotonic()
+    answers = [post(stack, [event() for _ in range(10)], api_key=key) for _ in range(4)]
+    elapsed = time.monotonic() - started
+    statuses = [a.status_code for a in answers]
+    assert statuses[0] == 202
+    assert 429 in statuses, statuses
+    assert statuses.count(202) <= int(elapsed) + 2  # 10 events per started second at most
+    limited = next(a for a in answers if a.status_code == 429)
     assert limited.json()["error"]["code"] == "rate_limited"
-    assert 1 <= int(limited.headers["Retry-After"]) <= 2
+    assert int(limited.headers["Retry-After"]) == 1
     # Another retailer is not affected.
     assert post(stack, [event()]).status_code == 202
 
