@@ -70,3 +70,9 @@ clean: down
 .PHONY: bench-ingest
 bench-ingest: up
 	@$(PY) -m bench.ingest
+
+# Freezer throughput (events/s, rows/s), ingestion -> queryable lag, and the BigQuery
+# emulator's own MERGE ceiling, in one run (python -m bench.freeze --help).
+.PHONY: bench-freeze
+bench-freeze: up
+	@$(PY) -m bench.freeze --json .local/bench/freeze.json

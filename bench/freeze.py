@@ -97,7 +97,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
 
 
-def run(count: int, seed: int, timeout_s: float) -> dict[str, Any]:
+def run(count: int, seed: int, timeout_s: float, ordering_keys: bool = True) -> dict[str, Any]:
     from google.pubsub_v1.types import PubsubMessage
 
     from shared.adapters import clients
@@ -232,8 +232,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--no-ordering-keys",
+        action="store_true",
+        help="publish without the per-shopper ordering key ingest sets (emulator comparison)",
+    )
     args = parser.parse_args(argv)
-    report = run(args.events, args.seed, args.timeout)
+    report = run(args.events, args.seed, args.timeout, not args.no_ordering_keys)
     print(
         f"\n{'freezer (Pub/Sub -> worker -> BigQuery emulator)':<52}"
         f"{report['events_per_s']:>10,.0f} events/s {report['rows_per_s']:>10,.0f} rows/s"
