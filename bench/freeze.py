@@ -208,8 +208,10 @@ def run(count: int, seed: int, timeout_s: float, ordering_keys: bool = True) -> 
         "counts": counts,
         "publish_s": round(publish_s, 2),
         "frozen_s": round(frozen_s, 2),
-        "events_per_s": round(count / frozen_s, 1),
-        "rows_per_s": round(total_rows / frozen_s, 1),
+        # Rates from what was frozen (a run that timed out froze only part of it).
+        "rows_frozen": sum(counts.values()),
+        "events_per_s": round(count * sum(counts.values()) / total_rows / frozen_s, 1),
+        "rows_per_s": round(sum(counts.values()) / frozen_s, 1),
         "lag_s": {
             "p50": round(percentile(lags, 0.5), 2),
             "p95": round(percentile(lags, 0.95), 2),
