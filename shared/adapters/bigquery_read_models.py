@@ -9,12 +9,13 @@ streaming buffer, and a redelivered batch inserts nothing.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from google.api_core.exceptions import GoogleAPIError
 from google.cloud import bigquery
 
+from shared.batching import chunked
 from shared.freezer import TransientSinkError
 from shared.read_models import Row
 from shared.resource_model import BigQueryTable, Column
@@ -46,20 +47,6 @@ def merge_sql(project: str, table: BigQueryTable) -> str:
     )
 
 
-def _chunks(rows: Sequence[Row]) -> Iterator[list[Row]]:
-    chunk: list[Row] = []
-    size = 0
-    for row in rows:
-        length = len(json.dumps(row, default=str))
-        if chunk and (len(chunk) >= MAX_ROWS_PER_MERGE or size + length > MAX_BYTES_PER_MERGE):
-            yield chunk
-            chunk, size = [], 0
-        chunk.append(row)
-        size += length
-    if chunk:
-        yield chunk
-
-
 class BigQueryReadModelSink:
     def __init__(self, client: Any, project: str, tables: Sequence[BigQueryTable]) -> None:
         self._client = client
@@ -69,7 +56,9 @@ class BigQueryReadModelSink:
     def write(self, table: str, rows: Sequence[Row]) -> int:
         declared = self._tables[table]
         inserted = 0
-        for chunk in _chunks(rows):
+        for chunk in chunked(
+            rows, MAX_ROWS_PER_MERGE, MAX_BYTES_PER_MERGE, lambda r: len(json.dumps(r, default=str))
+        ):
             parameters = [bigquery.ScalarQueryParameter("rows", "STRING", json.dumps(chunk))]
             if declared.partition_field:
                 moments = sorted(str(r[declared.partition_field]) for r in chunk)

@@ -10,13 +10,14 @@ topic once the tracker retries).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from google.api_core.exceptions import GoogleAPIError
 from google.api_core.retry import Retry, if_transient_error
 from google.pubsub_v1.types import PublishRequest
 
+from shared.batching import chunked
 from shared.ingest import EventRecord, RejectedEvent, StoreUnavailableError
 
 TIMEOUT_S = 10.0
@@ -25,20 +26,6 @@ MAX_BYTES_PER_RPC = 8 * 1024 * 1024
 
 
 Message = tuple[bytes, dict[str, str], str]  # data, attributes, ordering key
-
-
-def _chunks(messages: list[Message]) -> Iterator[list[Message]]:
-    chunk: list[Message] = []
-    size = 0
-    for message in messages:
-        length = len(message[0]) + 256
-        if chunk and (len(chunk) >= MAX_MESSAGES_PER_RPC or size + length > MAX_BYTES_PER_RPC):
-            yield chunk
-            chunk, size = [], 0
-        chunk.append(message)
-        size += length
-    if chunk:
-        yield chunk
 
 
 class _SyncPublisher:
@@ -52,7 +39,9 @@ class _SyncPublisher:
 
     def _publish(self, messages: list[Message]) -> None:
         try:
-            for chunk in _chunks(messages):
+            for chunk in chunked(
+                messages, MAX_MESSAGES_PER_RPC, MAX_BYTES_PER_RPC, lambda m: len(m[0]) + 256
+            ):
                 # A raw protobuf: proto-plus wrappers per message cost more than the RPC.
                 request = PublishRequest.pb()(topic=self._topic)
                 for data, attributes, ordering_key in chunk:
