@@ -83,6 +83,9 @@ def test_busy_port_gives_a_clear_error(isolated: StackSettings) -> None:
     import socket
 
     with socket.socket() as squatter:
+        # REUSEADDR: the previous test's connections may linger in TIME_WAIT on this port;
+        # a listening socket still makes the port busy for the stack.
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         squatter.bind((isolated.host, isolated.firestore_port))
         squatter.listen()
         with pytest.raises(local_stack.StackError, match=f"port {isolated.firestore_port}"):
