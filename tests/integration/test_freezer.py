@@ -16,7 +16,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-import requests
 from google.pubsub_v1.types import PubsubMessage
 
 from shared import cli
@@ -339,4 +338,3 @@ def test_the_push_form_freezes_a_cloudevent(stack: dict[str, str], unique: str) 
     assert [(r["event_id"], r["retailer_id"], r["status"]) for r in rows] == [
         (e["event_id"], "r-push", "delivered")
     ]
-    _ = requests

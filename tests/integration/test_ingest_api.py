@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -325,4 +324,3 @@ def test_openapi_and_json_schema_are_published(stack: dict[str, str]) -> None:
     assert "#/$defs/" not in json.dumps(spec)
     assert requests.get(f"{stack['INGEST_URL']}/nope", timeout=10).status_code == 404
     assert requests.get(f"{stack['INGEST_URL']}/v1/events", timeout=10).status_code == 405
-    _ = uuid
