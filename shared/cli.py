@@ -176,9 +176,60 @@ def demo() -> int:
     for row in rejected_rows:
         cells = row.cells["rejected"]
         print(f"   reasons {cells[b'reasons'][0].value.decode()}")
+    expected_rows = _expected_rows(retailer, events[:-1])
+    frozen = _frozen_rows(env, shopper, expected_rows, wait_s=60)
+    print(
+        f"\n== 6. BigQuery read models (the freezer): {sum(frozen.values())} rows for the "
+        f"shopper ({expected_rows} expected)"
+    )
+    for table, count in sorted(frozen.items()):
+        print(f"   cartwise.{table:<22} {count}")
     print("\nThe stack keeps running: `make status` to check it, `make down` to stop it.")
     print(f"OpenAPI: {env['INGEST_URL']}/openapi.json")
-    return 0 if len(rows) == len(events) - 1 == len(received) else 1
+    accepted = len(events) - 1
+    complete = accepted == len(rows) == len(received) and sum(frozen.values()) == expected_rows
+    return 0 if complete else 1
+
+
+def _expected_rows(retailer: str, events: list[dict[str, Any]]) -> int:
+    from shared.events import validate_event
+    from shared.read_models import rows_for
+
+    total = 0
+    for raw in events:
+        event = validate_event(raw)
+        assert not isinstance(event, list), event
+        total += sum(len(r) for r in rows_for(retailer, event, datetime.now(UTC)).values())
+    return total
+
+
+def _frozen_rows(
+    env: dict[str, str], shopper: str, expected_rows: int, wait_s: float
+) -> dict[str, int]:
+    """Rows of ``shopper`` per read model, once the freezer has written them all."""
+    from google.cloud import bigquery
+
+    from shared.adapters import clients
+    from shared.read_models import DATASET, READ_MODELS
+
+    project = env["GOOGLE_CLOUD_PROJECT"]
+    client = clients.bigquery_client(project, env["BIGQUERY_EMULATOR_HOST"])
+    sql = " UNION ALL ".join(
+        f"SELECT '{t.name}' AS t, COUNT(*) AS n FROM `{project}.{DATASET}.{t.name}` "  # noqa: S608
+        "WHERE shopper_id = @shopper"
+        for t in READ_MODELS
+    )
+    config = bigquery.QueryJobConfig(
+        query_parameters=[bigquery.ScalarQueryParameter("shopper", "STRING", shopper)]
+    )
+    counts: dict[str, int] = {}
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        counts = {r.t: r.n for r in client.query(sql, job_config=config).result() if r.n}
+        if sum(counts.values()) >= expected_rows:
+            break
+        time.sleep(0.5)
+    return counts
 
 
 def _prefix_set(prefix: str) -> Any:
