@@ -1,17 +1,22 @@
-"""freeze_events, worker form: streaming pull, batches of up to 2,000 messages.
+"""freeze_events, worker form: a pull loop, batches of up to 2,000 messages.
 
 Run: ``python -m functions.freeze_events.worker``. Each batch is frozen with one MERGE
-per read model; it is acknowledged once written, nacked (redelivered) on a transient
-error. Poison messages are dead-lettered inside ``freeze`` and acknowledged.
+per read model; it is acknowledged once written, and its ack deadline reset (redelivered)
+on a transient error. Poison messages are dead-lettered inside ``freeze`` and
+acknowledged.
+
+Synchronous ``Pull`` calls fill a batch: on the local emulator a pull returns up to 100
+messages in ~10 ms, where streaming pull handed this worker about one message at a time
+(docs/BENCHMARKS.md).
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import signal
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -19,71 +24,82 @@ from functions.freeze_events.composition import dependencies
 from shared.freezer import InboundMessage, TransientSinkError, freeze
 
 log = logging.getLogger("freeze_events.worker")
+PULL_MAX = 1000
+ACK_CHUNK = 1000
+IDLE_PULL_TIMEOUT_S = 10.0
 
 
-def _inbound(message: Any) -> InboundMessage:
+def _inbound(received: Any) -> InboundMessage:
+    message = received.message
     return InboundMessage(
         message_id=message.message_id, data=message.data, attributes=dict(message.attributes)
     )
 
 
-def run(stop: threading.Event) -> None:
-    from google.cloud.pubsub_v1 import SubscriberClient
-    from google.cloud.pubsub_v1.types import FlowControl
+def pull_batch(subscriber: Any, path: str, max_messages: int, max_wait_s: float) -> list[Any]:
+    """Block for the first messages, then top the batch up without waiting."""
+    batch: list[Any] = []
+    deadline = time.monotonic() + max_wait_s
+    while len(batch) < max_messages:
+        response = subscriber.pull(
+            request={
+                "subscription": path,
+                "max_messages": min(PULL_MAX, max_messages - len(batch)),
+                "return_immediately": bool(batch),
+            },
+            timeout=IDLE_PULL_TIMEOUT_S + 5,
+        )
+        if not response.received_messages:
+            break
+        batch += response.received_messages
+        if time.monotonic() >= deadline:
+            break
+    return batch
 
+
+def _settle(subscriber: Any, path: str, batch: list[Any], ack: bool) -> None:
+    ack_ids = [m.ack_id for m in batch]
+    for start in range(0, len(ack_ids), ACK_CHUNK):
+        chunk = ack_ids[start : start + ACK_CHUNK]
+        if ack:
+            subscriber.acknowledge(subscription=path, ack_ids=chunk)
+        else:  # deadline 0: redelivered at once
+            subscriber.modify_ack_deadline(subscription=path, ack_ids=chunk, ack_deadline_seconds=0)
+
+
+def run(stop: threading.Event) -> None:
+    from google.api_core.exceptions import DeadlineExceeded
+    from google.cloud.pubsub_v1 import SubscriberClient
+
+    warnings.filterwarnings("ignore", "The return_immediately flag is deprecated")
     deps = dependencies()
     settings = deps.settings
-    inbox: queue.Queue[Any] = queue.Queue()
     subscriber = SubscriberClient()
     path = subscriber.subscription_path(settings.project, settings.subscription)
-    future = subscriber.subscribe(
-        path,
-        callback=inbox.put,
-        flow_control=FlowControl(max_messages=settings.batch_max_messages * 2),
-    )
     heartbeat = Path(settings.heartbeat_file) if settings.heartbeat_file else None
     log.info("freezer worker started", extra={"subscription": path})
     try:
         while not stop.is_set():
             if heartbeat:
                 heartbeat.write_text(str(time.time()))
-            batch = _collect(inbox, settings.batch_max_messages, settings.batch_max_wait_s)
+            try:
+                batch = pull_batch(
+                    subscriber, path, settings.batch_max_messages, settings.batch_max_wait_s
+                )
+            except DeadlineExceeded:
+                continue  # nothing to pull for a while
             if not batch:
                 continue
             try:
                 freeze([_inbound(m) for m in batch], sink=deps.sink, dead_letters=deps.dead_letters)
             except TransientSinkError:
                 log.exception("batch not frozen: redelivered later", extra={"size": len(batch)})
-                for message in batch:
-                    message.nack()
+                _settle(subscriber, path, batch, ack=False)
                 time.sleep(1)
                 continue
-            for message in batch:
-                message.ack()
+            _settle(subscriber, path, batch, ack=True)
     finally:
-        future.cancel()
         subscriber.close()
-
-
-def _collect(
-    inbox: queue.Queue[Any], max_messages: int, max_wait_s: float, idle_s: float = 0.05
-) -> list[Any]:
-    """Up to ``max_messages``, for at most ``max_wait_s``, ending early when the inbox has
-    been quiet for ``idle_s`` (a trickle is frozen at once, a flood in big batches)."""
-    try:
-        batch = [inbox.get(timeout=1.0)]
-    except queue.Empty:
-        return []
-    deadline = time.monotonic() + max_wait_s
-    while len(batch) < max_messages:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            break
-        try:
-            batch.append(inbox.get(timeout=min(remaining, idle_s)))
-        except queue.Empty:
-            break
-    return batch
 
 
 def main() -> None:
