@@ -112,7 +112,7 @@ class Function(_Frozen):
 
 
 class Worker(_Frozen):
-    """A long-running streaming-pull consumer (Cloud Run): ``functions/<name>/worker.py``."""
+    """A long-running Pub/Sub pull consumer (Cloud Run): ``functions/<name>/worker.py``."""
 
     name: str
     subscription: str

@@ -153,7 +153,7 @@ SYSTEM = SystemResources(
         Worker(
             name="freeze_events",
             subscription=FREEZER_SUBSCRIPTION,
-            description="Freezer: shopper events into BigQuery read models (streaming pull)",
+            description="Freezer: shopper events into BigQuery read models (pull worker)",
         ),
     ),
     scheduler_jobs=(),
