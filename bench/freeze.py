@@ -62,20 +62,6 @@ def expected_counts(envelopes: list[dict[str, Any]]) -> dict[str, int]:
     return {t: len(rows) for t, rows in tables.items()}
 
 
-def count_rows(client: Any, project: str, retailer: str, tables: list[str]) -> dict[str, int]:
-    from google.cloud import bigquery
-
-    sql = " UNION ALL ".join(
-        f"SELECT '{t}' AS t, COUNT(*) AS n FROM `{project}.cartwise.{t}` "  # noqa: S608
-        "WHERE retailer_id = @retailer"
-        for t in tables
-    )
-    config = bigquery.QueryJobConfig(
-        query_parameters=[bigquery.ScalarQueryParameter("retailer", "STRING", retailer)]
-    )
-    return {r.t: r.n for r in client.query(sql, job_config=config).result(timeout=60)}
-
-
 def seen(client: Any, project: str, retailer: str, ids: list[str]) -> set[str]:
     from google.cloud import bigquery
 
@@ -101,7 +87,7 @@ def run(count: int, seed: int, timeout_s: float, ordering_keys: bool = True) -> 
     from google.pubsub_v1.types import PubsubMessage
 
     from shared.adapters import clients
-    from shared.adapters.bigquery_read_models import BigQueryReadModelSink
+    from shared.adapters.bigquery_read_models import BigQueryReadModelSink, count_rows
     from shared.read_models import READ_MODELS
     from shared.resources import SHOPPER_EVENTS_TOPIC
 
@@ -160,7 +146,9 @@ def run(count: int, seed: int, timeout_s: float, ordering_keys: bool = True) -> 
             now = time.monotonic()
             for event_id in seen(bq, project, retailer, pending):
                 first_seen[event_id] = now
-        counts = count_rows(bq, project, retailer, list(expected))
+        counts = count_rows(
+            bq, project, [t for t in READ_MODELS if t.name in expected], "retailer_id", retailer
+        )
         done = sum(counts.values())
         elapsed = time.monotonic() - started
         print(

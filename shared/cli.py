@@ -207,25 +207,20 @@ def _frozen_rows(
     env: dict[str, str], shopper: str, expected_rows: int, wait_s: float
 ) -> dict[str, int]:
     """Rows of ``shopper`` per read model, once the freezer has written them all."""
-    from google.cloud import bigquery
-
     from shared.adapters import clients
-    from shared.read_models import DATASET, READ_MODELS
+    from shared.adapters.bigquery_read_models import count_rows
+    from shared.read_models import READ_MODELS
 
     project = env["GOOGLE_CLOUD_PROJECT"]
     client = clients.bigquery_client(project, env["BIGQUERY_EMULATOR_HOST"])
-    sql = " UNION ALL ".join(
-        f"SELECT '{t.name}' AS t, COUNT(*) AS n FROM `{project}.{DATASET}.{t.name}` "  # noqa: S608
-        "WHERE shopper_id = @shopper"
-        for t in READ_MODELS
-    )
-    config = bigquery.QueryJobConfig(
-        query_parameters=[bigquery.ScalarQueryParameter("shopper", "STRING", shopper)]
-    )
     counts: dict[str, int] = {}
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
-        counts = {r.t: r.n for r in client.query(sql, job_config=config).result() if r.n}
+        counts = {
+            t: n
+            for t, n in count_rows(client, project, READ_MODELS, "shopper_id", shopper).items()
+            if n
+        }
         if sum(counts.values()) >= expected_rows:
             break
         time.sleep(0.5)
@@ -282,10 +277,12 @@ def replay_command(retailer_id: str, since: datetime, until: datetime) -> int:
 
 
 def redrive_command(max_messages: int) -> int:
+    from collections import Counter
+
     from google.pubsub_v1.types import PubsubMessage
 
     from shared.adapters import clients
-    from shared.replay import clean_attributes, summarize
+    from shared.replay import clean_attributes
     from shared.resources import SHOPPER_EVENTS_DEAD_LETTER_TOPIC, SHOPPER_EVENTS_TOPIC
 
     project = _environment()
@@ -318,7 +315,7 @@ def redrive_command(max_messages: int) -> int:
         subscriber.acknowledge(subscription=subscription, ack_ids=[m.ack_id for m in received])
         reasons += [m.message.attributes.get("dead_letter_reason", "-") for m in received]
     print(f"re-drove {len(reasons)} dead-lettered messages to {SHOPPER_EVENTS_TOPIC}")
-    for reason, count in sorted(summarize(reasons).items(), key=lambda kv: -kv[1]):
+    for reason, count in Counter(reasons).most_common():
         print(f"  {count:>6}  {reason[:100]}")
     return 0
 

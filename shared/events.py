@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import re
-from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -383,7 +382,3 @@ def event_json_schema() -> dict[str, Any]:
     schema["$id"] = f"https://cartwise.dev/schemas/shopper-event/v{SCHEMA_VERSION}.json"
     schema["title"] = "ShopperEvent"
     return schema
-
-
-def occurred_at(event: ShopperEvent) -> datetime:
-    return event.occurred_at

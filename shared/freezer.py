@@ -10,7 +10,6 @@ whole batch is retried.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
@@ -148,7 +147,3 @@ def decode_push(body: dict[str, Any]) -> InboundMessage:
         data=base64.b64decode(message.get("data", "")),
         attributes=dict(message.get("attributes") or {}),
     )
-
-
-def encode_json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), default=str)

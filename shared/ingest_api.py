@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +24,8 @@ from shared.ingest import (
     ingest,
 )
 from shared.ratelimit import RateLimiter, TokenBuckets
-from shared.retailers import ApiKeyStore, authenticate
+from shared.retailers import ApiKey, ApiKeyStore, authenticate
+from shared.ttl_cache import TtlCache
 
 log = logging.getLogger(__name__)
 
@@ -55,23 +54,14 @@ class CachedApiKeys:
 
     def __init__(self, store: ApiKeyStore, ttl_s: float = 60.0) -> None:
         self._store = store
-        self._ttl_s = ttl_s
-        self._lock = threading.Lock()
-        self._cache: dict[str, tuple[float, Any]] = {}
+        self._cache: TtlCache[ApiKey | None] = TtlCache(ttl_s)
 
-    def put(self, key: Any) -> None:
+    def put(self, key: ApiKey) -> None:
         self._store.put(key)
+        self._cache.forget(key.key_hash)
 
-    def get(self, key_hash: str) -> Any:
-        now = time.monotonic()
-        with self._lock:
-            hit = self._cache.get(key_hash)
-        if hit is not None and now - hit[0] < self._ttl_s:
-            return hit[1]
-        value = self._store.get(key_hash)
-        with self._lock:
-            self._cache[key_hash] = (now, value)
-        return value
+    def get(self, key_hash: str) -> ApiKey | None:
+        return self._cache.get(key_hash, self._store.get)
 
 
 def error(status: int, code: str, message: str, **extra: Any) -> Response:

@@ -6,7 +6,7 @@ Both are safe to repeat: every consumer is idempotent on ``event_id``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Protocol
 
@@ -54,10 +54,3 @@ DEAD_LETTER_ATTRIBUTES = ("dead_letter_reason", "original_message_id", "dead_let
 def clean_attributes(attributes: dict[str, str]) -> dict[str, str]:
     """The original message's attributes, without what dead-lettering added."""
     return {k: v for k, v in attributes.items() if k not in DEAD_LETTER_ATTRIBUTES}
-
-
-def summarize(reasons: Sequence[str]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for reason in reasons:
-        counts[reason] = counts.get(reason, 0) + 1
-    return counts

@@ -77,3 +77,18 @@ class BigQueryReadModelSink:
                 raise TransientSinkError(f"bigquery {table}: {exc}") from exc
             inserted += int(job.num_dml_affected_rows or 0)
         return inserted
+
+
+def count_rows(
+    client: Any, project: str, tables: Sequence[BigQueryTable], column: str, value: str
+) -> dict[str, int]:
+    """Rows per table whose ``column`` equals ``value``, in one query (demo, benchmarks)."""
+    sql = " UNION ALL ".join(
+        f"SELECT '{t.name}' AS t, COUNT(*) AS n FROM `{project}.{t.dataset}.{t.name}` "  # noqa: S608
+        f"WHERE {column} = @value"
+        for t in tables
+    )
+    config = bigquery.QueryJobConfig(
+        query_parameters=[bigquery.ScalarQueryParameter("value", "STRING", value)]
+    )
+    return {r.t: r.n for r in client.query(sql, job_config=config).result(timeout=TIMEOUT_S)}

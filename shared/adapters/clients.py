@@ -41,13 +41,11 @@ def firestore_client(project: str, database: str = "(default)") -> firestore.Cli
     return firestore.Client(project=project, database=database)
 
 
-def publisher_client(*, batch_max_messages: int = 500) -> PublisherClient:
-    from google.cloud.pubsub_v1 import PublisherClient, types
+def publisher_client() -> PublisherClient:
+    """The high-level publisher, for admin calls (topics); events go via publisher_api()."""
+    from google.cloud.pubsub_v1 import PublisherClient
 
-    return PublisherClient(
-        batch_settings=types.BatchSettings(max_messages=batch_max_messages, max_latency=0.005),
-        publisher_options=types.PublisherOptions(enable_message_ordering=True),
-    )
+    return PublisherClient()
 
 
 def publisher_api() -> Any:

@@ -74,4 +74,8 @@ def test_json_schema_covers_every_type() -> None:
     schema = event_json_schema()
     assert schema["discriminator"]["propertyName"] == "type"
     assert set(schema["discriminator"]["mapping"]) == {t.value for t in EventType}
-    assert isinstance(Rejection(code="c", field="f", message="m"), Rejection)
+    assert Rejection(code="c", field="f", message="m").model_dump() == {
+        "code": "c",
+        "field": "f",
+        "message": "m",
+    }  # the shape every 202's "reasons" and the OpenAPI document promise
