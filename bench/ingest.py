@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import importlib.util
 import itertools
 import json
@@ -36,7 +37,7 @@ import urllib.parse
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
@@ -47,8 +48,8 @@ import requests
 
 from emulators import processes
 from emulators.config import ROOT, StackSettings
-from shared.events import EventType, validate_event
-from shared.ingest import MAX_EVENTS_PER_REQUEST, MAX_REQUEST_BYTES, EventRecord, make_record
+from shared.events import MAX_EVENTS_PER_REQUEST, EventType, validate_event
+from shared.ingest import MAX_REQUEST_BYTES, EventRecord, make_record, message_head
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 TARGET_EVENTS_PER_S = 10_000
@@ -329,14 +330,14 @@ RecordFields = tuple[str, str, str, str, bytes, dict[str, str], str]
 
 def _records_chunk(job: tuple[str, list[bytes], str]) -> list[RecordFields]:
     retailer_id, bodies, ingested_at = job
-    at = datetime.fromisoformat(ingested_at)
+    head = message_head(retailer_id, datetime.fromisoformat(ingested_at))
     records: list[RecordFields] = []
     for body in bodies:
         for raw in json.loads(body)["events"]:
             event = validate_event(raw)
             if isinstance(event, list):
                 raise BenchError(f"the generator made an invalid event: {event}")
-            r = make_record(retailer_id, event, at)
+            r = make_record(retailer_id, event, head)
             records.append(
                 (
                     r.id_key,
@@ -357,7 +358,7 @@ def _now_iso() -> str:
 
 def _records_from_fields(fields: Sequence[RecordFields]) -> list[EventRecord]:
     return [
-        EventRecord.model_construct(
+        EventRecord(
             id_key=id_key,
             row_key=row_key,
             digest=digest,
@@ -853,15 +854,13 @@ class CeilingVariant:
     """How the bare client writes and publishes; ``ADAPTERS`` is exactly what ingest does."""
 
     name: str
-    parallel_tables: bool = False
     ordered: bool = True
     raw_grpc: bool = False
 
     def describe(self, full_io: bool) -> str:
-        steps = "lookup + write + publish + mark" if full_io else "write + publish"
+        steps = "lookup + write + publish + index" if full_io else "write + publish + index"
         extras = [
             "raw protobuf over gRPC stubs" if self.raw_grpc else "ingest's adapters",
-            *(["tables in parallel"] if self.parallel_tables else []),
             *([] if self.ordered else ["no ordering keys"]),
         ]
         return f"{steps}, {', '.join(extras)}"
@@ -869,12 +868,7 @@ class CeilingVariant:
 
 ADAPTERS = CeilingVariant("ceiling")
 RAW_GRPC = CeilingVariant("ceiling/raw-grpc", raw_grpc=True)
-# Writing the two tables concurrently is measured on the raw client only: the adapters'
-# internals are theirs to change.
-VARIANTS = (
-    CeilingVariant("ceiling/unordered", ordered=False),
-    CeilingVariant("ceiling/raw-parallel", raw_grpc=True, parallel_tables=True),
-)
+VARIANTS = (CeilingVariant("ceiling/unordered", ordered=False),)
 
 
 class RawGrpcClient:
@@ -885,7 +879,7 @@ class RawGrpcClient:
     emulators absorb when the client costs almost nothing.
     """
 
-    def __init__(self, target: Target, parallel_tables: bool, pool: ThreadPoolExecutor) -> None:
+    def __init__(self, target: Target) -> None:
         import grpc
         from google.cloud.bigtable_v2.types import (
             MutateRowsRequest,
@@ -921,8 +915,6 @@ class RawGrpcClient:
             request_serializer=self._publish_request.SerializeToString,
             response_deserializer=PublishResponse.pb().FromString,
         )
-        self._parallel = parallel_tables
-        self._pool = pool
 
     def _send(self, request: Any) -> None:
         from shared.ingest import StoreUnavailableError
@@ -935,25 +927,6 @@ class RawGrpcClient:
         ]
         if failed:
             raise StoreUnavailableError(f"bigtable: {len(failed)} rows failed ({failed[0]})")
-
-    def _ids(self, records: Sequence[EventRecord], published: bytes) -> Any:
-        from shared.resources import ID_FAMILY
-
-        request = self._mutate_request(table_name=self._ids_table)
-        for record in records:
-            entry = request.entries.add(row_key=record.id_key.encode())
-            cells = (
-                ((b"row_key", record.row_key.encode()), (b"digest", record.digest.encode()))
-                if published == b"0"
-                else ()
-            )
-            for qualifier, value in (*cells, (b"published", published)):
-                cell = entry.mutations.add().set_cell
-                cell.family_name = ID_FAMILY
-                cell.column_qualifier = qualifier
-                cell.timestamp_micros = -1  # server time, as DirectRow.set_cell without one
-                cell.value = value
-        return request
 
     def lookup(self, id_keys: Sequence[str]) -> None:
         request = self._read_request(table_name=self._ids_table)
@@ -973,16 +946,7 @@ class RawGrpcClient:
             micros = (record.occurred_at - EPOCH) // timedelta(microseconds=1)
             cell.timestamp_micros = micros - micros % 1000  # Bigtable keeps milliseconds
             cell.value = record.message
-        ids = self._ids(records, b"0")
-        if self._parallel:
-            for future in [
-                self._pool.submit(self._send, events),
-                self._pool.submit(self._send, ids),
-            ]:
-                future.result()
-        else:
-            self._send(events)
-            self._send(ids)
+        self._send(events)
 
     def publish(self, records: Sequence[EventRecord]) -> None:
         for start in range(0, len(records), 1000):
@@ -994,7 +958,21 @@ class RawGrpcClient:
             self._publish(request, timeout=10)
 
     def mark_published(self, records: Sequence[EventRecord]) -> None:
-        self._send(self._ids(records, b"1"))
+        from shared.resources import ID_FAMILY
+
+        request = self._mutate_request(table_name=self._ids_table)
+        for record in records:
+            entry = request.entries.add(row_key=record.id_key.encode())
+            for qualifier, value in (
+                (b"row_key", record.row_key.encode()),
+                (b"digest", record.digest.encode()),
+            ):
+                cell = entry.mutations.add().set_cell
+                cell.family_name = ID_FAMILY
+                cell.column_qualifier = qualifier
+                cell.timestamp_micros = -1  # server time, as the adapter
+                cell.value = value
+        self._send(request)
 
     def delete_rows(self, events_keys: Sequence[bytes], ids_keys: Sequence[bytes]) -> None:
         for table, keys in ((self._events_table, events_keys), (self._ids_table, ids_keys)):
@@ -1017,8 +995,7 @@ def remove_rows(target: Target, retailer_id: str, bodies: Sequence[bytes]) -> in
             prefix = shopper_prefix(retailer_id, raw["shopper_id"])
             events_keys.append(f"{prefix}{moment}#{raw['event_id']}".encode())
             ids_keys.append(id_key(retailer_id, raw["event_id"]).encode())
-    with ThreadPoolExecutor(1) as pool:
-        RawGrpcClient(target, False, pool).delete_rows(events_keys, ids_keys)
+    RawGrpcClient(target).delete_rows(events_keys, ids_keys)
     return len(events_keys)
 
 
@@ -1065,26 +1042,26 @@ def _ceiling_run(
     """
     from shared.ingest import StoreUnavailableError
 
-    table_pool = ThreadPoolExecutor(2 * threads)
     store: Any
     publisher: Any
     if variant.raw_grpc:
-        store = publisher = RawGrpcClient(target, variant.parallel_tables, table_pool)
+        store = publisher = RawGrpcClient(target)
     else:
         deps = function_dependencies()
         store, publisher = deps.store, deps.publisher
     if not variant.ordered:
-        records = [r.model_copy(update={"ordering_key": ""}) for r in records]
+        records = [dataclasses.replace(r, ordering_key="") for r in records]
     batches = [records[n : n + batch] for n in range(0, len(records), batch)]
     warm = records[:50]  # opens the channels; rewritten by the timed run
     store.write(warm)
     publisher.publish(warm)
+    store.mark_published(warm)
 
     next_batch = itertools.count()
     lock = threading.Lock()
     run = CeilingRun(steps={"lookup": [], "write": [], "publish": [], "mark": []})
     errors: Counter[str] = Counter()
-    names = ["lookup", "write", "publish", "mark"] if full_io else ["write", "publish"]
+    names = ["lookup", "write", "publish", "mark"] if full_io else ["write", "publish", "mark"]
 
     def worker() -> None:
         while (index := next(next_batch)) < len(batches) or time.perf_counter() < deadline:
@@ -1098,9 +1075,8 @@ def _ceiling_run(
                 marks.append(time.perf_counter())
                 publisher.publish(chunk)
                 marks.append(time.perf_counter())
-                if full_io:
-                    store.mark_published(chunk)
-                    marks.append(time.perf_counter())
+                store.mark_published(chunk)
+                marks.append(time.perf_counter())
             except StoreUnavailableError as exc:
                 with lock:
                     errors[type(exc).__name__] += 1
@@ -1123,7 +1099,6 @@ def _ceiling_run(
         thread.join()
     run.seconds = time.perf_counter() - started
     run.errors = dict(errors)
-    table_pool.shutdown()
     return run
 
 
@@ -1470,7 +1445,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--full-io",
         action="store_true",
-        help="the ceiling also does ingest's lookup and mark_published",
+        help="the ceiling also does ingest's lookup (it always writes the index rows)",
     )
     parser.add_argument("--no-ceiling", action="store_true", help="skip phase 2")
     parser.add_argument(

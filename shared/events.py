@@ -14,13 +14,14 @@ import re
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal
-from uuid import UUID
 
 from pydantic import (
     AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
+    PlainSerializer,
+    StringConstraints,
     TypeAdapter,
     ValidationError,
     field_validator,
@@ -30,6 +31,7 @@ SCHEMA_VERSION = 1
 SUPPORTED_SCHEMA_VERSIONS = frozenset({1})
 
 IDENTIFIER = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$"
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 # Field names refused anywhere in an event, whatever their nesting (lower-cased, with
@@ -85,7 +87,19 @@ FORBIDDEN_FIELDS = frozenset(
     }
 )
 
-Money = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=4)]
+
+def _plain_decimal(value: Decimal) -> str:
+    """One rendering per amount (``1.50``, ``1.5`` and ``1.500`` are all ``"1.5"``), so that an
+    event's canonical JSON does not depend on how the tracker wrote its numbers."""
+    text = format(value, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+Money = Annotated[
+    Decimal,
+    Field(ge=0, max_digits=12, decimal_places=4),
+    PlainSerializer(_plain_decimal, return_type=str, when_used="json"),
+]
 Identifier = Annotated[str, Field(pattern=IDENTIFIER)]
 Url = Annotated[str, Field(min_length=1, max_length=2048)]
 Label = Annotated[str, Field(min_length=1, max_length=256)]
@@ -221,19 +235,22 @@ Payload = (
 # --- envelope ----------------------------------------------------------------------------
 
 
+# A UUID in its hyphenated form, kept as lower-case text: the id is only ever compared and
+# stored, and a string costs a fraction of a ``uuid.UUID`` to validate and serialize.
+EventId = Annotated[
+    str,
+    StringConstraints(pattern=UUID_PATTERN, to_lower=True),
+    Field(json_schema_extra={"format": "uuid"}),
+]
+
+
 class _Envelope(_Strict):
-    event_id: UUID
+    event_id: EventId
+    # The pattern refuses e-mail addresses (no "@"); ``validate_event`` says so by name.
     shopper_id: Annotated[str, Field(pattern=IDENTIFIER)]
     session_id: Annotated[str, Field(pattern=IDENTIFIER)] | None = None
     occurred_at: AwareDatetime
     schema_version: Literal[1]
-
-    @field_validator("shopper_id", mode="before")
-    @classmethod
-    def _not_an_email(cls, value: Any) -> Any:
-        if isinstance(value, str) and EMAIL.fullmatch(value.strip()):
-            raise ValueError("must be the retailer's customer identifier, not an e-mail")
-        return value
 
 
 class PageViewedEvent(_Envelope):
@@ -295,6 +312,37 @@ ShopperEvent = Annotated[
 ]
 
 EVENT_ADAPTER: TypeAdapter[ShopperEvent] = TypeAdapter(ShopperEvent)
+_EVENT_SERIALIZER = EVENT_ADAPTER.serializer
+
+MAX_EVENTS_PER_REQUEST = 500
+
+
+class _Request(_Strict):
+    events: Annotated[list[ShopperEvent], Field(min_length=1, max_length=MAX_EVENTS_PER_REQUEST)]
+
+
+_REQUEST_VALIDATOR = TypeAdapter(_Request).validator
+
+
+def validate_request_json(body: bytes) -> list[ShopperEvent] | None:
+    """Every event of a ``{"events": [...]}`` body in one pass of the compiled validator.
+
+    ``None`` when anything in the body is refused: the caller then validates event by
+    event (``validate_event``) to give each its reasons. A fully valid body can carry no
+    identity field: every model forbids unknown fields and no contract field is one
+    (``tests/unit/test_events.py`` checks it).
+    """
+    try:
+        request: _Request = _REQUEST_VALIDATOR.validate_json(body)
+    except ValidationError:
+        return None
+    return request.events
+
+
+def canonical_json(event: ShopperEvent) -> bytes:
+    """The event as cartwise stores and publishes it: compact JSON, contract field order,
+    no nulls, one rendering per amount. Equal events give equal bytes."""
+    return _EVENT_SERIALIZER.to_json(event, exclude_none=True)
 
 
 # --- validation with reasons -------------------------------------------------------------
@@ -311,7 +359,7 @@ class Rejection(BaseModel):
 
 
 @functools.lru_cache(maxsize=4096)
-def _is_forbidden(key: str) -> bool:
+def is_personal_field(key: str) -> bool:
     return re.sub(r"[^a-z]", "", key.lower()) in FORBIDDEN_FIELDS
 
 
@@ -320,7 +368,7 @@ def _forbidden_paths(value: Any, path: str = "") -> list[str]:
     if isinstance(value, dict):
         for key, child in value.items():
             child_path = f"{path}.{key}" if path else str(key)
-            if _is_forbidden(str(key)):
+            if is_personal_field(str(key)):
                 found.append(child_path)
             found.extend(_forbidden_paths(child, child_path))
     elif isinstance(value, list):
@@ -357,6 +405,15 @@ def validate_event(raw: Any) -> ShopperEvent | list[Rejection]:
                 message="identity and socio-demographic data are never accepted",
             )
             for path in forbidden
+        ]
+    shopper_id = raw.get("shopper_id")
+    if isinstance(shopper_id, str) and EMAIL.fullmatch(shopper_id.strip()):
+        return [
+            Rejection(
+                code="personal_data_refused",
+                field="shopper_id",
+                message="must be the retailer's customer identifier, not an e-mail",
+            )
         ]
     version = raw.get("schema_version")
     if isinstance(version, int) and version not in SUPPORTED_SCHEMA_VERSIONS:

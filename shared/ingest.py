@@ -2,28 +2,37 @@
 
 The service answers only after every accepted event is durably written to the event store
 AND its publish is acknowledged. Idempotency rests on one index row per
-``(retailer, event_id)`` holding the event's digest and whether it was published: a
-retry of a request that failed half-way republishes what was stored but not published,
-a repeat of a published event is reported as a duplicate, and a different event under a
-used ``event_id`` is rejected as a conflict.
+``(retailer, event_id)``, holding the event's digest and written only once the event is
+stored and published: a retry of a request that failed half-way stores and publishes
+again what has no index row yet, a repeat of an indexed event is reported as a
+duplicate, and a different event under a used ``event_id`` is rejected as a conflict.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
 import json
 import logging
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from shared.events import Rejection, ShopperEvent, validate_event
+from shared.events import (
+    EVENT_ADAPTER,
+    SUPPORTED_SCHEMA_VERSIONS,
+    EventType,
+    Rejection,
+    ShopperEvent,
+    canonical_json,
+)
 
 log = logging.getLogger(__name__)
 
-MAX_EVENTS_PER_REQUEST = 500
 MAX_REQUEST_BYTES = 1024 * 1024
 FUTURE_TOLERANCE_S = 300
 _REVERSE_BASE = 10**19 - 1
@@ -33,18 +42,17 @@ class StoreUnavailableError(RuntimeError):
     """A store or the topic could not be reached: nothing of the request is accepted."""
 
 
-class StoredId(BaseModel):
-    model_config = ConfigDict(frozen=True)
+@dataclass(frozen=True, slots=True)
+class StoredId:
+    """The index row of an accepted event: it exists once the event is stored AND published."""
 
     row_key: str
     digest: str
-    published: bool
 
 
-class EventRecord(BaseModel):
+@dataclass(frozen=True, slots=True)
+class EventRecord:
     """One accepted event, ready to store and publish."""
-
-    model_config = ConfigDict(frozen=True)
 
     id_key: str
     row_key: str
@@ -53,6 +61,15 @@ class EventRecord(BaseModel):
     message: bytes
     attributes: dict[str, str]
     ordering_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedEvent:
+    """One event of a request: the typed event or the reasons it was refused, and the raw
+    input when it was parsed on its own (else the rejection shows the typed event)."""
+
+    outcome: ShopperEvent | list[Rejection]
+    raw: Any = None
 
 
 class RejectedEvent(BaseModel):
@@ -67,11 +84,17 @@ class RejectedEvent(BaseModel):
 
 
 class EventStore(Protocol):
-    def lookup(self, id_keys: Sequence[str]) -> dict[str, StoredId]: ...
+    def lookup(self, id_keys: Sequence[str]) -> dict[str, StoredId]:
+        """The index rows of these ``(retailer, event_id)`` keys that exist."""
+        ...
 
-    def write(self, records: Sequence[EventRecord]) -> None: ...
+    def write(self, records: Sequence[EventRecord]) -> None:
+        """Store the events (idempotent: a record always lands on the same cell)."""
+        ...
 
-    def mark_published(self, records: Sequence[EventRecord]) -> None: ...
+    def mark_published(self, records: Sequence[EventRecord]) -> None:
+        """Write the index rows of stored and published events."""
+        ...
 
 
 class EventPublisher(Protocol):
@@ -100,6 +123,7 @@ class IngestResult(BaseModel):
 # --- keys and encodings ------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=65_536)
 def shopper_prefix(retailer_id: str, shopper_id: str) -> str:
     """Row-key prefix of everything of one shopper; the salt spreads shoppers over tablets."""
     salt = hashlib.sha256(f"{retailer_id}#{shopper_id}".encode()).hexdigest()[:3]
@@ -123,58 +147,54 @@ def id_key(retailer_id: str, event_id: str) -> str:
     return f"{retailer_id}#{event_id}"
 
 
-def canonical_event(event: ShopperEvent) -> dict[str, Any]:
-    return event.model_dump(mode="json", exclude_none=True)
-
-
-def digest(canonical: dict[str, Any]) -> str:
-    return hashlib.sha256(
-        json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()
-    ).hexdigest()
-
-
-def make_record(retailer_id: str, event: ShopperEvent, ingested_at: datetime) -> EventRecord:
-    canonical = canonical_event(event)
-    message = {
-        "retailer_id": retailer_id,
-        "ingested_at": ingested_at.isoformat(),
-        "event": canonical,
-    }
-    return EventRecord(
-        id_key=id_key(retailer_id, str(event.event_id)),
-        row_key=event_row_key(retailer_id, event),
-        digest=digest(canonical),
-        occurred_at=event.occurred_at,
-        message=json.dumps(message, separators=(",", ":")).encode(),
-        attributes={
-            "event_id": str(event.event_id),
-            "type": event.type.value,
-            "retailer_id": retailer_id,
-            "schema_version": str(event.schema_version),
-        },
-        ordering_key=f"{retailer_id}#{event.shopper_id}",
+def message_head(retailer_id: str, ingested_at: datetime) -> bytes:
+    """What precedes the event in every message of one request."""
+    return (
+        b'{"retailer_id":'
+        + json.dumps(retailer_id).encode()
+        + b',"ingested_at":"'
+        + ingested_at.isoformat().encode()
+        + b'","event":'
     )
+
+
+def make_record(retailer_id: str, event: ShopperEvent, head: bytes) -> EventRecord:
+    """``head`` is ``message_head(retailer_id, ingested_at)``, built once per request.
+
+    On the ingest hot path (once per event): plain attribute reads and f-strings only.
+    """
+    canonical = canonical_json(event)
+    event_id = event.event_id
+    shopper_id = event.shopper_id
+    occurred_at = event.occurred_at
+    micros = _REVERSE_BASE - int(occurred_at.timestamp() * 1_000_000)
+    return EventRecord(
+        f"{retailer_id}#{event_id}",
+        f"{shopper_prefix(retailer_id, shopper_id)}{micros:019d}#{event_id}",
+        hashlib.sha256(canonical).hexdigest(),
+        occurred_at,
+        head + canonical + b"}",
+        {
+            "event_id": event_id,
+            "type": _TYPE_NAMES[event.type],
+            "retailer_id": retailer_id,
+            "schema_version": _VERSION_NAMES[event.schema_version],
+        },
+        f"{retailer_id}#{shopper_id}",
+    )
+
+
+_TYPE_NAMES = {kind: kind.value for kind in EventType}
+_VERSION_NAMES = {version: str(version) for version in SUPPORTED_SCHEMA_VERSIONS}
 
 
 def record_from_message(row_key: str, message: bytes) -> EventRecord:
     """Rebuild the record of a stored message (replays publish exactly what ingest did)."""
     body = json.loads(message)
-    event = body["event"]
+    event = EVENT_ADAPTER.validate_python(body["event"])
     retailer_id = body["retailer_id"]
-    return EventRecord(
-        id_key=id_key(retailer_id, event["event_id"]),
-        row_key=row_key,
-        digest=digest(event),
-        occurred_at=datetime.fromisoformat(event["occurred_at"]),
-        message=message,
-        attributes={
-            "event_id": event["event_id"],
-            "type": event["type"],
-            "retailer_id": retailer_id,
-            "schema_version": str(event["schema_version"]),
-        },
-        ordering_key=f"{retailer_id}#{event['shopper_id']}",
-    )
+    record = make_record(retailer_id, event, b"")
+    return dataclasses.replace(record, row_key=row_key, message=message)
 
 
 # --- the service -------------------------------------------------------------------------
@@ -186,19 +206,30 @@ def _raw(value: Any) -> str:
 
 def ingest(
     retailer_id: str,
-    raw_events: Sequence[Any],
+    events: Sequence[ParsedEvent],
     *,
     store: EventStore,
     publisher: EventPublisher,
     rejected_sink: RejectedEventSink,
     now: datetime | None = None,
 ) -> IngestResult:
-    """Ingest one request's events; raise ``StoreUnavailableError`` to refuse it whole."""
-    received_at = now or datetime.now(UTC)
-    rejected: list[RejectedEvent] = []
-    candidates: list[tuple[int, Any, EventRecord]] = []
+    """Ingest one request's events; raise ``StoreUnavailableError`` to refuse it whole.
 
-    def reject(index: int, raw: Any, reasons: list[Rejection]) -> None:
+    Order of writes: the events, then their publish, then their index rows. An event is
+    reported accepted only once all three are done; a request that failed half-way
+    leaves no index row, so its retry stores the same cells again and publishes again
+    (consumers are idempotent on ``event_id``), and is then reported duplicate.
+    """
+    received_at = now or datetime.now(UTC)
+    latest = received_at + timedelta(seconds=FUTURE_TOLERANCE_S)
+    head = message_head(retailer_id, received_at)
+    rejected: list[RejectedEvent] = []
+    candidates: list[tuple[int, ParsedEvent, EventRecord]] = []
+
+    def reject(index: int, parsed: ParsedEvent, reasons: list[Rejection]) -> None:
+        raw = parsed.raw
+        if raw is None and not isinstance(parsed.outcome, list):
+            raw = parsed.outcome.model_dump(mode="json", exclude_none=True)
         event_id = raw.get("event_id") if isinstance(raw, dict) else None
         rejected.append(
             RejectedEvent(
@@ -213,68 +244,53 @@ def ingest(
 
     seen: dict[str, EventRecord] = {}
     duplicates: list[dict[str, Any]] = []
-    for index, raw in enumerate(raw_events):
-        outcome = validate_event(raw)
-        if isinstance(outcome, list):
-            reject(index, raw, outcome)
+    for index, parsed in enumerate(events):
+        event = parsed.outcome
+        if isinstance(event, list):
+            reject(index, parsed, event)
             continue
-        if (outcome.occurred_at - received_at).total_seconds() > FUTURE_TOLERANCE_S:
-            reject(
-                index,
-                raw,
-                [
-                    Rejection(
-                        code="occurred_in_future",
-                        field="occurred_at",
-                        message=f"more than {FUTURE_TOLERANCE_S}s ahead of the server clock",
-                    )
-                ],
-            )
+        if event.occurred_at > latest:
+            reject(index, parsed, [_in_future()])
             continue
-        record = make_record(retailer_id, outcome, received_at)
+        record = make_record(retailer_id, event, head)
         earlier = seen.get(record.id_key)
         if earlier is not None:
             if earlier.digest == record.digest:
-                duplicates.append({"index": index, "event_id": str(outcome.event_id)})
+                duplicates.append({"index": index, "event_id": record.attributes["event_id"]})
             else:
-                reject(index, raw, [_conflict()])
+                reject(index, parsed, [_conflict()])
             continue
         seen[record.id_key] = record
-        candidates.append((index, raw, record))
+        candidates.append((index, parsed, record))
 
     stored = store.lookup([record.id_key for _, _, record in candidates]) if candidates else {}
-    to_write: list[EventRecord] = []
-    to_publish: list[EventRecord] = []
-    for index, raw, record in candidates:
+    accepted: list[EventRecord] = []
+    for index, parsed, record in candidates:
         previous = stored.get(record.id_key)
         if previous is None:
-            to_write.append(record)
-            to_publish.append(record)
+            accepted.append(record)
         elif previous.digest != record.digest:
-            reject(index, raw, [_conflict()])
-        elif previous.published:
-            duplicates.append({"index": index, "event_id": record.attributes["event_id"]})
+            reject(index, parsed, [_conflict()])
         else:
-            to_publish.append(record)  # stored by an earlier attempt that failed to publish
+            duplicates.append({"index": index, "event_id": record.attributes["event_id"]})
 
     if rejected:
         rejected_sink.record(rejected)
-    if to_write:
-        store.write(to_write)
-    if to_publish:
-        publisher.publish(to_publish)
-        store.mark_published(to_publish)
+    if accepted:
+        store.write(accepted)
+        publisher.publish(accepted)
+        store.mark_published(accepted)
     log.info(
         "events ingested",
         extra={
             "retailer_id": retailer_id,
-            "accepted": len(to_publish),
+            "accepted": len(accepted),
             "duplicates": len(duplicates),
             "rejected": len(rejected),
         },
     )
     return IngestResult(
-        accepted=len(to_publish),
+        accepted=len(accepted),
         duplicates=sorted(duplicates, key=lambda d: int(d["index"])),
         rejected=sorted(
             (
@@ -287,6 +303,14 @@ def ingest(
             ),
             key=lambda d: int(str(d["index"])),
         ),
+    )
+
+
+def _in_future() -> Rejection:
+    return Rejection(
+        code="occurred_in_future",
+        field="occurred_at",
+        message=f"more than {FUTURE_TOLERANCE_S}s ahead of the server clock",
     )
 
 

@@ -3,8 +3,8 @@
 Layout (docs/INGEST.md):
 - ``shopper_events``: key ``{salt}#{retailer}#{shopper}#{reverse_micros}#{event_id}``,
   family ``event``, column ``message`` (the published message), cell time = occurred_at.
-- ``event_ids``: key ``{retailer}#{event_id}``, family ``id``: ``row_key``, ``digest``,
-  ``published`` (``0``/``1``).
+- ``event_ids``: key ``{retailer}#{event_id}``, family ``id``: ``row_key``, ``digest``;
+  written once the event is stored and published.
 - ``rejected_events``: key ``{retailer}#{reverse_micros(received)}#{index}#{digest}``,
   family ``rejected``: ``raw``, ``reasons``, ``event_id``, ``received_at``.
 """
@@ -19,8 +19,12 @@ from typing import TYPE_CHECKING, Any
 
 from google.api_core.exceptions import GoogleAPIError
 from google.cloud.bigtable.row_filters import CellsColumnLimitFilter
-from google.cloud.bigtable.row_set import RowSet
-from google.cloud.bigtable_v2.types import MutateRowsRequest
+from google.cloud.bigtable_v2.types import (
+    MutateRowsRequest,
+    MutateRowsResponse,
+    ReadRowsRequest,
+    ReadRowsResponse,
+)
 
 from shared.ingest import (
     EventRecord,
@@ -70,13 +74,47 @@ def _mutate(api: Any, table: Table, rows: list[tuple[bytes, list[Cell]]]) -> Non
     failed: list[str] = []
     try:
         for response in api.mutate_rows(request=MutateRowsRequest.wrap(request), timeout=TIMEOUT_S):
-            failed += [e.status.message for e in response.entries if e.status.code != 0]
+            # The raw protobuf again: proto-plus wraps each of the entries on access.
+            entries = MutateRowsResponse.pb(response).entries
+            failed += [e.status.message for e in entries if e.status.code != 0]
     except (GoogleAPIError, OSError) as exc:
         raise StoreUnavailableError(f"bigtable {table.table_id}: {exc}") from exc
     if failed:
         raise StoreUnavailableError(
             f"bigtable {table.table_id}: {len(failed)} rows failed ({failed[0]})"
         )
+
+
+def _read_rows(api: Any, request: Any) -> Iterator[tuple[bytes, dict[tuple[str, bytes], bytes]]]:
+    """One ReadRows RPC from a raw protobuf request: each row's key and its latest cells.
+
+    Merges the response's cell chunks as the protocol defines them (a row's key, family
+    and qualifier are sent when they change; a value may be split over chunks; a row is
+    committed or reset), without the client library's per-cell objects.
+    """
+    key = b""
+    family = ""
+    qualifier = b""
+    value = b""
+    cells: dict[tuple[str, bytes], bytes] = {}
+    for response in api.read_rows(request=ReadRowsRequest.wrap(request), timeout=TIMEOUT_S):
+        for chunk in ReadRowsResponse.pb(response).chunks:
+            if chunk.reset_row:
+                cells, value = {}, b""
+                continue
+            if chunk.row_key:
+                key = chunk.row_key
+            if chunk.HasField("family_name"):
+                family = chunk.family_name.value
+            if chunk.HasField("qualifier"):
+                qualifier = chunk.qualifier.value
+            value += chunk.value
+            if chunk.value_size == 0:  # the cell is complete
+                cells.setdefault((family, qualifier), value)
+                value = b""
+            if chunk.commit_row:
+                yield key, cells
+                cells = {}
 
 
 class BigtableEventStore:
@@ -93,26 +131,23 @@ class BigtableEventStore:
         self._ids = instance.table(ids_table)
 
     def lookup(self, id_keys: Sequence[str]) -> dict[str, StoredId]:
-        row_set = RowSet()
-        for key in id_keys:
-            row_set.add_row_key(key.encode())
+        request = ReadRowsRequest.pb()(table_name=self._ids.name)
+        request.rows.row_keys.extend(key.encode() for key in id_keys)
+        request.filter.cells_per_column_limit_filter = 1
         found: dict[str, StoredId] = {}
         try:
-            for row in self._ids.read_rows(
-                row_set=row_set, filter_=CellsColumnLimitFilter(1), retry=None
-            ):
-                cells = row.cells[ID_FAMILY]
-                found[row.row_key.decode()] = StoredId(
-                    row_key=cells[b"row_key"][0].value.decode(),
-                    digest=cells[b"digest"][0].value.decode(),
-                    published=cells[b"published"][0].value == b"1",
+            for key, cells in _read_rows(self._api, request):
+                found[key.decode()] = StoredId(
+                    row_key=cells[(ID_FAMILY, b"row_key")].decode(),
+                    digest=cells[(ID_FAMILY, b"digest")].decode(),
                 )
         except (GoogleAPIError, OSError) as exc:
             raise StoreUnavailableError(f"bigtable {self._ids.table_id}: {exc}") from exc
+        except KeyError as exc:
+            raise StoreUnavailableError(f"bigtable {self._ids.table_id}: no {exc} cell") from exc
         return found
 
     def write(self, records: Sequence[EventRecord]) -> None:
-        # Events first, then their index rows: an index row never points at nothing.
         _mutate(
             self._api,
             self._events,
@@ -124,6 +159,8 @@ class BigtableEventStore:
                 for r in records
             ],
         )
+
+    def mark_published(self, records: Sequence[EventRecord]) -> None:
         _mutate(
             self._api,
             self._ids,
@@ -133,18 +170,10 @@ class BigtableEventStore:
                     [
                         (ID_FAMILY, b"row_key", r.row_key.encode(), -1),
                         (ID_FAMILY, b"digest", r.digest.encode(), -1),
-                        (ID_FAMILY, b"published", b"0", -1),
                     ],
                 )
                 for r in records
             ],
-        )
-
-    def mark_published(self, records: Sequence[EventRecord]) -> None:
-        _mutate(
-            self._api,
-            self._ids,
-            [(r.id_key.encode(), [(ID_FAMILY, b"published", b"1", -1)]) for r in records],
         )
 
 

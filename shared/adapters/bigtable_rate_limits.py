@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from google.api_core.exceptions import GoogleAPIError
+from google.cloud.bigtable_v2.types import ReadModifyWriteRowRequest, ReadModifyWriteRowResponse
 
 from shared.ingest import StoreUnavailableError
 from shared.resources import RATE_LIMIT_FAMILY, RATE_LIMITS_TABLE
@@ -28,19 +29,30 @@ class BigtableRateLimiter:
         table: str = RATE_LIMITS_TABLE,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self._api = client.table_data_client
         self._table = client.instance(instance_id).table(table)
         self._clock = clock
 
     def take(self, key: str, amount: int, rate_per_s: float) -> float:
         now = self._clock()
         second = int(now)
-        row = self._table.append_row(f"{key}#{second}".encode())
-        row.increment_cell_value(RATE_LIMIT_FAMILY, b"events", amount)
+        # A raw protobuf, as the event store's requests (one per ingest request).
+        request = ReadModifyWriteRowRequest.pb()(
+            table_name=self._table.name, row_key=f"{key}#{second}".encode()
+        )
+        rule = request.rules.add()
+        rule.family_name = RATE_LIMIT_FAMILY
+        rule.column_qualifier = b"events"
+        rule.increment_amount = amount
         try:
-            cells = row.commit()
+            response = self._api.read_modify_write_row(
+                request=ReadModifyWriteRowRequest.wrap(request), timeout=TIMEOUT_S
+            )
         except (GoogleAPIError, OSError) as exc:
             raise StoreUnavailableError(f"bigtable {self._table.table_id}: {exc}") from exc
-        counted = int.from_bytes(cells[RATE_LIMIT_FAMILY][b"events"][0][0], "big", signed=True)
+        row = ReadModifyWriteRowResponse.pb(response).row
+        value = row.families[0].columns[0].cells[0].value
+        counted = int.from_bytes(value, "big", signed=True)
         if counted <= rate_per_s or counted == amount:  # a first batch always goes
             return 0.0
         return second + 1 - now

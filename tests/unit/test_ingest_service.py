@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -11,11 +12,14 @@ from shared.events import validate_event
 from shared.ingest import (
     EventRecord,
     IngestResult,
+    ParsedEvent,
     RejectedEvent,
     StoredId,
     StoreUnavailableError,
     event_row_key,
     ingest,
+    make_record,
+    message_head,
     shopper_prefix,
 )
 from tests.factories import event
@@ -25,6 +29,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self.rows: dict[str, bytes] = {}
         self.ids: dict[str, StoredId] = {}
+        self.index_down = False
 
     def lookup(self, id_keys: Sequence[str]) -> dict[str, StoredId]:
         return {k: self.ids[k] for k in id_keys if k in self.ids}
@@ -32,11 +37,12 @@ class MemoryStore:
     def write(self, records: Sequence[EventRecord]) -> None:
         for r in records:
             self.rows[r.row_key] = r.message
-            self.ids[r.id_key] = StoredId(row_key=r.row_key, digest=r.digest, published=False)
 
     def mark_published(self, records: Sequence[EventRecord]) -> None:
+        if self.index_down:
+            raise StoreUnavailableError("bigtable down")
         for r in records:
-            self.ids[r.id_key] = self.ids[r.id_key].model_copy(update={"published": True})
+            self.ids[r.id_key] = StoredId(row_key=r.row_key, digest=r.digest)
 
 
 class MemoryPublisher:
@@ -66,9 +72,10 @@ def ports() -> Ports:
     return MemoryStore(), MemoryPublisher(), MemorySink()
 
 
-def run(ports: Ports, events: Sequence[object]) -> IngestResult:
+def run(ports: Ports, events: Sequence[Any]) -> IngestResult:
     store, publisher, sink = ports
-    return ingest("r1", events, store=store, publisher=publisher, rejected_sink=sink)
+    parsed = [ParsedEvent(validate_event(raw), raw) for raw in events]
+    return ingest("r1", parsed, store=store, publisher=publisher, rejected_sink=sink)
 
 
 def test_a_failed_publish_is_republished_by_the_retry_then_reported_duplicate(ports: Ports) -> None:
@@ -78,13 +85,30 @@ def test_a_failed_publish_is_republished_by_the_retry_then_reported_duplicate(po
     with pytest.raises(StoreUnavailableError):
         run(ports, events)
     assert len(store.rows) == 2
-    assert not any(s.published for s in store.ids.values())
+    assert store.ids == {}  # not indexed: the retry stores and publishes them again
     publisher.down = False
     assert run(ports, events).accepted == 2
     assert publisher.published == [e["event_id"] for e in events]
+    assert len(store.rows) == 2  # the same cells, written again
     again = run(ports, events)
     assert (again.accepted, len(again.duplicates)) == (0, 2)
     assert len(publisher.published) == 2
+
+
+def test_a_failed_index_write_is_answered_503_and_the_retry_publishes_again(
+    ports: Ports,
+) -> None:
+    # Published but not indexed: at-least-once, the consumers de-duplicate on event_id.
+    store, publisher, _ = ports
+    events = [event()]
+    store.index_down = True
+    with pytest.raises(StoreUnavailableError):
+        run(ports, events)
+    store.index_down = False
+    assert run(ports, events).accepted == 1
+    assert publisher.published == [events[0]["event_id"]] * 2
+    assert len(store.rows) == 1
+    assert run(ports, events).duplicates == [{"index": 0, "event_id": events[0]["event_id"]}]
 
 
 def test_repeats_inside_one_batch(ports: Ports) -> None:
@@ -111,6 +135,7 @@ def test_row_keys_group_a_shopper_and_sort_newest_first() -> None:
     newer = validate_event(event(shopper_id="s1", occurred_at=now))
     assert not isinstance(older, list) and not isinstance(newer, list)
     k_old, k_new = event_row_key("r1", older), event_row_key("r1", newer)
+    assert make_record("r1", newer, message_head("r1", now)).row_key == k_new
     assert k_old.startswith(shopper_prefix("r1", "s1"))
     assert k_new.startswith(shopper_prefix("r1", "s1"))
     assert k_new < k_old
