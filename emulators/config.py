@@ -25,6 +25,12 @@ class StackSettings(BaseSettings):
     local_dir: Path = ROOT / ".local"
     venvs_dir: Path = ROOT / ".local" / "venvs"
     start_timeout_s: float = 120.0
+    # The Bigtable emulator keeps every row in a Go heap: with Go's default GOGC=100 its
+    # garbage collector walks that heap again and again as it grows, and its CPU per
+    # written row doubles over a few hundred thousand rows. Collect 10x less often, within
+    # a soft memory limit (docs/LOCAL_STACK.md).
+    bigtable_gogc: int = 1000
+    bigtable_memory_limit: str = "4GiB"
 
     @cached_property
     def logs_dir(self) -> Path:

@@ -133,6 +133,7 @@ def components(settings: StackSettings, system: SystemResources = SYSTEM) -> lis
             ],
             (s.bigtable_port,),
             grpc_health(s.host, s.bigtable_port),
+            env={"GOGC": str(s.bigtable_gogc), "GOMEMLIMIT": s.bigtable_memory_limit},
         ),
         Component(
             "firestore",

@@ -44,11 +44,9 @@ class _SyncPublisher:
             ):
                 # A raw protobuf: proto-plus wrappers per message cost more than the RPC.
                 request = PublishRequest.pb()(topic=self._topic)
+                add = request.messages.add
                 for data, attributes, ordering_key in chunk:
-                    message = request.messages.add()
-                    message.data = data
-                    message.attributes.update(attributes)
-                    message.ordering_key = ordering_key
+                    add(data=data, attributes=attributes, ordering_key=ordering_key)
                 self._api.publish(
                     request=PublishRequest.wrap(request),
                     retry=self._retry,
