@@ -1416,7 +1416,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=20.0, help="measured endpoint time")
     parser.add_argument("--warmup", type=float, default=3.0, help="unmeasured warm-up seconds")
     parser.add_argument("--batch", type=int, default=MAX_EVENTS_PER_REQUEST, help="events/request")
-    parser.add_argument("--concurrency", type=int, default=8, help="requests in flight")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=12,
+        help="requests in flight (12: where the endpoint peaks on 2 cores)",
+    )
     parser.add_argument("--shoppers", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=7, help="seed of the event shapes")
     parser.add_argument(
