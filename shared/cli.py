@@ -248,11 +248,11 @@ def _environment() -> str:
     return project
 
 
-def replay_command(retailer_id: str, since: datetime, until: datetime) -> int:
+def republish_command(retailer_id: str, since: datetime, until: datetime) -> int:
     from shared.adapters import clients
     from shared.adapters.bigtable_events import BigtableEventArchive
     from shared.adapters.pubsub_publisher import PubSubEventPublisher
-    from shared.replay import replay
+    from shared.republish import republish
     from shared.resources import BIGTABLE_INSTANCE, SHOPPER_EVENTS_TOPIC
 
     project = _environment()
@@ -261,16 +261,16 @@ def replay_command(retailer_id: str, since: datetime, until: datetime) -> int:
         clients.publisher_api(), clients.topic_path(project, SHOPPER_EVENTS_TOPIC)
     )
     started = time.monotonic()
-    sent = replay(
+    sent = republish(
         archive,
         publisher,
         retailer_id,
         since,
         until,
-        progress=lambda n: print(f"\r  replayed {n} events", end="", flush=True),
+        progress=lambda n: print(f"\r  republished {n} events", end="", flush=True),
     )
     print(
-        f"\nreplayed {sent} events of {retailer_id} from {since} to {until} "
+        f"\nrepublished {sent} events of {retailer_id} from {since} to {until} "
         f"in {time.monotonic() - started:.1f}s"
     )
     return 0
@@ -282,7 +282,7 @@ def redrive_command(max_messages: int) -> int:
     from google.pubsub_v1.types import PubsubMessage
 
     from shared.adapters import clients
-    from shared.replay import clean_attributes
+    from shared.republish import clean_attributes
     from shared.resources import SHOPPER_EVENTS_DEAD_LETTER_TOPIC, SHOPPER_EVENTS_TOPIC
 
     project = _environment()
@@ -329,12 +329,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cartwise")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("demo", help="send a shopper session through the local stack")
-    replay_parser = commands.add_parser(
-        "replay", help="republish a retailer's stored events of a time range (after a fix)"
+    republish = commands.add_parser(
+        "republish", help="republish a retailer's stored events of a time range (after a fix)"
     )
-    replay_parser.add_argument("--retailer", required=True)
-    replay_parser.add_argument("--since", type=_moment, required=True, help="ISO time")
-    replay_parser.add_argument("--until", type=_moment, required=True, help="ISO time")
+    republish.add_argument("--retailer", required=True)
+    republish.add_argument("--since", type=_moment, required=True, help="ISO time")
+    republish.add_argument("--until", type=_moment, required=True, help="ISO time")
     redrive = commands.add_parser(
         "redrive-dead-letters", help="send dead-lettered messages back to the stream"
     )
@@ -342,8 +342,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "demo":
         return demo()
-    if args.command == "replay":
-        return replay_command(args.retailer, args.since, args.until)
+    if args.command == "republish":
+        return republish_command(args.retailer, args.since, args.until)
     if args.command == "redrive-dead-letters":
         return redrive_command(args.max)
     return 2

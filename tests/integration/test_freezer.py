@@ -246,7 +246,7 @@ def test_events_become_exactly_the_expected_rows_even_after_redelivery_and_repla
         timeout=30,
     )
     # And a replay of the whole range with the operator's command.
-    assert cli.replay_command(stack["DEMO_RETAILER_ID"], start, datetime.now(UTC)) == 0
+    assert cli.republish_command(stack["DEMO_RETAILER_ID"], start, datetime.now(UTC)) == 0
 
     # A sentinel per shopper, published after: once frozen, the shopper's earlier
     # messages were handled too (the stream delivers one shopper's messages in order).

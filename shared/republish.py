@@ -1,4 +1,4 @@
-"""Operations on the stream: replay stored events, re-drive dead letters.
+"""Operations on the stream: republish stored events, re-drive dead letters.
 
 Both are safe to repeat: every consumer is idempotent on ``event_id``.
 """
@@ -19,7 +19,7 @@ class EventArchive(Protocol):
     def scan(self, retailer_id: str, since: datetime, until: datetime) -> Iterator[EventRecord]: ...
 
 
-def replay(
+def republish(
     archive: EventArchive,
     publisher: EventPublisher,
     retailer_id: str,
@@ -44,7 +44,7 @@ def replay(
         sent += len(batch)
         if progress:
             progress(sent)
-    log.info("events replayed", extra={"retailer_id": retailer_id, "events": sent})
+    log.info("events republished", extra={"retailer_id": retailer_id, "events": sent})
     return sent
 
 
