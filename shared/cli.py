@@ -320,6 +320,187 @@ def redrive_command(max_messages: int) -> int:
     return 0
 
 
+# --- the Complete Journey: replay over HTTP, backfill into the read models ---------------
+
+
+def _simulation(args: argparse.Namespace) -> Any:
+    from shared.tracker_simulator import Simulation, default_shift_weeks
+
+    shift = args.shift_weeks
+    if shift is None:
+        shift = default_shift_weeks(datetime.now(UTC))
+    return Simulation(seed=args.seed, shift_weeks=shift)
+
+
+def _replay_api_keys(env: dict[str, str], retailers: tuple[str, ...]) -> dict[str, str]:
+    """The simulated retailers' keys on the local stack: chosen once, registered each run."""
+    from emulators.config import StackSettings
+    from shared.adapters.clients import firestore_client
+    from shared.adapters.firestore_api_keys import FirestoreApiKeyStore
+    from shared.retailers import new_api_key, register_api_key
+
+    path = StackSettings().local_dir / "replay-api-keys.json"
+    keys: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    for retailer in retailers:
+        keys.setdefault(retailer, new_api_key())
+    path.write_text(json.dumps(keys, indent=1))
+    path.chmod(0o600)
+    store = FirestoreApiKeyStore(firestore_client(env["GOOGLE_CLOUD_PROJECT"]))
+    for retailer in retailers:
+        register_api_key(store, retailer, keys[retailer], datetime.now(UTC))
+    return {retailer: keys[retailer] for retailer in retailers}
+
+
+def _bar(done: int, total: int, width: int = 24) -> str:
+    filled = width * done // max(total, 1)
+    return "[" + "#" * filled + "." * (width - filled) + f"] {done:,}/{total:,}"
+
+
+def replay_command(args: argparse.Namespace) -> int:
+    from shared import journey
+    from shared.adapters.ingest_http import HttpEventApi
+    from shared.replay import ReplaySummary, batches, replay
+    from shared.tracker_simulator import sessions
+
+    env = _stack_env()
+    os.environ.update(env)
+    warnings.filterwarnings("ignore", "Connecting to Bigtable emulator", RuntimeWarning)
+    simulation = _simulation(args)
+    households = journey.sample_households(args.weeks, args.households, simulation.seed)
+    now = datetime.now(UTC)
+    print(
+        f"replaying weeks {args.weeks[0]}-{args.weeks[1]} of the Complete Journey"
+        f"{f' ({len(households)} households)' if households is not None else ''} "
+        f"to {env['INGEST_URL']}: seed {simulation.seed}, shifted {simulation.shift_weeks} "
+        f"weeks, {'as fast as possible' if not args.rate else f'{args.rate:,.0f} events/s'}",
+        flush=True,
+    )
+    baskets = list(journey.baskets(args.weeks, households))
+    api = HttpEventApi(env["INGEST_URL"], _replay_api_keys(env, simulation.retailers))
+
+    def progress(s: ReplaySummary) -> None:
+        print(
+            f"\r  {_bar(s.sessions, len(baskets))} sessions  sent {s.sent:,}  accepted "
+            f"{s.accepted:,}  duplicates {s.duplicates:,}  rejected {s.rejected:,}  "
+            f"retries {s.retries:,}  {s.events_per_s:,.0f} events/s  "
+            f"p95 {s.latency_ms(0.95):,.0f} ms ",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    summary = replay(
+        batches(sessions(baskets, journey.products(), simulation, now), args.batch),
+        api,
+        concurrency=args.concurrency,
+        rate=args.rate,
+        progress=progress,
+    )
+    print(file=sys.stderr)
+    result = summary.as_dict()
+    print(json.dumps({"weeks": list(args.weeks), **result}, indent=1))
+    return 0 if summary.failed_batches == 0 else 1
+
+
+def backfill_command(args: argparse.Namespace) -> int:
+    from concurrent.futures import ProcessPoolExecutor
+
+    from shared import journey
+    from shared.adapters import clients
+    from shared.adapters.bigquery_bulk_load import BigQueryBulkLoader
+    from shared.backfill import BackfillSummary, load
+    from shared.read_models import READ_MODELS
+
+    project = _environment()
+    simulation = _simulation(args)
+    households = journey.sample_households(args.weeks, args.households, simulation.seed)
+    now = datetime.now(UTC)
+    loader = BigQueryBulkLoader(
+        clients.bigquery_client(project, os.environ.get("BIGQUERY_EMULATOR_HOST")),
+        project,
+        READ_MODELS,
+        dataset=args.dataset,
+    )
+    weeks = list(range(args.weeks[0], args.weeks[1] + 1))
+    print(
+        f"backfilling weeks {weeks[0]}-{weeks[-1]} into the read models of {project} "
+        f"({args.workers} workers; seed {simulation.seed}, shifted "
+        f"{simulation.shift_weeks} weeks)",
+        flush=True,
+    )
+    summary = BackfillSummary()
+    started = time.monotonic()
+    jobs = [(week, households, simulation, now) for week in weeks]
+    with ProcessPoolExecutor(args.workers) as pool:
+        for done, (tables, part) in enumerate(pool.map(_transform_week, jobs), start=1):
+            summary.sessions += part.sessions
+            summary.events += part.events
+            summary.invalid += part.invalid
+            summary.rows.update(part.rows)
+            load(tables, loader, summary)
+            elapsed = time.monotonic() - started
+            print(
+                f"\r  {_bar(done, len(weeks))} weeks  {summary.events:,} events  "
+                f"{sum(summary.rows.values()):,} rows ({sum(summary.inserted.values()):,} new)  "
+                f"{summary.events / elapsed:,.0f} events/s ",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
+    print(file=sys.stderr)
+    elapsed = time.monotonic() - started
+    print(
+        json.dumps(
+            {
+                "weeks": [weeks[0], weeks[-1]],
+                "sessions": summary.sessions,
+                "events": summary.events,
+                "invalid_events": summary.invalid,
+                "rows": dict(sorted(summary.rows.items())),
+                "inserted": dict(sorted(summary.inserted.items())),
+                "seconds": round(elapsed, 1),
+                "events_per_s": round(summary.events / elapsed, 1),
+            },
+            indent=1,
+        )
+    )
+    return 0 if summary.invalid == 0 else 1
+
+
+def _transform_week(job: tuple[int, frozenset[int] | None, Any, datetime]) -> tuple[Any, Any]:
+    from shared import journey
+    from shared.backfill import BackfillSummary, transform
+    from shared.tracker_simulator import sessions
+
+    week, households, simulation, now = job
+    summary = BackfillSummary()
+    baskets = journey.baskets((week, week), households)
+    tables = transform(sessions(baskets, journey.products(), simulation, now), now, summary)
+    return tables, summary
+
+
+def _weeks(text: str) -> tuple[int, int]:
+    from shared.journey import parse_weeks
+
+    try:
+        return parse_weeks(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _journey_options(parser: argparse.ArgumentParser) -> None:
+    from shared.tracker_simulator import DEFAULT_SEED
+
+    parser.add_argument("--weeks", type=_weeks, required=True, help="e.g. 1-2 (of 1-53)")
+    parser.add_argument("--households", type=int, help="a seeded sample of this many households")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument(
+        "--shift-weeks",
+        type=int,
+        help="weeks added to the data set's 2017 times (default: the most that keep them past)",
+    )
+
+
 def _moment(text: str) -> datetime:
     moment = datetime.fromisoformat(text)
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
@@ -335,6 +516,19 @@ def main(argv: list[str] | None = None) -> int:
     republish.add_argument("--retailer", required=True)
     republish.add_argument("--since", type=_moment, required=True, help="ISO time")
     republish.add_argument("--until", type=_moment, required=True, help="ISO time")
+    replay_parser = commands.add_parser(
+        "replay", help="send Complete Journey weeks through the ingest API, as trackers"
+    )
+    _journey_options(replay_parser)
+    replay_parser.add_argument("--rate", type=float, help="events/s (default: as fast as possible)")
+    replay_parser.add_argument("--concurrency", type=int, default=8, help="requests in flight")
+    replay_parser.add_argument("--batch", type=int, default=500, help="events per request")
+    backfill_parser = commands.add_parser(
+        "backfill", help="load Complete Journey weeks straight into the read models"
+    )
+    _journey_options(backfill_parser)
+    backfill_parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    backfill_parser.add_argument("--dataset", help="another dataset with the same tables")
     redrive = commands.add_parser(
         "redrive-dead-letters", help="send dead-lettered messages back to the stream"
     )
@@ -344,6 +538,10 @@ def main(argv: list[str] | None = None) -> int:
         return demo()
     if args.command == "republish":
         return republish_command(args.retailer, args.since, args.until)
+    if args.command == "replay":
+        return replay_command(args)
+    if args.command == "backfill":
+        return backfill_command(args)
     if args.command == "redrive-dead-letters":
         return redrive_command(args.max)
     return 2

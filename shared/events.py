@@ -390,12 +390,22 @@ def _location(loc: tuple[int | str, ...]) -> str:
 
 
 def validate_event(raw: Any) -> ShopperEvent | list[Rejection]:
-    """Parse one raw event; return the typed event or every reason it was refused."""
+    """Parse one raw event; return the typed event or every reason it was refused.
+
+    The compiled validator runs first: an event it accepts cannot carry an identity field
+    (unknown fields are refused everywhere and no contract field is one). Only a refused
+    event is searched for the reasons that matter most: personal data, then an
+    unsupported schema version, then the validator's own.
+    """
     if not isinstance(raw, dict):
         return [Rejection(code="not_an_object", field="", message="an event is a JSON object")]
     if "retailer_id" in raw:
         # The retailer comes from the credentials only: a body's claim is ignored.
         raw = {key: value for key, value in raw.items() if key != "retailer_id"}
+    try:
+        return EVENT_ADAPTER.validate_python(raw)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
     forbidden = _forbidden_paths(raw)
     if forbidden:
         return [
@@ -424,13 +434,10 @@ def validate_event(raw: Any) -> ShopperEvent | list[Rejection]:
                 message=f"supported versions: {sorted(SUPPORTED_SCHEMA_VERSIONS)}",
             )
         ]
-    try:
-        return EVENT_ADAPTER.validate_python(raw)
-    except ValidationError as exc:
-        return [
-            Rejection(code=error["type"], field=_location(error["loc"]), message=error["msg"])
-            for error in exc.errors(include_url=False)
-        ]
+    return [
+        Rejection(code=error["type"], field=_location(error["loc"]), message=error["msg"])
+        for error in errors
+    ]
 
 
 def event_json_schema() -> dict[str, Any]:

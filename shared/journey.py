@@ -9,6 +9,7 @@ socio-demographic data, ever.
 from __future__ import annotations
 
 import functools
+import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -174,3 +175,11 @@ def households(weeks: tuple[int, int]) -> list[int]:
         [("week", ">=", weeks[0]), ("week", "<=", weeks[1])],
     )
     return sorted(pc.unique(table.column("household_id")).to_pylist())
+
+
+def sample_households(weeks: tuple[int, int], size: int | None, seed: int) -> frozenset[int] | None:
+    """A seeded sample of the households of a week range (``None``: all of them)."""
+    if size is None:
+        return None
+    everyone = households(weeks)
+    return frozenset(random.Random(f"{seed}:households").sample(everyone, min(size, len(everyone))))

@@ -264,9 +264,11 @@ def session(
         (paid_at + later, "order_status_changed", {"order_id": order_id, "status": status})
     )
 
+    # The shift is part of the ids: the same basket at another time is another event.
+    ids = f"{simulation.seed}:{simulation.shift_weeks}:{basket.basket_id}"
     events = [
         {
-            "event_id": str(uuid.uuid5(_NAMESPACE, f"{simulation.seed}:{basket.basket_id}:{n}")),
+            "event_id": str(uuid.uuid5(_NAMESPACE, f"{ids}:{n}")),
             "type": kind,
             "shopper_id": shopper,
             "session_id": session_id,
