@@ -57,10 +57,12 @@ def expected_rows() -> dict[str, list[dict[str, Any]]]:
     )
 
 
-def rows_in(stack: dict[str, str], dataset: str, table: str, ids: list[str]) -> list[dict[str, Any]]:
+def rows_in(
+    stack: dict[str, str], dataset: str, table: str, ids: list[str]
+) -> list[dict[str, Any]]:
     rows = query(
         stack,
-        f"SELECT * FROM `{stack['GOOGLE_CLOUD_PROJECT']}.{dataset}.{table}` "  # noqa: S608
+        f"SELECT * FROM `{stack['GOOGLE_CLOUD_PROJECT']}.{dataset}.{table}` "
         "WHERE row_id IN UNNEST(@ids) ORDER BY row_id",
         ids=ids,
     )
