@@ -479,6 +479,38 @@ def _transform_week(job: tuple[int, frozenset[int] | None, Any, datetime]) -> tu
     return tables, summary
 
 
+def import_campaigns_command(args: argparse.Namespace) -> int:
+    from shared.adapters import clients
+    from shared.adapters.bigquery_bulk_load import BigQueryBulkLoader
+    from shared.adapters.firestore_campaigns import FirestoreCampaignStore
+    from shared.journey_campaigns import JOURNEY_TABLES, import_campaigns
+
+    project = _environment()
+    simulation = _simulation(args)
+    imported = import_campaigns(simulation, datetime.now(UTC))
+    store = FirestoreCampaignStore(clients.firestore_client(project))
+    for campaign in imported.campaigns:
+        store.put(campaign)
+    loader = BigQueryBulkLoader(
+        clients.bigquery_client(project, os.environ.get("BIGQUERY_EMULATOR_HOST")),
+        project,
+        JOURNEY_TABLES,
+    )
+    inserted = {table: loader.load(table, rows) for table, rows in imported.history.items()}
+    print(
+        json.dumps(
+            {
+                "campaigns": len(imported.campaigns),
+                "shift_weeks": simulation.shift_weeks,
+                "history_rows": {t: len(rows) for t, rows in imported.history.items()},
+                "inserted": inserted,
+            },
+            indent=1,
+        )
+    )
+    return 0
+
+
 def _weeks(text: str) -> tuple[int, int]:
     from shared.journey import parse_weeks
 
@@ -529,6 +561,11 @@ def main(argv: list[str] | None = None) -> int:
     _journey_options(backfill_parser)
     backfill_parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     backfill_parser.add_argument("--dataset", help="another dataset with the same tables")
+    campaigns_parser = commands.add_parser(
+        "import-campaigns", help="the Complete Journey's campaigns, and what really happened"
+    )
+    campaigns_parser.add_argument("--seed", type=int, default=8451)
+    campaigns_parser.add_argument("--shift-weeks", type=int, help="as for replay and backfill")
     redrive = commands.add_parser(
         "redrive-dead-letters", help="send dead-lettered messages back to the stream"
     )
@@ -542,6 +579,8 @@ def main(argv: list[str] | None = None) -> int:
         return replay_command(args)
     if args.command == "backfill":
         return backfill_command(args)
+    if args.command == "import-campaigns":
+        return import_campaigns_command(args)
     if args.command == "redrive-dead-letters":
         return redrive_command(args.max)
     return 2

@@ -17,9 +17,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
-
 BEHAVIOUR_TABLES = frozenset(
     {
         "transactions",
@@ -50,6 +47,8 @@ def table_path(name: str) -> Path:
 
 def read(name: str, columns: Sequence[str], filters: Any = None) -> Any:
     """One table (a ``pyarrow.Table``), only the given columns, optionally filtered."""
+    import pyarrow.parquet as pq  # not at import: declarations import this module
+
     return pq.read_table(table_path(name), columns=list(columns), filters=filters)
 
 
@@ -169,6 +168,8 @@ def products() -> dict[int, Product]:
 
 def households(weeks: tuple[int, int]) -> list[int]:
     """The households that shopped in a week range, in id order."""
+    import pyarrow.compute as pc
+
     table = read(
         "transactions",
         ("household_id",),

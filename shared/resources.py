@@ -6,6 +6,7 @@ what runs locally is what is deployed. Pure data: nothing here talks to a cloud 
 
 from __future__ import annotations
 
+from shared.journey_campaigns import JOURNEY_TABLES
 from shared.read_models import DATASET as BIGQUERY_DATASET  # re-exported
 from shared.read_models import DEAD_LETTERS, READ_MODELS
 from shared.resource_model import (
@@ -127,7 +128,7 @@ SYSTEM = SystemResources(
     bigquery_datasets=(
         BigQueryDataset(name=BIGQUERY_DATASET, description="cartwise cold read models"),
     ),
-    bigquery_tables=(*READ_MODELS, DEAD_LETTERS),
+    bigquery_tables=(*READ_MODELS, DEAD_LETTERS, *JOURNEY_TABLES),
     firestore_databases=(
         FirestoreDatabase(
             name=DEFAULT_DATABASE, description="retailers, API keys, campaigns, audit"

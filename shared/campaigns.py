@@ -1,0 +1,51 @@
+"""Campaigns: what a brand runs on retailers' sites, and where they are kept.
+
+The model holds what the decision engine and the reports need to know of a campaign:
+who runs it where, when, on which products and brands, with which kind of experience.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal, Protocol
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from shared.events import IDENTIFIER
+
+ExperienceType = Literal[
+    "personalized_promotion", "gamified_promotion", "product_recommendation", "tension_cart"
+]
+CampaignStatus = Literal["draft", "active", "paused", "archived"]
+
+
+class Campaign(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    campaign_id: str = Field(pattern=IDENTIFIER)
+    name: str = Field(min_length=1, max_length=200)
+    retailer_ids: list[str] = Field(min_length=1)
+    experience_type: ExperienceType
+    status: CampaignStatus
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    targeted_product_ids: list[str] = Field(default_factory=list)
+    targeted_brands: list[str] = Field(default_factory=list)
+    origin: str | None = Field(default=None, description="Where it comes from, if imported")
+
+    @model_validator(mode="after")
+    def _period(self) -> Campaign:
+        if self.ends_at <= self.starts_at:
+            raise ValueError("ends_at must be after starts_at")
+        if not self.targeted_product_ids and not self.targeted_brands:
+            raise ValueError("a campaign targets products or brands")
+        return self
+
+    def runs_at(self, moment: datetime) -> bool:
+        return self.starts_at <= moment < self.ends_at
+
+
+class CampaignStore(Protocol):
+    def put(self, campaign: Campaign) -> None: ...
+
+    def get(self, campaign_id: str) -> Campaign | None: ...
