@@ -59,6 +59,13 @@ def default_shift_weeks(now: datetime) -> int:
     return (now - DATA_END.replace(tzinfo=UTC)) // timedelta(weeks=1)
 
 
+def name_based_uuid(name: str) -> str:
+    """``str(uuid.uuid5(_NAMESPACE, name))``, without building ``UUID`` objects (hot path)."""
+    h = hashlib.sha1(_NAMESPACE.bytes + name.encode(), usedforsecurity=False).hexdigest()
+    variant = "89ab"[int(h[16], 16) & 3]
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{variant}{h[17:20]}-{h[20:32]}"
+
+
 def shopper_id(household_id: int) -> str:
     return f"hh-{household_id}"
 
@@ -268,7 +275,7 @@ def session(
     ids = f"{simulation.seed}:{simulation.shift_weeks}:{basket.basket_id}"
     events = [
         {
-            "event_id": str(uuid.uuid5(_NAMESPACE, f"{ids}:{n}")),
+            "event_id": name_based_uuid(f"{ids}:{n}"),
             "type": kind,
             "shopper_id": shopper,
             "session_id": session_id,

@@ -44,6 +44,30 @@ def install_bundled_extensions(names: Sequence[str] = EXTENSIONS) -> None:
         con.close()
 
 
+def disable_automatic_snapshots() -> None:
+    """No copy of the whole table after every write (``FOR SYSTEM_TIME AS OF`` goes).
+
+    bqemulator 1.4.0 snapshots a table after each DML, load or insert (``CREATE TABLE
+    ... AS SELECT *`` into ``_bqemulator_snapshots``, kept 7 days) to serve time travel.
+    Every write then costs a copy of the whole table, in memory: a year of backfill
+    (3.7 million rows) took the emulator to 18 GB, and the freezer's MERGEs slowed as its
+    tables grew. cartwise never reads the past of a table, so automatic snapshots are
+    off; ``CREATE SNAPSHOT TABLE`` (``kind="USER"``) still works.
+    """
+    from bqemulator.versioning.snapshots import SnapshotManager
+
+    capture = SnapshotManager.capture
+
+    def capture_user_snapshots_only(
+        self: SnapshotManager, *args: object, kind: str = "AUTO", **kwargs: object
+    ) -> object:
+        if kind == "AUTO":
+            return None
+        return capture(self, *args, kind=kind, **kwargs)  # type: ignore[arg-type]
+
+    SnapshotManager.capture = capture_user_snapshots_only  # type: ignore[assignment,method-assign]
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--project", default="demo-cartwise", help="default project id")
@@ -52,6 +76,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--grpc-port", type=int, default=9060, help="gRPC (Storage API) port")
     parser.add_argument(
         "--data-dir", type=Path, default=None, help="persist here (default: in memory)"
+    )
+    parser.add_argument(
+        "--time-travel",
+        action="store_true",
+        help="keep bqemulator's snapshot of every table after every write (slow, memory)",
     )
     parser.add_argument("--log-level", default="info", choices=[v.value for v in LogLevel])
     parser.add_argument("--log-format", default="json", choices=[v.value for v in LogFormat])
@@ -73,6 +102,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     configure_logging(level=settings.log_level, fmt=settings.log_format)
     install_bundled_extensions()
+    if not args.time_travel:
+        disable_automatic_snapshots()
     log.info("serve.extensions_ready", duckdb=duckdb.__version__, extensions=list(EXTENSIONS))
     from bqemulator.server import run_forever  # imported late: it logs at import time
 

@@ -100,3 +100,12 @@ def test_prices_discounts_and_odd_quantities() -> None:
     private = journey.Product(2, 1, "PRODUCE", "Private", None, None)
     assert price(line, private).brand == "PRIVATE LABEL"
     assert price(line, private).category == "PRODUCE"
+
+
+def test_event_ids_are_version_5_uuids() -> None:
+    import uuid
+
+    from shared.tracker_simulator import _NAMESPACE, name_based_uuid
+
+    for name in ("8451:464:31198570044:0", "x", "1:2:3:40"):
+        assert name_based_uuid(name) == str(uuid.uuid5(_NAMESPACE, name))
