@@ -7,6 +7,7 @@ who runs it where, when, on which products and brands, with which kind of experi
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Literal, Protocol
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
@@ -31,6 +32,13 @@ class Campaign(BaseModel):
     ends_at: AwareDatetime
     targeted_product_ids: list[str] = Field(default_factory=list)
     targeted_brands: list[str] = Field(default_factory=list)
+    generosity_pct: Decimal = Field(default=Decimal(10), gt=0, le=100)
+    threshold: Decimal = Field(
+        default=Decimal(0), ge=0, description="Spend on the targeted products that unlocks it"
+    )
+    reward: str | None = Field(default=None, max_length=200)
+    control_share: float = Field(default=0.1, ge=0, lt=1)
+    max_per_session: int | None = Field(default=3, ge=1)
     origin: str | None = Field(default=None, description="Where it comes from, if imported")
 
     @model_validator(mode="after")

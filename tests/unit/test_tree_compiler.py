@@ -1,0 +1,78 @@
+"""Default trees compiled from live campaigns, walked by the decision engine."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from shared.campaigns import Campaign
+from shared.decisions import decide
+from shared.tree_compiler import compile_default_tree
+from shared.trees import ExperienceTree, ShopperState
+from tests.unit.test_decisions import KEY, T0, add, remove, shown
+
+
+def campaign(campaign_id: str, **changes: Any) -> Campaign:
+    fields: dict[str, Any] = {
+        "campaign_id": campaign_id,
+        "name": f"campaign {campaign_id}",
+        "retailer_ids": ["r1"],
+        "experience_type": "personalized_promotion",
+        "status": "active",
+        "starts_at": T0 - timedelta(days=1),
+        "ends_at": T0 + timedelta(days=10),
+        "targeted_brands": [f"brand-{campaign_id}"],
+        "threshold": Decimal(10),
+        "control_share": 0.0,
+    }
+    return Campaign.model_validate(fields | changes)
+
+
+def test_only_live_campaigns_of_the_retailer_are_compiled() -> None:
+    tree = compile_default_tree(
+        "r1",
+        [
+            campaign("a"),
+            campaign("b", experience_type="tension_cart", reward="free delivery"),
+            campaign("other", retailer_ids=["r2"]),
+            campaign("old", status="archived"),
+            campaign("over", ends_at=T0 - timedelta(hours=1), starts_at=T0 - timedelta(days=3)),
+        ],
+        T0,
+    )
+    assert set(tree.nodes) == {"root", "a", "b"}
+    assert set(tree.experiences) == {"a:promotion", "a:tension", "b:tension"}
+    assert tree.shopper_id is None and tree.valid_until == T0 + timedelta(days=2)
+    assert ExperienceTree.deserialize(tree.serialize()) == tree
+    same = compile_default_tree(
+        "r1",
+        [campaign("b", experience_type="tension_cart", reward="free delivery"), campaign("a")],
+        T0,
+    )
+    assert same.tree_version == tree.tree_version  # same campaigns, same version
+
+
+def test_a_shopper_walks_the_default_tree() -> None:
+    tree = compile_default_tree(
+        "r1", [campaign("a"), campaign("b", experience_type="tension_cart")], T0
+    )
+    state = ShopperState()
+    walk = []
+    for event in [
+        add("p1", 2, "3.00", 10, brand="brand-a"),
+        add("p2", 1, "1.00", 20, brand="brand-b"),
+        add("p3", 1, "5.00", 30, brand="brand-a"),
+        remove("p3", 1, "5.00", 40),
+    ]:
+        state, decision = decide(tree, state, "r1", event, signing_key=KEY)
+        assert decision is not None
+        walk.append((decision.node_id, shown(decision)))
+    assert walk[0][0] == "a"
+    assert walk[0][1]["a:tension"]["missing"] == "4"
+    assert walk[0][1]["a:promotion"]["unlocked"] is False
+    assert walk[1][0] == "b"
+    assert walk[1][1]["b:tension"]["missing"] == "9"
+    assert walk[2][0] == "a"
+    assert walk[2][1]["a:promotion"]["unlocked"] is True
+    assert walk[3][0] == "a"  # p1 is still in the basket: the shopper stays
