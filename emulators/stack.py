@@ -175,7 +175,7 @@ def components(settings: StackSettings, system: SystemResources = SYSTEM) -> lis
             http_health(f"http://{s.host}:{s.workflows_port}/healthz"),
         ),
     ]
-    function_env = settings.emulator_env()
+    function_env = {**settings.emulator_env(), "PLAY_SIGNING_KEY": _play_signing_key(settings)}
     ports = function_ports(settings, [f.name for f in system.functions])
     for function in system.functions:
         port = ports[function.name]
@@ -385,6 +385,21 @@ def _start_stage(settings: StackSettings, stage: list[Component], pids: dict[str
                     f"({component.health()}): see "
                     f"{settings.logs_dir / (component.name + '.log')}"
                 )
+
+
+def _play_signing_key(settings: StackSettings) -> str:
+    """The local stand-in for the Secret Manager secret that signs play tokens: chosen once
+    per checkout, kept across restarts."""
+    path = settings.local_dir / "play-signing-key"
+    if path.exists():
+        return path.read_text().strip()
+    import secrets
+
+    settings.local_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(32)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key
 
 
 def _demo_api_key(settings: StackSettings) -> str:

@@ -39,6 +39,9 @@ class Campaign(BaseModel):
     reward: str | None = Field(default=None, max_length=200)
     control_share: float = Field(default=0.1, ge=0, lt=1)
     max_per_session: int | None = Field(default=3, ge=1)
+    budget_exhausted: bool = Field(
+        default=False, description="Set by the payout ledger: the decision stops showing it"
+    )
     origin: str | None = Field(default=None, description="Where it comes from, if imported")
 
     @model_validator(mode="after")

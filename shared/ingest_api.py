@@ -77,7 +77,7 @@ def error(status: int, code: str, message: str, **extra: Any) -> Response:
     return Response(status, {"error": {"code": code, "message": message, **extra}}, headers)
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
+def header(headers: Mapping[str, str], name: str) -> str | None:
     lowered = name.lower()
     for key, value in headers.items():
         if key.lower() == lowered:
@@ -117,10 +117,10 @@ def parse_events(body: bytes) -> list[ParsedEvent] | Response:
 
 
 def post_events(headers: Mapping[str, str], body: bytes, deps: IngestDependencies) -> Response:
-    retailer_id = authenticate(deps.api_keys, _header(headers, "X-Api-Key"))
+    retailer_id = authenticate(deps.api_keys, header(headers, "X-Api-Key"))
     if retailer_id is None:
         return error(401, "unauthenticated", "missing or unknown X-Api-Key")
-    content_type = (_header(headers, "Content-Type") or "").split(";")[0].strip().lower()
+    content_type = (header(headers, "Content-Type") or "").split(";")[0].strip().lower()
     if content_type != "application/json":
         return error(415, "unsupported_media_type", "send Content-Type: application/json")
     if len(body) > MAX_REQUEST_BYTES:

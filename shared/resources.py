@@ -67,11 +67,20 @@ REWARDS_DATABASE = "rewards"
 
 RAW_EVENT_RETENTION_DAYS = 1000
 
+SHOPPER_EXPERIENCES_TOPIC = "shopper-experiences"
+DECIDER_SUBSCRIPTION = "shopper-events-decide"
+SHOPPER_STATE_TABLE = "shopper_state"
+STATE_FAMILY = "s"
+EXPERIENCE_TREES_TABLE = "experience_trees"
+TREE_FAMILY = "t"
+HOT_STATE_RETENTION_DAYS = 90
+
 SYSTEM = SystemResources(
     topics=(
         Topic(name=SHOPPER_EVENTS_TOPIC),
         Topic(name=SHOPPER_EVENTS_DEAD_LETTER_TOPIC),
         Topic(name=REJECTED_EVENTS_TOPIC),
+        Topic(name=SHOPPER_EXPERIENCES_TOPIC),
     ),
     subscriptions=(
         Subscription(
@@ -88,6 +97,15 @@ SYSTEM = SystemResources(
             max_delivery_attempts=5,
         ),
         Subscription(name=f"{REJECTED_EVENTS_TOPIC}-inspect", topic=REJECTED_EVENTS_TOPIC),
+        Subscription(
+            name=DECIDER_SUBSCRIPTION,
+            topic=SHOPPER_EVENTS_TOPIC,
+            ack_deadline_s=30,
+            dead_letter_topic=SHOPPER_EVENTS_DEAD_LETTER_TOPIC,
+            max_delivery_attempts=10,
+            enable_message_ordering=True,  # a shopper's events one after the other
+        ),
+        Subscription(name=f"{SHOPPER_EXPERIENCES_TOPIC}-inspect", topic=SHOPPER_EXPERIENCES_TOPIC),
     ),
     bigtable_instance=BIGTABLE_INSTANCE,
     bigtable_tables=(
@@ -114,6 +132,19 @@ SYSTEM = SystemResources(
             families=(
                 ColumnFamily(name=RATE_LIMIT_FAMILY, gc=GcRule(max_versions=1, max_age_days=1)),
             ),
+        ),
+        BigtableTable(
+            name=SHOPPER_STATE_TABLE,
+            families=(
+                ColumnFamily(
+                    name=STATE_FAMILY,
+                    gc=GcRule(max_versions=1, max_age_days=HOT_STATE_RETENTION_DAYS),
+                ),
+            ),
+        ),
+        BigtableTable(
+            name=EXPERIENCE_TREES_TABLE,
+            families=(ColumnFamily(name=TREE_FAMILY, gc=GcRule(max_versions=1)),),
         ),
         BigtableTable(
             name=REJECTED_EVENTS_TABLE,
@@ -149,12 +180,26 @@ SYSTEM = SystemResources(
             local_workers=2,  # one per core: docs/BENCHMARKS.md
             local_threads=4,
         ),
+        Function(
+            name="experiences",
+            signature="http",
+            entry_point="experiences",
+            public=True,
+            description="Experiences API: GET /v1/shoppers/{shopper_id}/experiences",
+            env_url_name="EXPERIENCES_URL",
+            local_threads=8,
+        ),
     ),
     workers=(
         Worker(
             name="freeze_events",
             subscription=FREEZER_SUBSCRIPTION,
             description="Freezer: shopper events into BigQuery read models (pull worker)",
+        ),
+        Worker(
+            name="decide_events",
+            subscription=DECIDER_SUBSCRIPTION,
+            description="Decisions: shopper events along their experience trees (pull worker)",
         ),
     ),
     scheduler_jobs=(),

@@ -8,10 +8,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from shared.resources import (
     BIGQUERY_DATASET,
     BIGTABLE_INSTANCE,
+    DECIDER_SUBSCRIPTION,
     FREEZER_SUBSCRIPTION,
     REJECTED_EVENTS_TOPIC,
     SHOPPER_EVENTS_DEAD_LETTER_TOPIC,
     SHOPPER_EVENTS_TOPIC,
+    SHOPPER_EXPERIENCES_TOPIC,
 )
 
 
@@ -49,3 +51,27 @@ class FreezerSettings(CloudSettings):
     batch_max_messages: int = 2000
     batch_max_wait_s: float = 0.5
     heartbeat_file: str | None = Field(default=None, validation_alias="WORKER_HEARTBEAT_FILE")
+
+
+class DeciderSettings(CloudSettings):
+    """Settings of ``decide_events`` (env prefix ``DECIDER_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="DECIDER_", frozen=True, extra="ignore")
+
+    subscription: str = DECIDER_SUBSCRIPTION
+    bigtable_instance: str = BIGTABLE_INSTANCE
+    experiences_topic: str = SHOPPER_EXPERIENCES_TOPIC
+    dead_letter_topic: str = SHOPPER_EVENTS_DEAD_LETTER_TOPIC
+    # The key that signs play tokens (Secret Manager in the cloud); the local stack sets one.
+    signing_key: str = Field(min_length=16, validation_alias="PLAY_SIGNING_KEY")
+    batch_max_messages: int = 500
+    heartbeat_file: str | None = Field(default=None, validation_alias="WORKER_HEARTBEAT_FILE")
+
+
+class ExperiencesSettings(CloudSettings):
+    """Settings of ``experiences`` (env prefix ``EXPERIENCES_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="EXPERIENCES_", frozen=True, extra="ignore")
+
+    bigtable_instance: str = BIGTABLE_INSTANCE
+    api_key_cache_ttl_s: float = 60.0

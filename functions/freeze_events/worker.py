@@ -18,53 +18,12 @@ import threading
 import time
 import warnings
 from pathlib import Path
-from typing import Any
 
 from functions.freeze_events.composition import dependencies
-from shared.freezer import InboundMessage, TransientSinkError, freeze
+from shared.adapters.pubsub_pull import inbound, pull_batch, settle
+from shared.freezer import TransientSinkError, freeze
 
 log = logging.getLogger("freeze_events.worker")
-PULL_MAX = 1000
-ACK_CHUNK = 1000
-IDLE_PULL_TIMEOUT_S = 10.0
-
-
-def _inbound(received: Any) -> InboundMessage:
-    message = received.message
-    return InboundMessage(
-        message_id=message.message_id, data=message.data, attributes=dict(message.attributes)
-    )
-
-
-def pull_batch(subscriber: Any, path: str, max_messages: int, max_wait_s: float) -> list[Any]:
-    """Block for the first messages, then top the batch up without waiting."""
-    batch: list[Any] = []
-    deadline = time.monotonic() + max_wait_s
-    while len(batch) < max_messages:
-        response = subscriber.pull(
-            request={
-                "subscription": path,
-                "max_messages": min(PULL_MAX, max_messages - len(batch)),
-                "return_immediately": bool(batch),
-            },
-            timeout=IDLE_PULL_TIMEOUT_S + 5,
-        )
-        if not response.received_messages:
-            break
-        batch += response.received_messages
-        if time.monotonic() >= deadline:
-            break
-    return batch
-
-
-def _settle(subscriber: Any, path: str, batch: list[Any], ack: bool) -> None:
-    ack_ids = [m.ack_id for m in batch]
-    for start in range(0, len(ack_ids), ACK_CHUNK):
-        chunk = ack_ids[start : start + ACK_CHUNK]
-        if ack:
-            subscriber.acknowledge(subscription=path, ack_ids=chunk)
-        else:  # deadline 0: redelivered at once
-            subscriber.modify_ack_deadline(subscription=path, ack_ids=chunk, ack_deadline_seconds=0)
 
 
 def run(stop: threading.Event) -> None:
@@ -91,13 +50,13 @@ def run(stop: threading.Event) -> None:
             if not batch:
                 continue
             try:
-                freeze([_inbound(m) for m in batch], sink=deps.sink, dead_letters=deps.dead_letters)
+                freeze([inbound(m) for m in batch], sink=deps.sink, dead_letters=deps.dead_letters)
             except TransientSinkError:
                 log.exception("batch not frozen: redelivered later", extra={"size": len(batch)})
-                _settle(subscriber, path, batch, ack=False)
+                settle(subscriber, path, batch, ack=False)
                 time.sleep(1)
                 continue
-            _settle(subscriber, path, batch, ack=True)
+            settle(subscriber, path, batch, ack=True)
     finally:
         subscriber.close()
 

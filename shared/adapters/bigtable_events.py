@@ -15,17 +15,13 @@ import hashlib
 import json
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from google.api_core.exceptions import GoogleAPIError
 from google.cloud.bigtable.row_filters import CellsColumnLimitFilter
-from google.cloud.bigtable_v2.types import (
-    MutateRowsRequest,
-    MutateRowsResponse,
-    ReadRowsRequest,
-    ReadRowsResponse,
-)
+from google.cloud.bigtable_v2.types import ReadRowsRequest
 
+from shared.adapters.bigtable_raw import Cell, micros, mutate_rows, read_rows
 from shared.ingest import (
     EventRecord,
     RejectedEvent,
@@ -46,75 +42,6 @@ from shared.resources import (
 if TYPE_CHECKING:
     from google.cloud.bigtable.client import Client
     from google.cloud.bigtable.instance import Instance
-    from google.cloud.bigtable.table import Table
-
-TIMEOUT_S = 10.0
-
-
-Cell = tuple[str, bytes, bytes, int]  # family, column, value, timestamp_micros (-1: server)
-
-
-def _micros(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000) * 1000  # Bigtable keeps milliseconds
-
-
-def _mutate(api: Any, table: Table, rows: list[tuple[bytes, list[Cell]]]) -> None:
-    """One MutateRows RPC, built as a raw protobuf (the per-cell wrappers of the client
-    library cost ~5x more CPU than the RPC itself: docs/BENCHMARKS.md)."""
-    request = MutateRowsRequest.pb()(table_name=table.name)
-    for row_key, cells in rows:
-        entry = request.entries.add()
-        entry.row_key = row_key
-        for family, column, value, timestamp in cells:
-            set_cell = entry.mutations.add().set_cell
-            set_cell.family_name = family
-            set_cell.column_qualifier = column
-            set_cell.value = value
-            set_cell.timestamp_micros = timestamp
-    failed: list[str] = []
-    try:
-        for response in api.mutate_rows(request=MutateRowsRequest.wrap(request), timeout=TIMEOUT_S):
-            # The raw protobuf again: proto-plus wraps each of the entries on access.
-            entries = MutateRowsResponse.pb(response).entries
-            failed += [e.status.message for e in entries if e.status.code != 0]
-    except (GoogleAPIError, OSError) as exc:
-        raise StoreUnavailableError(f"bigtable {table.table_id}: {exc}") from exc
-    if failed:
-        raise StoreUnavailableError(
-            f"bigtable {table.table_id}: {len(failed)} rows failed ({failed[0]})"
-        )
-
-
-def _read_rows(api: Any, request: Any) -> Iterator[tuple[bytes, dict[tuple[str, bytes], bytes]]]:
-    """One ReadRows RPC from a raw protobuf request: each row's key and its latest cells.
-
-    Merges the response's cell chunks as the protocol defines them (a row's key, family
-    and qualifier are sent when they change; a value may be split over chunks; a row is
-    committed or reset), without the client library's per-cell objects.
-    """
-    key = b""
-    family = ""
-    qualifier = b""
-    value = b""
-    cells: dict[tuple[str, bytes], bytes] = {}
-    for response in api.read_rows(request=ReadRowsRequest.wrap(request), timeout=TIMEOUT_S):
-        for chunk in ReadRowsResponse.pb(response).chunks:
-            if chunk.reset_row:
-                cells, value = {}, b""
-                continue
-            if chunk.row_key:
-                key = chunk.row_key
-            if chunk.HasField("family_name"):
-                family = chunk.family_name.value
-            if chunk.HasField("qualifier"):
-                qualifier = chunk.qualifier.value
-            value += chunk.value
-            if chunk.value_size == 0:  # the cell is complete
-                cells.setdefault((family, qualifier), value)
-                value = b""
-            if chunk.commit_row:
-                yield key, cells
-                cells = {}
 
 
 class BigtableEventStore:
@@ -136,7 +63,7 @@ class BigtableEventStore:
         request.filter.cells_per_column_limit_filter = 1
         found: dict[str, StoredId] = {}
         try:
-            for key, cells in _read_rows(self._api, request):
+            for key, cells in read_rows(self._api, request):
                 found[key.decode()] = StoredId(
                     row_key=cells[(ID_FAMILY, b"row_key")].decode(),
                     digest=cells[(ID_FAMILY, b"digest")].decode(),
@@ -148,20 +75,20 @@ class BigtableEventStore:
         return found
 
     def write(self, records: Sequence[EventRecord]) -> None:
-        _mutate(
+        mutate_rows(
             self._api,
             self._events,
             [
                 (
                     r.row_key.encode(),
-                    [(EVENT_FAMILY, b"message", r.message, _micros(r.occurred_at))],
+                    [(EVENT_FAMILY, b"message", r.message, micros(r.occurred_at))],
                 )
                 for r in records
             ],
         )
 
     def mark_published(self, records: Sequence[EventRecord]) -> None:
-        _mutate(
+        mutate_rows(
             self._api,
             self._ids,
             [
@@ -209,7 +136,7 @@ class BigtableRejectedEventStore:
                     ],
                 )
             )
-        _mutate(self._api, self._table, rows)
+        mutate_rows(self._api, self._table, rows)
 
 
 class BigtableEventArchive:

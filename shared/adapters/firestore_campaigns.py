@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from google.cloud.firestore_v1.base_query import FieldFilter
+
 from shared.campaigns import Campaign
+from shared.ttl_cache import TtlCache
 
 COLLECTION = "campaigns"
 
@@ -19,3 +22,23 @@ class FirestoreCampaignStore:
     def get(self, campaign_id: str) -> Campaign | None:
         snapshot = self._collection.document(campaign_id).get()
         return Campaign.model_validate(snapshot.to_dict()) if snapshot.exists else None
+
+
+class FirestoreBudgetGate:
+    """The campaigns whose budget is exhausted, read at most every ``ttl_s``."""
+
+    def __init__(self, client: Any, ttl_s: float = 10.0) -> None:
+        self._collection = client.collection(COLLECTION)
+        self._cache: TtlCache[frozenset[str]] = TtlCache(ttl_s)
+
+    def exhausted(self) -> frozenset[str]:
+        return self._cache.get("exhausted", self._load)
+
+    def _load(self, _: str) -> frozenset[str]:
+        query = self._collection.where(filter=FieldFilter("budget_exhausted", "==", True))
+        return frozenset(snapshot.id for snapshot in query.stream())
+
+    def active(self) -> list[Campaign]:
+        """Every active campaign (for compiling the default trees)."""
+        query = self._collection.where(filter=FieldFilter("status", "==", "active"))
+        return [Campaign.model_validate(s.to_dict()) for s in query.stream()]

@@ -18,6 +18,8 @@ from google.api_core.retry import Retry, if_transient_error
 from google.pubsub_v1.types import PublishRequest
 
 from shared.batching import chunked
+from shared.decide_service import decision_message
+from shared.decisions import Decision
 from shared.ingest import EventRecord, RejectedEvent, StoreUnavailableError
 
 TIMEOUT_S = 10.0
@@ -75,6 +77,13 @@ class PubSubRejectedEventPublisher(_SyncPublisher):
                 for item in rejected
             ]
         )
+
+
+class PubSubDecisionPublisher(_SyncPublisher):
+    """Every decision (shown or held out) on ``shopper-experiences``, once acknowledged."""
+
+    def publish(self, decisions: Sequence[Decision]) -> None:
+        self._publish([decision_message(d) for d in decisions])
 
 
 class RejectedEventFanout:

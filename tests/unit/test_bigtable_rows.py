@@ -7,7 +7,7 @@ from typing import Any
 
 from google.cloud.bigtable_v2.types import ReadRowsRequest, ReadRowsResponse
 
-from shared.adapters.bigtable_events import _read_rows
+from shared.adapters.bigtable_raw import read_rows
 
 Chunk = ReadRowsResponse.CellChunk
 
@@ -58,7 +58,7 @@ def test_rows_split_values_resets_and_newest_cells() -> None:
             ),
         ],
     )
-    rows = list(_read_rows(api, ReadRowsRequest.pb()(table_name="t")))
+    rows = list(read_rows(api, ReadRowsRequest.pb()(table_name="t")))
     assert rows == [
         (b"a", {("id", b"digest"): b"new", ("id", b"row_key"): b"hello"}),
         (b"b", {("id", b"digest"): b"kept"}),
