@@ -67,6 +67,7 @@ class ShownExperience(_Data):
 
 class WithheldExperience(_Data):
     experience_id: str
+    type: str
     campaign_id: str | None
     reason: Withholding
 
@@ -78,6 +79,7 @@ class Decision(_Data):
     shopper_id: str
     session_id: str | None
     occurred_at: datetime
+    decided_at: datetime | None = None  # set by the service when it publishes
     tree_version: str
     personal_tree: bool
     from_node: str
@@ -320,6 +322,7 @@ def decide(
             withheld.append(
                 WithheldExperience(
                     experience_id=experience_id,
+                    type=experience.type,
                     campaign_id=experience.campaign_id,
                     reason=reason,
                 )

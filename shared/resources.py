@@ -6,6 +6,7 @@ what runs locally is what is deployed. Pure data: nothing here talks to a cloud 
 
 from __future__ import annotations
 
+from shared.decision_read_models import DECISION_TABLES
 from shared.journey_campaigns import JOURNEY_TABLES
 from shared.read_models import DATASET as BIGQUERY_DATASET  # re-exported
 from shared.read_models import DEAD_LETTERS, READ_MODELS
@@ -69,6 +70,8 @@ RAW_EVENT_RETENTION_DAYS = 1000
 
 SHOPPER_EXPERIENCES_TOPIC = "shopper-experiences"
 DECIDER_SUBSCRIPTION = "shopper-events-decide"
+SHOPPER_EXPERIENCES_DEAD_LETTER_TOPIC = "shopper-experiences-dead-letter"
+DECISION_FREEZER_SUBSCRIPTION = "shopper-experiences-freezer"
 SHOPPER_STATE_TABLE = "shopper_state"
 STATE_FAMILY = "s"
 EXPERIENCE_TREES_TABLE = "experience_trees"
@@ -81,6 +84,7 @@ SYSTEM = SystemResources(
         Topic(name=SHOPPER_EVENTS_DEAD_LETTER_TOPIC),
         Topic(name=REJECTED_EVENTS_TOPIC),
         Topic(name=SHOPPER_EXPERIENCES_TOPIC),
+        Topic(name=SHOPPER_EXPERIENCES_DEAD_LETTER_TOPIC),
     ),
     subscriptions=(
         Subscription(
@@ -105,7 +109,19 @@ SYSTEM = SystemResources(
             max_delivery_attempts=10,
             enable_message_ordering=True,  # a shopper's events one after the other
         ),
-        Subscription(name=f"{SHOPPER_EXPERIENCES_TOPIC}-inspect", topic=SHOPPER_EXPERIENCES_TOPIC),
+        Subscription(
+            name=DECISION_FREEZER_SUBSCRIPTION,
+            topic=SHOPPER_EXPERIENCES_TOPIC,
+            ack_deadline_s=60,
+            dead_letter_topic=SHOPPER_EXPERIENCES_DEAD_LETTER_TOPIC,
+            max_delivery_attempts=10,
+        ),
+        Subscription(
+            name=f"{SHOPPER_EXPERIENCES_DEAD_LETTER_TOPIC}-inspect",
+            topic=SHOPPER_EXPERIENCES_DEAD_LETTER_TOPIC,
+            ack_deadline_s=60,
+            max_delivery_attempts=5,
+        ),
     ),
     bigtable_instance=BIGTABLE_INSTANCE,
     bigtable_tables=(
@@ -159,7 +175,7 @@ SYSTEM = SystemResources(
     bigquery_datasets=(
         BigQueryDataset(name=BIGQUERY_DATASET, description="cartwise cold read models"),
     ),
-    bigquery_tables=(*READ_MODELS, DEAD_LETTERS, *JOURNEY_TABLES),
+    bigquery_tables=(*READ_MODELS, DEAD_LETTERS, *DECISION_TABLES, *JOURNEY_TABLES),
     firestore_databases=(
         FirestoreDatabase(
             name=DEFAULT_DATABASE, description="retailers, API keys, campaigns, audit"
@@ -200,6 +216,11 @@ SYSTEM = SystemResources(
             name="decide_events",
             subscription=DECIDER_SUBSCRIPTION,
             description="Decisions: shopper events along their experience trees (pull worker)",
+        ),
+        Worker(
+            name="freeze_decisions",
+            subscription=DECISION_FREEZER_SUBSCRIPTION,
+            description="Decisions into BigQuery read models (pull worker)",
         ),
     ),
     scheduler_jobs=(),

@@ -9,10 +9,12 @@ from shared.resources import (
     BIGQUERY_DATASET,
     BIGTABLE_INSTANCE,
     DECIDER_SUBSCRIPTION,
+    DECISION_FREEZER_SUBSCRIPTION,
     FREEZER_SUBSCRIPTION,
     REJECTED_EVENTS_TOPIC,
     SHOPPER_EVENTS_DEAD_LETTER_TOPIC,
     SHOPPER_EVENTS_TOPIC,
+    SHOPPER_EXPERIENCES_DEAD_LETTER_TOPIC,
     SHOPPER_EXPERIENCES_TOPIC,
 )
 
@@ -75,3 +77,15 @@ class ExperiencesSettings(CloudSettings):
 
     bigtable_instance: str = BIGTABLE_INSTANCE
     api_key_cache_ttl_s: float = 60.0
+
+
+class DecisionFreezerSettings(CloudSettings):
+    """Settings of ``freeze_decisions`` (env prefix ``DECISION_FREEZER_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="DECISION_FREEZER_", frozen=True, extra="ignore")
+
+    subscription: str = DECISION_FREEZER_SUBSCRIPTION
+    dead_letter_topic: str = SHOPPER_EXPERIENCES_DEAD_LETTER_TOPIC
+    batch_max_messages: int = 2000
+    batch_max_wait_s: float = 0.5
+    heartbeat_file: str | None = Field(default=None, validation_alias="WORKER_HEARTBEAT_FILE")

@@ -19,6 +19,7 @@ from shared.ingest import make_record, message_head
 from shared.play_tokens import verify
 from shared.resources import BIGTABLE_INSTANCE, SHOPPER_EVENTS_TOPIC
 from tests.factories import event
+from tests.integration.test_freezer import query
 from tests.integration.test_ingest_api import post
 from tests.unit.test_decisions import pasta_tree
 
@@ -130,6 +131,36 @@ def test_a_session_moves_along_the_tree_step_by_step(
 
     # The tracker's retry of a whole step is refused as a duplicate by ingest itself.
     assert post(stack, [with_sauce["_raw"]]).json()["duplicate_count"] == 1
+
+    # Every decision is frozen into BigQuery, once, with each experience's outcome.
+    deadline = time.monotonic() + 60
+    frozen: list[dict[str, Any]] = []
+    while time.monotonic() < deadline and len(frozen) < 6:
+        frozen = query(
+            stack,
+            f"SELECT row_id, node_id, shown_count FROM `{stack['GOOGLE_CLOUD_PROJECT']}"
+            ".cartwise.decisions` WHERE shopper_id = @s ORDER BY occurred_at",
+            s=shopper,
+        )
+        time.sleep(0.5)
+    assert [r["node_id"] for r in frozen] == [
+        "pasta",
+        "root",
+        "pasta",
+        "pasta_sauce",
+        "pasta_sauce",
+        "pasta_sauce",
+    ]
+    outcomes = query(
+        stack,
+        f"SELECT experience_id, outcome FROM `{stack['GOOGLE_CLOUD_PROJECT']}"
+        ".cartwise.decision_experiences` WHERE event_id = @e",
+        e=paid["_raw"]["event_id"],
+    )
+    assert sorted((r["experience_id"], r["outcome"]) for r in outcomes) == [
+        ("play", "shown"),
+        ("tension", "shown"),
+    ]
 
     # Another retailer's key does not see this shopper.
     assert experiences(stack, shopper, "cwk_unknown").status_code == 401
