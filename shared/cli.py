@@ -511,6 +511,28 @@ def import_campaigns_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def compile_trees_command(args: argparse.Namespace) -> int:
+    from shared.adapters import clients
+    from shared.adapters.bigtable_decisions import BigtableTrees
+    from shared.adapters.firestore_campaigns import FirestoreCampaignStore
+    from shared.resources import BIGTABLE_INSTANCE
+    from shared.tree_compiler import compile_default_tree
+
+    project = _environment()
+    now = datetime.now(UTC)
+    campaigns = FirestoreCampaignStore(clients.firestore_client(project)).active()
+    retailers = sorted({r for c in campaigns for r in c.retailer_ids} | set(args.retailer or []))
+    trees = [compile_default_tree(retailer, campaigns, now) for retailer in retailers]
+    BigtableTrees(clients.bigtable_client(project), BIGTABLE_INSTANCE).put(trees)
+    for tree in trees:
+        print(
+            f"{tree.retailer_id}: default tree {tree.tree_version}, "
+            f"{len(tree.campaigns)} live campaigns, {len(tree.nodes)} nodes, "
+            f"{len(tree.serialize()):,} bytes, valid until {tree.valid_until:%Y-%m-%d %H:%M}"
+        )
+    return 0
+
+
 def _weeks(text: str) -> tuple[int, int]:
     from shared.journey import parse_weeks
 
@@ -566,6 +588,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     campaigns_parser.add_argument("--seed", type=int, default=8451)
     campaigns_parser.add_argument("--shift-weeks", type=int, help="as for replay and backfill")
+    compile_parser = commands.add_parser(
+        "compile-trees", help="compile each retailer's default tree from its live campaigns"
+    )
+    compile_parser.add_argument(
+        "--retailer", action="append", help="also compile this retailer (even with none live)"
+    )
     redrive = commands.add_parser(
         "redrive-dead-letters", help="send dead-lettered messages back to the stream"
     )
@@ -581,6 +609,8 @@ def main(argv: list[str] | None = None) -> int:
         return backfill_command(args)
     if args.command == "import-campaigns":
         return import_campaigns_command(args)
+    if args.command == "compile-trees":
+        return compile_trees_command(args)
     if args.command == "redrive-dead-letters":
         return redrive_command(args.max)
     return 2

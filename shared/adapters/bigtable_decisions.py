@@ -90,7 +90,7 @@ class BigtableTrees:
         client: Client,
         instance_id: str,
         table: str = EXPERIENCE_TREES_TABLE,
-        ttl_s: float = 30.0,
+        ttl_s: float = 10.0,
     ) -> None:
         self._api = client.table_data_client
         self._table = client.instance(instance_id).table(table)
@@ -115,6 +115,8 @@ class BigtableTrees:
         return ExperienceTree.deserialize(data) if data else None
 
     def put(self, trees: Sequence[ExperienceTree]) -> None:
+        if not trees:
+            return
         mutate_rows(
             self._api,
             self._table,

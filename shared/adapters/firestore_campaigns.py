@@ -23,6 +23,11 @@ class FirestoreCampaignStore:
         snapshot = self._collection.document(campaign_id).get()
         return Campaign.model_validate(snapshot.to_dict()) if snapshot.exists else None
 
+    def active(self) -> list[Campaign]:
+        """Every active campaign (what the default trees are compiled from)."""
+        query = self._collection.where(filter=FieldFilter("status", "==", "active"))
+        return [Campaign.model_validate(s.to_dict()) for s in query.stream()]
+
 
 class FirestoreBudgetGate:
     """The campaigns whose budget is exhausted, read at most every ``ttl_s``."""
@@ -37,8 +42,3 @@ class FirestoreBudgetGate:
     def _load(self, _: str) -> frozenset[str]:
         query = self._collection.where(filter=FieldFilter("budget_exhausted", "==", True))
         return frozenset(snapshot.id for snapshot in query.stream())
-
-    def active(self) -> list[Campaign]:
-        """Every active campaign (for compiling the default trees)."""
-        query = self._collection.where(filter=FieldFilter("status", "==", "active"))
-        return [Campaign.model_validate(s.to_dict()) for s in query.stream()]

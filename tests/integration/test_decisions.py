@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -164,3 +165,64 @@ def test_a_session_moves_along_the_tree_step_by_step(
 
     # Another retailer's key does not see this shopper.
     assert experiences(stack, shopper, "cwk_unknown").status_code == 401
+
+
+def test_campaigns_compile_into_the_default_tree_and_other_retailers_see_nothing(
+    stack: dict[str, str], unique: str
+) -> None:
+    from shared import cli
+    from shared.adapters.firestore_api_keys import FirestoreApiKeyStore
+    from shared.adapters.firestore_campaigns import FirestoreCampaignStore
+    from shared.campaigns import Campaign
+    from shared.retailers import issue_api_key
+
+    retailer = stack["DEMO_RETAILER_ID"]
+    brand = f"BRAND-{unique}"
+    now = datetime.now(UTC)
+    firestore = clients.firestore_client(stack["GOOGLE_CLOUD_PROJECT"])
+    campaigns = FirestoreCampaignStore(firestore)
+    campaigns.put(
+        Campaign(
+            campaign_id=f"c-{unique}",
+            name="pasta week",
+            retailer_ids=[retailer],
+            experience_type="personalized_promotion",
+            status="active",
+            starts_at=now - timedelta(days=1),
+            ends_at=now + timedelta(days=7),
+            targeted_brands=[brand],
+            threshold=Decimal(10),
+            control_share=0.0,
+        )
+    )
+    try:
+        assert cli.main(["compile-trees"]) == 0
+        shopper = f"default-{unique}"
+        deadline = time.monotonic() + 45
+        answer: dict[str, Any] = {}
+        sent: list[str] = []
+        while time.monotonic() < deadline:  # the decider re-reads default trees every 10 s
+            raw = event("product_added_to_basket", shopper)
+            raw["payload"] = {"product_id": "p-1", "quantity": 3, "unit_price": "2", "brand": brand}
+            assert post(stack, [raw]).json()["accepted"] == 1
+            sent.append(raw["event_id"])
+            time.sleep(1)
+            response = experiences(stack, shopper)
+            if response.status_code == 200 and response.json()["experiences"]:
+                answer = response.json()
+                break
+        shown = {e["experience_id"]: e["details"] for e in answer["experiences"]}
+        assert answer["node_id"] == f"c-{unique}"
+        # Adds made before the tree was read still filled the basket: 3 x 2 each.
+        value = 6 * (sent.index(answer["event_id"]) + 1)
+        assert shown[f"c-{unique}:tension"]["basket_value"] == str(value)
+        assert shown[f"c-{unique}:tension"]["missing"] == str(max(0, 10 - value))
+        assert shown[f"c-{unique}:promotion"]["generosity_pct"] == "10"
+
+        other = issue_api_key(FirestoreApiKeyStore(firestore), f"other-{unique}", now)
+        assert experiences(stack, shopper, other).status_code == 404
+    finally:
+        campaigns.put(
+            campaigns.get(f"c-{unique}").model_copy(update={"status": "archived"})  # type: ignore[union-attr]
+        )
+        assert cli.main(["compile-trees", "--retailer", retailer]) == 0  # now without it
