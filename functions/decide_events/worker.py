@@ -42,6 +42,10 @@ def run(stop: threading.Event) -> None:
             try:
                 batch = pull_batch(subscriber, path, settings.batch_max_messages, 0.0)
             except DeadlineExceeded:
+                continue  # nothing to pull for a while
+            except GoogleAPIError as exc:  # Pub/Sub restarting, subscription not there yet
+                log.warning("pull failed: retrying", extra={"error": str(exc)})
+                time.sleep(1)
                 continue
             if not batch:
                 continue

@@ -58,7 +58,7 @@ def dependencies() -> DecisionFreezer:
 
 
 def run(stop: threading.Event) -> None:
-    from google.api_core.exceptions import DeadlineExceeded
+    from google.api_core.exceptions import DeadlineExceeded, GoogleAPIError
     from google.cloud.pubsub_v1 import SubscriberClient
 
     warnings.filterwarnings("ignore", "The return_immediately flag is deprecated")
@@ -77,6 +77,10 @@ def run(stop: threading.Event) -> None:
                     subscriber, path, settings.batch_max_messages, settings.batch_max_wait_s
                 )
             except DeadlineExceeded:
+                continue  # nothing to pull for a while
+            except GoogleAPIError as exc:  # Pub/Sub restarting, subscription not there yet
+                log.warning("pull failed: retrying", extra={"error": str(exc)})
+                time.sleep(1)
                 continue
             if not batch:
                 continue

@@ -27,7 +27,7 @@ log = logging.getLogger("freeze_events.worker")
 
 
 def run(stop: threading.Event) -> None:
-    from google.api_core.exceptions import DeadlineExceeded
+    from google.api_core.exceptions import DeadlineExceeded, GoogleAPIError
     from google.cloud.pubsub_v1 import SubscriberClient
 
     warnings.filterwarnings("ignore", "The return_immediately flag is deprecated")
@@ -47,6 +47,10 @@ def run(stop: threading.Event) -> None:
                 )
             except DeadlineExceeded:
                 continue  # nothing to pull for a while
+            except GoogleAPIError as exc:  # Pub/Sub restarting, subscription not there yet
+                log.warning("pull failed: retrying", extra={"error": str(exc)})
+                time.sleep(1)
+                continue
             if not batch:
                 continue
             try:
