@@ -44,6 +44,8 @@ class Component:
     env: dict[str, str] = field(default_factory=dict)
     stage: int = 0  # emulators first (0), then what needs resources created (1)
     code: tuple[Path, ...] = ()  # restarted by `up` when these files change
+    # A heartbeat left by a previous process must not pass for the new one's: removed at start.
+    heartbeat: Path | None = None
 
 
 def fingerprint(paths: tuple[Path, ...]) -> str:
@@ -222,6 +224,7 @@ def components(settings: StackSettings, system: SystemResources = SYSTEM) -> lis
                 },
                 stage=1,
                 code=(ROOT / "shared", ROOT / "functions" / worker.name),
+                heartbeat=heartbeat,
             )
         )
     found.append(
@@ -239,6 +242,7 @@ def components(settings: StackSettings, system: SystemResources = SYSTEM) -> lis
             env={**function_env, **urls(settings, system)},
             stage=1,
             code=(ROOT / "shared", ROOT / "emulators"),
+            heartbeat=s.local_dir / "scheduler.heartbeat",
         )
     )
     return found
@@ -351,6 +355,8 @@ def _start_stage(settings: StackSettings, stage: list[Component], pids: dict[str
                 )
     base_env = {k: v for k, v in os.environ.items() if not k.endswith("_EMULATOR_HOST")}
     for component in to_start:
+        if component.heartbeat is not None:
+            component.heartbeat.unlink(missing_ok=True)
         log_file = settings.logs_dir / f"{component.name}.log"
         pid = processes.start(
             component.command,

@@ -68,7 +68,8 @@ def test_up_crash_status_down_up(isolated: StackSettings) -> None:
     assert {k: v for k, v in after.items() if k != "pubsub"} == {
         k: v for k, v in before.items() if k != "pubsub"
     }
-    assert all(r.healthy for r in local_stack.status(isolated))
+    rows = local_stack.status(isolated)
+    assert all(r.healthy for r in rows), [r for r in rows if not r.healthy]
 
     # `down` leaves no process of the stack and no port held; a second `up` works.
     pids = list(local_stack.read_state(isolated).values())
@@ -76,7 +77,8 @@ def test_up_crash_status_down_up(isolated: StackSettings) -> None:
     assert all(processes.group_members(pid) == [] for pid in pids)
     assert all(processes.port_is_free(isolated.host, port) for port in _ports(isolated))
     local_stack.up(isolated)
-    assert all(r.healthy for r in local_stack.status(isolated))
+    rows = local_stack.status(isolated)
+    assert all(r.healthy for r in rows), [r for r in rows if not r.healthy]
 
 
 def test_busy_port_gives_a_clear_error(isolated: StackSettings) -> None:
