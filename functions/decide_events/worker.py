@@ -9,66 +9,40 @@ redelivered (a redelivered event changes nothing). Poison messages are dead-lett
 from __future__ import annotations
 
 import logging
-import signal
 import threading
-import time
-import warnings
-from pathlib import Path
 
 from functions.decide_events.composition import dependencies
-from shared.adapters.pubsub_pull import inbound, pull_batch, settle
+from shared.adapters.pubsub_pull import main, serve
 from shared.decide_service import decide_batch
-from shared.freezer import TransientSinkError
+from shared.freezer import InboundMessage, TransientSinkError
 from shared.ingest import StoreUnavailableError
 
 log = logging.getLogger("decide_events.worker")
 
 
-def run(stop: threading.Event) -> None:
-    from google.api_core.exceptions import DeadlineExceeded, GoogleAPIError
-    from google.cloud.pubsub_v1 import SubscriberClient
-
-    warnings.filterwarnings("ignore", "The return_immediately flag is deprecated")
+def _decide(batch: list[InboundMessage]) -> None:
     deps = dependencies()
-    settings = deps.settings
-    subscriber = SubscriberClient()
-    path = subscriber.subscription_path(settings.project, settings.subscription)
-    heartbeat = Path(settings.heartbeat_file) if settings.heartbeat_file else None
-    log.info("decider worker started", extra={"subscription": path})
-    try:
-        while not stop.is_set():
-            if heartbeat:
-                heartbeat.write_text(str(time.time()))
-            try:
-                batch = pull_batch(subscriber, path, settings.batch_max_messages, 0.0)
-            except DeadlineExceeded:
-                continue  # nothing to pull for a while
-            except GoogleAPIError as exc:  # Pub/Sub restarting, subscription not there yet
-                log.warning("pull failed: retrying", extra={"error": str(exc)})
-                time.sleep(1)
-                continue
-            if not batch:
-                continue
-            try:
-                outcome = decide_batch([inbound(m) for m in batch], deps.service)
-                if outcome.poison:
-                    deps.dead_letters.send(outcome.poison)
-            except (StoreUnavailableError, TransientSinkError, GoogleAPIError):
-                log.exception("batch not decided: redelivered later", extra={"size": len(batch)})
-                settle(subscriber, path, batch, ack=False)
-                time.sleep(0.5)
-                continue
-            settle(subscriber, path, batch, ack=True)
-    finally:
-        subscriber.close()
+    outcome = decide_batch(batch, deps.service)
+    if outcome.poison:
+        deps.dead_letters.send(outcome.poison)
 
 
-def main() -> None:
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    run(stop)
+def run(stop: threading.Event) -> None:
+    from google.api_core.exceptions import GoogleAPIError
+
+    settings = dependencies().settings
+    serve(
+        stop,
+        project=settings.project,
+        subscription=settings.subscription,
+        heartbeat_file=settings.heartbeat_file,
+        max_messages=settings.batch_max_messages,
+        max_wait_s=0.0,  # latency first: no waiting to fill a batch
+        process=_decide,
+        transient=(StoreUnavailableError, TransientSinkError, GoogleAPIError),
+        log=log,
+    )
 
 
 if __name__ == "__main__":
-    main()
+    main(run)

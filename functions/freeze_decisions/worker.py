@@ -9,17 +9,13 @@ from __future__ import annotations
 
 import functools
 import logging
-import signal
 import threading
-import time
-import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 from shared import logs
-from shared.adapters.pubsub_pull import inbound, pull_batch, settle
+from shared.adapters.pubsub_pull import main, serve
 from shared.decision_read_models import transform_decisions
-from shared.freezer import DeadLetterSink, ReadModelSink, TransientSinkError
+from shared.freezer import DeadLetterSink, InboundMessage, ReadModelSink, TransientSinkError
 from shared.settings import DecisionFreezerSettings
 
 log = logging.getLogger("freeze_decisions.worker")
@@ -57,55 +53,29 @@ def dependencies() -> DecisionFreezer:
     )
 
 
-def run(stop: threading.Event) -> None:
-    from google.api_core.exceptions import DeadlineExceeded, GoogleAPIError
-    from google.cloud.pubsub_v1 import SubscriberClient
-
-    warnings.filterwarnings("ignore", "The return_immediately flag is deprecated")
+def _freeze(batch: list[InboundMessage]) -> None:
     deps = dependencies()
-    settings = deps.settings
-    subscriber = SubscriberClient()
-    path = subscriber.subscription_path(settings.project, settings.subscription)
-    heartbeat = Path(settings.heartbeat_file) if settings.heartbeat_file else None
-    log.info("decision freezer started", extra={"subscription": path})
-    try:
-        while not stop.is_set():
-            if heartbeat:
-                heartbeat.write_text(str(time.time()))
-            try:
-                batch = pull_batch(
-                    subscriber, path, settings.batch_max_messages, settings.batch_max_wait_s
-                )
-            except DeadlineExceeded:
-                continue  # nothing to pull for a while
-            except GoogleAPIError as exc:  # Pub/Sub restarting, subscription not there yet
-                log.warning("pull failed: retrying", extra={"error": str(exc)})
-                time.sleep(1)
-                continue
-            if not batch:
-                continue
-            tables, poison = transform_decisions([inbound(m) for m in batch])
-            try:
-                if poison:
-                    deps.dead_letters.send(poison)
-                inserted = {t: deps.sink.write(t, rows) for t, rows in sorted(tables.items())}
-            except TransientSinkError:
-                log.exception("decisions not frozen: redelivered later", extra={"size": len(batch)})
-                settle(subscriber, path, batch, ack=False)
-                time.sleep(1)
-                continue
-            log.info("decisions frozen", extra={"messages": len(batch), "rows_inserted": inserted})
-            settle(subscriber, path, batch, ack=True)
-    finally:
-        subscriber.close()
+    tables, poison = transform_decisions(batch)
+    if poison:
+        deps.dead_letters.send(poison)
+    inserted = {t: deps.sink.write(t, rows) for t, rows in sorted(tables.items())}
+    log.info("decisions frozen", extra={"messages": len(batch), "rows_inserted": inserted})
 
 
-def main() -> None:
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    run(stop)
+def run(stop: threading.Event) -> None:
+    settings = dependencies().settings
+    serve(
+        stop,
+        project=settings.project,
+        subscription=settings.subscription,
+        heartbeat_file=settings.heartbeat_file,
+        max_messages=settings.batch_max_messages,
+        max_wait_s=settings.batch_max_wait_s,
+        process=_freeze,
+        transient=(TransientSinkError,),
+        log=log,
+    )
 
 
 if __name__ == "__main__":
-    main()
+    main(run)

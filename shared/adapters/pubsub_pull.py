@@ -6,7 +6,12 @@ streaming pull handed a worker about one message at a time (docs/BENCHMARKS.md).
 
 from __future__ import annotations
 
+import logging
+import signal
+import threading
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from shared.freezer import InboundMessage
@@ -52,3 +57,64 @@ def settle(subscriber: Any, path: str, batch: list[Any], ack: bool) -> None:
             subscriber.acknowledge(subscription=path, ack_ids=chunk)
         else:  # deadline 0: redelivered at once
             subscriber.modify_ack_deadline(subscription=path, ack_ids=chunk, ack_deadline_seconds=0)
+
+
+def serve(
+    stop: Any,
+    *,
+    project: str,
+    subscription: str,
+    heartbeat_file: str | None,
+    max_messages: int,
+    max_wait_s: float,
+    process: Callable[[list[InboundMessage]], object],
+    transient: tuple[type[Exception], ...],
+    log: logging.Logger,
+) -> None:
+    """The pull loop every worker runs: pull a batch, ``process`` it, acknowledge it.
+
+    A batch whose processing raises one of ``transient`` is redelivered at once; a failed
+    pull (Pub/Sub restarting, the subscription not created yet) is retried.
+    """
+    import warnings
+
+    from google.api_core.exceptions import DeadlineExceeded, GoogleAPIError
+    from google.cloud.pubsub_v1 import SubscriberClient
+
+    warnings.filterwarnings("ignore", "The return_immediately flag is deprecated")
+    subscriber = SubscriberClient()
+    path = subscriber.subscription_path(project, subscription)
+    heartbeat = Path(heartbeat_file) if heartbeat_file else None
+    log.info("worker started", extra={"subscription": path})
+    try:
+        while not stop.is_set():
+            if heartbeat:
+                heartbeat.write_text(str(time.time()))
+            try:
+                batch = pull_batch(subscriber, path, max_messages, max_wait_s)
+            except DeadlineExceeded:
+                continue  # nothing to pull for a while
+            except GoogleAPIError as exc:
+                log.warning("pull failed: retrying", extra={"error": str(exc)})
+                time.sleep(1)
+                continue
+            if not batch:
+                continue
+            try:
+                process([inbound(m) for m in batch])
+            except transient:
+                log.exception("batch not processed: redelivered", extra={"size": len(batch)})
+                settle(subscriber, path, batch, ack=False)
+                time.sleep(0.5)
+                continue
+            settle(subscriber, path, batch, ack=True)
+    finally:
+        subscriber.close()
+
+
+def main(run: Callable[[threading.Event], None]) -> None:
+    """A worker's entry point: ``run`` until SIGTERM or SIGINT."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    run(stop)
