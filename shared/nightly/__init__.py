@@ -1,0 +1,1 @@
+"""The nightly pipeline: features, training, evaluation, scoring, tree compilation."""

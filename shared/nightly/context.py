@@ -1,0 +1,62 @@
+"""What every nightly step receives, and the ports it works through.
+
+A step is a function ``(StepContext) -> dict`` (its JSON summary, returned to the
+workflow). Steps are idempotent: a step re-run for the same ``run_id`` replaces what it
+wrote for that run. Nothing here imports ``google.*``: the adapters live in
+``shared/adapters/`` and are injected by the function that serves the steps.
+
+Tables a step writes to carry ``run_id``; what the next steps read:
+
+- ``shopper_product_scores``: run_id, retailer_id, shopper_id, product_id, rank (1 = best),
+  score -- each shopper's top products for their next basket (the ranker's output).
+- ``product_complements``: run_id, retailer_id, product_id, complement_id, lift, support --
+  co-purchase complementarity (pasta -> sauce).
+- ``shopper_spend_profiles``: run_id, retailer_id, shopper_id, baskets, value_p25,
+  value_p50, value_p75, value_p90, visits_per_week -- from each shopper's spend
+  distribution (tension-cart thresholds).
+- ``model_evaluations``: run_id, level, target, method, metric, value, ci_low, ci_high,
+  shoppers -- the evaluation table, with the gate decision in the evaluate step's summary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Protocol
+
+Row = dict[str, Any]
+
+
+class Warehouse(Protocol):
+    """The SQL warehouse (BigQuery; bqemulator locally)."""
+
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        """Run a statement (CREATE TABLE AS, MERGE, DELETE ...), waiting for it."""
+        ...
+
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Row]:
+        """Run a query and return its rows as dicts."""
+        ...
+
+    def replace_rows(self, table: str, run_id: str, rows: Sequence[Row]) -> None:
+        """Delete the table's rows of ``run_id``, then write ``rows`` (bulk, not streaming)."""
+        ...
+
+
+class ArtifactStore(Protocol):
+    """Model files: a Cloud Storage prefix in the cloud, a directory locally."""
+
+    def put(self, name: str, data: bytes) -> None: ...
+
+    def get(self, name: str) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class StepContext:
+    run_id: str
+    cutoff: date  # the last day of history the run learns from
+    project: str
+    dataset: str  # the read models' dataset; features and outputs live beside them
+    warehouse: Warehouse
+    artifacts: ArtifactStore
