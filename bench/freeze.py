@@ -36,7 +36,7 @@ SAMPLE = 200
 POLL_S = 0.25
 
 
-def _env(settings: StackSettings) -> dict[str, str]:
+def stack_env(settings: StackSettings) -> dict[str, str]:
     if not settings.env_file.exists():
         sys.exit("the stack is not up: `make up` first")
     env = dict(line.split("=", 1) for line in settings.env_file.read_text().splitlines() if line)
@@ -91,7 +91,7 @@ def run(count: int, seed: int, timeout_s: float, ordering_keys: bool = True) -> 
     from shared.read_models import READ_MODELS
     from shared.resources import SHOPPER_EVENTS_TOPIC
 
-    env = _env(StackSettings())
+    env = stack_env(StackSettings())
     project = env["GOOGLE_CLOUD_PROJECT"]
     run_id = uuid.uuid4().hex[:8]
     retailer = f"bench-freeze-{run_id}"

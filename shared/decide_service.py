@@ -10,6 +10,7 @@ the batch only once this returns; a redelivered event changes nothing.
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -86,6 +87,10 @@ class DecideOutcome:
     redelivered: int = 0
     without_tree: int = 0
     poison: list[PoisonMessage] = field(default_factory=list)
+    waited_s: float = 0.0  # the oldest event's wait, from its ingestion to this batch
+    read_s: float = 0.0  # states, trees and budgets read
+    decide_s: float = 0.0  # the engine, pure
+    write_s: float = 0.0  # states and current experiences written, decisions published
 
 
 def decide_batch(
@@ -94,6 +99,7 @@ def decide_batch(
     moment = now or datetime.now(UTC)
     outcome = DecideOutcome()
     by_shopper: dict[ShopperKey, list[ShopperEvent]] = defaultdict(list)
+    oldest: datetime | None = None
     for message in messages:
         parsed = parse(message)
         if isinstance(parsed, str):
@@ -106,16 +112,21 @@ def decide_batch(
                 )
             )
             continue
-        retailer_id, event, _ = parsed
+        retailer_id, event, ingested_at = parsed
         by_shopper[(retailer_id, event.shopper_id)].append(event)
         outcome.events += 1
+        oldest = ingested_at if oldest is None else min(oldest, ingested_at)
     if not by_shopper:
         return outcome
+    if oldest is not None:
+        outcome.waited_s = max(0.0, (moment - oldest).total_seconds())
+    clock = time.perf_counter()
     keys = list(by_shopper)
     states = deps.states.read(keys)
     personal = deps.trees.personal(keys)
     defaults = {r: deps.trees.default(r) for r in {r for r, _ in keys}}
     exhausted = deps.budgets.exhausted()
+    outcome.read_s, clock = time.perf_counter() - clock, time.perf_counter()
     updates: list[StateUpdate] = []
     decisions: list[Decision] = []
     for key in keys:
@@ -158,9 +169,11 @@ def decide_batch(
                 experiences=latest.shown,
             )
         updates.append(StateUpdate(retailer_id, shopper_id, state, current))
+    outcome.decide_s, clock = time.perf_counter() - clock, time.perf_counter()
     deps.states.write(updates)
     if decisions:
         deps.publisher.publish(decisions)
+    outcome.write_s = time.perf_counter() - clock
     outcome.decisions = len(decisions)
     log.info(
         "batch decided",
@@ -170,6 +183,10 @@ def decide_batch(
             "redelivered": outcome.redelivered,
             "without_tree": outcome.without_tree,
             "poison": len(outcome.poison),
+            "waited_s": round(outcome.waited_s, 4),
+            "read_s": round(outcome.read_s, 4),
+            "decide_s": round(outcome.decide_s, 4),
+            "write_s": round(outcome.write_s, 4),
         },
     )
     return outcome

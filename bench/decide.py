@@ -1,0 +1,537 @@
+"""Decision latency: from the ingest acknowledgement to the experience readable from the
+endpoint, on Complete Journey sessions at steady rates.
+
+``python -m bench.decide [--rates 200,1000] [--seconds 60] [--delivery pull|push]``
+
+1. A fresh retailer (its own API key) gets a default tree compiled from the data set's
+   campaigns that are live now (the same compiler as ``cartwise compile-trees``).
+2. Complete Journey sessions (the tracker simulator, all under that retailer) are posted to
+   the ingest API at each steady rate, ``--batch`` events per request.
+3. A sample of events (``--probes-per-s``) is probed: from the moment its request is
+   acknowledged, the experiences endpoint is polled every ``POLL_S`` until it answers that
+   event (or a later one of the same shopper): that wait is the end-to-end latency.
+4. The decider's own figures for the same period come from its log ("batch decided": how
+   long the oldest event waited for it, the time to read, decide and write).
+
+``--delivery push`` measures the other shape on the same traffic: the events are published
+straight to a bench topic whose push subscription calls the decision function
+(``functions/decide_events/main.py``, served by functions-framework); the clock starts at
+the publish acknowledgement. ``--pause-freezers`` stops the two BigQuery freezers during
+the run (they resume after it and catch up; nothing is lost) to see what they cost the
+decider on a shared 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import signal
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from bench.freeze import percentile, stack_env
+from emulators import processes
+from emulators import stack as local_stack
+from emulators.config import ROOT, StackSettings
+from shared.replay import Answer, ReplaySummary, batches, replay
+from shared.tracker_simulator import Session
+
+POLL_S = 0.005
+PROBE_TIMEOUT_S = 15.0
+DEFAULT_WEEKS = "48-53"
+
+
+@dataclass(frozen=True)
+class Probe:
+    shopper_id: str
+    event_id: str
+    occurred_at: datetime
+    acked_at: float  # time.monotonic()
+    level: int
+
+
+@dataclass
+class Results:
+    latencies_s: dict[int, list[float]] = field(default_factory=dict)
+    timeouts: dict[int, int] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, level: int, latency_s: float | None) -> None:
+        with self.lock:
+            if latency_s is None:
+                self.timeouts[level] = self.timeouts.get(level, 0) + 1
+            else:
+                self.latencies_s.setdefault(level, []).append(latency_s)
+
+
+class Prober:
+    """Polls the experiences endpoint for sampled events, on a few threads."""
+
+    def __init__(self, url: str, api_key: str, results: Results, threads: int = 16) -> None:
+        self._url = url.rstrip("/")
+        self._headers = {"X-Api-Key": api_key}
+        self._results = results
+        self._pool = ThreadPoolExecutor(threads)
+        self._local = threading.local()
+        self._pending: list[Future[None]] = []
+
+    def _session(self) -> requests.Session:
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+        return session
+
+    def submit(self, probe: Probe) -> None:
+        self._pending.append(self._pool.submit(self._run, probe))
+
+    def _answered(self, probe: Probe) -> bool:
+        response = self._session().get(
+            f"{self._url}/v1/shoppers/{probe.shopper_id}/experiences",
+            headers=self._headers,
+            timeout=5,
+        )
+        if response.status_code != 200:
+            return False
+        body = response.json()
+        if body["event_id"] == probe.event_id:
+            return True
+        # A later event of the same shopper answered: this one was decided before it.
+        return datetime.fromisoformat(body["occurred_at"]) > probe.occurred_at
+
+    def _run(self, probe: Probe) -> None:
+        while time.monotonic() - probe.acked_at < PROBE_TIMEOUT_S:
+            if self._answered(probe):
+                self._results.record(probe.level, time.monotonic() - probe.acked_at)
+                return
+            time.sleep(POLL_S)
+        self._results.record(probe.level, None)
+
+    def drain(self) -> None:
+        for future in self._pending:
+            future.result()
+        self._pending.clear()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
+class ProbingApi:
+    """Wraps an ``EventApi``: after each accepted request, samples events to probe."""
+
+    def __init__(
+        self, inner: Any, prober: Prober, probability: float, warmup_s: float, seed: int
+    ) -> None:
+        self._inner = inner
+        self._prober = prober
+        self._probability = probability
+        self._warmup_s = warmup_s
+        self._random = random.Random(seed)
+        self.level = 0
+        self.level_started = time.monotonic()
+
+    def post(self, retailer_id: str, events: list[dict[str, Any]]) -> Answer:
+        answer: Answer = self._inner.post(retailer_id, events)
+        acked_at = time.monotonic()
+        if answer.status != 202 or acked_at - self.level_started < self._warmup_s:
+            return answer
+        refused = {r["index"] for r in answer.body.get("rejected", [])}
+        last: dict[str, dict[str, Any]] = {}
+        for index, event in enumerate(events):
+            if index not in refused:
+                last[event["shopper_id"]] = event  # the shopper's last event of the request
+        for shopper, event in last.items():
+            if self._random.random() < self._probability:
+                self._prober.submit(
+                    Probe(
+                        shopper_id=shopper,
+                        event_id=event["event_id"],
+                        occurred_at=datetime.fromisoformat(event["occurred_at"]),
+                        acked_at=acked_at,
+                        level=self.level,
+                    )
+                )
+        return answer
+
+
+class PublishingApi:
+    """``EventApi`` for ``--delivery push``: publishes the events as ingest would, to a topic
+    of the bench's own, and answers 202 once Pub/Sub acknowledged them."""
+
+    def __init__(self, topic: str) -> None:
+        from shared.adapters import clients
+
+        self._publisher = clients.publisher_api()
+        self._topic = topic
+
+    def post(self, retailer_id: str, events: list[dict[str, Any]]) -> Answer:
+        from google.pubsub_v1.types import PubsubMessage
+
+        started = time.perf_counter()
+        ingested_at = datetime.now(UTC).isoformat()
+        self._publisher.publish(
+            topic=self._topic,
+            messages=[
+                PubsubMessage(
+                    data=json.dumps(
+                        {"retailer_id": retailer_id, "ingested_at": ingested_at, "event": e},
+                        separators=(",", ":"),
+                    ).encode(),
+                    attributes={
+                        "event_id": e["event_id"],
+                        "type": e["type"],
+                        "retailer_id": retailer_id,
+                        "schema_version": str(e.get("schema_version", 1)),
+                    },
+                    ordering_key=f"{retailer_id}#{e['shopper_id']}",
+                )
+                for e in events
+            ],
+            timeout=60,
+        )
+        return Answer(202, {"accepted": len(events)}, None, time.perf_counter() - started)
+
+
+def set_up_retailer(project: str, retailer: str, now: datetime) -> tuple[str, dict[str, Any]]:
+    """A fresh retailer: its API key, and its default tree from the campaigns live now."""
+    from shared.adapters import clients
+    from shared.adapters.bigtable_decisions import BigtableTrees
+    from shared.adapters.firestore_api_keys import FirestoreApiKeyStore
+    from shared.journey_campaigns import import_campaigns
+    from shared.resources import BIGTABLE_INSTANCE
+    from shared.retailers import new_api_key, register_api_key
+    from shared.tracker_simulator import Simulation, default_shift_weeks
+    from shared.tree_compiler import compile_default_tree
+
+    api_key = new_api_key()
+    store = FirestoreApiKeyStore(clients.firestore_client(project))
+    register_api_key(store, retailer, api_key, now)
+    simulation = Simulation(shift_weeks=default_shift_weeks(now), retailers=(retailer,))
+    live = [c for c in import_campaigns(simulation, now).campaigns if c.status == "active"]
+    tree = compile_default_tree(retailer, live, now)
+    BigtableTrees(clients.bigtable_client(project), BIGTABLE_INSTANCE).put([tree])
+    return api_key, {
+        "tree_version": tree.tree_version,
+        "live_campaigns": len(tree.campaigns),
+        "nodes": len(tree.nodes),
+        "experiences": len(tree.experiences),
+    }
+
+
+def traffic(retailer: str, weeks: str, now: datetime) -> Iterator[Session]:
+    """The weeks' sessions in time order, every store under the bench retailer."""
+    from shared import journey
+    from shared.tracker_simulator import Simulation, default_shift_weeks, sessions
+
+    simulation = Simulation(shift_weeks=default_shift_weeks(now), retailers=(retailer,))
+    baskets = journey.baskets(journey.parse_weeks(weeks))
+    return sessions(baskets, journey.products(), simulation, now)
+
+
+def decider_batches(log_file: Path, since: datetime, until: datetime) -> list[dict[str, Any]]:
+    """The decider's "batch decided" log entries between two instants."""
+    found = []
+    with log_file.open() as lines:
+        for line in lines:
+            if '"batch decided"' not in line:
+                continue
+            entry = json.loads(line)
+            if since <= datetime.fromisoformat(entry["time"]) <= until:
+                found.append(entry)
+    return found
+
+
+def decider_figures(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    events = sum(e["events"] for e in entries)
+    if not events:
+        return {"batches": 0, "events": 0}
+    busy = [e["read_s"] + e["decide_s"] + e["write_s"] for e in entries]
+    return {
+        "batches": len(entries),
+        "events": events,
+        "events_per_batch": round(events / len(entries), 1),
+        "waited_ms": {
+            "p50": round(1000 * percentile([e["waited_s"] for e in entries], 0.5), 1),
+            "p95": round(1000 * percentile([e["waited_s"] for e in entries], 0.95), 1),
+        },
+        "batch_ms": {
+            "p50": round(1000 * percentile(busy, 0.5), 1),
+            "p95": round(1000 * percentile(busy, 0.95), 1),
+            "p99": round(1000 * percentile(busy, 0.99), 1),
+        },
+        "per_event_ms": {
+            "read": round(1000 * sum(e["read_s"] for e in entries) / events, 3),
+            "decide": round(1000 * sum(e["decide_s"] for e in entries) / events, 3),
+            "write": round(1000 * sum(e["write_s"] for e in entries) / events, 3),
+        },
+    }
+
+
+@contextmanager
+def paused(settings: StackSettings, names: tuple[str, ...], enabled: bool) -> Iterator[None]:
+    pids = [pid for name, pid in local_stack.read_state(settings).items() if name in names]
+    if enabled:
+        for pid in pids:
+            os.killpg(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        if enabled:
+            for pid in pids:
+                os.killpg(pid, signal.SIGCONT)
+
+
+@contextmanager
+def push_delivery(settings: StackSettings, project: str, run_id: str) -> Iterator[str]:
+    """A bench topic whose push subscription calls the decision function; yields the topic."""
+    from emulators.bootstrap import push_endpoint
+    from shared.adapters import clients
+
+    decider = next(c for c in local_stack.components(settings) if c.name == "decide_events")
+    env = {k: v for k, v in decider.env.items() if k != "WORKER_HEARTBEAT_FILE"}
+    port = processes.free_port(settings.host)
+    pid = processes.start(
+        [
+            str(settings.venv_bin / "functions-framework"),
+            "--source",
+            str(ROOT / "functions" / "decide_events" / "main.py"),
+            "--target",
+            "decide_event",
+            "--signature-type",
+            "cloudevent",
+            "--host",
+            settings.host,
+            "--port",
+            str(port),
+        ],
+        log_file=settings.logs_dir / f"bench-decide_events-push-{port}.log",
+        env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+        cwd=ROOT,
+    )
+    publisher = clients.publisher_api()
+    subscriber = clients.subscriber_client()
+    topic_id = f"bench-decide-push-{run_id}"
+    topic = clients.topic_path(project, topic_id)
+    subscription = subscriber.subscription_path(project, topic_id)
+    try:
+        if not processes.wait_until(lambda: processes.port_is_open(settings.host, port), 60):
+            raise RuntimeError("the push function did not start")
+        publisher.create_topic(name=topic, timeout=10)
+        subscriber.create_subscription(
+            request={
+                "name": subscription,
+                "topic": topic,
+                "push_config": {"push_endpoint": push_endpoint(settings, port, topic_id)},
+                "ack_deadline_seconds": 30,
+                "enable_message_ordering": True,
+            },
+            timeout=10,
+        )
+        yield topic
+    finally:
+        subscriber.delete_subscription(subscription=subscription, timeout=10)
+        publisher.delete_topic(topic=topic, timeout=10)
+        processes.stop_group(pid)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from shared.adapters.ingest_http import HttpEventApi
+
+    settings = StackSettings()
+    env = stack_env(settings)
+    project = env["GOOGLE_CLOUD_PROJECT"]
+    run_id = uuid.uuid4().hex[:8]
+    retailer = f"bench-decide-{run_id}"
+    now = datetime.now(UTC)
+    print(f"retailer {retailer}: API key and default tree ...", flush=True)
+    api_key, tree = set_up_retailer(project, retailer, now)
+    print(f"  {json.dumps(tree)}", flush=True)
+    print(f"Complete Journey weeks {args.weeks} ...", flush=True)
+    stream = traffic(retailer, args.weeks, now)
+    results = Results()
+    prober = Prober(env["EXPERIENCES_URL"], api_key, results)
+    levels: list[dict[str, Any]] = []
+    with (
+        paused(settings, ("freeze_events", "freeze_decisions"), args.pause_freezers),
+        push_delivery(settings, project, run_id)
+        if args.delivery == "push"
+        else _nothing(env["INGEST_URL"]) as target,
+    ):
+        inner: Any = (
+            PublishingApi(target)
+            if args.delivery == "push"
+            else HttpEventApi(target, {retailer: api_key})
+        )
+        for level, rate in enumerate(args.rates):
+            total = int(rate * args.seconds)
+            api = ProbingApi(
+                inner, prober, min(1.0, args.probes_per_s / rate), args.warmup, seed=level
+            )
+            api.level, api.level_started = level, time.monotonic()
+            started_at = datetime.now(UTC)
+
+            def progress(s: ReplaySummary, rate: float = rate, level: int = level) -> None:
+                done = results.latencies_s.get(level, [])
+                print(
+                    f"\r  {rate:>6,.0f} events/s target: sent {s.sent:,}  "
+                    f"{s.events_per_s:,.0f} events/s  probes {len(done):,}  "
+                    f"p95 {1000 * percentile(done, 0.95):,.0f} ms ",
+                    end="",
+                    file=sys.stderr,
+                    flush=True,
+                )
+
+            summary = replay(
+                batches(stream_of(stream, total), args.batch),
+                api,
+                concurrency=args.concurrency,
+                rate=rate,
+                progress=progress,
+            )
+            prober.drain()
+            ended_at = datetime.now(UTC)
+            print(file=sys.stderr)
+            time.sleep(1.0)  # the decider's last log lines
+            entries = decider_batches(
+                settings.logs_dir / "decide_events.log"
+                if args.delivery == "pull"
+                else _push_log(settings),
+                started_at,
+                ended_at,
+            )
+            latencies = results.latencies_s.get(level, [])
+            levels.append(
+                {
+                    "target_events_per_s": rate,
+                    "events_per_s": round(summary.events_per_s, 1),
+                    "sent": summary.sent,
+                    "accepted": summary.accepted,
+                    "failed_batches": summary.failed_batches,
+                    "ingest_ack_ms": {
+                        "p50": round(summary.latency_ms(0.5), 1),
+                        "p95": round(summary.latency_ms(0.95), 1),
+                    },
+                    "end_to_end_ms": {
+                        "samples": len(latencies),
+                        "timeouts": results.timeouts.get(level, 0),
+                        "p50": round(1000 * percentile(latencies, 0.5), 1),
+                        "p95": round(1000 * percentile(latencies, 0.95), 1),
+                        "p99": round(1000 * percentile(latencies, 0.99), 1),
+                        "max": round(1000 * max(latencies, default=0.0), 1),
+                    },
+                    "decider": decider_figures(entries),
+                }
+            )
+    prober.close()
+    return {
+        "machine": {
+            "cores": os.cpu_count(),
+            "platform": platform.platform(),
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        },
+        "delivery": args.delivery,
+        "freezers_paused": args.pause_freezers,
+        "weeks": args.weeks,
+        "batch": args.batch,
+        "poll_ms": POLL_S * 1000,
+        "warmup_s": args.warmup,
+        "tree": tree,
+        "levels": levels,
+    }
+
+
+@contextmanager
+def _nothing(value: str) -> Iterator[str]:
+    yield value
+
+
+def _push_log(settings: StackSettings) -> Path:
+    logs = sorted(
+        settings.logs_dir.glob("bench-decide_events-push-*.log"), key=lambda p: p.stat().st_mtime
+    )
+    return logs[-1]
+
+
+def stream_of(sessions: Iterator[Session], events: int) -> Iterator[Session]:
+    """Whole sessions from the stream until ``events`` events are reached."""
+    count = 0
+    for session in sessions:
+        yield session
+        count += len(session.events)
+        if count >= events:
+            return
+
+
+def print_table(report: dict[str, Any]) -> None:
+    print(
+        f"\ndecisions, {report['delivery']} delivery"
+        f"{', freezers paused' if report['freezers_paused'] else ''} "
+        f"({report['machine']['cores']} cores, {report['machine']['date']})"
+    )
+    header = (
+        f"{'target/s':>9} {'sent/s':>8} {'probes':>7} {'p50 ms':>8} {'p95 ms':>8} "
+        f"{'p99 ms':>8} {'timeouts':>9} {'waited p95':>11} {'batch p95':>10} {'ev/batch':>9}"
+    )
+    print(header)
+    for level in report["levels"]:
+        e2e, decider = level["end_to_end_ms"], level["decider"]
+        print(
+            f"{level['target_events_per_s']:>9,.0f} {level['events_per_s']:>8,.0f} "
+            f"{e2e['samples']:>7} {e2e['p50']:>8,.0f} {e2e['p95']:>8,.0f} {e2e['p99']:>8,.0f} "
+            f"{e2e['timeouts']:>9} "
+            f"{decider.get('waited_ms', {}).get('p95', 0):>9,.0f}ms "
+            f"{decider.get('batch_ms', {}).get('p95', 0):>8,.0f}ms "
+            f"{decider.get('events_per_batch', 0):>9}"
+        )
+    for level in report["levels"]:
+        per_event = level["decider"].get("per_event_ms")
+        if per_event:
+            print(
+                f"decider at {level['target_events_per_s']:,.0f}/s, per event: read "
+                f"{per_event['read']} ms, decide {per_event['decide']} ms, write "
+                f"{per_event['write']} ms"
+            )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench.decide", description=__doc__)
+    parser.add_argument(
+        "--rates", type=lambda t: [float(r) for r in t.split(",")], default=[200.0, 1000.0]
+    )
+    parser.add_argument("--seconds", type=float, default=60.0, help="per rate")
+    parser.add_argument("--weeks", default=DEFAULT_WEEKS)
+    parser.add_argument("--batch", type=int, default=20, help="events per request")
+    parser.add_argument("--concurrency", type=int, default=8, help="requests in flight")
+    parser.add_argument("--probes-per-s", type=float, default=20.0)
+    parser.add_argument("--warmup", type=float, default=5.0, help="seconds not probed per rate")
+    parser.add_argument("--delivery", choices=("pull", "push"), default="pull")
+    parser.add_argument("--pause-freezers", action="store_true")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    report = run(args)
+    print_table(report)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2))
+    ok = all(
+        level["failed_batches"] == 0 and level["end_to_end_ms"]["samples"] > 0
+        for level in report["levels"]
+    )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
