@@ -129,6 +129,28 @@ class Prober:
         self._pool.shutdown(wait=True)
 
 
+class Progress:
+    """One line, rewritten at most twice a second."""
+
+    def __init__(self, rate: float, level: int, results: Results) -> None:
+        self._rate, self._level, self._results = rate, level, results
+        self._shown = 0.0
+
+    def __call__(self, summary: ReplaySummary) -> None:
+        if time.monotonic() - self._shown < 0.5:
+            return
+        self._shown = time.monotonic()
+        done = self._results.latencies_s.get(self._level, [])
+        print(
+            f"\r  {self._rate:>6,.0f} events/s target: sent {summary.sent:,}  "
+            f"{summary.events_per_s:,.0f} events/s  probes {len(done):,}  "
+            f"p95 {1000 * percentile(done, 0.95):,.0f} ms ",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
 class ProbingApi:
     """Wraps an ``EventApi``: after each accepted request, samples events to probe."""
 
@@ -376,30 +398,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             else HttpEventApi(target, {retailer: api_key})
         )
         for level, rate in enumerate(args.rates):
-            total = int(rate * args.seconds)
-            api = ProbingApi(
-                inner, prober, min(1.0, args.probes_per_s / rate), args.warmup, seed=level
-            )
+            # Built before the clock starts: a stall inside the send loop would make the
+            # pacer catch up with a burst.
+            to_send = list(batches(stream_of(stream, int(rate * args.seconds)), args.batch))
+            # Probes are drawn per (request, shopper): about one shopper per request.
+            per_request = args.probes_per_s * args.batch / rate
+            api = ProbingApi(inner, prober, min(1.0, per_request), args.warmup, seed=level)
             api.level, api.level_started = level, time.monotonic()
             started_at = datetime.now(UTC)
 
-            def progress(s: ReplaySummary, rate: float = rate, level: int = level) -> None:
-                done = results.latencies_s.get(level, [])
-                print(
-                    f"\r  {rate:>6,.0f} events/s target: sent {s.sent:,}  "
-                    f"{s.events_per_s:,.0f} events/s  probes {len(done):,}  "
-                    f"p95 {1000 * percentile(done, 0.95):,.0f} ms ",
-                    end="",
-                    file=sys.stderr,
-                    flush=True,
-                )
-
             summary = replay(
-                batches(stream_of(stream, total), args.batch),
+                iter(to_send),
                 api,
                 concurrency=args.concurrency,
                 rate=rate,
-                progress=progress,
+                progress=Progress(rate, level, results),
             )
             prober.drain()
             ended_at = datetime.now(UTC)

@@ -216,11 +216,21 @@ def _details(
     """What the tracker shows for this experience now; ``None`` when it does not apply."""
     match experience:
         case PersonalizedPromotion():
-            value = state.value(experience.products)
+            # The campaign's product list can be thousands long: the decision names the
+            # shopper's basket lines it covers, and how many products it targets.
+            products = experience.products
+            covered = sorted(
+                product_id
+                for product_id, line in state.basket.items()
+                if line.quantity > 0 and products.matches(product_id, line.brand, line.category)
+            )
+            value = state.value(products)
             return {
-                "product_ids": sorted(experience.products.product_ids),
-                "brands": sorted(experience.products.brands),
-                "categories": sorted(experience.products.categories),
+                "targeted_products": len(products.product_ids),
+                "brands": sorted(products.brands),
+                "categories": sorted(products.categories),
+                "in_basket": covered,
+                "basket_value": _money(value),
                 "generosity_pct": _money(experience.generosity_pct),
                 "threshold": _money(experience.threshold),
                 "unlocked": value >= experience.threshold,
