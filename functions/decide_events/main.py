@@ -10,7 +10,7 @@ from typing import Any
 
 import functions_framework
 
-from functions.decide_events.composition import dependencies
+from shared.adapters.composition import decider as dependencies
 from shared.decide_service import decide_batch
 from shared.freezer import decode_push
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from functions.decide_events.composition import dependencies
+from shared.adapters.composition import decider as dependencies
 from shared.adapters.pubsub_pull import main, serve
 from shared.decide_service import decide_batch
 from shared.freezer import InboundMessage, TransientSinkError

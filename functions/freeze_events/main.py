@@ -6,7 +6,7 @@ from typing import Any
 
 import functions_framework
 
-from functions.freeze_events.composition import dependencies
+from shared.adapters.composition import freezer as dependencies
 from shared.freezer import decode_push, freeze
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from functions.freeze_events.composition import dependencies
+from shared.adapters.composition import freezer as dependencies
 from shared.adapters.pubsub_pull import main, serve
 from shared.freezer import TransientSinkError, freeze
 
