@@ -76,3 +76,9 @@ bench-ingest: up
 .PHONY: bench-freeze
 bench-freeze: up
 	@$(PY) -m bench.freeze --json .local/bench/freeze.json
+
+# Decision latency, ingest acknowledgement -> experience readable from the endpoint, on
+# Complete Journey sessions at 200 and 1,000 events/s (python -m bench.decide --help).
+.PHONY: bench-decide
+bench-decide: up
+	@$(PY) -m bench.decide --json .local/bench/decide.json

@@ -67,6 +67,7 @@ class DeciderSettings(CloudSettings):
     # The key that signs play tokens (Secret Manager in the cloud); the local stack sets one.
     signing_key: str = Field(min_length=16, validation_alias="PLAY_SIGNING_KEY")
     batch_max_messages: int = 500
+    pull_loops: int = Field(default=2, ge=1)  # one pulls while another decides
     heartbeat_file: str | None = Field(default=None, validation_alias="WORKER_HEARTBEAT_FILE")
 
 

@@ -41,6 +41,7 @@ def run(stop: threading.Event) -> None:
         process=_decide,
         transient=(StoreUnavailableError, TransientSinkError, GoogleAPIError),
         log=log,
+        loops=settings.pull_loops,
     )
 
 

@@ -70,11 +70,15 @@ def serve(
     process: Callable[[list[InboundMessage]], object],
     transient: tuple[type[Exception], ...],
     log: logging.Logger,
+    loops: int = 1,
 ) -> None:
     """The pull loop every worker runs: pull a batch, ``process`` it, acknowledge it.
 
     A batch whose processing raises one of ``transient`` is redelivered at once; a failed
-    pull (Pub/Sub restarting, the subscription not created yet) is retried.
+    pull (Pub/Sub restarting, the subscription not created yet) is retried. ``loops`` > 1
+    runs that many loops on threads, so that one pulls while another processes; on an
+    ordered subscription Pub/Sub withholds a key's next messages while earlier ones are
+    outstanding, so no two loops ever hold the same shopper's events.
     """
     import warnings
 
@@ -85,8 +89,9 @@ def serve(
     subscriber = SubscriberClient()
     path = subscriber.subscription_path(project, subscription)
     heartbeat = Path(heartbeat_file) if heartbeat_file else None
-    log.info("worker started", extra={"subscription": path})
-    try:
+    log.info("worker started", extra={"subscription": path, "loops": loops})
+
+    def loop() -> None:
         while not stop.is_set():
             if heartbeat:
                 heartbeat.write_text(str(time.time()))
@@ -108,7 +113,16 @@ def serve(
                 time.sleep(0.5)
                 continue
             settle(subscriber, path, batch, ack=True)
+
+    threads = [threading.Thread(target=loop, name=f"pull-{n}") for n in range(loops - 1)]
+    try:
+        for thread in threads:
+            thread.start()
+        loop()
     finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
         subscriber.close()
 
 
