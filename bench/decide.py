@@ -68,6 +68,7 @@ class Probe:
 class Results:
     latencies_s: dict[int, list[float]] = field(default_factory=dict)
     timeouts: dict[int, int] = field(default_factory=dict)
+    poll_errors: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def record(self, level: int, latency_s: float | None) -> None:
@@ -81,7 +82,7 @@ class Results:
 class Prober:
     """Polls the experiences endpoint for sampled events, on a few threads."""
 
-    def __init__(self, url: str, api_key: str, results: Results, threads: int = 16) -> None:
+    def __init__(self, url: str, api_key: str, results: Results, threads: int = 8) -> None:
         self._url = url.rstrip("/")
         self._headers = {"X-Api-Key": api_key}
         self._results = results
@@ -99,11 +100,15 @@ class Prober:
         self._pending.append(self._pool.submit(self._run, probe))
 
     def _answered(self, probe: Probe) -> bool:
-        response = self._session().get(
-            f"{self._url}/v1/shoppers/{probe.shopper_id}/experiences",
-            headers=self._headers,
-            timeout=5,
-        )
+        try:
+            response = self._session().get(
+                f"{self._url}/v1/shoppers/{probe.shopper_id}/experiences",
+                headers=self._headers,
+                timeout=5,
+            )
+        except requests.RequestException:
+            self._results.poll_errors += 1  # counted and reported; the probe goes on
+            return False
         if response.status_code != 200:
             return False
         body = response.json()
@@ -302,6 +307,31 @@ def decider_figures(entries: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def idle_share(seconds: float = 2.0) -> float:
+    """The machine's idle CPU share over ``seconds`` (from /proc/stat)."""
+
+    def sample() -> tuple[int, int]:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return fields[3] + fields[4], sum(fields)  # idle + iowait, total
+
+    idle0, total0 = sample()
+    time.sleep(seconds)
+    idle1, total1 = sample()
+    return (idle1 - idle0) / max(1, total1 - total0)
+
+
+def wait_for_idle(threshold: float, timeout_s: float) -> float:
+    """Wait until the machine is idle enough (the freezers have caught up with the last
+    level, say); return the idle share reached."""
+    deadline = time.monotonic() + timeout_s
+    share = idle_share()
+    while share < threshold and time.monotonic() < deadline:
+        print(f"\r  waiting for an idle machine: {share:.0%} idle ", end="", file=sys.stderr)
+        share = idle_share()
+    print(file=sys.stderr)
+    return share
+
+
 @contextmanager
 def paused(settings: StackSettings, names: tuple[str, ...], enabled: bool) -> Iterator[None]:
     pids = [pid for name, pid in local_stack.read_state(settings).items() if name in names]
@@ -404,6 +434,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             # Probes are drawn per (request, shopper): about one shopper per request.
             per_request = args.probes_per_s * args.batch / rate
             api = ProbingApi(inner, prober, min(1.0, per_request), args.warmup, seed=level)
+            idle = wait_for_idle(args.idle, args.idle_timeout)
             api.level, api.level_started = level, time.monotonic()
             started_at = datetime.now(UTC)
 
@@ -429,6 +460,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             levels.append(
                 {
                     "target_events_per_s": rate,
+                    "idle_before": round(idle, 2),
                     "events_per_s": round(summary.events_per_s, 1),
                     "sent": summary.sent,
                     "accepted": summary.accepted,
@@ -463,6 +495,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "warmup_s": args.warmup,
         "tree": tree,
         "levels": levels,
+        "probe_poll_errors": results.poll_errors,
     }
 
 
@@ -527,9 +560,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=60.0, help="per rate")
     parser.add_argument("--weeks", default=DEFAULT_WEEKS)
     parser.add_argument("--batch", type=int, default=20, help="events per request")
-    parser.add_argument("--concurrency", type=int, default=8, help="requests in flight")
+    parser.add_argument("--concurrency", type=int, default=32, help="requests in flight")
     parser.add_argument("--probes-per-s", type=float, default=20.0)
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds not probed per rate")
+    parser.add_argument(
+        "--idle", type=float, default=0.7, help="idle CPU share awaited before each rate"
+    )
+    parser.add_argument("--idle-timeout", type=float, default=300.0)
     parser.add_argument("--delivery", choices=("pull", "push"), default="pull")
     parser.add_argument("--pause-freezers", action="store_true")
     parser.add_argument("--json", type=Path)
