@@ -149,11 +149,11 @@ def decide_batch(
                 event,
                 signing_key=deps.signing_key,
                 exhausted_campaigns=exhausted,
+                decided_at=moment,
             )
             if decision is None:
                 outcome.redelivered += 1
                 continue
-            decision = decision.model_copy(update={"decided_at": moment})
             decisions.append(decision)
             if state.last_event_at is None or decision.occurred_at >= state.last_event_at:
                 latest = decision  # a late, older event does not replace what newer ones said

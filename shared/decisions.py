@@ -79,7 +79,7 @@ class Decision(_Data):
     shopper_id: str
     session_id: str | None
     occurred_at: datetime
-    decided_at: datetime | None = None  # set by the service when it publishes
+    decided_at: datetime | None = None  # the service's clock when it decided
     tree_version: str
     personal_tree: bool
     from_node: str
@@ -288,6 +288,7 @@ def decide(
     *,
     signing_key: bytes,
     exhausted_campaigns: frozenset[str] = frozenset(),
+    decided_at: datetime | None = None,
 ) -> tuple[ShopperState, Decision | None]:
     """Apply one event; ``(state, None)`` when it was applied before (a redelivery)."""
     if event.event_id in state.recent_event_ids:
@@ -350,4 +351,5 @@ def decide(
         node_id=node_id,
         shown=shown,
         withheld=withheld,
+        decided_at=decided_at,
     )

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -32,11 +33,17 @@ if TYPE_CHECKING:
 
 
 def _read(
-    api: Any, table: Any, keys: Sequence[bytes]
+    api: Any, table: Any, keys: Sequence[bytes], column: bytes | None = None
 ) -> dict[bytes, dict[tuple[str, bytes], bytes]]:
+    """The latest cells of these rows (of one column only, when given)."""
     request = ReadRowsRequest.pb()(table_name=table.name)
     request.rows.row_keys.extend(keys)
-    request.filter.cells_per_column_limit_filter = 1
+    if column is None:
+        request.filter.cells_per_column_limit_filter = 1
+    else:
+        latest, qualifier = request.filter.chain.filters.add(), request.filter.chain.filters.add()
+        qualifier.column_qualifier_regex_filter = re.escape(column)
+        latest.cells_per_column_limit_filter = 1
     try:
         return dict(read_rows(api, request))
     except (GoogleAPIError, OSError) as exc:
@@ -54,7 +61,7 @@ class BigtableShopperStates:
 
     def read(self, keys: Sequence[ShopperKey]) -> dict[ShopperKey, ShopperState]:
         wanted = {state_key(r, s): (r, s) for r, s in keys}
-        rows = _read(self._api, self._table, list(wanted))
+        rows = _read(self._api, self._table, list(wanted), b"state")
         return {
             wanted[key]: ShopperState.model_validate_json(cells[(STATE_FAMILY, b"state")])
             for key, cells in rows.items()
@@ -76,7 +83,7 @@ class BigtableShopperStates:
             mutate_rows(self._api, self._table, rows)
 
     def current(self, retailer_id: str, shopper_id: str) -> CurrentExperiences | None:
-        rows = _read(self._api, self._table, [state_key(retailer_id, shopper_id)])
+        rows = _read(self._api, self._table, [state_key(retailer_id, shopper_id)], b"experiences")
         cells = next(iter(rows.values()), {})
         data = cells.get((STATE_FAMILY, b"experiences"))
         return CurrentExperiences.model_validate_json(data) if data else None
