@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	@echo "setup: project virtualenv $(VENV)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install $(PIP_QUIET) --upgrade "pip>=24"
-	@$(PY) -m pip install $(PIP_QUIET) -c constraints.txt -e '.[dev]'
+	@$(PY) -m pip install $(PIP_QUIET) -c constraints.txt -e '.[dev,infra]'
 	@touch $@
 
 $(BQ_VENV)/.installed: emulators/bigquery/requirements.txt
