@@ -49,7 +49,7 @@ lint: setup
 
 typecheck: setup
 	@echo "types: mypy"
-	@$(VENV)/bin/mypy shared emulators tests $(wildcard functions bench)
+	@$(VENV)/bin/mypy shared emulators tests infra/pulumi/cartwise_infra infra/pulumi/__main__.py $(wildcard functions bench)
 
 unit: setup
 	@$(VENV)/bin/pytest tests/unit -q

@@ -1,0 +1,29 @@
+"""cartwise on Google Cloud: ``pulumi up`` deploys ``shared.resources.SYSTEM``.
+
+Configuration is read here only (``Pulumi.<stack>.yaml``); the components are in
+``cartwise_infra``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pulumi
+
+from cartwise_infra.config import CONFIG_KEYS, StackConfig
+from cartwise_infra.program import deploy
+from shared.resources import SYSTEM
+
+ROOT = Path(__file__).resolve().parents[2]
+
+config = pulumi.Config("cartwise")
+values = {key: config.get_object(key) for key in CONFIG_KEYS}
+stack = StackConfig.model_validate(
+    {"project": pulumi.Config("gcp").require("project")}
+    | {key: value for key, value in values.items() if value is not None}
+)
+secrets = {s.name: v for s in SYSTEM.secrets if (v := config.get_secret(s.name)) is not None}
+deployment = deploy(SYSTEM, stack, ROOT, secret_values=secrets)
+
+for name, url in deployment.function_urls.items():
+    pulumi.export(f"{name}_url", url)
