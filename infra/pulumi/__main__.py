@@ -10,17 +10,15 @@ from pathlib import Path
 
 import pulumi
 
-from cartwise_infra.config import CONFIG_KEYS, StackConfig
+from cartwise_infra.config import CONFIG_KEYS, stack_config
 from cartwise_infra.program import deploy
 from shared.resources import SYSTEM
 
 ROOT = Path(__file__).resolve().parents[2]
 
 config = pulumi.Config("cartwise")
-values = {key: config.get_object(key) for key in CONFIG_KEYS}
-stack = StackConfig.model_validate(
-    {"project": pulumi.Config("gcp").require("project")}
-    | {key: value for key, value in values.items() if value is not None}
+stack = stack_config(
+    pulumi.Config("gcp").require("project"), {key: config.get_object(key) for key in CONFIG_KEYS}
 )
 secrets = {s.name: v for s in SYSTEM.secrets if (v := config.get_secret(s.name)) is not None}
 deployment = deploy(SYSTEM, stack, ROOT, secret_values=secrets)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -45,3 +47,12 @@ class StackConfig(_Config):
 CONFIG_KEYS = tuple(
     field.alias or name for name, field in StackConfig.model_fields.items() if name != "project"
 )
+
+
+def stack_config(project: str, values: Mapping[str, object]) -> StackConfig:
+    """From the ``cartwise:`` keys of a stack (without the prefix) and ``gcp:project``."""
+    unknown = sorted(set(values) - set(CONFIG_KEYS))
+    if unknown:
+        raise ValueError(f"unknown cartwise: configuration keys {unknown}")
+    present = {key: value for key, value in values.items() if value is not None}
+    return StackConfig.model_validate({"project": project, **present})

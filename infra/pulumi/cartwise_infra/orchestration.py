@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import json
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import pulumi
@@ -20,6 +22,19 @@ from cartwise_infra.context import Context, cloud_name
 from shared.resource_model import Access, SchedulerJob, Workflow
 
 WORKFLOW_SUFFIX = ".workflows.yaml"
+# Variables every workflow has (Cloud Workflows' own).
+BUILTIN_ENV = frozenset(
+    {
+        "GOOGLE_CLOUD_PROJECT_ID",
+        "GOOGLE_CLOUD_PROJECT_NUMBER",
+        "GOOGLE_CLOUD_LOCATION",
+        "GOOGLE_CLOUD_WORKFLOW_ID",
+        "GOOGLE_CLOUD_WORKFLOW_REVISION_ID",
+        "GOOGLE_CLOUD_WORKFLOW_EXECUTION_ID",
+    }
+)
+_ENV_REFERENCE = re.compile(r"""sys\.get_env\(\s*["']([A-Za-z0-9_]+)["']""")
+_JOB_REFERENCE = re.compile(r"/jobs/([a-z][-a-z0-9]*)")
 EXECUTIONS_API = "https://workflowexecutions.googleapis.com/v1"
 
 
@@ -41,6 +56,39 @@ def workflow_declarations(ctx: Context) -> dict[str, Workflow]:
     return {name: declared.get(name, Workflow(name=name)) for name in files}
 
 
+@dataclass(frozen=True)
+class References:
+    env: frozenset[str]
+    jobs: frozenset[str]
+
+
+def references(source: str) -> References:
+    """The environment variables a workflow reads and the Cloud Run jobs it names."""
+    return References(
+        env=frozenset(_ENV_REFERENCE.findall(source)),
+        jobs=frozenset(_JOB_REFERENCE.findall(source)),
+    )
+
+
+def check_references(ctx: Context, declared: Workflow, source: str) -> None:
+    """A workflow may only reach what exists and what its declaration grants it."""
+    found = references(source)
+    url_env = ctx.function_url_env()
+    by_env = {variable: name for name, variable in url_env.items()}
+    known_env = BUILTIN_ENV | {"CARTWISE_REGION"} | set(by_env)
+    problems = [f"unknown variable {v}" for v in sorted(found.env - known_env)]
+    for variable in sorted(found.env & set(by_env)):
+        if by_env[variable] not in declared.access.invokes:
+            problems.append(f"calls {by_env[variable]} ({variable}) without access.invokes")
+    jobs = {cloud_name(j.name): j.name for j in ctx.system.jobs}
+    problems += [f"unknown job {j}" for j in sorted(found.jobs - set(jobs))]
+    for job in sorted(found.jobs & set(jobs)):
+        if jobs[job] not in declared.access.runs_jobs:
+            problems.append(f"runs job {jobs[job]} without access.runs_jobs")
+    if problems:
+        raise ValueError(f"workflow {declared.name}: " + "; ".join(problems))
+
+
 def user_env_vars(ctx: Context) -> dict[str, pulumi.Input[str]]:
     env: dict[str, pulumi.Input[str]] = {"CARTWISE_REGION": ctx.region}
     for name, variable in ctx.function_url_env().items():
@@ -56,6 +104,8 @@ class CloudWorkflow(pulumi.ComponentResource):
             ctx, key, "wf", declared.name, f"workflow {declared.name}", self
         )
         self.access: Access = declared.access
+        text = source.read_text()
+        check_references(ctx, declared, text)
         self.workflow = gcp.workflows.Workflow(
             key,
             name=cloud_name(declared.name),
@@ -63,7 +113,7 @@ class CloudWorkflow(pulumi.ComponentResource):
             region=ctx.region,
             description=declared.description or f"workflows/{source.name}",
             service_account=self.account.id,
-            source_contents=source.read_text(),
+            source_contents=text,
             user_env_vars=user_env_vars(ctx),
             call_log_level="LOG_ERRORS_ONLY",
             deletion_protection=ctx.stack.deletion_protection,
