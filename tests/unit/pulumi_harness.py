@@ -3,6 +3,8 @@ records every resource it registers, with its inputs as the provider would recei
 
 from __future__ import annotations
 
+import functools
+import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,3 +119,56 @@ def build(
 
     run()
     return Program(resources=mocks.registered, stack=stack, system=system)
+
+
+@functools.cache
+def system_build() -> Program:
+    """SYSTEM on the prod stack, built once per test session."""
+    return build()
+
+
+@functools.cache
+def extended_build() -> Program:
+    """The extended system (push function, jobs, scheduled workflow, rewards path)."""
+    from tests.unit.infra_systems import extended_system, nightly_workflows_dir
+
+    folder = nightly_workflows_dir(Path(tempfile.mkdtemp(prefix="cartwise-infra-")))
+    return build(extended_system(), workflows_dir=folder)
+
+
+# --- IAM, as registered ----------------------------------------------------------------
+
+Grant = tuple[str, str]  # (role, "kind:target")
+
+_TARGET_INPUT = {
+    "TopicIAMMember": ("topic", "topic"),
+    "SubscriptionIAMMember": ("subscription", "subscription"),
+    "TableIamMember": ("bigtable", "table"),
+    "DatasetIamMember": ("dataset", "datasetId"),
+    "BucketIAMMember": ("bucket", "bucket"),
+    "SecretIamMember": ("secret", "secretId"),
+    "ServiceIamMember": ("service", "name"),
+    "JobIamMember": ("job", "name"),
+    "RepositoryIamMember": ("repository", "repository"),
+}
+
+
+def grant_of(member: Registered) -> Grant:
+    kind = member.type.rsplit(":", 1)[-1]
+    role = str(member.inputs["role"])
+    if kind == "IAMMember":  # on the project
+        condition = member.inputs.get("condition")
+        if condition is None:
+            return role, "project"
+        expression = str(condition["expression"])
+        database = expression.split("/databases/")[1].rstrip('"')
+        return role, f"firestore:{database}"
+    label, key = _TARGET_INPUT[kind]
+    return role, f"{label}:{member.inputs[key]}"
+
+
+def grants_by_member(program: Program) -> dict[str, set[Grant]]:
+    found: dict[str, set[Grant]] = {}
+    for member in program.iam_members():
+        found.setdefault(str(member.inputs["member"]), set()).add(grant_of(member))
+    return found

@@ -80,7 +80,7 @@ class Sources(pulumi.ComponentResource):
             "build-writes-images",
             project=ctx.project,
             location=ctx.region,
-            repository=self.repository.name,
+            repository=self.repository.repository_id,
             role="roles/artifactregistry.writer",
             member=builder,
             opts=opts,
