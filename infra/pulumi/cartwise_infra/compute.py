@@ -14,7 +14,7 @@ import pulumi_command as command
 import pulumi_gcp as gcp
 
 from cartwise_infra import iam
-from cartwise_infra.bundles import Bundle, function_bundle, read, runtime_bundle
+from cartwise_infra.bundles import Bundle, function_bundle, runtime_bundle
 from cartwise_infra.context import Context, cloud_name
 from cartwise_infra.messaging import Messaging
 from shared.resource_model import Access, Function, Job, Secret, Sizing, Worker
@@ -23,13 +23,13 @@ RUNTIME = "python311"
 
 
 def archive(bundle: Bundle) -> pulumi.AssetArchive:
+    """The bundle's files as read when it was hashed (source code: text only)."""
     assets: dict[str, pulumi.Asset | pulumi.Archive] = {}
-    for path, content in sorted(bundle.files.items()):
-        data = read(content)
+    for path, data in sorted(bundle.files.items()):
         try:
             assets[path] = pulumi.StringAsset(data.decode())
-        except UnicodeDecodeError:
-            assets[path] = pulumi.FileAsset(str(content))
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{bundle.name}: {path} is not text; bundles hold code") from exc
     return pulumi.AssetArchive(assets)
 
 
