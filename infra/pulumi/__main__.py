@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pulumi
 
-from cartwise_infra.config import CONFIG_KEYS, stack_config
+from cartwise_infra.config import CONFIG_KEYS, config_value, stack_config
 from cartwise_infra.program import deploy
 from shared.resources import SYSTEM
 
@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 config = pulumi.Config("cartwise")
 stack = stack_config(
-    pulumi.Config("gcp").require("project"), {key: config.get_object(key) for key in CONFIG_KEYS}
+    pulumi.Config("gcp").require("project"),
+    {key: config_value(config.get(key)) for key in CONFIG_KEYS},
 )
 secrets = {s.name: v for s in SYSTEM.secrets if (v := config.get_secret(s.name)) is not None}
 deployment = deploy(SYSTEM, stack, ROOT, secret_values=secrets)

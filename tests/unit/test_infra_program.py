@@ -272,3 +272,38 @@ def test_a_declared_workflow_without_its_file_is_refused(tmp_path: Path) -> None
     empty.mkdir()
     with pytest.raises(Exception, match="without a file"):
         build(extended_system(), workflows_dir=empty)
+
+
+def test_main_deploys_a_stack_from_its_pulumi_yaml() -> None:
+    """``__main__.py`` as the Pulumi CLI runs it, with Pulumi.dev.yaml as configuration."""
+    import runpy
+
+    import pulumi
+    import yaml
+
+    from tests.unit.pulumi_harness import PULUMI_DIR, RecordingMocks
+
+    values = yaml.safe_load((PULUMI_DIR / "Pulumi.dev.yaml").read_text())["config"]
+    config = {k: v if isinstance(v, str) else json.dumps(v) for k, v in values.items()}
+    config["cartwise:play-signing-key"] = "a-dev-key-of-32-characters-long!"
+    mocks = RecordingMocks(values["gcp:project"], values["cartwise:region"])
+    pulumi.runtime.set_mocks(mocks, project="cartwise", stack="dev", preview=False)
+    pulumi.runtime.set_all_config(config, secret_keys=["cartwise:play-signing-key"])
+    try:
+
+        @pulumi.runtime.test  # type: ignore[untyped-decorator]
+        def run() -> None:
+            runpy.run_path(str(PULUMI_DIR / "__main__.py"), run_name="__main__")
+
+        run()
+    finally:
+        pulumi.runtime.set_all_config({})
+    functions = {
+        r.inputs["name"]: r.inputs
+        for r in mocks.registered
+        if r.type.endswith("v2/function:Function")
+    }
+    assert set(functions) == {cloud_name(f.name) for f in SYSTEM.functions}
+    assert functions["ingest-events"]["project"] == values["gcp:project"]
+    assert functions["ingest-events"]["serviceConfig"]["maxInstanceCount"] == 2
+    assert any(r.type.endswith("secretVersion:SecretVersion") for r in mocks.registered)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -47,6 +48,16 @@ class StackConfig(_Config):
 CONFIG_KEYS = tuple(
     field.alias or name for name, field in StackConfig.model_fields.items() if name != "project"
 )
+
+
+def config_value(raw: str | None) -> object:
+    """A Pulumi config value: objects, numbers and booleans are stored as JSON, text as is."""
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
 
 
 def stack_config(project: str, values: Mapping[str, object]) -> StackConfig:
