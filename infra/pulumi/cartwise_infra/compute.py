@@ -140,6 +140,8 @@ class CloudFunction(pulumi.ComponentResource):
                 entry_point=declared.entry_point,
                 environment_variables=build_env or None,
                 service_account=sources.builder.id,
+                # Images in the project's repository, where the build identity may write.
+                docker_repository=sources.repository.id,
                 source=gcp.cloudfunctionsv2.FunctionBuildConfigSourceArgs(
                     storage_source=gcp.cloudfunctionsv2.FunctionBuildConfigSourceStorageSourceArgs(
                         bucket=sources.bucket.name, object=source.name
@@ -282,6 +284,7 @@ class PullWorker(pulumi.ComponentResource):
             location=ctx.region,
             description=declared.description,
             deletion_protection=ctx.stack.deletion_protection,
+            launch_stage="BETA",  # accepted whether worker pools are beta or GA
             scaling=gcp.cloudrunv2.WorkerPoolScalingArgs(
                 manual_instance_count=ctx.instance_count(declared.instances)
             ),
