@@ -12,6 +12,7 @@ import pytest
 
 from cartwise_infra.context import account_id, cloud_name
 from cartwise_infra.orchestration import workflow_files
+from shared.resource_model import Topic
 from shared.resources import SYSTEM
 from tests.unit.infra_systems import NIGHTLY_WORKFLOW, extended_system, nightly_workflows_dir
 from tests.unit.pulumi_harness import ROOT, Program, build, extended_build, system_build
@@ -98,12 +99,19 @@ def test_everything_declared_is_deployed_and_nothing_else(which: str) -> None:
 
 
 def test_the_comparison_catches_a_resource_missing_from_either_side(program: Program) -> None:
-    """The check above is not vacuous: drop a deployed topic, or declare one more."""
-    compared = deployed_vs_declared(program)
-    deployed, declared = compared["topics"]
-    assert deployed - {"shopper-events"} != declared
-    assert deployed != declared | {"new-topic"}
-    assert all(deployed for deployed, _ in compared.values() if _)
+    """Not vacuous: a program that deploys one table less, or one topic more, than
+    SYSTEM declares is caught."""
+    from tests.unit.infra_systems import with_changes
+
+    def mismatches(built: Program) -> set[str]:
+        judged = Program(resources=built.resources, stack=built.stack, system=SYSTEM)
+        return {k for k, (dep, dec) in deployed_vs_declared(judged).items() if dep != dec}
+
+    assert mismatches(program) == set()
+    one_table_less = with_changes(bigquery_tables=SYSTEM.bigquery_tables[1:])
+    assert mismatches(build(one_table_less)) == {"bigquery tables"}
+    extra = Topic(name="not-declared")
+    assert mismatches(build(with_changes(topics=(*SYSTEM.topics, extra)))) == {"topics"}
 
 
 def test_every_function_folder_is_deployed() -> None:
