@@ -307,3 +307,14 @@ def test_workflow_reaching_undeclared_function_is_refused(tmp_path: Path) -> Non
     )
     with pytest.raises(Exception, match="calls experiences"):
         build(no_invoke, workflows_dir=nightly_workflows_dir(tmp_path, NIGHTLY_WORKFLOW))
+
+
+def test_every_component_declares_its_access() -> None:
+    """A function, worker or job added without ``access`` would be deployed with no rights
+    and fail at its first call: declare what it uses (docs/DEPLOY.md, least privilege)."""
+    undeclared = [
+        name
+        for name, access in SYSTEM.accesses().items()
+        if access == Access() and not name.startswith("workflow:")
+    ]
+    assert undeclared == []
