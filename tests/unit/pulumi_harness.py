@@ -102,9 +102,10 @@ def build(
     *,
     workflows_dir: Path | None = None,
     secret_values: Mapping[str, str] | None = None,
+    mocks: RecordingMocks | None = None,
 ) -> Program:
     stack = stack or stack_file("prod")
-    mocks = RecordingMocks(stack.project, stack.region)
+    mocks = mocks or RecordingMocks(stack.project, stack.region)
     pulumi.runtime.set_mocks(mocks, project="cartwise", stack="test", preview=False)
 
     @pulumi.runtime.test  # type: ignore[untyped-decorator]

@@ -275,6 +275,17 @@ def test_a_workflow_referencing_what_does_not_exist_is_refused(
         build(extended_system(), workflows_dir=nightly_workflows_dir(tmp_path, text))
 
 
+def test_a_refused_program_declares_no_resource(tmp_path: Path) -> None:
+    """Checks run first: `pulumi up` stops before creating or changing anything."""
+    from tests.unit.pulumi_harness import RecordingMocks
+
+    mocks = RecordingMocks("p", "europe-west1")
+    bad = NIGHTLY_WORKFLOW.replace("/jobs/train", "/jobs/score")
+    with pytest.raises(Exception, match="unknown job score"):
+        build(extended_system(), workflows_dir=nightly_workflows_dir(tmp_path, bad), mocks=mocks)
+    assert mocks.registered == []
+
+
 def test_a_declared_workflow_without_its_file_is_refused(tmp_path: Path) -> None:
     empty = tmp_path / "workflows"
     empty.mkdir()
@@ -314,4 +325,7 @@ def test_main_deploys_a_stack_from_its_pulumi_yaml() -> None:
     assert set(functions) == {cloud_name(f.name) for f in SYSTEM.functions}
     assert functions["ingest-events"]["project"] == values["gcp:project"]
     assert functions["ingest-events"]["serviceConfig"]["maxInstanceCount"] == 2
-    assert any(r.type.endswith("secretVersion:SecretVersion") for r in mocks.registered)
+    # The configured signing key becomes a secret version; a rotated-out one is disabled.
+    (version,) = [r for r in mocks.registered if r.type.endswith("secretVersion:SecretVersion")]
+    assert version.inputs["secret"] == f"projects/{values['gcp:project']}/secrets/play-signing-key"
+    assert version.inputs["deletionPolicy"] == "DISABLE"

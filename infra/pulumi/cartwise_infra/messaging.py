@@ -22,6 +22,14 @@ def consumed(ctx: Context) -> set[str]:
     return pulled | pushed | read
 
 
+def check_dead_letters(ctx: Context) -> None:
+    """A message a component cannot process must end somewhere: its dead-letter topic."""
+    read = consumed(ctx)
+    for sub in ctx.system.subscriptions:
+        if sub.name in read and not sub.dead_letter_topic:
+            raise ValueError(f"{sub.name} is read by a component but has no dead-letter topic")
+
+
 def seconds(value: int) -> str:
     return f"{value}s"
 
@@ -38,12 +46,8 @@ class Messaging(pulumi.ComponentResource):
                 message_retention_duration=seconds(topic.message_retention_days * 86_400),
                 opts=opts,
             )
-        read = consumed(ctx)
+        check_dead_letters(ctx)
         for sub in ctx.system.subscriptions:
-            if sub.name in read and not sub.dead_letter_topic:
-                raise ValueError(
-                    f"subscription {sub.name} is consumed but has no dead-letter topic"
-                )
             if sub.push_function:
                 continue  # made with its function (it needs the function's URL)
             ctx.subscriptions[sub.name] = self.subscription(ctx, sub, None)

@@ -89,6 +89,13 @@ def check_references(ctx: Context, declared: Workflow, source: str) -> None:
         raise ValueError(f"workflow {declared.name}: " + "; ".join(problems))
 
 
+def check_workflows(ctx: Context) -> None:
+    """Every workflow file against what exists and what it is granted."""
+    files = workflow_files(ctx.workflows_dir)
+    for name, declared in workflow_declarations(ctx).items():
+        check_references(ctx, declared, files[name].read_text())
+
+
 def user_env_vars(ctx: Context) -> dict[str, pulumi.Input[str]]:
     env: dict[str, pulumi.Input[str]] = {"CARTWISE_REGION": ctx.region}
     for name, variable in ctx.function_url_env().items():
@@ -105,7 +112,6 @@ class CloudWorkflow(pulumi.ComponentResource):
         )
         self.access: Access = declared.access
         text = source.read_text()
-        check_references(ctx, declared, text)
         self.workflow = gcp.workflows.Workflow(
             key,
             name=cloud_name(declared.name),

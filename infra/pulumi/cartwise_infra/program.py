@@ -18,10 +18,11 @@ from cartwise_infra.compute import CloudFunction, CloudRunJob, PullWorker, Runti
 from cartwise_infra.config import StackConfig
 from cartwise_infra.context import APIS, Context
 from cartwise_infra.data import BigtableStore, Buckets, DocumentStores, Secrets, Warehouse
-from cartwise_infra.messaging import Messaging
+from cartwise_infra.messaging import Messaging, check_dead_letters
 from cartwise_infra.orchestration import (
     CloudWorkflow,
     ScheduledCall,
+    check_workflows,
     workflow_declarations,
     workflow_files,
 )
@@ -55,6 +56,9 @@ def deploy(
         workflows_dir=workflows_dir or root / "workflows",
         secret_values=dict(secret_values or {}),
     )
+    # Checked before any resource is declared: a refused program changes nothing.
+    check_dead_letters(ctx)
+    check_workflows(ctx)
     ctx.apis = [
         gcp.projects.Service(
             f"api-{api.split('.')[0]}",
