@@ -318,3 +318,18 @@ def test_every_component_declares_its_access() -> None:
         if access == Access() and not name.startswith("workflow:")
     ]
     assert undeclared == []
+
+
+def test_access_to_an_undeclared_resource_is_refused_before_anything_is_declared() -> None:
+    from tests.unit.pulumi_harness import RecordingMocks
+
+    workers = tuple(
+        w.model_copy(update={"access": w.access.model_copy(update={"publishes": ("typo",)})})
+        if w.name == "freeze_decisions"
+        else w
+        for w in SYSTEM.workers
+    )
+    mocks = RecordingMocks("p", "europe-west1")
+    with pytest.raises(ValueError, match="freeze_decisions: publishes 'typo'"):
+        build(with_changes(workers=workers), mocks=mocks)
+    assert mocks.registered == []

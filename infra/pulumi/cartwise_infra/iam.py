@@ -31,6 +31,46 @@ JOB_RUNNER = "roles/run.jobsExecutorWithOverrides"
 WORKFLOWS_INVOKER = "roles/workflows.invoker"
 
 
+def check_access(ctx: Context) -> None:
+    """Every declared use names a declared resource (a typo would otherwise fail mid-way)."""
+    system = ctx.system
+    known = {
+        "publishes": {t.name for t in system.topics},
+        "subscribes": {s.name for s in system.subscriptions},
+        "bigtable_reads": {t.name for t in system.bigtable_tables},
+        "bigtable_writes": {t.name for t in system.bigtable_tables},
+        "bigquery_reads": {d.name for d in system.bigquery_datasets},
+        "bigquery_writes": {d.name for d in system.bigquery_datasets},
+        "firestore_reads": {d.name for d in system.firestore_databases},
+        "firestore_writes": {d.name for d in system.firestore_databases},
+        "bucket_reads": {b.name for b in system.buckets},
+        "bucket_writes": {b.name for b in system.buckets},
+        "secrets": {s.name for s in system.secrets},
+        "invokes": {f.name for f in system.functions if f.signature == "http"},
+        "runs_jobs": {j.name for j in system.jobs},
+    }
+    problems = [
+        f"{component}: {field} {name!r}"
+        for component, access in system.accesses().items()
+        for field, names in known.items()
+        for name in getattr(access, field)
+        if name not in names
+    ]
+    http = known["invokes"]
+    problems += [
+        f"scheduler job {j.name}: no HTTP function {j.function!r}"
+        for j in system.scheduler_jobs
+        if j.function not in http
+    ]
+    problems += [
+        f"worker {w.name}: no subscription {w.subscription!r}"
+        for w in system.workers
+        if w.subscription not in known["subscribes"]
+    ]
+    if problems:
+        raise ValueError("undeclared resources: " + "; ".join(problems))
+
+
 def service_account(
     ctx: Context, key: str, prefix: str, name: str, purpose: str, parent: pulumi.Resource
 ) -> gcp.serviceaccount.Account:

@@ -57,6 +57,7 @@ def deploy(
         secret_values=dict(secret_values or {}),
     )
     # Checked before any resource is declared: a refused program changes nothing.
+    iam.check_access(ctx)
     check_dead_letters(ctx)
     check_workflows(ctx)
     ctx.apis = [
