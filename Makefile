@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	@echo "setup: project virtualenv $(VENV)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install $(PIP_QUIET) --upgrade "pip>=24"
-	@$(PY) -m pip install $(PIP_QUIET) -c constraints.txt -e '.[dev]'
+	@$(PY) -m pip install $(PIP_QUIET) -c constraints.txt -e '.[dev,infra]'
 	@touch $@
 
 $(BQ_VENV)/.installed: emulators/bigquery/requirements.txt
@@ -49,7 +49,7 @@ lint: setup
 
 typecheck: setup
 	@echo "types: mypy"
-	@$(VENV)/bin/mypy shared emulators tests $(wildcard functions bench)
+	@$(VENV)/bin/mypy shared emulators tests infra/pulumi/cartwise_infra infra/pulumi/__main__.py $(wildcard functions bench)
 
 unit: setup
 	@$(VENV)/bin/pytest tests/unit -q

@@ -11,6 +11,7 @@ from shared.journey_campaigns import JOURNEY_TABLES
 from shared.read_models import DATASET as BIGQUERY_DATASET  # re-exported
 from shared.read_models import DEAD_LETTERS, READ_MODELS
 from shared.resource_model import (
+    Access,
     BigQueryDataset,
     BigQueryTable,
     BigtableTable,
@@ -21,6 +22,8 @@ from shared.resource_model import (
     GcRule,
     RetryPolicy,
     SchedulerJob,
+    Secret,
+    Sizing,
     Subscription,
     SystemResources,
     Topic,
@@ -29,6 +32,7 @@ from shared.resource_model import (
 
 __all__ = [
     "BIGQUERY_DATASET",
+    "Access",
     "BigQueryDataset",
     "BigQueryTable",
     "BigtableTable",
@@ -39,6 +43,8 @@ __all__ = [
     "GcRule",
     "RetryPolicy",
     "SchedulerJob",
+    "Secret",
+    "Sizing",
     "Subscription",
     "SystemResources",
     "Topic",
@@ -77,6 +83,10 @@ STATE_FAMILY = "s"
 EXPERIENCE_TREES_TABLE = "experience_trees"
 TREE_FAMILY = "t"
 HOT_STATE_RETENTION_DAYS = 90
+
+# Cold read models are kept as long as raw events (BigQuery partition expiration).
+READ_MODEL_RETENTION_DAYS = RAW_EVENT_RETENTION_DAYS
+PLAY_SIGNING_KEY_SECRET = "play-signing-key"  # noqa: S105 (the secret's name)
 
 SYSTEM = SystemResources(
     topics=(
@@ -173,7 +183,11 @@ SYSTEM = SystemResources(
         ),
     ),
     bigquery_datasets=(
-        BigQueryDataset(name=BIGQUERY_DATASET, description="cartwise cold read models"),
+        BigQueryDataset(
+            name=BIGQUERY_DATASET,
+            description="cartwise cold read models",
+            partition_expiration_days=READ_MODEL_RETENTION_DAYS,
+        ),
     ),
     bigquery_tables=(*READ_MODELS, DEAD_LETTERS, *DECISION_TABLES, *JOURNEY_TABLES),
     firestore_databases=(
@@ -183,6 +197,7 @@ SYSTEM = SystemResources(
         FirestoreDatabase(
             name=REWARDS_DATABASE,
             description="winners' e-mail addresses and payouts; rewards code path only",
+            reserved_for=(),  # the rewards functions (issue 8) name themselves here
         ),
     ),
     functions=(
@@ -195,6 +210,18 @@ SYSTEM = SystemResources(
             env_url_name="INGEST_URL",
             local_workers=2,  # one per core: docs/BENCHMARKS.md
             local_threads=4,
+            # 10,000 events/s at peak, in requests of a few events each.
+            sizing=Sizing(memory="1Gi", cpu="2", min_instances=2, max_instances=100, timeout_s=30),
+            access=Access(
+                publishes=(SHOPPER_EVENTS_TOPIC, REJECTED_EVENTS_TOPIC),
+                bigtable_writes=(
+                    SHOPPER_EVENTS_TABLE,
+                    EVENT_IDS_TABLE,
+                    REJECTED_EVENTS_TABLE,
+                    RATE_LIMITS_TABLE,
+                ),
+                firestore_reads=(DEFAULT_DATABASE,),
+            ),
         ),
         Function(
             name="experiences",
@@ -204,6 +231,10 @@ SYSTEM = SystemResources(
             description="Experiences API: GET /v1/shoppers/{shopper_id}/experiences",
             env_url_name="EXPERIENCES_URL",
             local_threads=8,
+            sizing=Sizing(min_instances=2, max_instances=50, timeout_s=10),
+            access=Access(
+                bigtable_reads=(SHOPPER_STATE_TABLE,), firestore_reads=(DEFAULT_DATABASE,)
+            ),
         ),
     ),
     workers=(
@@ -211,17 +242,44 @@ SYSTEM = SystemResources(
             name="freeze_events",
             subscription=FREEZER_SUBSCRIPTION,
             description="Freezer: shopper events into BigQuery read models (pull worker)",
+            instances=2,
+            sizing=Sizing(memory="2Gi"),
+            access=Access(
+                publishes=(SHOPPER_EVENTS_DEAD_LETTER_TOPIC,), bigquery_writes=(BIGQUERY_DATASET,)
+            ),
         ),
         Worker(
             name="decide_events",
             subscription=DECIDER_SUBSCRIPTION,
             description="Decisions: shopper events along their experience trees (pull worker)",
+            instances=4,
+            sizing=Sizing(memory="1Gi"),
+            access=Access(
+                publishes=(SHOPPER_EXPERIENCES_TOPIC, SHOPPER_EVENTS_DEAD_LETTER_TOPIC),
+                bigtable_reads=(EXPERIENCE_TREES_TABLE,),
+                bigtable_writes=(SHOPPER_STATE_TABLE,),
+                firestore_reads=(DEFAULT_DATABASE,),
+                bigquery_writes=(BIGQUERY_DATASET,),  # dead-letter counts
+                secrets=(PLAY_SIGNING_KEY_SECRET,),
+            ),
         ),
         Worker(
             name="freeze_decisions",
             subscription=DECISION_FREEZER_SUBSCRIPTION,
             description="Decisions into BigQuery read models (pull worker)",
+            sizing=Sizing(memory="1Gi"),
+            access=Access(
+                publishes=(SHOPPER_EXPERIENCES_DEAD_LETTER_TOPIC,),
+                bigquery_writes=(BIGQUERY_DATASET,),
+            ),
         ),
     ),
     scheduler_jobs=(),
+    secrets=(
+        Secret(
+            name=PLAY_SIGNING_KEY_SECRET,
+            env="PLAY_SIGNING_KEY",
+            description="HMAC key that signs play tokens (decide_events)",
+        ),
+    ),
 )

@@ -1,0 +1,1 @@
+"""The cartwise Pulumi program's components; ``program.deploy`` builds the whole system."""

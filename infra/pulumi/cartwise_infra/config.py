@@ -1,0 +1,69 @@
+"""A stack's configuration (``Pulumi.<stack>.yaml``), typed; read only by ``__main__``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class BigtableConfig(_Config):
+    zone: str
+    storage_type: str = Field(default="SSD", alias="storageType")
+    min_nodes: int = Field(default=1, alias="minNodes")
+    max_nodes: int = Field(default=3, alias="maxNodes")
+    cpu_target: int = Field(default=60, alias="cpuTarget")
+
+
+class StackConfig(_Config):
+    """Everything that differs between stacks; the resources themselves come from SYSTEM."""
+
+    project: str
+    region: str
+    bigquery_location: str = Field(alias="bigqueryLocation")
+    firestore_location: str = Field(alias="firestoreLocation")
+    bigtable: BigtableConfig
+    max_instances: int | None = Field(
+        default=None,
+        alias="maxInstances",
+        description="cap on every function's max instances and worker pool's instances",
+    )
+    min_instances: int | None = Field(
+        default=None, alias="minInstances", description="cap on min instances (dev: 0)"
+    )
+    retention_days: dict[str, int] = Field(
+        default_factory=dict,
+        alias="retentionDays",
+        description="per BigQuery dataset: cap on its partitions' expiration, in days",
+    )
+    deletion_protection: bool = Field(default=True, alias="deletionProtection")
+    log_level: str = Field(default="INFO", alias="logLevel")
+
+
+CONFIG_KEYS = tuple(
+    field.alias or name for name, field in StackConfig.model_fields.items() if name != "project"
+)
+
+
+def config_value(raw: str | None) -> object:
+    """A Pulumi config value: objects, numbers and booleans are stored as JSON, text as is."""
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def stack_config(project: str, values: Mapping[str, object]) -> StackConfig:
+    """From the ``cartwise:`` keys of a stack (without the prefix) and ``gcp:project``."""
+    unknown = sorted(set(values) - set(CONFIG_KEYS))
+    if unknown:
+        raise ValueError(f"unknown cartwise: configuration keys {unknown}")
+    present = {key: value for key, value in values.items() if value is not None}
+    return StackConfig.model_validate({"project": project, **present})

@@ -1,0 +1,101 @@
+"""The whole system from its declaration: ``deploy(SYSTEM, stack, ...)``.
+
+Nothing here lists resources: every topic, table, function, worker, job, workflow and
+schedule comes from ``shared.resources.SYSTEM`` and the files in ``workflows/``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pulumi
+import pulumi_gcp as gcp
+
+from cartwise_infra import iam
+from cartwise_infra.compute import CloudFunction, CloudRunJob, PullWorker, RuntimeImage, Sources
+from cartwise_infra.config import StackConfig
+from cartwise_infra.context import APIS, Context
+from cartwise_infra.data import BigtableStore, Buckets, DocumentStores, Secrets, Warehouse
+from cartwise_infra.messaging import Messaging, check_dead_letters
+from cartwise_infra.orchestration import (
+    CloudWorkflow,
+    ScheduledCall,
+    check_workflows,
+    workflow_declarations,
+    workflow_files,
+)
+from shared.resource_model import Access, SystemResources
+
+
+@dataclass(frozen=True)
+class Deployment:
+    context: Context
+    function_urls: dict[str, pulumi.Output[str]]
+
+
+def pubsub_service_agent(project: str) -> pulumi.Output[str]:
+    number = gcp.organizations.get_project_output(project_id=project).number
+    return pulumi.Output.concat(
+        "serviceAccount:service-", number, "@gcp-sa-pubsub.iam.gserviceaccount.com"
+    )
+
+
+def deploy(
+    system: SystemResources,
+    stack: StackConfig,
+    root: Path,
+    secret_values: Mapping[str, pulumi.Input[str]] | None = None,
+    workflows_dir: Path | None = None,
+) -> Deployment:
+    ctx = Context(
+        system=system,
+        stack=stack,
+        root=root,
+        workflows_dir=workflows_dir or root / "workflows",
+        secret_values=dict(secret_values or {}),
+    )
+    # Checked before any resource is declared: a refused program changes nothing.
+    iam.check_access(ctx)
+    check_dead_letters(ctx)
+    check_workflows(ctx)
+    ctx.apis = [
+        gcp.projects.Service(
+            f"api-{api.split('.')[0]}",
+            project=stack.project,
+            service=api,
+            disable_on_destroy=False,
+        )
+        for api in APIS
+    ]
+    messaging = Messaging(ctx, pubsub_service_agent(stack.project))
+    BigtableStore(ctx)
+    Warehouse(ctx)
+    DocumentStores(ctx)
+    Secrets(ctx)
+    Buckets(ctx)
+
+    granted: list[tuple[str, gcp.serviceaccount.Account, Access, pulumi.Resource]] = []
+    sources = Sources(ctx)
+    for function in system.functions:
+        component = CloudFunction(ctx, sources, messaging, function)
+        granted.append((function.name, component.account, component.access, component))
+    if system.workers or system.jobs:
+        image = RuntimeImage(ctx, sources)
+        for worker in system.workers:
+            pool = PullWorker(ctx, image, worker)
+            granted.append((worker.name, pool.account, pool.access, pool))
+        for job in system.jobs:
+            run = CloudRunJob(ctx, image, job)
+            granted.append((job.name, run.account, run.access, run))
+    for declared in workflow_declarations(ctx).values():
+        source = workflow_files(ctx.workflows_dir)[declared.name]
+        flow = CloudWorkflow(ctx, declared, source)
+        granted.append((f"workflow-{declared.name}", flow.account, flow.access, flow))
+    # Grants last: a component may use what is declared after it (a workflow, a job).
+    for key, account, access, parent in granted:
+        iam.grant(ctx, key, account, access, parent)
+    for scheduled in system.scheduler_jobs:
+        ScheduledCall(ctx, scheduled)
+    return Deployment(context=ctx, function_urls={name: f.url for name, f in ctx.functions.items()})
