@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class _Frozen(BaseModel):
@@ -120,13 +120,32 @@ class Worker(_Frozen):
 
 
 class SchedulerJob(_Frozen):
+    """A cron job targeting a function (``path``, ``method``, ``body``) or a workflow (a new
+    execution whose argument is ``body``, as Cloud Scheduler's Workflows target does)."""
+
     name: str
     schedule: str
     time_zone: str = "Etc/UTC"
-    function: str
+    function: str | None = None
+    workflow: str | None = None
     path: str = "/"
     method: Literal["GET", "POST"] = "POST"
     body: str = "{}"
+
+    @model_validator(mode="after")
+    def _one_target(self) -> SchedulerJob:
+        if (self.function is None) == (self.workflow is None):
+            raise ValueError("a job targets either a function or a workflow")
+        return self
+
+
+class Workflow(_Frozen):
+    """A Cloud Workflows workflow: ``workflows/<name>.workflows.yaml``; the functions it
+    calls are given to it as user environment variables (``shared.workflow_render``)."""
+
+    name: str
+    description: str = ""
+    calls: tuple[str, ...] = Field(default=(), description="functions it calls over HTTP")
 
 
 class SystemResources(_Frozen):
@@ -140,6 +159,7 @@ class SystemResources(_Frozen):
     functions: tuple[Function, ...]
     workers: tuple[Worker, ...]
     scheduler_jobs: tuple[SchedulerJob, ...]
+    workflows: tuple[Workflow, ...] = ()
 
     def function(self, name: str) -> Function:
         for function in self.functions:

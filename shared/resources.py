@@ -25,6 +25,7 @@ from shared.resource_model import (
     SystemResources,
     Topic,
     Worker,
+    Workflow,
 )
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "SystemResources",
     "Topic",
     "Worker",
+    "Workflow",
 ]
 
 PROJECT_PREFIX_LOCAL = "demo-"
@@ -77,6 +79,9 @@ STATE_FAMILY = "s"
 EXPERIENCE_TREES_TABLE = "experience_trees"
 TREE_FAMILY = "t"
 HOT_STATE_RETENTION_DAYS = 90
+
+NIGHTLY_WORKFLOW = "nightly"
+NIGHTLY_STEPS_FUNCTION = "nightly_steps"
 
 SYSTEM = SystemResources(
     topics=(
@@ -205,6 +210,15 @@ SYSTEM = SystemResources(
             env_url_name="EXPERIENCES_URL",
             local_threads=8,
         ),
+        Function(
+            name=NIGHTLY_STEPS_FUNCTION,
+            signature="http",
+            entry_point="nightly_steps",
+            public=False,  # invoked by the nightly workflow's service account only (OIDC)
+            description="Nightly steps: POST /runs, POST /steps/{name} (docs/NIGHTLY.md)",
+            env_url_name="NIGHTLY_STEPS_URL",
+            local_threads=4,
+        ),
     ),
     workers=(
         Worker(
@@ -223,5 +237,21 @@ SYSTEM = SystemResources(
             description="Decisions into BigQuery read models (pull worker)",
         ),
     ),
-    scheduler_jobs=(),
+    scheduler_jobs=(
+        SchedulerJob(
+            name="nightly",
+            schedule="30 2 * * *",  # after the day's last baskets are frozen
+            time_zone="Etc/UTC",
+            workflow=NIGHTLY_WORKFLOW,
+            body="{}",  # a new run: run id from the execution, cut-off yesterday
+        ),
+    ),
+    workflows=(
+        Workflow(
+            name=NIGHTLY_WORKFLOW,
+            description="features -> train -> evaluate and gate -> score -> compile trees "
+            "-> publish (docs/NIGHTLY.md)",
+            calls=(NIGHTLY_STEPS_FUNCTION,),
+        ),
+    ),
 )

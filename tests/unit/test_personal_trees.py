@@ -17,7 +17,7 @@ from shared.tree_compiler import (
     compile_personal_tree,
     personal_generosity,
 )
-from shared.trees import ExperienceTree, ShopperState, first_applicable
+from shared.trees import ExperienceTree, PersonalizedPromotion, ShopperState, first_applicable
 from tests.unit.test_decisions import KEY, T0, add, remove, shown
 from tests.unit.test_tree_compiler import campaign
 
@@ -110,7 +110,8 @@ def test_a_personal_tree_holds_the_shoppers_own_parameters() -> None:
     )
     assert set(tree.nodes) == {"root", "promo", "after:pasta"}
     promotion = tree.experiences["promo:promotion"]
-    assert getattr(promotion, "generosity_pct") == Decimal(10)  # pasta is habitual
+    assert isinstance(promotion, PersonalizedPromotion)
+    assert promotion.generosity_pct == Decimal(10)  # pasta is habitual
     assert ExperienceTree.deserialize(tree.serialize()) == tree
     assert personal().tree_version == tree.tree_version  # deterministic
     assert personal(scores=scores("bread")).tree_version != tree.tree_version
