@@ -77,14 +77,14 @@ OUTPUT_TABLES: dict[str, list[tuple[str, str]]] = {
 def execute(
     base: str, project: str, argument: dict[str, Any], timeout_s: float = 120
 ) -> tuple[int, Any]:
-    request = urllib.request.Request(  # noqa: S310 - loopback
+    request = urllib.request.Request(
         f"{base}/v1/projects/{project}/locations/europe-west1/workflows/nightly/executions",
         data=json.dumps({"argument": json.dumps(argument)}).encode(),
         headers={"Content-Type": "application/json"},
         method="POST",
     )
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
