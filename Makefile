@@ -76,3 +76,10 @@ bench-ingest: up
 .PHONY: bench-freeze
 bench-freeze: up
 	@$(PY) -m bench.freeze --json .local/bench/freeze.json
+
+# The nightly workflow (features -> train -> evaluate and gate -> score -> compile trees ->
+# publish) on the local workflows emulator: progress per step, the evaluation table, the
+# summary (docs/NIGHTLY.md). Needs history in the read models: `cartwise backfill`.
+.PHONY: nightly
+nightly: up
+	@$(VENV)/bin/cartwise nightly $(if $(CUTOFF),--cutoff $(CUTOFF))
