@@ -608,7 +608,8 @@ def nightly_command(args: argparse.Namespace) -> int:
                 record = json.loads(response.read())
         except (urllib.error.URLError, OSError):
             record = {"steps": {}}
-        for name, step in record.get("steps", {}).items():
+        steps = sorted(record.get("steps", {}).items(), key=lambda kv: kv[1]["started_at"])
+        for name, step in steps:
             if shown.get(name) == step["status"]:
                 continue
             shown[name] = step["status"]
@@ -625,7 +626,7 @@ def nightly_command(args: argparse.Namespace) -> int:
                 print(f"  [{elapsed:7.1f}s] {name:<14} FAILED: {step.get('error')}", flush=True)
         if finished:
             break
-        time.sleep(1)
+        time.sleep(0.5)
     status, body = outcome.get("status"), outcome.get("body", {})
     if status != 200:
         error = body.get("error", {})
@@ -646,7 +647,8 @@ def nightly_command(args: argparse.Namespace) -> int:
             print(f"  {name:<14} -")
         else:
             print(f"  {name:<14} {step['seconds']:7.1f}s  {_brief(step.get('summary'))}")
-    print(json.dumps(body, indent=1, default=str))
+    if args.json:
+        print(json.dumps(body, indent=1, default=str))
     if body["outcome"] != "published":
         print("the gate refused the model: the previous trees stay live", file=sys.stderr)
         return 3

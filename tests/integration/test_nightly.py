@@ -363,7 +363,7 @@ def test_the_whole_workflow_with_the_model_steps(stack: dict[str, str], unique: 
     """The modelling half merged: every step runs for real, on a small backfill."""
     from shared.cli import main as cartwise
 
-    assert cartwise(["backfill", "--weeks", "1-53", "--households", "40", "--workers", "1"]) == 0
+    assert cartwise(["backfill", "--weeks", "41-53", "--households", "30", "--workers", "1"]) == 0
     run_id = f"full-{unique}"
     status, summary = execute(
         stack["WORKFLOWS_EMULATOR_URL"], stack["GOOGLE_CLOUD_PROJECT"], {"run_id": run_id}, 600
