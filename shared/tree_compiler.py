@@ -61,8 +61,13 @@ def rule_of(campaign: Campaign) -> CampaignRule:
     )
 
 
-def experiences_of(campaign: Campaign) -> list[Experience]:
-    products = products_of(campaign)
+def experiences_of(campaign: Campaign, products: ProductFilter | None = None) -> list[Experience]:
+    """The campaign's experiences, on its products or on ``products`` (a personal tree's
+    selection of them)."""
+    recommended = (
+        sorted(products.product_ids) if products is not None else campaign.targeted_product_ids
+    )
+    products = products or products_of(campaign)
     cid = campaign.campaign_id
     tension = TensionCart(
         experience_id=f"{cid}:tension",
@@ -100,7 +105,7 @@ def experiences_of(campaign: Campaign) -> list[Experience]:
                     campaign_id=cid,
                     product_id=product_id,
                 )
-                for product_id in campaign.targeted_product_ids[:3]
+                for product_id in recommended[:3]
             ]
     if campaign.threshold > 0 or campaign.experience_type == "tension_cart":
         found.append(tension)
@@ -213,6 +218,7 @@ class PersonalRules:
     threshold_uplift: Decimal = Decimal("1.15")  # at least 15% above the median basket
     basket_reward: str = "free delivery on this order"
     habitual_rank: int = 10  # a targeted product this high in the ranking: bought anyway
+    campaign_products: int = 20  # a campaign's products kept in a personal tree, at most
     habitual_generosity_share: Decimal = Decimal("0.5")
     validity: timedelta = DEFAULT_VALIDITY
 
@@ -243,6 +249,21 @@ def personal_generosity(
         return campaign.generosity_pct
     lowered = (campaign.generosity_pct * rules.habitual_generosity_share).quantize(Decimal("0.1"))
     return max(min(lowered, campaign.generosity_pct), Decimal("0.1"))
+
+
+def campaign_selection(
+    campaign: Campaign, shopper_products: Sequence[str], rules: PersonalRules
+) -> ProductFilter | None:
+    """The campaign's products for this shopper: those of its targeted products the shopper
+    is expected to buy or is recommended (best first, at most ``campaign_products``); a
+    campaign that targets brands only keeps its brands. ``None``: nothing for them."""
+    if not campaign.targeted_product_ids:
+        return ProductFilter(brands=frozenset(campaign.targeted_brands))
+    targeted = set(campaign.targeted_product_ids)
+    chosen = [p for p in dict.fromkeys(shopper_products) if p in targeted]
+    if not chosen:
+        return None
+    return ProductFilter(product_ids=frozenset(chosen[: rules.campaign_products]))
 
 
 def best_complements(
@@ -283,10 +304,21 @@ def compile_personal_tree(
     run_id: str,
     rules: PersonalRules = PersonalRules(),
 ) -> ExperienceTree:
-    """The shopper's tree: the retailer's campaign nodes (generosity personalized), the
-    root with their usual products and a tension cart above their usual basket, and one
-    node per complement trigger (adding pasta: recommend the sauce)."""
-    live = live_campaigns(retailer_id, campaigns, now)
+    """The shopper's tree: a node per campaign for them (its products they are expected to
+    buy or are recommended, generosity personalized), the root with their usual products
+    and a tension cart above their usual basket, and one node per complement trigger
+    (adding pasta: recommend the sauce)."""
+    pairs = best_complements(scores, complements, rules)
+    shopper_products = [
+        *(s.product_id for s in sorted(scores, key=lambda s: s.rank)),
+        *(complement for _, complement in pairs),
+    ]
+    selected = {
+        c.campaign_id: chosen
+        for c in live_campaigns(retailer_id, campaigns, now)
+        if (chosen := campaign_selection(c, shopper_products, rules)) is not None
+    }
+    live = [c for c in live_campaigns(retailer_id, campaigns, now) if c.campaign_id in selected]
     threshold = basket_threshold(profile, rules)
     experiences: dict[str, Experience] = {}
     basket_nudge: tuple[str, ...] = ()
@@ -306,9 +338,9 @@ def compile_personal_tree(
     experiences |= {e.experience_id: e for e in usual}
 
     enter_campaign = [
-        Transition(to=c.campaign_id, when=(ProductAdded(products=products_of(c)),)) for c in live
+        Transition(to=c.campaign_id, when=(ProductAdded(products=selected[c.campaign_id]),))
+        for c in live
     ]
-    pairs = best_complements(scores, complements, rules)
     enter_complement = [
         Transition(
             to=f"after:{trigger}",
@@ -329,13 +361,13 @@ def compile_personal_tree(
             e.model_copy(update={"generosity_pct": generosity})
             if isinstance(e, PersonalizedPromotion)
             else e
-            for e in experiences_of(campaign)
+            for e in experiences_of(campaign, selected[campaign.campaign_id])
         ]
         experiences |= {e.experience_id: e for e in own}
         nodes[campaign.campaign_id] = Node(
             experiences=tuple(e.experience_id for e in own),
             transitions=(
-                _leave_when_gone(products_of(campaign)),
+                _leave_when_gone(selected[campaign.campaign_id]),
                 *(t for t in enter if t.to != campaign.campaign_id),
             ),
         )

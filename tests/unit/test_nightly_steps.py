@@ -284,3 +284,20 @@ def test_routes_and_refusals(deps: NightlyDependencies) -> None:
         "/runs/{run_id}",
         "/openapi.json",
     }
+
+
+def test_the_evaluation_table_is_printed_in_aligned_columns() -> None:
+    from shared.cli import format_table
+
+    text = format_table(
+        [
+            {"method": "P-TopFreq", "metric": "recall@10", "value": 0.166},
+            {"method": "ranker", "metric": "recall@10", "value": 0.19, "ci_low": 0.01},
+        ]
+    )
+    lines = text.splitlines()
+    assert lines[0].split() == ["method", "metric", "value", "ci_low"]
+    assert lines[2].split() == ["P-TopFreq", "recall@10", "0.1660"]
+    assert lines[3].split() == ["ranker", "recall@10", "0.1900", "0.0100"]
+    assert len({len(line.rstrip()) for line in lines[:2]}) == 1
+    assert format_table("already text") == "already text"

@@ -157,3 +157,31 @@ def test_a_stale_personal_tree_falls_back_to_the_default() -> None:
     tree = personal()
     assert first_applicable([tree, default], T0 + timedelta(days=1)) is tree
     assert first_applicable([tree, default], T0 + timedelta(days=2, seconds=1)) is default
+
+
+def test_a_personal_tree_keeps_the_campaigns_and_products_for_this_shopper() -> None:
+    many = [f"other-{i}" for i in range(500)]
+    tree = personal(
+        campaigns=[
+            campaign("promo", targeted_product_ids=["pasta", *many], generosity_pct=Decimal(20)),
+            campaign("sauces", targeted_product_ids=["sauce-b", "sauce-a"]),  # a complement
+            campaign("caviar", targeted_product_ids=["caviar"]),  # nothing for this shopper
+            campaign("brand", targeted_product_ids=[], targeted_brands=["brand-x"]),
+        ]
+    )
+    assert set(tree.campaigns) == {"promo", "sauces", "brand"}
+    promotion = tree.experiences["promo:promotion"]
+    assert isinstance(promotion, PersonalizedPromotion)
+    assert promotion.products.product_ids == {"pasta"}  # not the 500 others
+    sauces = tree.experiences["sauces:promotion"]
+    assert isinstance(sauces, PersonalizedPromotion)
+    assert sauces.products.product_ids == {"sauce-a"}
+    brand = tree.experiences["brand:promotion"]
+    assert isinstance(brand, PersonalizedPromotion)
+    assert brand.products.brands == {"brand-x"}
+    assert len(tree.serialize()) < 6000
+    # Adding a targeted product the shopper was not expected to buy: no campaign node.
+    state, decision = decide(
+        tree, ShopperState(), "r1", add("other-7", 1, "1.00", 10), signing_key=KEY
+    )
+    assert decision is not None and decision.node_id == "root"
