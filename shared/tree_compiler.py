@@ -212,7 +212,7 @@ class PersonalRules:
     """The econometric rules turning predictions into tree parameters (docs/NIGHTLY.md)."""
 
     history_recommendations: int = 3  # the ranker's top products shown at the root
-    complement_triggers: int = 10  # the shopper's top products that lead to a complement
+    complement_triggers: int = 6  # the shopper's top products that lead to a complement
     min_lift: float = 1.2
     min_baskets_for_threshold: int = 3
     threshold_uplift: Decimal = Decimal("1.15")  # at least 15% above the median basket
