@@ -181,7 +181,5 @@ def test_a_personal_tree_keeps_the_campaigns_and_products_for_this_shopper() -> 
     assert brand.products.brands == {"brand-x"}
     assert len(tree.serialize()) < 6000
     # Adding a targeted product the shopper was not expected to buy: no campaign node.
-    _, decision = decide(
-        tree, ShopperState(), "r1", add("other-7", 1, "1.00", 10), signing_key=KEY
-    )
+    _, decision = decide(tree, ShopperState(), "r1", add("other-7", 1, "1.00", 10), signing_key=KEY)
     assert decision is not None and decision.node_id == "root"
