@@ -82,3 +82,10 @@ bench-freeze: up
 .PHONY: bench-decide
 bench-decide: up
 	@$(PY) -m bench.decide --json .local/bench/decide.json
+
+# The nightly workflow (features -> train -> evaluate and gate -> score -> compile trees ->
+# publish) on the local workflows emulator: progress per step, the evaluation table, the
+# summary (docs/NIGHTLY.md). Needs history in the read models: `cartwise backfill`.
+.PHONY: nightly
+nightly: up
+	@$(VENV)/bin/cartwise nightly $(if $(CUTOFF),--cutoff $(CUTOFF))

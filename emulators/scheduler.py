@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -28,17 +29,38 @@ from shared.resources import SYSTEM, SchedulerJob, SystemResources
 log = logging.getLogger("cartwise.scheduler")
 
 
+LOCATION = "europe-west1"
+
+
 def job_url(settings: StackSettings, system: SystemResources, job: SchedulerJob) -> str:
+    if job.workflow is not None:
+        return (
+            f"http://{settings.host}:{settings.workflows_port}/v1/projects/{settings.project}"
+            f"/locations/{LOCATION}/workflows/{job.workflow}/executions"
+        )
+    assert job.function is not None
     port = function_ports(settings, [f.name for f in system.functions])[job.function]
     return f"http://{settings.host}:{port}{job.path}"
 
 
+def job_body(job: SchedulerJob) -> bytes | None:
+    """What the target receives: the body, or for a workflow a new execution whose
+    argument is the body (Cloud Scheduler's Workflows target)."""
+    if job.workflow is not None:
+        return json.dumps({"argument": job.body}).encode()
+    return job.body.encode() if job.method == "POST" else None
+
+
 def fire(url: str, job: SchedulerJob, timeout_s: float = 300) -> int:
-    """Call the job's target once, as Cloud Scheduler does; return the HTTP status."""
+    """Call the job's target once, as Cloud Scheduler does; return the HTTP status.
+
+    The local workflows emulator answers when the execution ends (the cloud answers when
+    it starts): the caller of a workflow job fires it from a thread (``fire_in_background``).
+    """
     request = urllib.request.Request(  # noqa: S310 - loopback URL built from settings
         url,
-        data=job.body.encode() if job.method == "POST" else None,
-        method=job.method,
+        data=job_body(job),
+        method="POST" if job.workflow is not None else job.method,
         headers={"Content-Type": "application/json", "X-CloudScheduler-JobName": job.name},
     )
     try:
@@ -48,6 +70,18 @@ def fire(url: str, job: SchedulerJob, timeout_s: float = 300) -> int:
         status = exc.code
     log.info("job fired", extra={"job": job.name, "url": url, "status": status})
     return status
+
+
+def fire_in_background(url: str, job: SchedulerJob) -> None:
+    """A workflow job: the execution may run for minutes; the scheduler keeps ticking."""
+
+    def run() -> None:
+        try:
+            fire(url, job, timeout_s=3600)
+        except OSError:
+            log.exception("job failed", extra={"job": job.name})
+
+    threading.Thread(target=run, name=f"job-{job.name}", daemon=True).start()
 
 
 def next_fire_times(jobs: Sequence[SchedulerJob], now: datetime) -> dict[str, datetime]:
@@ -60,7 +94,7 @@ def next_fire_times(jobs: Sequence[SchedulerJob], now: datetime) -> dict[str, da
 def run(
     settings: StackSettings, system: SystemResources, heartbeat: Path, tick_s: float = 1.0
 ) -> None:
-    jobs = {job.name: job for job in system.scheduler_jobs}
+    jobs = {job.name: job for job in system.schedules()}
     due = next_fire_times(list(jobs.values()), datetime.now(UTC))
     log.info("scheduler started", extra={"jobs": {k: v.isoformat() for k, v in due.items()}})
     while True:
@@ -71,7 +105,10 @@ def run(
         for name, when in list(due.items()):
             if when <= now:
                 try:
-                    fire(job_url(settings, system, jobs[name]), jobs[name])
+                    if jobs[name].workflow is not None:
+                        fire_in_background(job_url(settings, system, jobs[name]), jobs[name])
+                    else:
+                        fire(job_url(settings, system, jobs[name]), jobs[name])
                 except OSError:
                     log.exception("job failed", extra={"job": name})
                 due[name] = next_fire_times([jobs[name]], now)[name]
@@ -86,11 +123,12 @@ def main(argv: list[str] | None = None) -> int:
     configure()
     settings = StackSettings()
     if args.fire:
-        jobs = {job.name: job for job in SYSTEM.scheduler_jobs}
+        jobs = {job.name: job for job in SYSTEM.schedules()}
         if args.fire not in jobs:
             print(f"unknown job {args.fire!r}; known: {sorted(jobs)}", file=sys.stderr)
             return 2
-        status = fire(job_url(settings, SYSTEM, jobs[args.fire]), jobs[args.fire])
+        job = jobs[args.fire]
+        status = fire(job_url(settings, SYSTEM, job), job, timeout_s=3600)
         return 0 if status < 300 else 1
     heartbeat = args.heartbeat or settings.local_dir / "scheduler.heartbeat"
     run(settings, SYSTEM, heartbeat)

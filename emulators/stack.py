@@ -28,6 +28,7 @@ from typing import Any
 from emulators import processes
 from emulators.config import ROOT, StackSettings, function_ports
 from shared.resources import SYSTEM, SystemResources
+from shared.workflow_render import environment
 
 log = logging.getLogger("cartwise.stack")
 
@@ -175,6 +176,10 @@ def components(settings: StackSettings, system: SystemResources = SYSTEM) -> lis
             ],
             (s.workflows_port,),
             http_health(f"http://{s.host}:{s.workflows_port}/healthz"),
+            # What the cloud gives each workflow as user environment variables (the URLs
+            # of the functions it calls): docs/NIGHTLY.md.
+            env=environment(system, function_urls(settings, system)),
+            code=(ROOT / "workflows", ROOT / "shared" / "workflow_render.py"),
         ),
     ]
     function_env = {**settings.emulator_env(), "PLAY_SIGNING_KEY": _play_signing_key(settings)}
@@ -246,6 +251,12 @@ def components(settings: StackSettings, system: SystemResources = SYSTEM) -> lis
         )
     )
     return found
+
+
+def function_urls(settings: StackSettings, system: SystemResources = SYSTEM) -> dict[str, str]:
+    """Each function's local base URL, by function name."""
+    ports = function_ports(settings, [f.name for f in system.functions])
+    return {name: f"http://{settings.host}:{port}" for name, port in ports.items()}
 
 
 def urls(settings: StackSettings, system: SystemResources = SYSTEM) -> dict[str, str]:

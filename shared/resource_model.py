@@ -227,15 +227,31 @@ class Workflow(_Frozen):
     argument: str = "{}"
     access: Access = Access()
 
+    @property
+    def calls(self) -> tuple[str, ...]:
+        """The functions it calls over HTTP: their URLs are given to it as user environment
+        variables (``shared.workflow_render``)."""
+        return self.access.invokes
+
 
 class SchedulerJob(_Frozen):
+    """A cron job targeting a function (``path``, ``method``, ``body``) or a workflow (a new
+    execution whose argument is ``body``, as Cloud Scheduler's Workflows target does)."""
+
     name: str
     schedule: str
     time_zone: str = "Etc/UTC"
-    function: str
+    function: str | None = None
+    workflow: str | None = None
     path: str = "/"
     method: Literal["GET", "POST"] = "POST"
     body: str = "{}"
+
+    @model_validator(mode="after")
+    def _one_target(self) -> SchedulerJob:
+        if (self.function is None) == (self.workflow is None):
+            raise ValueError("a job targets either a function or a workflow")
+        return self
 
 
 class SystemResources(_Frozen):
@@ -268,6 +284,24 @@ class SystemResources(_Frozen):
                         f"reserved for {database.reserved_for}"
                     )
         return self
+
+    def schedules(self) -> tuple[SchedulerJob, ...]:
+        """Every cron trigger: the declared jobs, and one per scheduled workflow (a new
+        execution whose argument is the workflow's ``argument``)."""
+        return (
+            *self.scheduler_jobs,
+            *(
+                SchedulerJob(
+                    name=f"{w.name}-schedule",
+                    schedule=w.schedule,
+                    time_zone=w.time_zone,
+                    workflow=w.name,
+                    body=w.argument,
+                )
+                for w in self.workflows
+                if w.schedule
+            ),
+        )
 
     def accesses(self) -> dict[str, Access]:
         """Each deployable component's declared access, by component name."""

@@ -28,6 +28,7 @@ from shared.resource_model import (
     SystemResources,
     Topic,
     Worker,
+    Workflow,
 )
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "SystemResources",
     "Topic",
     "Worker",
+    "Workflow",
 ]
 
 PROJECT_PREFIX_LOCAL = "demo-"
@@ -87,6 +89,9 @@ HOT_STATE_RETENTION_DAYS = 90
 # Cold read models are kept as long as raw events (BigQuery partition expiration).
 READ_MODEL_RETENTION_DAYS = RAW_EVENT_RETENTION_DAYS
 PLAY_SIGNING_KEY_SECRET = "play-signing-key"  # noqa: S105 (the secret's name)
+
+NIGHTLY_WORKFLOW = "nightly"
+NIGHTLY_STEPS_FUNCTION = "nightly_steps"
 
 SYSTEM = SystemResources(
     topics=(
@@ -236,6 +241,21 @@ SYSTEM = SystemResources(
                 bigtable_reads=(SHOPPER_STATE_TABLE,), firestore_reads=(DEFAULT_DATABASE,)
             ),
         ),
+        Function(
+            name=NIGHTLY_STEPS_FUNCTION,
+            signature="http",
+            entry_point="nightly_steps",
+            public=False,  # invoked by the nightly workflow's service account only (OIDC)
+            description="Nightly steps: POST /runs, POST /steps/{name} (docs/NIGHTLY.md)",
+            env_url_name="NIGHTLY_STEPS_URL",
+            local_threads=4,
+            sizing=Sizing(memory="4Gi", cpu="2", min_instances=0, max_instances=1, timeout_s=1800),
+            access=Access(
+                bigquery_writes=(BIGQUERY_DATASET,),
+                bigtable_writes=(EXPERIENCE_TREES_TABLE,),
+                firestore_writes=(DEFAULT_DATABASE,),
+            ),
+        ),
     ),
     workers=(
         Worker(
@@ -280,6 +300,16 @@ SYSTEM = SystemResources(
             name=PLAY_SIGNING_KEY_SECRET,
             env="PLAY_SIGNING_KEY",
             description="HMAC key that signs play tokens (decide_events)",
+        ),
+    ),
+    workflows=(
+        Workflow(
+            name=NIGHTLY_WORKFLOW,
+            description="features -> train -> evaluate and gate -> score -> compile trees "
+            "-> publish (docs/NIGHTLY.md)",
+            schedule="30 2 * * *",  # after the day's last baskets are frozen
+            argument="{}",  # a new run: run id from the execution, cut-off yesterday
+            access=Access(invokes=(NIGHTLY_STEPS_FUNCTION,)),
         ),
     ),
 )

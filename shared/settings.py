@@ -90,3 +90,17 @@ class DecisionFreezerSettings(CloudSettings):
     batch_max_messages: int = 2000
     batch_max_wait_s: float = 0.5
     heartbeat_file: str | None = Field(default=None, validation_alias="WORKER_HEARTBEAT_FILE")
+
+
+class NightlyStepsSettings(CloudSettings):
+    """Settings of ``nightly_steps`` (env prefix ``NIGHTLY_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="NIGHTLY_", frozen=True, extra="ignore")
+
+    dataset: str = BIGQUERY_DATASET
+    bigtable_instance: str = BIGTABLE_INSTANCE
+    # Model files: a directory locally (the cloud's Cloud Storage prefix comes with Pulumi).
+    artifacts_dir: str = ".local/nightly-artifacts"
+    tree_validity_hours: int = Field(default=48, ge=1)
+    basket_reward: str = "free delivery on this order"
+    write_batch: int = Field(default=500, ge=1)

@@ -1,18 +1,26 @@
 """Compiles campaigns into experience trees.
 
-Until the nightly pipeline compiles a tree per shopper, each retailer gets a default tree
-from its live campaigns: the root leads, when a shopper adds one of a campaign's
-products, to that campaign's node, which holds the campaign's experience (and, for a
-threshold, the tension cart towards it); removing the last of those products leads back
-to the root, adding another campaign's product leads to that campaign's node. The
-nightly pipeline reuses the same building blocks for personal trees.
+Each retailer gets a default tree from its live campaigns: the root leads, when a
+shopper adds one of a campaign's products, to that campaign's node, which holds the
+campaign's experience (and, for a threshold, the tension cart towards it); removing the
+last of those products leads back to the root, adding another campaign's product leads to
+that campaign's node.
+
+The nightly pipeline compiles a personal tree per scored shopper from the same building
+blocks (``compile_personal_tree``), with the rules of docs/NIGHTLY.md: recommendations
+from the shopper's own history (the ranker's top products) and from complementarity
+(adding pasta leads to a node recommending the sauce they buy), a whole-basket tension
+cart set above their usual basket from their spend distribution, and each campaign's
+generosity lowered, never raised, for a shopper who buys its products anyway.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import ROUND_CEILING, Decimal
 
 from shared.campaigns import Campaign
 from shared.events import EventType
@@ -53,8 +61,13 @@ def rule_of(campaign: Campaign) -> CampaignRule:
     )
 
 
-def experiences_of(campaign: Campaign) -> list[Experience]:
-    products = products_of(campaign)
+def experiences_of(campaign: Campaign, products: ProductFilter | None = None) -> list[Experience]:
+    """The campaign's experiences, on its products or on ``products`` (a personal tree's
+    selection of them)."""
+    recommended = (
+        sorted(products.product_ids) if products is not None else campaign.targeted_product_ids
+    )
+    products = products or products_of(campaign)
     cid = campaign.campaign_id
     tension = TensionCart(
         experience_id=f"{cid}:tension",
@@ -92,11 +105,39 @@ def experiences_of(campaign: Campaign) -> list[Experience]:
                     campaign_id=cid,
                     product_id=product_id,
                 )
-                for product_id in campaign.targeted_product_ids[:3]
+                for product_id in recommended[:3]
             ]
     if campaign.threshold > 0 or campaign.experience_type == "tension_cart":
         found.append(tension)
     return found
+
+
+def live_campaigns(
+    retailer_id: str, campaigns: Iterable[Campaign], now: datetime
+) -> list[Campaign]:
+    return sorted(
+        (
+            c
+            for c in campaigns
+            if c.status == "active" and retailer_id in c.retailer_ids and c.ends_at > now
+        ),
+        key=lambda c: c.campaign_id,
+    )
+
+
+def _leave_when_gone(products: ProductFilter) -> Transition:
+    """Back to the root once the last of these products left the basket."""
+    return Transition(
+        to=ROOT,
+        when=(
+            EventIs(types=frozenset({EventType.PRODUCT_REMOVED_FROM_BASKET})),
+            InBasket(products=products, at_least=0, below=1),
+        ),
+    )
+
+
+def _fingerprint(parts: Iterable[str]) -> str:
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
 
 
 def compile_default_tree(
@@ -105,14 +146,7 @@ def compile_default_tree(
     now: datetime,
     validity: timedelta = DEFAULT_VALIDITY,
 ) -> ExperienceTree:
-    live = sorted(
-        (
-            c
-            for c in campaigns
-            if c.status == "active" and retailer_id in c.retailer_ids and c.ends_at > now
-        ),
-        key=lambda c: c.campaign_id,
-    )
+    live = live_campaigns(retailer_id, campaigns, now)
     enter = [
         Transition(to=c.campaign_id, when=(ProductAdded(products=products_of(c)),)) for c in live
     ]
@@ -121,25 +155,251 @@ def compile_default_tree(
     for campaign in live:
         own = experiences_of(campaign)
         experiences |= {e.experience_id: e for e in own}
-        leave = Transition(
-            to=ROOT,
-            when=(
-                EventIs(types=frozenset({EventType.PRODUCT_REMOVED_FROM_BASKET})),
-                InBasket(products=products_of(campaign), at_least=0, below=1),
-            ),
-        )
         others = [t for t in enter if t.to != campaign.campaign_id]
         nodes[campaign.campaign_id] = Node(
-            experiences=tuple(e.experience_id for e in own), transitions=(leave, *others)
+            experiences=tuple(e.experience_id for e in own),
+            transitions=(_leave_when_gone(products_of(campaign)), *others),
         )
-    fingerprint = hashlib.sha256("|".join(c.model_dump_json() for c in live).encode()).hexdigest()[
-        :12
-    ]
+    fingerprint = _fingerprint(c.model_dump_json() for c in live)
     return ExperienceTree(
         tree_version=f"default-{fingerprint}",
         retailer_id=retailer_id,
         compiled_at=now,
         valid_until=now + validity,
+        root=ROOT,
+        nodes=nodes,
+        experiences=experiences,
+        campaigns={c.campaign_id: rule_of(c) for c in live},
+    )
+
+
+# --- personal trees (the nightly pipeline) ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScoredProduct:
+    """A row of ``shopper_product_scores``: what the ranker expects in the next basket."""
+
+    product_id: str
+    rank: int  # 1 = the most likely
+    score: float
+
+
+@dataclass(frozen=True)
+class Complement:
+    """A row of ``product_complements``: bought with ``product_id`` more than by chance."""
+
+    product_id: str
+    complement_id: str
+    lift: float
+    support: float
+
+
+@dataclass(frozen=True)
+class SpendProfile:
+    """A row of ``shopper_spend_profiles``: the shopper's basket value distribution."""
+
+    baskets: int
+    value_p25: Decimal
+    value_p50: Decimal
+    value_p75: Decimal
+    value_p90: Decimal
+    visits_per_week: float
+
+
+@dataclass(frozen=True)
+class PersonalRules:
+    """The econometric rules turning predictions into tree parameters (docs/NIGHTLY.md)."""
+
+    history_recommendations: int = 3  # the ranker's top products shown at the root
+    complement_triggers: int = 6  # the shopper's top products that lead to a complement
+    min_lift: float = 1.2
+    min_baskets_for_threshold: int = 3
+    threshold_uplift: Decimal = Decimal("1.15")  # at least 15% above the median basket
+    basket_reward: str = "free delivery on this order"
+    habitual_rank: int = 10  # a targeted product this high in the ranking: bought anyway
+    campaign_products: int = 20  # a campaign's products kept in a personal tree, at most
+    habitual_generosity_share: Decimal = Decimal("0.5")
+    validity: timedelta = DEFAULT_VALIDITY
+
+
+def basket_threshold(profile: SpendProfile | None, rules: PersonalRules) -> Decimal | None:
+    """Above the usual basket: the 75th percentile, at least ``threshold_uplift`` x the
+    median, no higher than the 90th percentile when that is already above the median
+    enough; rounded up to a whole unit. ``None`` without enough baskets to know."""
+    if profile is None or profile.baskets < rules.min_baskets_for_threshold:
+        return None
+    if profile.value_p50 <= 0:
+        return None
+    floor = profile.value_p50 * rules.threshold_uplift
+    target = max(profile.value_p75, floor)
+    if profile.value_p90 >= floor:
+        target = min(target, profile.value_p90)
+    return target.to_integral_value(rounding=ROUND_CEILING)
+
+
+def personal_generosity(
+    campaign: Campaign, scores: Sequence[ScoredProduct], rules: PersonalRules
+) -> Decimal:
+    """The campaign's generosity, or a share of it for a shopper the ranker expects to buy
+    its products anyway (little incremental value to pay for); never above the campaign's."""
+    targeted = set(campaign.targeted_product_ids)
+    habitual = any(s.product_id in targeted and s.rank <= rules.habitual_rank for s in scores)
+    if not habitual:
+        return campaign.generosity_pct
+    lowered = (campaign.generosity_pct * rules.habitual_generosity_share).quantize(Decimal("0.1"))
+    return max(min(lowered, campaign.generosity_pct), Decimal("0.1"))
+
+
+def campaign_selection(
+    campaign: Campaign, shopper_products: Sequence[str], rules: PersonalRules
+) -> ProductFilter | None:
+    """The campaign's products for this shopper: those of its targeted products the shopper
+    is expected to buy or is recommended (best first, at most ``campaign_products``); a
+    campaign that targets brands only keeps its brands. ``None``: nothing for them."""
+    if not campaign.targeted_product_ids:
+        return ProductFilter(brands=frozenset(campaign.targeted_brands))
+    targeted = set(campaign.targeted_product_ids)
+    chosen = [p for p in dict.fromkeys(shopper_products) if p in targeted]
+    if not chosen:
+        return None
+    return ProductFilter(product_ids=frozenset(chosen[: rules.campaign_products]))
+
+
+def best_complements(
+    scores: Sequence[ScoredProduct],
+    complements: Mapping[str, Sequence[Complement]],
+    rules: PersonalRules,
+) -> list[tuple[str, str]]:
+    """(trigger, complement) pairs: for each of the shopper's top products, the complement
+    they buy themselves (in their ranking) if any, else the one of highest lift."""
+    ranked = sorted(scores, key=lambda s: s.rank)
+    own = {s.product_id: s.rank for s in ranked}
+    pairs: list[tuple[str, str]] = []
+    for scored in ranked[: rules.complement_triggers]:
+        candidates = [
+            c
+            for c in complements.get(scored.product_id, ())
+            if c.lift >= rules.min_lift and c.complement_id != scored.product_id
+        ]
+        if not candidates:
+            continue
+        best = min(
+            candidates,
+            key=lambda c: (own.get(c.complement_id, 10**9), -c.lift, -c.support, c.complement_id),
+        )
+        pairs.append((scored.product_id, best.complement_id))
+    return pairs
+
+
+def compile_personal_tree(
+    retailer_id: str,
+    shopper_id: str,
+    *,
+    scores: Sequence[ScoredProduct],
+    complements: Mapping[str, Sequence[Complement]],
+    profile: SpendProfile | None,
+    campaigns: Iterable[Campaign],
+    now: datetime,
+    run_id: str,
+    rules: PersonalRules = PersonalRules(),
+) -> ExperienceTree:
+    """The shopper's tree: a node per campaign for them (its products they are expected to
+    buy or are recommended, generosity personalized), the root with their usual products
+    and a tension cart above their usual basket, and one node per complement trigger
+    (adding pasta: recommend the sauce)."""
+    pairs = best_complements(scores, complements, rules)
+    shopper_products = [
+        *(s.product_id for s in sorted(scores, key=lambda s: s.rank)),
+        *(complement for _, complement in pairs),
+    ]
+    selected = {
+        c.campaign_id: chosen
+        for c in live_campaigns(retailer_id, campaigns, now)
+        if (chosen := campaign_selection(c, shopper_products, rules)) is not None
+    }
+    live = [c for c in live_campaigns(retailer_id, campaigns, now) if c.campaign_id in selected]
+    threshold = basket_threshold(profile, rules)
+    experiences: dict[str, Experience] = {}
+    basket_nudge: tuple[str, ...] = ()
+    if threshold is not None:
+        nudge = TensionCart(
+            experience_id="basket:tension",
+            threshold=threshold,
+            reward=rules.basket_reward,
+        )
+        experiences[nudge.experience_id] = nudge
+        basket_nudge = (nudge.experience_id,)
+
+    usual = [
+        ProductRecommendation(experience_id=f"usual:{s.product_id}", product_id=s.product_id)
+        for s in sorted(scores, key=lambda s: s.rank)[: rules.history_recommendations]
+    ]
+    experiences |= {e.experience_id: e for e in usual}
+
+    enter_campaign = [
+        Transition(to=c.campaign_id, when=(ProductAdded(products=selected[c.campaign_id]),))
+        for c in live
+    ]
+    enter_complement = [
+        Transition(
+            to=f"after:{trigger}",
+            when=(ProductAdded(products=ProductFilter(product_ids=frozenset({trigger}))),),
+        )
+        for trigger, _ in pairs
+    ]
+    enter = [*enter_campaign, *enter_complement]  # a campaign first: one transition per event
+    nodes = {
+        ROOT: Node(
+            experiences=(*(e.experience_id for e in usual), *basket_nudge),
+            transitions=tuple(enter),
+        )
+    }
+    for campaign in live:
+        generosity = personal_generosity(campaign, scores, rules)
+        own = [
+            e.model_copy(update={"generosity_pct": generosity})
+            if isinstance(e, PersonalizedPromotion)
+            else e
+            for e in experiences_of(campaign, selected[campaign.campaign_id])
+        ]
+        experiences |= {e.experience_id: e for e in own}
+        nodes[campaign.campaign_id] = Node(
+            experiences=tuple(e.experience_id for e in own),
+            transitions=(
+                _leave_when_gone(selected[campaign.campaign_id]),
+                *(t for t in enter if t.to != campaign.campaign_id),
+            ),
+        )
+    for trigger, complement in pairs:
+        recommendation = ProductRecommendation(
+            experience_id=f"complement:{complement}",
+            product_id=complement,
+            because_of=trigger,
+        )
+        experiences[recommendation.experience_id] = recommendation
+        node_id = f"after:{trigger}"
+        nodes[node_id] = Node(
+            experiences=(recommendation.experience_id, *basket_nudge),
+            transitions=(
+                _leave_when_gone(ProductFilter(product_ids=frozenset({trigger}))),
+                *(t for t in enter if t.to != node_id),
+            ),
+        )
+    fingerprint = _fingerprint(
+        [
+            *(c.model_dump_json() for c in live),
+            *(f"{s.product_id}:{s.rank}" for s in scores),
+            *(f"{t}>{c}" for t, c in pairs),
+            str(threshold),
+        ]
+    )
+    return ExperienceTree(
+        tree_version=f"{run_id}:{fingerprint}",
+        retailer_id=retailer_id,
+        shopper_id=shopper_id,
+        compiled_at=now,
+        valid_until=now + rules.validity,
         root=ROOT,
         nodes=nodes,
         experiences=experiences,

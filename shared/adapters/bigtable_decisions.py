@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from google.api_core.exceptions import GoogleAPIError
@@ -138,3 +138,17 @@ class BigtableTrees:
         for tree in trees:
             if tree.shopper_id is None:
                 self._defaults.forget(tree.retailer_id)
+
+    def put_many(self, trees: Iterable[ExperienceTree], batch_size: int = 500) -> int:
+        """Bulk write (the nightly compilation): one MutateRows RPC per ``batch_size``
+        trees, each a whole row replaced (``max_versions=1`` keeps the newest)."""
+        written = 0
+        batch: list[ExperienceTree] = []
+        for tree in trees:
+            batch.append(tree)
+            if len(batch) >= batch_size:
+                self.put(batch)
+                written += len(batch)
+                batch = []
+        self.put(batch)
+        return written + len(batch)

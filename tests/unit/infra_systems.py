@@ -34,7 +34,7 @@ main:
     - warm:
         call: http.get
         args:
-          url: ${sys.get_env("EXPERIENCES_URL") + "/healthz"}
+          url: ${sys.get_env("CARTWISE_EXPERIENCES_URL") + "/healthz"}
           auth: {type: OIDC}
 """
 

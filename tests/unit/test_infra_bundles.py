@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 from cartwise_infra.bundles import function_bundle, runtime_bundle
+from shared.resources import SYSTEM
 from tests.unit.pulumi_harness import ROOT, build, system_build
 
 
@@ -62,8 +63,7 @@ def test_unchanged_code_deploys_the_same_objects_and_image() -> None:
     names = {o.inputs["name"] for o in program.of("bucketObject:BucketObject")}
     assert names == {o.inputs["name"] for o in again.of("bucketObject:BucketObject")}
     assert names == {
-        f"functions/{function_bundle(ROOT, 'ingest_events').object_name}",
-        f"functions/{function_bundle(ROOT, 'experiences').object_name}",
+        *(f"functions/{function_bundle(ROOT, f.name).object_name}" for f in SYSTEM.functions),
         f"runtime/{runtime_bundle(ROOT).object_name}",
     }
     (image_build,) = program.of("local:Command")

@@ -90,6 +90,7 @@ def intended(program: Program) -> dict[str, set[Grant]]:
         if workflow in declared and declared[workflow].schedule:
             want[sa(program, "sch", workflow)] = {("roles/workflows.invoker", "project")}
     for scheduled in system.scheduler_jobs:
+        assert scheduled.function is not None
         want[sa(program, "sch", scheduled.name)] = {
             ("roles/run.invoker", f"service:{cloud_name(scheduled.function)}")
         }

@@ -222,8 +222,8 @@ def test_workflows_are_deployed_from_their_files(extended: Program) -> None:
     assert workflow.inputs["name"] == "nightly"
     assert workflow.inputs["sourceContents"] == NIGHTLY_WORKFLOW
     env = workflow.inputs["userEnvVars"]
-    assert env["EXPERIENCES_URL"].startswith("https://experiences-")
-    assert env["INGEST_URL"].startswith("https://ingest-events-")
+    assert env["CARTWISE_EXPERIENCES_URL"].startswith("https://experiences-")
+    assert env["CARTWISE_INGEST_EVENTS_URL"].startswith("https://ingest-events-")
     assert workflow.inputs["serviceAccount"].endswith(
         extended.account_email(account_id("wf", "nightly"))
     )
@@ -262,7 +262,7 @@ def test_scheduled_call_reaches_its_function_with_oidc(extended: Program) -> Non
     ("text", "problem"),
     [
         (
-            NIGHTLY_WORKFLOW.replace("EXPERIENCES_URL", "NO_SUCH_URL"),
+            NIGHTLY_WORKFLOW.replace("CARTWISE_EXPERIENCES_URL", "NO_SUCH_URL"),
             "unknown variable NO_SUCH_URL",
         ),
         (NIGHTLY_WORKFLOW.replace("/jobs/train", "/jobs/score"), "unknown job score"),

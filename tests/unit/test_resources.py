@@ -16,7 +16,7 @@ def test_names_are_unique() -> None:
         [t.name for t in SYSTEM.bigtable_tables],
         [f"{t.dataset}.{t.name}" for t in SYSTEM.bigquery_tables],
         [f.name for f in SYSTEM.functions],
-        [j.name for j in SYSTEM.scheduler_jobs],
+        [j.name for j in SYSTEM.schedules()],
         [d.name for d in SYSTEM.firestore_databases],
     ):
         assert len(names) == len(set(names)), names
@@ -40,12 +40,16 @@ def test_every_dead_letter_topic_can_be_inspected() -> None:
     assert dead_letter_topics <= inspected
 
 
-def test_functions_exist_on_disk_and_jobs_target_http_functions() -> None:
+def test_functions_exist_on_disk_and_jobs_target_http_functions_or_workflows() -> None:
     for function in SYSTEM.functions:
         assert (ROOT / "functions" / function.name / "main.py").is_file(), function.name
     http = {f.name for f in SYSTEM.functions if f.signature == "http"}
-    for job in SYSTEM.scheduler_jobs:
-        assert job.function in http, job
+    workflows = {w.name for w in SYSTEM.workflows}
+    for job in SYSTEM.schedules():
+        assert job.function in http or job.workflow in workflows, job
+    for workflow in SYSTEM.workflows:
+        assert (ROOT / "workflows" / f"{workflow.name}.workflows.yaml").is_file()
+        assert set(workflow.calls) <= http
 
 
 def test_bigquery_tables_are_in_declared_datasets_and_partition_on_a_column() -> None:

@@ -53,3 +53,28 @@ def test_fire_posts_the_job_body_to_its_target() -> None:
         server.shutdown()
     assert status == 204
     assert received == [{"path": "/v1/purge", "body": {"dry_run": False}, "job": "purge"}]
+
+
+def test_a_workflow_job_starts_an_execution_with_its_body_as_argument() -> None:
+    from emulators.config import StackSettings
+    from emulators.scheduler import job_body, job_url
+    from shared.resources import SYSTEM
+
+    job = next(j for j in SYSTEM.schedules() if j.name == "nightly-schedule")
+    settings = StackSettings()
+    assert job_url(settings, SYSTEM, job) == (
+        f"http://{settings.host}:{settings.workflows_port}/v1/projects/{settings.project}"
+        "/locations/europe-west1/workflows/nightly/executions"
+    )
+    body = job_body(job)
+    assert body is not None and json.loads(json.loads(body)["argument"]) == {}
+
+
+def test_a_job_targets_one_function_or_one_workflow() -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
+        SchedulerJob(name="x", schedule="* * * * *")
+    with pytest.raises(ValidationError):
+        SchedulerJob(name="x", schedule="* * * * *", function="f", workflow="w")

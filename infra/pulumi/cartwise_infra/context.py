@@ -107,5 +107,8 @@ class Context:
         return cap if declared is None else min(declared, cap)
 
     def function_url_env(self) -> dict[str, str]:
-        """Environment variable name of each function's URL (as in ``.local/stack.env``)."""
-        return {f.name: f.env_url_name or f"{f.name.upper()}_URL" for f in self.system.functions}
+        """The user environment variable that gives a workflow each function's URL: the
+        same names the local stack gives the workflows emulator (``shared.workflow_render``)."""
+        from shared.workflow_render import url_variable
+
+        return {f.name: url_variable(f.name) for f in self.system.functions}

@@ -175,8 +175,11 @@ class ScheduledCall(pulumi.ComponentResource):
         caller = iam.service_account(
             ctx, key, "sch", declared.name, f"scheduler job {declared.name}", self
         )
-        iam.invoker(ctx, key, declared.function, iam.member(caller), self)
-        target = ctx.functions[declared.function]
+        function = declared.function
+        if function is None:  # a workflow is scheduled by its own ``Workflow.schedule``
+            raise ValueError(f"scheduler job {declared.name}: targets no function")
+        iam.invoker(ctx, key, function, iam.member(caller), self)
+        target = ctx.functions[function]
         gcp.cloudscheduler.Job(
             key,
             name=cloud_name(declared.name),

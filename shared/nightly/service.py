@@ -1,0 +1,366 @@
+"""The nightly step service: what the workflow's HTTP calls do (docs/NIGHTLY.md).
+
+- ``begin_run``: resolve the run id and the cut-off, record the run as running.
+- ``run_step``: run one step for a run and record it. The model steps (``features``,
+  ``train``, ``evaluate``, ``score``) are ``shared.nightly.steps.STEPS``, imported when
+  first called; ``compile_trees`` and ``publish`` are here.
+- ``finish_run``: record the outcome and the workflow's own summary.
+
+Every step is idempotent for a ``run_id``: the workflow may retry any of them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, Protocol
+
+from shared.campaigns import Campaign
+from shared.nightly.context import StepContext
+from shared.nightly.runs import (
+    CurrentRun,
+    NightlyRunStore,
+    Outcome,
+    RunRecord,
+    StepRecord,
+)
+from shared.tree_compiler import (
+    Complement,
+    PersonalRules,
+    ScoredProduct,
+    SpendProfile,
+    compile_default_tree,
+    compile_personal_tree,
+)
+from shared.trees import ExperienceTree
+
+log = logging.getLogger(__name__)
+
+MODEL_STEPS = ("features", "train", "evaluate", "score")
+OWN_STEPS = ("compile_trees", "publish")
+STEP_NAMES = (*MODEL_STEPS, *OWN_STEPS)
+
+
+class NightlyError(Exception):
+    """A refusal the workflow must not retry (answered 4xx/5xx with ``code``)."""
+
+    status = 400
+    code = "invalid_request"
+
+
+class UnknownRunError(NightlyError):
+    status, code = 404, "unknown_run"
+
+
+class StepUnavailableError(NightlyError):
+    """The model steps are not part of this build (``shared.nightly.steps`` is absent)."""
+
+    status, code = 501, "step_unavailable"
+
+
+class NothingToCompileError(NightlyError):
+    status, code = 409, "no_scores"
+
+
+class NotCompiledError(NightlyError):
+    status, code = 409, "not_compiled"
+
+
+class TransientError(Exception):
+    """A store did not answer: the workflow retries the step (HTTP 503)."""
+
+
+# --- ports --------------------------------------------------------------------------------
+
+
+class NightlyOutputs(Protocol):
+    """What the model steps wrote for a run (BigQuery tables of ``shared.nightly.context``)."""
+
+    def scores(self, run_id: str) -> Iterable[tuple[str, str, ScoredProduct]]:
+        """(retailer, shopper, scored product) rows."""
+        ...
+
+    def complements(self, run_id: str) -> Iterable[tuple[str, Complement]]:
+        """(retailer, complement) rows."""
+        ...
+
+    def profiles(self, run_id: str) -> Iterable[tuple[str, str, SpendProfile]]:
+        """(retailer, shopper, spend profile) rows."""
+        ...
+
+
+class CampaignSource(Protocol):
+    def active(self) -> list[Campaign]: ...
+
+
+class TreeWriter(Protocol):
+    def put_many(self, trees: Iterable[ExperienceTree], batch_size: int) -> int:
+        """Write trees in bulk; return how many."""
+        ...
+
+
+@dataclass
+class NightlyDependencies:
+    runs: NightlyRunStore
+    outputs: NightlyOutputs
+    campaigns: CampaignSource
+    trees: TreeWriter
+    model_context: Callable[[str, date], StepContext]  # builds the model steps' context
+    is_transient: Callable[[BaseException], bool]
+    rules: PersonalRules = field(default_factory=PersonalRules)
+    write_batch: int = 500
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+
+# --- runs ---------------------------------------------------------------------------------
+
+
+def begin_run(deps: NightlyDependencies, run_id: str | None, cutoff: date | None) -> dict[str, Any]:
+    """Start (or resume) a run: the cut-off defaults to yesterday (UTC)."""
+    now = deps.clock()
+    existing = deps.runs.get(run_id) if run_id else None
+    if existing is not None:
+        if cutoff is not None and cutoff != existing.cutoff:
+            raise NightlyError(f"run {run_id} has cut-off {existing.cutoff}, not {cutoff}")
+        record = existing
+    else:
+        record = RunRecord(
+            run_id=run_id or f"nightly-{now:%Y%m%d-%H%M%S}",
+            cutoff=cutoff or (now - timedelta(days=1)).date(),
+            started_at=now,
+        )
+    _store(lambda: deps.runs.begin(record), deps)
+    log.info("nightly run begun", extra={"run_id": record.run_id, "cutoff": str(record.cutoff)})
+    return {
+        "run_id": record.run_id,
+        "cutoff": record.cutoff.isoformat(),
+        "started_at": record.started_at.isoformat(),
+    }
+
+
+def _run(deps: NightlyDependencies, run_id: str) -> RunRecord:
+    record: RunRecord | None = _store(lambda: deps.runs.get(run_id), deps)
+    if record is None:
+        raise UnknownRunError(f"no run {run_id}: begin it first (POST /runs)")
+    return record
+
+
+def get_run(deps: NightlyDependencies, run_id: str) -> dict[str, Any]:
+    return _run(deps, run_id).model_dump(mode="json")
+
+
+def finish_run(
+    deps: NightlyDependencies,
+    run_id: str,
+    outcome: Outcome,
+    workflow_summary: dict[str, Any] | None,
+) -> dict[str, Any]:
+    record = _run(deps, run_id)
+    if outcome == "published" and record.status != "published":
+        raise NotCompiledError(f"run {run_id} was not published")
+    now = deps.clock()
+    _store(lambda: deps.runs.finish(run_id, outcome, now, workflow_summary), deps)
+    log.info("nightly run finished", extra={"run_id": run_id, "outcome": outcome})
+    return _run(deps, run_id).model_dump(mode="json")
+
+
+def _store(call: Callable[[], Any], deps: NightlyDependencies) -> Any:
+    try:
+        return call()
+    except Exception as exc:
+        if deps.is_transient(exc):
+            raise TransientError(str(exc)) from exc
+        raise
+
+
+# --- steps --------------------------------------------------------------------------------
+
+
+def model_steps() -> Mapping[str, Callable[[StepContext], dict[str, Any]]]:
+    """The modelling half's steps, imported when first needed."""
+    try:
+        module = importlib.import_module("shared.nightly.steps")
+    except ModuleNotFoundError as exc:
+        if exc.name != "shared.nightly.steps":
+            raise
+        raise StepUnavailableError(
+            "the model steps (shared.nightly.steps) are not part of this build"
+        ) from exc
+    steps: Mapping[str, Callable[[StepContext], dict[str, Any]]] = module.STEPS
+    return steps
+
+
+def run_step(deps: NightlyDependencies, name: str, run_id: str) -> dict[str, Any]:
+    """Run one step of a run, recording its start, duration and summary (or error)."""
+    if name not in STEP_NAMES:
+        raise NightlyError(f"unknown step {name!r}; steps: {', '.join(STEP_NAMES)}")
+    record = _run(deps, run_id)
+    started_at = deps.clock()
+    started = time.monotonic()
+    _store(
+        lambda: deps.runs.record_step(
+            run_id, name, StepRecord(status="running", started_at=started_at)
+        ),
+        deps,
+    )
+    try:
+        if name == "compile_trees":
+            summary = compile_trees(deps, run_id)
+        elif name == "publish":
+            summary = publish(deps, record)
+        else:
+            step = model_steps().get(name)
+            if step is None:
+                raise StepUnavailableError(f"shared.nightly.steps has no step {name!r}")
+            summary = step(deps.model_context(run_id, record.cutoff))
+    except BaseException as exc:
+        seconds = time.monotonic() - started
+        failed = StepRecord(
+            status="failed",
+            started_at=started_at,
+            seconds=round(seconds, 3),
+            error=f"{type(exc).__name__}: {exc}"[:2000],
+        )
+        try:
+            deps.runs.record_step(run_id, name, failed)
+        except Exception:
+            log.exception("could not record the failed step", extra={"run_id": run_id})
+        if not isinstance(exc, NightlyError | TransientError) and deps.is_transient(exc):
+            raise TransientError(str(exc)) from exc
+        raise
+    seconds = round(time.monotonic() - started, 3)
+    done = StepRecord(
+        status="succeeded", started_at=started_at, seconds=seconds, summary=_jsonable(summary)
+    )
+    _store(lambda: deps.runs.record_step(run_id, name, done), deps)
+    log.info("nightly step done", extra={"run_id": run_id, "step": name, "seconds": seconds})
+    answer: dict[str, Any] = _jsonable(summary)
+    return answer | {"step": name, "run_id": run_id, "seconds": seconds}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    return str(value)
+
+
+# --- compile_trees ------------------------------------------------------------------------
+
+
+def compile_trees(deps: NightlyDependencies, run_id: str) -> dict[str, Any]:
+    """Personal trees for every scored shopper and default trees for every retailer, from
+    the run's scores, complements and spend profiles and the live campaigns; written to
+    Bigtable in bulk, stamped with the compile time and valid ``rules.validity``."""
+    now = deps.clock()
+    scores: dict[tuple[str, str], list[ScoredProduct]] = defaultdict(list)
+    for retailer, shopper, scored in deps.outputs.scores(run_id):
+        scores[(retailer, shopper)].append(scored)
+    if not scores:
+        raise NothingToCompileError(f"run {run_id} has no shopper_product_scores")
+    complements: dict[str, dict[str, list[Complement]]] = defaultdict(lambda: defaultdict(list))
+    complement_rows = 0
+    for retailer, complement in deps.outputs.complements(run_id):
+        complements[retailer][complement.product_id].append(complement)
+        complement_rows += 1
+    profiles = {(r, s): p for r, s, p in deps.outputs.profiles(run_id)}
+    campaigns = deps.campaigns.active()
+    retailers = sorted({r for r, _ in scores} | {r for c in campaigns for r in c.retailer_ids})
+    stats: dict[str, int] = defaultdict(int)
+    validity = deps.rules.validity
+
+    def trees() -> Iterable[ExperienceTree]:
+        for retailer in retailers:
+            tree = compile_default_tree(retailer, campaigns, now, validity)
+            stats["default_trees"] += 1
+            yield tree
+        for (retailer, shopper), scored in sorted(scores.items()):
+            tree = compile_personal_tree(
+                retailer,
+                shopper,
+                scores=scored,
+                complements=complements.get(retailer, {}),
+                profile=profiles.get((retailer, shopper)),
+                campaigns=campaigns,
+                now=now,
+                run_id=run_id,
+                rules=deps.rules,
+            )
+            size = len(tree.serialize())
+            stats["personal_trees"] += 1
+            stats["bytes"] += size
+            stats["max_bytes"] = max(stats["max_bytes"], size)
+            stats["with_basket_tension"] += "basket:tension" in tree.experiences
+            stats["complement_nodes"] += sum(n.startswith("after:") for n in tree.nodes)
+            yield tree
+
+    written = _store(lambda: deps.trees.put_many(trees(), deps.write_batch), deps)
+    personal = stats["personal_trees"]
+    return {
+        "run_id": run_id,
+        "compiled_at": now.isoformat(),
+        "valid_until": (now + validity).isoformat(),
+        "retailers": retailers,
+        "live_campaigns": sum(1 for c in campaigns if c.ends_at > now),
+        "default_trees": stats["default_trees"],
+        "personal_trees": personal,
+        "trees_written": written,
+        "shoppers_with_profile": sum(1 for key in scores if key in profiles),
+        "shoppers_with_basket_tension": stats["with_basket_tension"],
+        "complement_rows": complement_rows,
+        "complement_nodes": stats["complement_nodes"],
+        "tree_bytes_mean": round(stats["bytes"] / personal) if personal else 0,
+        "tree_bytes_max": stats["max_bytes"],
+    }
+
+
+# --- publish ------------------------------------------------------------------------------
+
+
+def publish(deps: NightlyDependencies, record: RunRecord) -> dict[str, Any]:
+    """Record the run as the live one. Its trees were written by ``compile_trees`` (live as
+    soon as written; the gate ran before); publishing makes the run the current one."""
+    compiled = record.steps.get("compile_trees")
+    if compiled is None or compiled.status != "succeeded" or compiled.summary is None:
+        raise NotCompiledError(f"run {record.run_id}: compile_trees has not succeeded")
+    evaluated = record.steps.get("evaluate")
+    now = deps.clock()
+    current = CurrentRun(
+        run_id=record.run_id,
+        cutoff=record.cutoff,
+        published_at=now,
+        trees=compiled.summary,
+        evaluation=evaluated.summary if evaluated and evaluated.summary else None,
+    )
+    previous = _store(lambda: deps.runs.set_current(current), deps)
+    _store(lambda: deps.runs.finish(record.run_id, "published", now, None), deps)
+    return {
+        "run_id": record.run_id,
+        "published_at": now.isoformat(),
+        "previous_run_id": previous.run_id if previous else None,
+        "personal_trees": compiled.summary.get("personal_trees"),
+    }
+
+
+def current_run(deps: NightlyDependencies) -> dict[str, Any] | None:
+    current = _store(deps.runs.current, deps)
+    return current.model_dump(mode="json") if current else None
+
+
+def step_names() -> Sequence[str]:
+    return STEP_NAMES

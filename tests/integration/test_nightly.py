@@ -1,0 +1,376 @@
+"""The nightly workflow on the workflows emulator: its control flow (gate, retries,
+failures), and, end to end on the stack, trees that change the decisions taken.
+
+Test-only flag: ``skip_model_steps`` in the execution argument skips features, train,
+evaluate and score; the trees are then compiled from scores, complements and spend
+profiles this test writes itself for the run (the tables of ``shared.nightly.context``).
+The model steps themselves run in ``test_the_whole_workflow_with_the_model_steps`` when
+``shared.nightly.steps`` is part of the build (skipped otherwise, with the reason).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import requests
+
+from emulators import processes
+from emulators.config import ROOT, StackSettings
+from shared.adapters import clients
+from shared.adapters.bigtable_decisions import BigtableTrees
+from shared.adapters.firestore_campaigns import FirestoreCampaignStore
+from shared.resources import BIGQUERY_DATASET, BIGTABLE_INSTANCE, SYSTEM
+from shared.tree_compiler import compile_default_tree
+from shared.workflow_render import environment
+from tests.factories import event
+from tests.integration.serving import serve_function
+from tests.integration.test_decisions import experiences
+from tests.integration.test_freezer import query
+from tests.integration.test_ingest_api import post
+
+pytestmark = pytest.mark.integration
+
+MODEL_STEPS_BUILT = importlib.util.find_spec("shared.nightly.steps") is not None
+
+# The model steps' output tables, as shared/nightly/context.py documents them; created here
+# when the stack does not declare them (before the modelling half is merged).
+OUTPUT_TABLES: dict[str, list[tuple[str, str]]] = {
+    "shopper_product_scores": [
+        ("run_id", "STRING"),
+        ("retailer_id", "STRING"),
+        ("shopper_id", "STRING"),
+        ("product_id", "STRING"),
+        ("rank", "INT64"),
+        ("score", "FLOAT64"),
+    ],
+    "product_complements": [
+        ("run_id", "STRING"),
+        ("retailer_id", "STRING"),
+        ("product_id", "STRING"),
+        ("complement_id", "STRING"),
+        ("lift", "FLOAT64"),
+        ("support", "FLOAT64"),
+    ],
+    "shopper_spend_profiles": [
+        ("run_id", "STRING"),
+        ("retailer_id", "STRING"),
+        ("shopper_id", "STRING"),
+        ("baskets", "INT64"),
+        ("value_p25", "FLOAT64"),
+        ("value_p50", "FLOAT64"),
+        ("value_p75", "FLOAT64"),
+        ("value_p90", "FLOAT64"),
+        ("visits_per_week", "FLOAT64"),
+    ],
+}
+
+
+def execute(
+    base: str, project: str, argument: dict[str, Any], timeout_s: float = 120
+) -> tuple[int, Any]:
+    request = urllib.request.Request(
+        f"{base}/v1/projects/{project}/locations/europe-west1/workflows/nightly/executions",
+        data=json.dumps({"argument": json.dumps(argument)}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+# --- the workflow's control flow, against a scripted step service --------------------------
+
+
+@pytest.fixture(scope="module")
+def scripted(stack: dict[str, str]) -> Iterator[tuple[str, str]]:
+    """(workflows emulator URL, scripted steps URL): the real workflow file, served with its
+    rendered environment pointing at a scripted step service."""
+    settings = StackSettings()
+    with serve_function(
+        settings, "scripted_nightly_steps", "scripted_nightly_steps", "http"
+    ) as steps_url:
+        port = processes.free_port()
+        pid = processes.start(
+            [
+                str(settings.workflows_bin / "python"),
+                str(ROOT / "emulators/workflows/serve.py"),
+                "--host",
+                settings.host,
+                "--port",
+                str(port),
+                str(ROOT / "workflows"),
+            ],
+            log_file=settings.logs_dir / f"test-nightly-workflows-{port}.log",
+            env={"PATH": "/usr/bin:/bin", **environment(SYSTEM, {"nightly_steps": steps_url})},
+            cwd=ROOT,
+        )
+        try:
+            assert processes.wait_until(lambda: processes.port_is_open(settings.host, port), 30)
+            yield f"http://{settings.host}:{port}", steps_url
+        finally:
+            processes.stop_group(pid)
+
+
+def calls(steps_url: str, run_id: str) -> list[str]:
+    return list(requests.get(f"{steps_url}/calls/{run_id}", timeout=10).json()["calls"])
+
+
+ALL_STEPS = ["features", "train", "evaluate", "score", "compile_trees", "publish"]
+
+
+def test_the_workflow_runs_every_step_in_order_and_summarizes(
+    stack: dict[str, str], scripted: tuple[str, str], unique: str
+) -> None:
+    workflows, steps_url = scripted
+    run_id = f"ok-{unique}"
+    status, summary = execute(workflows, stack["GOOGLE_CLOUD_PROJECT"], {"run_id": run_id})
+    assert status == 200, summary
+    assert calls(steps_url, run_id) == ["begin", *ALL_STEPS, "finish:published"]
+    assert summary["outcome"] == "published" and summary["model_steps_skipped"] is False
+    assert set(summary["steps"]) == set(ALL_STEPS)
+    for name in ALL_STEPS:
+        assert summary["steps"][name]["summary"]["step"] == name
+        assert summary["steps"][name]["seconds"] >= 0
+    assert summary["seconds"] >= sum(s["seconds"] for s in summary["steps"].values())
+
+
+def test_the_gate_stops_before_scoring_and_keeps_the_previous_trees(
+    stack: dict[str, str], scripted: tuple[str, str], unique: str
+) -> None:
+    workflows, steps_url = scripted
+    run_id = f"gate-{unique}"
+    status, summary = execute(workflows, stack["GOOGLE_CLOUD_PROJECT"], {"run_id": run_id})
+    assert status == 200, summary
+    assert calls(steps_url, run_id) == [
+        "begin",
+        "features",
+        "train",
+        "evaluate",
+        "finish:refused_by_gate",
+    ]
+    assert summary["outcome"] == "refused_by_gate"
+    assert summary["steps"]["evaluate"]["summary"]["gate_passed"] is False
+    assert summary["steps"]["compile_trees"] is None and summary["steps"]["publish"] is None
+
+
+def test_a_transient_failure_is_retried_and_a_failed_step_is_not(
+    stack: dict[str, str], scripted: tuple[str, str], unique: str
+) -> None:
+    workflows, steps_url = scripted
+    project = stack["GOOGLE_CLOUD_PROJECT"]
+    flaky = f"flaky-compile_trees-{unique}"
+    status, summary = execute(workflows, project, {"run_id": flaky})
+    assert status == 200, summary
+    assert calls(steps_url, flaky).count("compile_trees") == 2  # a 503, then the retry
+    assert summary["outcome"] == "published"
+
+    broken = f"broken-train-{unique}"
+    status, error = execute(workflows, project, {"run_id": broken})
+    assert status == 500
+    assert error["error"]["code"] == 500
+    assert calls(steps_url, broken) == ["begin", "features", "train", "finish:failed"]
+
+
+# --- end to end on the stack: published trees change the decisions ----------------------
+
+
+@pytest.fixture(scope="module")
+def output_tables(stack: dict[str, str]) -> None:
+    from google.cloud import bigquery
+
+    project = stack["GOOGLE_CLOUD_PROJECT"]
+    client = clients.bigquery_client(project, stack["BIGQUERY_EMULATOR_HOST"])
+    for name, columns in OUTPUT_TABLES.items():
+        client.create_table(
+            bigquery.Table(
+                f"{project}.{BIGQUERY_DATASET}.{name}",
+                schema=[bigquery.SchemaField(c, t) for c, t in columns],
+            ),
+            exists_ok=True,
+        )
+
+
+def seed_outputs(stack: dict[str, str], run_id: str, rows: dict[str, list[dict[str, Any]]]) -> None:
+    project = stack["GOOGLE_CLOUD_PROJECT"]
+    client = clients.bigquery_client(project, stack["BIGQUERY_EMULATOR_HOST"])
+    for table, table_rows in rows.items():
+        errors = client.insert_rows_json(
+            f"{project}.{BIGQUERY_DATASET}.{table}",
+            [{"run_id": run_id, **row} for row in table_rows],
+            timeout=30,
+        )
+        assert errors == [], errors
+
+
+def answer_to(stack: dict[str, str], shopper: str, raw: dict[str, Any]) -> dict[str, Any] | None:
+    assert post(stack, [raw]).json()["accepted"] == 1
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        response = experiences(stack, shopper)
+        if response.status_code == 200 and response.json()["event_id"] == raw["event_id"]:
+            return dict(response.json())
+        time.sleep(0.05)
+    return None
+
+
+def session(shopper: str, start: datetime, pasta: str) -> list[dict[str, Any]]:
+    """A visit: the home page, then pasta into the basket (new ids each time)."""
+    session_id = f"s-{uuid.uuid4().hex[:8]}"
+    home = event("page_viewed", shopper, start)
+    home["payload"] = {"url": "/", "page_type": "home"}
+    add = event("product_added_to_basket", shopper, start + timedelta(seconds=20))
+    add["payload"] = {"product_id": pasta, "quantity": 2, "unit_price": "1.50", "brand": "B"}
+    for raw in (home, add):
+        raw["session_id"] = session_id
+    return [home, add]
+
+
+def test_published_trees_change_the_decisions_taken_for_the_same_traffic(
+    stack: dict[str, str], output_tables: None, unique: str
+) -> None:
+    project = stack["GOOGLE_CLOUD_PROJECT"]
+    retailer = stack["DEMO_RETAILER_ID"]
+    shopper = f"nightly-{unique}"
+    pasta, sauce, milk = f"pasta-{unique}", f"sauce-{unique}", f"milk-{unique}"
+    now = datetime.now(UTC)
+    trees = BigtableTrees(clients.bigtable_client(project), BIGTABLE_INSTANCE)
+    campaigns = FirestoreCampaignStore(clients.firestore_client(project)).active()
+    trees.put([compile_default_tree(retailer, campaigns, now)])  # `cartwise compile-trees`
+
+    # Before: the retailer's default tree decides (the decider may have cached "no default
+    # tree" for up to 10 s: probe until a decision answers).
+    deadline = time.monotonic() + 30
+    before: dict[str, Any] | None = None
+    while before is None and time.monotonic() < deadline:
+        home, add = session(shopper, datetime.now(UTC) - timedelta(minutes=10), pasta)
+        if answer_to(stack, shopper, home) is not None:
+            before = answer_to(stack, shopper, add)
+    assert before is not None, "no decision on the default tree"
+    assert before["tree_version"].startswith("default-")
+    assert not any(e["experience_id"].startswith("complement:") for e in before["experiences"])
+    # The shopper changes their mind: the basket is empty again (baskets outlive sessions).
+    undo = event("product_removed_from_basket", shopper, datetime.now(UTC) - timedelta(minutes=9))
+    undo["payload"] = {"product_id": pasta, "quantity": 2, "unit_price": "1.50"}
+    assert answer_to(stack, shopper, undo) is not None
+
+    # The nightly run: the model's outputs for this shopper, compiled and published.
+    run_id = f"it-{unique}"
+    seed_outputs(
+        stack,
+        run_id,
+        {
+            "shopper_product_scores": [
+                {
+                    "retailer_id": retailer,
+                    "shopper_id": shopper,
+                    "product_id": p,
+                    "rank": r,
+                    "score": 1 / r,
+                }
+                for r, p in enumerate([pasta, milk], start=1)
+            ],
+            "product_complements": [
+                {
+                    "retailer_id": retailer,
+                    "product_id": pasta,
+                    "complement_id": sauce,
+                    "lift": 3.5,
+                    "support": 40,
+                },
+            ],
+            "shopper_spend_profiles": [
+                {
+                    "retailer_id": retailer,
+                    "shopper_id": shopper,
+                    "baskets": 12,
+                    "value_p25": 18.0,
+                    "value_p50": 24.0,
+                    "value_p75": 31.5,
+                    "value_p90": 45.0,
+                    "visits_per_week": 1.2,
+                },
+            ],
+        },
+    )
+    started = time.monotonic()
+    status, summary = execute(
+        stack["WORKFLOWS_EMULATOR_URL"],
+        project,
+        {"run_id": run_id, "skip_model_steps": True},  # test only: see the module's docstring
+    )
+    assert status == 200, summary
+    assert summary["outcome"] == "published" and summary["model_steps_skipped"] is True
+    compiled = summary["steps"]["compile_trees"]["summary"]
+    assert compiled["personal_trees"] == 1 and compiled["complement_nodes"] == 1
+    assert time.monotonic() - started < 30
+
+    current = requests.get(f"{stack['NIGHTLY_STEPS_URL']}/runs/current", timeout=10).json()
+    assert current["run_id"] == run_id
+    record = requests.get(f"{stack['NIGHTLY_STEPS_URL']}/runs/{run_id}", timeout=10).json()
+    assert record["status"] == "published"
+    assert record["workflow_summary"]["outcome"] == "published"
+    tree = trees.personal([(retailer, shopper)])[(retailer, shopper)]
+    assert tree.tree_version.startswith(f"{run_id}:")
+    assert tree.valid_until > datetime.now(UTC) + timedelta(hours=47)
+
+    # After: the same traffic again, now decided along the shopper's own tree.
+    home, add = session(shopper, datetime.now(UTC) - timedelta(minutes=5), pasta)
+    at_home = answer_to(stack, shopper, home)
+    assert at_home is not None and at_home["tree_version"] == tree.tree_version
+    shown_home = {e["experience_id"]: e["details"] for e in at_home["experiences"]}
+    assert {f"usual:{pasta}", f"usual:{milk}", "basket:tension"} <= set(shown_home)
+    assert shown_home["basket:tension"]["threshold"] == "32"  # above the usual 24
+    after = answer_to(stack, shopper, add)
+    assert after is not None
+    assert (after["node_id"], after["tree_version"]) == (f"after:{pasta}", tree.tree_version)
+    shown = {e["experience_id"]: e["details"] for e in after["experiences"]}
+    assert shown[f"complement:{sauce}"] == {"product_id": sauce, "because_of": pasta}
+    assert shown["basket:tension"]["missing"] == "29"  # 32 - 2 x 1.50
+    assert before["node_id"] != after["node_id"]
+
+    # The decisions, frozen into BigQuery, say which tree took them.
+    wanted = {(before["node_id"], False), (f"after:{pasta}", True)}
+    deadline = time.monotonic() + 30
+    frozen: list[dict[str, Any]] = []
+    while (
+        time.monotonic() < deadline
+        and not {(r["node_id"], r["personal_tree"]) for r in frozen} >= wanted
+    ):
+        frozen = query(
+            stack,
+            f"SELECT node_id, personal_tree FROM `{project}.{BIGQUERY_DATASET}.decisions` "
+            "WHERE shopper_id = @s",
+            s=shopper,
+        )
+        time.sleep(0.5)
+    assert {(r["node_id"], r["personal_tree"]) for r in frozen} >= wanted
+
+
+@pytest.mark.skipif(not MODEL_STEPS_BUILT, reason="shared.nightly.steps is not in this build")
+def test_the_whole_workflow_with_the_model_steps(stack: dict[str, str], unique: str) -> None:
+    """The modelling half merged: every step runs for real, on a small backfill."""
+    from shared.cli import main as cartwise
+
+    assert cartwise(["backfill", "--weeks", "41-53", "--households", "30", "--workers", "1"]) == 0
+    run_id = f"full-{unique}"
+    status, summary = execute(
+        stack["WORKFLOWS_EMULATOR_URL"], stack["GOOGLE_CLOUD_PROJECT"], {"run_id": run_id}, 600
+    )
+    assert status == 200, summary
+    assert summary["outcome"] in {"published", "refused_by_gate"}
+    evaluation = summary["steps"]["evaluate"]["summary"]
+    assert isinstance(evaluation["gate_passed"], bool) and "table" in evaluation
+    if summary["outcome"] == "published":
+        assert summary["steps"]["compile_trees"]["summary"]["personal_trees"] > 0

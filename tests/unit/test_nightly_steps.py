@@ -1,0 +1,303 @@
+"""The nightly step service over HTTP, with in-memory stores."""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+from collections.abc import Iterable, Iterator
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from shared.campaigns import Campaign
+from shared.ingest import StoreUnavailableError
+from shared.ingest_api import Response
+from shared.nightly.context import StepContext
+from shared.nightly.runs import CurrentRun, RunRecord, RunStatus, StepRecord
+from shared.nightly.service import NightlyDependencies
+from shared.nightly.steps_api import handle
+from shared.tree_compiler import Complement, ScoredProduct, SpendProfile
+from shared.trees import ExperienceTree
+from tests.unit.test_tree_compiler import campaign
+
+NOW = datetime(2026, 11, 23, 2, 30, tzinfo=UTC)
+
+
+class Runs:
+    def __init__(self) -> None:
+        self.records: dict[str, RunRecord] = {}
+        self.pointer: CurrentRun | None = None
+        self.down = False
+
+    def _check(self) -> None:
+        if self.down:
+            raise StoreUnavailableError("firestore: down")
+
+    def begin(self, record: RunRecord) -> None:
+        self._check()
+        kept = self.records.get(record.run_id)
+        self.records[record.run_id] = record.model_copy(
+            update={"steps": kept.steps if kept else {}}
+        )
+
+    def get(self, run_id: str) -> RunRecord | None:
+        self._check()
+        return self.records.get(run_id)
+
+    def record_step(self, run_id: str, step: str, record: StepRecord) -> None:
+        self._check()
+        self.records[run_id].steps[step] = record
+
+    def finish(
+        self,
+        run_id: str,
+        status: RunStatus,
+        finished_at: datetime,
+        workflow_summary: dict[str, Any] | None,
+    ) -> None:
+        changes: dict[str, Any] = {"status": status, "finished_at": finished_at}
+        if workflow_summary is not None:
+            changes["workflow_summary"] = workflow_summary
+        self.records[run_id] = self.records[run_id].model_copy(update=changes)
+
+    def set_current(self, current: CurrentRun) -> CurrentRun | None:
+        previous, self.pointer = self.pointer, current
+        return previous
+
+    def current(self) -> CurrentRun | None:
+        return self.pointer
+
+
+class Outputs:
+    def __init__(self) -> None:
+        self.rows: dict[str, list[tuple[str, str, ScoredProduct]]] = {}
+
+    def scores(self, run_id: str) -> Iterator[tuple[str, str, ScoredProduct]]:
+        yield from self.rows.get(run_id, [])
+
+    def complements(self, run_id: str) -> Iterator[tuple[str, Complement]]:
+        yield ("r1", Complement("pasta", "sauce", lift=4.0, support=12))
+
+    def profiles(self, run_id: str) -> Iterator[tuple[str, str, SpendProfile]]:
+        yield (
+            "r1",
+            "s1",
+            SpendProfile(20, Decimal(10), Decimal(20), Decimal(30), Decimal(45), 1.5),
+        )
+
+
+class Trees:
+    def __init__(self) -> None:
+        self.written: list[ExperienceTree] = []
+        self.batches: list[int] = []
+
+    def put_many(self, trees: Iterable[ExperienceTree], batch_size: int) -> int:
+        batch = list(trees)
+        self.written += batch
+        self.batches.append(batch_size)
+        return len(batch)
+
+
+class Campaigns:
+    def __init__(self, campaigns: list[Campaign]) -> None:
+        self.campaigns = campaigns
+
+    def active(self) -> list[Campaign]:
+        return self.campaigns
+
+
+@pytest.fixture
+def deps() -> NightlyDependencies:
+    def context(run_id: str, cutoff: date) -> StepContext:
+        return StepContext(
+            run_id=run_id,
+            cutoff=cutoff,
+            project="demo-x",
+            dataset="cartwise",
+            warehouse=None,  # type: ignore[arg-type]
+            artifacts=None,  # type: ignore[arg-type]
+        )
+
+    outputs = Outputs()
+    outputs.rows["run-1"] = [
+        ("r1", "s1", ScoredProduct("pasta", 1, 0.9)),
+        ("r1", "s1", ScoredProduct("milk", 2, 0.5)),
+        ("r1", "s2", ScoredProduct("bread", 1, 0.7)),
+    ]
+    return NightlyDependencies(
+        runs=Runs(),
+        outputs=outputs,
+        campaigns=Campaigns(
+            [campaign("promo", starts_at=NOW - timedelta(days=1), ends_at=NOW + timedelta(days=9))]
+        ),
+        trees=Trees(),
+        model_context=context,
+        is_transient=lambda exc: isinstance(exc, StoreUnavailableError),
+        write_batch=2,
+        clock=lambda: NOW,
+    )
+
+
+def call(deps: NightlyDependencies, method: str, path: str, body: Any = None) -> Response:
+    return handle(
+        method, path, json.dumps(body).encode() if body is not None else b"", lambda: deps
+    )
+
+
+def test_a_run_begins_with_yesterday_as_cutoff_and_resumes_under_its_id(
+    deps: NightlyDependencies,
+) -> None:
+    begun = call(deps, "POST", "/runs", {})
+    assert begun.status == 200
+    assert begun.body["cutoff"] == "2026-11-22"
+    assert begun.body["run_id"] == "nightly-20261123-023000"
+    again = call(deps, "POST", "/runs", {"run_id": "run-1", "cutoff": "2026-10-26"})
+    assert (again.status, again.body["cutoff"]) == (200, "2026-10-26")
+    assert call(deps, "POST", "/runs", {"run_id": "run-1"}).body["cutoff"] == "2026-10-26"
+    other = call(deps, "POST", "/runs", {"run_id": "run-1", "cutoff": "2026-10-27"})
+    assert (other.status, other.body["error"]["code"]) == (400, "invalid_request")
+    bad = call(deps, "POST", "/runs", {"run_id": "no spaces"})
+    assert (bad.status, bad.body["error"]["code"]) == (400, "invalid_request")
+
+
+def test_compile_then_publish_makes_the_run_current(deps: NightlyDependencies) -> None:
+    assert call(deps, "POST", "/steps/publish", {"run_id": "run-1"}).status == 404  # not begun
+    call(deps, "POST", "/runs", {"run_id": "run-1", "cutoff": "2026-10-26"})
+    early = call(deps, "POST", "/steps/publish", {"run_id": "run-1"})
+    assert (early.status, early.body["error"]["code"]) == (409, "not_compiled")
+    compiled = call(deps, "POST", "/steps/compile_trees", {"run_id": "run-1", "cutoff": "x"})
+    assert compiled.status == 200, compiled.body
+    summary = compiled.body
+    assert (summary["personal_trees"], summary["default_trees"]) == (2, 1)
+    assert summary["trees_written"] == 3 and summary["complement_nodes"] == 1
+    assert summary["shoppers_with_basket_tension"] == 1  # s2 has no spend profile
+    assert summary["valid_until"] == (NOW + timedelta(days=2)).isoformat()
+    trees = {t.shopper_id: t for t in deps.trees.written}  # type: ignore[attr-defined]
+    assert trees[None].tree_version.startswith("default-")
+    assert trees["s1"].tree_version.startswith("run-1:")
+    assert "after:pasta" in trees["s1"].nodes and "promo" in trees["s1"].campaigns
+    assert deps.trees.batches == [2]  # type: ignore[attr-defined]
+
+    published = call(deps, "POST", "/steps/publish", {"run_id": "run-1"})
+    assert published.status == 200 and published.body["previous_run_id"] is None
+    current = call(deps, "GET", "/runs/current")
+    assert (current.status, current.body["run_id"]) == (200, "run-1")
+    assert current.body["trees"]["personal_trees"] == 2
+    record = call(deps, "GET", "/runs/run-1").body
+    assert record["status"] == "published"
+    assert [record["steps"][s]["status"] for s in ("compile_trees", "publish")] == [
+        "succeeded",
+        "succeeded",
+    ]
+    finished = call(
+        deps, "POST", "/runs/run-1/finish", {"outcome": "published", "summary": {"seconds": 3}}
+    )
+    assert finished.status == 200 and finished.body["workflow_summary"] == {"seconds": 3}
+
+
+def test_nothing_to_compile_is_a_refusal_not_a_retry(deps: NightlyDependencies) -> None:
+    call(deps, "POST", "/runs", {"run_id": "empty"})
+    refused = call(deps, "POST", "/steps/compile_trees", {"run_id": "empty"})
+    assert (refused.status, refused.body["error"]["code"]) == (409, "no_scores")
+    record = call(deps, "GET", "/runs/empty").body
+    assert record["steps"]["compile_trees"]["status"] == "failed"
+    assert not deps.trees.written  # type: ignore[attr-defined]
+    finished = call(deps, "POST", "/runs/empty/finish", {"outcome": "published"})
+    assert finished.status == 409  # never published: cannot finish as such
+
+
+def test_a_store_outage_answers_503_for_the_workflow_to_retry(deps: NightlyDependencies) -> None:
+    call(deps, "POST", "/runs", {"run_id": "run-1"})
+    deps.runs.down = True  # type: ignore[attr-defined]
+    answer = call(deps, "POST", "/steps/compile_trees", {"run_id": "run-1"})
+    assert (answer.status, answer.body["error"]["code"]) == (503, "unavailable")
+    assert answer.headers["Retry-After"] == "5"
+
+
+def test_model_steps_come_from_the_modelling_module(
+    deps: NightlyDependencies, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    call(deps, "POST", "/runs", {"run_id": "run-1", "cutoff": "2026-10-26"})
+    monkeypatch.setitem(sys.modules, "shared.nightly.steps", None)  # absent from the build
+    absent = call(deps, "POST", "/steps/features", {"run_id": "run-1"})
+    assert (absent.status, absent.body["error"]["code"]) == (501, "step_unavailable")
+
+    seen: list[tuple[str, date]] = []
+
+    def features(ctx: StepContext) -> dict[str, Any]:
+        seen.append((ctx.run_id, ctx.cutoff))
+        return {"rows": 12, "at": NOW, "share": Decimal("0.5")}
+
+    def train(ctx: StepContext) -> dict[str, Any]:
+        raise RuntimeError("diverged")
+
+    def evaluate(ctx: StepContext) -> dict[str, Any]:
+        raise StoreUnavailableError("bigquery: down")
+
+    module = types.ModuleType("shared.nightly.steps")
+    module.STEPS = {"features": features, "train": train, "evaluate": evaluate}  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "shared.nightly.steps", module)
+    done = call(deps, "POST", "/steps/features", {"run_id": "run-1"})
+    assert done.status == 200
+    assert done.body | {"seconds": 0} == {
+        "rows": 12,
+        "at": NOW.isoformat(),
+        "share": 0.5,
+        "step": "features",
+        "run_id": "run-1",
+        "seconds": 0,
+    }
+    assert seen == [("run-1", date(2026, 10, 26))]
+    failed = call(deps, "POST", "/steps/train", {"run_id": "run-1"})
+    assert (failed.status, failed.body["error"]["code"]) == (500, "step_failed")
+    assert "diverged" in failed.body["error"]["message"]
+    assert call(deps, "POST", "/steps/evaluate", {"run_id": "run-1"}).status == 503
+    missing = call(deps, "POST", "/steps/score", {"run_id": "run-1"})
+    assert missing.status == 501
+    steps = call(deps, "GET", "/runs/run-1").body["steps"]
+    assert {k: v["status"] for k, v in steps.items()} == {
+        "features": "succeeded",
+        "train": "failed",
+        "evaluate": "failed",
+        "score": "failed",
+    }
+    assert "diverged" in steps["train"]["error"]
+
+
+def test_routes_and_refusals(deps: NightlyDependencies) -> None:
+    assert call(deps, "POST", "/steps/nope", {"run_id": "r"}).body["error"]["code"] == (
+        "unknown_step"
+    )
+    assert call(deps, "POST", "/steps/publish", {}).status == 400
+    assert call(deps, "GET", "/steps/publish").status == 405
+    assert call(deps, "GET", "/runs/current").status == 404  # nothing published yet
+    assert call(deps, "GET", "/runs/unknown").body["error"]["code"] == "unknown_run"
+    spec = call(deps, "GET", "/openapi.json")
+    assert spec.status == 200
+    assert set(spec.body["paths"]) == {
+        "/runs",
+        "/steps/{name}",
+        "/runs/{run_id}/finish",
+        "/runs/{run_id}",
+        "/openapi.json",
+    }
+
+
+def test_the_evaluation_table_is_printed_in_aligned_columns() -> None:
+    from shared.cli import format_table
+
+    text = format_table(
+        [
+            {"method": "P-TopFreq", "metric": "recall@10", "value": 0.166},
+            {"method": "ranker", "metric": "recall@10", "value": 0.19, "ci_low": 0.01},
+        ]
+    )
+    lines = text.splitlines()
+    assert lines[0].split() == ["method", "metric", "value", "ci_low"]
+    assert lines[2].split() == ["P-TopFreq", "recall@10", "0.1660"]
+    assert lines[3].split() == ["ranker", "recall@10", "0.1900", "0.0100"]
+    assert len({len(line.rstrip()) for line in lines[:2]}) == 1
+    assert format_table("already text") == "already text"
