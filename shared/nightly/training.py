@@ -1,0 +1,197 @@
+"""Training: a LightGBM LambdaRank ranker of candidates, and a next-basket value model.
+
+Both learn from the ``train`` boundaries only (labels before the evaluation boundary), so
+the held-out evaluation measures what tonight's model will do on weeks it never saw.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from shared.nightly.context import Row, StepContext
+from shared.nightly.features import table_ref
+from shared.nightly.tables import (
+    CANDIDATE_FEATURES,
+    NIGHTLY_CANDIDATES,
+    NIGHTLY_SHOPPERS,
+    SHOPPER_FEATURES,
+)
+
+log = logging.getLogger(__name__)
+
+FEATURES = tuple(c.name for c in CANDIDATE_FEATURES)
+VALUE_FEATURES = tuple(c.name for c in SHOPPER_FEATURES)
+RANKER_PARAMS: dict[str, Any] = {
+    "objective": "lambdarank",
+    "metric": "ndcg",
+    "eval_at": [10],
+    "lambdarank_truncation_level": 20,
+    "learning_rate": 0.05,
+    "num_leaves": 31,
+    "min_data_in_leaf": 100,
+    "feature_fraction": 0.8,
+    "bagging_fraction": 0.8,
+    "bagging_freq": 1,
+    "num_threads": 2,
+    "seed": 8451,
+    "verbose": -1,
+}
+RANKER_ROUNDS = 250
+VALUE_PARAMS: dict[str, Any] = {
+    "objective": "huber",
+    "alpha": 20.0,
+    "learning_rate": 0.05,
+    "num_leaves": 15,
+    "min_data_in_leaf": 50,
+    "num_threads": 2,
+    "seed": 8451,
+    "verbose": -1,
+}
+VALUE_ROUNDS = 200
+
+
+def artifact(run_id: str, name: str) -> str:
+    return f"nightly/{run_id}/{name}"
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Candidate rows of one role, grouped by shopper (consecutive rows)."""
+
+    keys: list[tuple[str, str, str]]  # boundary, retailer_id, shopper_id per row
+    products: list[str]
+    brands: list[str | None]
+    categories: list[str | None]
+    x: Any  # float matrix, FEATURES columns
+    label_next: Any
+    label_28d: Any
+
+    def groups(self) -> list[tuple[int, int]]:
+        """(start, stop) of each shopper's rows."""
+        bounds: list[tuple[int, int]] = []
+        start = 0
+        for i in range(1, len(self.keys) + 1):
+            if i == len(self.keys) or self.keys[i] != self.keys[start]:
+                bounds.append((start, i))
+                start = i
+        return bounds
+
+
+def _matrix(rows: Sequence[Row], names: Sequence[str]) -> Any:
+    return np.array(
+        [[np.nan if r[n] is None else float(r[n]) for n in names] for r in rows], dtype=float
+    )
+
+
+def load_candidates(ctx: StepContext, role: str) -> Candidates:
+    rows = ctx.warehouse.query(
+        f"SELECT CAST(boundary AS STRING) AS boundary, retailer_id, shopper_id, product_id, "
+        f"brand, category, {', '.join(FEATURES)}, label_next, label_28d "
+        f"FROM {table_ref(ctx, NIGHTLY_CANDIDATES.name)} "
+        "WHERE run_id = @run_id AND role = @role "
+        "ORDER BY boundary, retailer_id, shopper_id, product_id",
+        {"run_id": ctx.run_id, "role": role},
+    )
+    return Candidates(
+        keys=[(r["boundary"], r["retailer_id"], r["shopper_id"]) for r in rows],
+        products=[r["product_id"] for r in rows],
+        brands=[r["brand"] for r in rows],
+        categories=[r["category"] for r in rows],
+        x=_matrix(rows, FEATURES),
+        label_next=np.array([r["label_next"] or 0 for r in rows], dtype=float),
+        label_28d=np.array([r["label_28d"] or 0 for r in rows], dtype=float),
+    )
+
+
+def load_shoppers(ctx: StepContext, role: str) -> list[Row]:
+    return ctx.warehouse.query(
+        f"SELECT retailer_id, shopper_id, {', '.join(VALUE_FEATURES)}, next_value "
+        f"FROM {table_ref(ctx, NIGHTLY_SHOPPERS.name)} "
+        "WHERE run_id = @run_id AND role = @role ORDER BY retailer_id, shopper_id, boundary",
+        {"run_id": ctx.run_id, "role": role},
+    )
+
+
+def value_matrix(rows: Sequence[Row]) -> Any:
+    return _matrix(rows, VALUE_FEATURES)
+
+
+def fit_ranker(candidates: Candidates) -> Any:
+    """LambdaRank on the shoppers whose next basket holds at least one candidate."""
+    import lightgbm as lgb
+
+    keep: list[int] = []
+    sizes: list[int] = []
+    for start, stop in candidates.groups():
+        if candidates.label_next[start:stop].any():
+            keep.extend(range(start, stop))
+            sizes.append(stop - start)
+    if not sizes:
+        raise ValueError("no training shopper with a positive candidate")
+    rows = np.asarray(keep)
+    data = lgb.Dataset(
+        candidates.x[rows],
+        label=candidates.label_next[rows],
+        group=sizes,
+        feature_name=list(FEATURES),
+        free_raw_data=True,
+    )
+    return lgb.train(RANKER_PARAMS, data, num_boost_round=RANKER_ROUNDS)
+
+
+def fit_value_model(rows: Sequence[Row]) -> Any:
+    import lightgbm as lgb
+
+    labelled = [r for r in rows if r["next_value"] is not None]
+    if not labelled:
+        raise ValueError("no training shopper with a next basket")
+    data = lgb.Dataset(
+        value_matrix(labelled),
+        label=np.array([float(r["next_value"]) for r in labelled]),
+        feature_name=list(VALUE_FEATURES),
+    )
+    return lgb.train(VALUE_PARAMS, data, num_boost_round=VALUE_ROUNDS)
+
+
+def load_model(ctx: StepContext, name: str) -> Any:
+    import lightgbm as lgb
+
+    return lgb.Booster(model_str=ctx.artifacts.get(artifact(ctx.run_id, name)).decode())
+
+
+def train(ctx: StepContext) -> dict[str, object]:
+    """The train step: fits both models on the train boundaries, stores them as artifacts."""
+    started = time.monotonic()
+    candidates = load_candidates(ctx, "train")
+    loaded = time.monotonic()
+    ranker = fit_ranker(candidates)
+    ctx.artifacts.put(artifact(ctx.run_id, "ranker.txt"), ranker.model_to_string().encode())
+    shoppers = load_shoppers(ctx, "train")
+    value_model = fit_value_model(shoppers)
+    ctx.artifacts.put(
+        artifact(ctx.run_id, "basket_value.txt"), value_model.model_to_string().encode()
+    )
+    importance = dict(
+        zip(FEATURES, (float(v) for v in ranker.feature_importance("gain")), strict=True)
+    )
+    top = sorted(importance.items(), key=lambda kv: -kv[1])[:8]
+    summary: dict[str, object] = {
+        "candidates": len(candidates.keys),
+        "shoppers": len(candidates.groups()),
+        "positives": int(candidates.label_next.sum()),
+        "ranker_rounds": ranker.current_iteration(),
+        "value_training_shoppers": sum(r["next_value"] is not None for r in shoppers),
+        "top_features_by_gain": [name for name, _ in top],
+        "load_seconds": round(loaded - started, 1),
+        "seconds": round(time.monotonic() - started, 1),
+    }
+    ctx.artifacts.put(artifact(ctx.run_id, "training.json"), json.dumps(summary).encode())
+    log.info("models trained", extra={"summary": summary})
+    return summary
