@@ -21,7 +21,7 @@ from google.cloud import bigquery
 from shared.nightly.context import Row
 from shared.resource_model import BigQueryTable, Column
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 TIMEOUT_S = 900.0
 
@@ -102,7 +102,8 @@ class BigQueryWarehouse:
     def replace_rows(self, table: str, run_id: str, rows: Sequence[Row]) -> None:
         declared = self._tables[table]
         target = f"{self._project}.{self._dataset}.{declared.name}"
-        self.execute(f"DELETE FROM `{target}` WHERE run_id = @run_id", {"run_id": run_id})
+        delete = f"DELETE FROM `{target}` WHERE run_id = @run_id"  # noqa: S608
+        self.execute(delete, {"run_id": run_id})
         if not rows:
             return
         self._client.load_table_from_file(
@@ -110,9 +111,11 @@ class BigQueryWarehouse:
             target,
             job_config=bigquery.LoadJobConfig(
                 source_format=bigquery.SourceFormat.PARQUET,
-                schema=[bigquery.SchemaField(c.name, c.type, mode=c.mode) for c in declared.columns],
+                schema=[
+                    bigquery.SchemaField(c.name, c.type, mode=c.mode) for c in declared.columns
+                ],
                 write_disposition=bigquery.WriteDisposition.WRITE_APPEND,
             ),
             timeout=TIMEOUT_S,
         ).result(timeout=TIMEOUT_S)
-        logger.info("rows replaced", extra={"table": table, "run_id": run_id, "rows": len(rows)})
+        log.info("rows replaced", extra={"table": table, "run_id": run_id, "rows": len(rows)})

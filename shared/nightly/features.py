@@ -284,7 +284,9 @@ FROM profile p LEFT JOIN next_basket n USING (boundary, retailer_id, shopper_id)
 def build(ctx: StepContext) -> dict[str, object]:
     """The features step: (re)computes this run's candidates and shopper features."""
     items = boundaries(ctx.cutoff)
-    summary: dict[str, object] = {"boundaries": {b.role + "@" + b.at.date().isoformat(): b.role for b in items}}
+    summary: dict[str, object] = {
+        "boundaries": {b.role + "@" + b.at.date().isoformat(): b.role for b in items}
+    }
     for table, sql in (
         (NIGHTLY_CANDIDATES, candidates_sql(ctx, items)),
         (NIGHTLY_SHOPPERS, shoppers_sql(ctx, items)),
