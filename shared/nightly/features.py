@@ -195,7 +195,7 @@ SELECT @run_id, c.boundary, b.role, c.retailer_id, c.shopper_id, c.product_id,
        COALESCE(p.p_baskets_28d, 0), COALESCE(p.p_decay_14, 0.0),
        COALESCE(p.p_decay_56, 0.0),
        COALESCE(p.p_days_since_last, {HISTORY_DAYS}.0), p.p_interval,
-       p.p_days_since_last / p.p_interval,
+       IF(p.p_interval > 0, p.p_days_since_last / p.p_interval, NULL),
        COALESCE(p.p_quantity, 0), COALESCE(p.p_spend, 0.0),
        COALESCE(cp.c_baskets, 0) / s.s_baskets,
        COALESCE(cp.c_days_since_last, {HISTORY_DAYS}.0),
@@ -285,7 +285,7 @@ def build(ctx: StepContext) -> dict[str, object]:
     """The features step: (re)computes this run's candidates and shopper features."""
     items = boundaries(ctx.cutoff)
     summary: dict[str, object] = {
-        "boundaries": {b.role + "@" + b.at.date().isoformat(): b.role for b in items}
+        "boundaries": [{"role": b.role, "at": b.at.isoformat()} for b in items]
     }
     for table, sql in (
         (NIGHTLY_CANDIDATES, candidates_sql(ctx, items)),
