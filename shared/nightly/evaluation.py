@@ -17,7 +17,10 @@ Recall@10 and NDCG@10 per shopper, averaged; ``ranker - X`` rows carry a paired 
 95% interval of the mean difference. The next basket's recall is also split into items
 the shopper bought before (``repeat``) and new to them (``new``). Recommendations of new
 products (complementarity with the shopper's history) are judged on new items only,
-against the retailer's most popular products the shopper never bought.
+against the retailer's most popular products the shopper never bought
+(``g_topfreq_new``). ``complements`` ranks the same new products by popularity boosted
+by complementarity: ``baskets(b) * (1 + sum_h w_h max(lift(h, b) - 1, 0) / sum_h w_h)``,
+``h`` the shopper's products weighted by their 56-day decayed count.
 
 The gate passes when the ranker's product recall@10 on the next basket beats P-TopFreq
 with the bootstrap interval of the difference above zero.
@@ -190,9 +193,13 @@ weights AS (
   SELECT retailer_id, shopper_id, product_id, p_decay_56 AS weight FROM {candidates}
   WHERE run_id = @run_id AND role = 'evaluate' AND in_history = 1
 ),
-by_complement AS (
+total_weight AS (
+  SELECT retailer_id, shopper_id, SUM(weight) AS total FROM weights
+  GROUP BY retailer_id, shopper_id
+),
+boost AS (
   SELECT w.retailer_id, w.shopper_id, c.complement_id AS product_id,
-         SUM(w.weight * c.confidence) AS score
+         SUM(w.weight * GREATEST(c.lift - 1.0, 0.0)) AS boost
   FROM weights w JOIN complements c
     ON c.retailer_id = w.retailer_id AND c.product_id = w.product_id
   GROUP BY w.retailer_id, w.shopper_id, c.complement_id
@@ -212,6 +219,18 @@ top_popular AS (
 by_popularity AS (
   SELECT s.retailer_id, s.shopper_id, p.product_id, CAST(p.score AS FLOAT64) AS score
   FROM shoppers s JOIN top_popular p ON p.retailer_id = s.retailer_id
+),
+by_complement AS (
+  SELECT b.retailer_id, b.shopper_id, b.product_id,
+         p.score * (1.0 + b.boost / t.total) AS score
+  FROM boost b
+  JOIN total_weight t ON t.retailer_id = b.retailer_id AND t.shopper_id = b.shopper_id
+  JOIN popular p ON p.retailer_id = b.retailer_id AND p.product_id = b.product_id
+  UNION ALL
+  SELECT y.* FROM by_popularity y
+  WHERE NOT EXISTS (
+    SELECT 1 FROM boost b WHERE b.retailer_id = y.retailer_id
+      AND b.shopper_id = y.shopper_id AND b.product_id = y.product_id)
 ),
 ranked AS (
   SELECT method, retailer_id, shopper_id, product_id,

@@ -92,8 +92,11 @@ lines AS (
    AND s.occurred_at >= TIMESTAMP_SUB(b.boundary, INTERVAL {HISTORY_DAYS} DAY)
 ),
 baskets AS (
-  SELECT boundary, retailer_id, shopper_id, order_id, MIN(age) AS age
-  FROM lines GROUP BY boundary, retailer_id, shopper_id, order_id
+  SELECT boundary, retailer_id, shopper_id, order_id, age,
+         ROW_NUMBER() OVER (PARTITION BY boundary, retailer_id, shopper_id
+                            ORDER BY age, order_id) AS basket_rank
+  FROM (SELECT boundary, retailer_id, shopper_id, order_id, MIN(age) AS age
+        FROM lines GROUP BY boundary, retailer_id, shopper_id, order_id)
 ),
 shopper AS (
   SELECT boundary, retailer_id, shopper_id, COUNT(*) AS s_baskets,
@@ -106,14 +109,18 @@ shopper_products AS (
   FROM lines GROUP BY boundary, retailer_id, shopper_id
 ),
 product_lines AS (
-  SELECT boundary, retailer_id, shopper_id, product_id, order_id, MIN(age) AS age,
-         SUM(quantity) AS quantity, SUM(amount) AS amount
-  FROM lines GROUP BY boundary, retailer_id, shopper_id, product_id, order_id
+  SELECT l.boundary, l.retailer_id, l.shopper_id, l.product_id, l.order_id,
+         MIN(l.age) AS age, MIN(k.basket_rank) AS basket_rank,
+         SUM(l.quantity) AS quantity, SUM(l.amount) AS amount
+  FROM lines l JOIN baskets k USING (boundary, retailer_id, shopper_id, order_id)
+  GROUP BY l.boundary, l.retailer_id, l.shopper_id, l.product_id, l.order_id
 ),
 personal AS (
   SELECT boundary, retailer_id, shopper_id, product_id,
          COUNT(*) AS p_baskets,
          COUNTIF(age < 28) AS p_baskets_28d,
+         COUNTIF(basket_rank <= 5) AS p_last5,
+         MIN(basket_rank) - 1 AS p_baskets_since_last,
          SUM(EXP(-age / 14.0)) AS p_decay_14,
          SUM(EXP(-age / 56.0)) AS p_decay_56,
          MIN(age) AS p_days_since_last,
@@ -192,7 +199,10 @@ SELECT @run_id, c.boundary, b.role, c.retailer_id, c.shopper_id, c.product_id,
        cat.brand, cat.category,
        IF(p.product_id IS NULL, 0.0, 1.0) AS in_history,
        COALESCE(p.p_baskets, 0), COALESCE(p.p_baskets, 0) / s.s_baskets,
-       COALESCE(p.p_baskets_28d, 0), COALESCE(p.p_decay_14, 0.0),
+       COALESCE(p.p_baskets_28d, 0),
+       COALESCE(p.p_last5, 0) / LEAST(5, s.s_baskets),
+       COALESCE(p.p_baskets_since_last, s.s_baskets),
+       COALESCE(p.p_decay_14, 0.0),
        COALESCE(p.p_decay_56, 0.0),
        COALESCE(p.p_days_since_last, {HISTORY_DAYS}.0), p.p_interval,
        IF(p.p_interval > 0, p.p_days_since_last / p.p_interval, NULL),

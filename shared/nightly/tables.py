@@ -37,6 +37,8 @@ CANDIDATE_FEATURES: tuple[Column, ...] = (
     _float("p_baskets", "Shopper's baskets with the product (365 days)"),
     _float("p_share", "Share of the shopper's baskets with the product"),
     _float("p_baskets_28d", "Shopper's baskets with the product, last 28 days"),
+    _float("p_last5", "Share of the shopper's last five baskets with the product"),
+    _float("p_baskets_since_last", "Shopper's baskets since they last bought it"),
     _float("p_decay_14", "Sum over those baskets of exp(-age/14 days)"),
     _float("p_decay_56", "Sum over those baskets of exp(-age/56 days)"),
     _float("p_days_since_last", "Days since the shopper last bought it"),

@@ -90,6 +90,9 @@ def _matrix(rows: Sequence[Row], names: Sequence[str]) -> Any:
     )
 
 
+PACK = 10  # features per packed string
+
+
 def _as_text(column: str) -> str:
     return f"COALESCE(CAST(ROUND({column}, 6) AS STRING), 'nan')"
 
@@ -98,14 +101,18 @@ def load_candidates(ctx: StepContext, role: str) -> Candidates:
     """One role's candidates, fetched as one packed row per shopper.
 
     A row per candidate costs a JSON cell per feature on the way out of the warehouse;
-    packing each shopper's candidates into two strings moves the same numbers ~10x
-    faster. Each packed item starts with its product id, so the two strings need no
-    common order. (bqemulator refuses longer ``||`` chains: hence two strings.)
+    packing each shopper's candidates into a few strings moves the same numbers ~10x
+    faster. Each packed item starts with its product id, so the strings need no common
+    order. (bqemulator refuses long ``||`` chains: ``PACK`` features per string.)
     """
-    numbers = " || ' ' || ".join(_as_text(f) for f in FEATURES)
+    packed = ", ".join(
+        "STRING_AGG(product_id || ' ' || "
+        + " || ' ' || ".join(_as_text(f) for f in FEATURES[i : i + PACK])
+        + f", ';') AS x{i // PACK}"
+        for i in range(0, len(FEATURES), PACK)
+    )
     rows = ctx.warehouse.query(
-        f"SELECT CAST(boundary AS STRING) AS boundary, retailer_id, shopper_id, "
-        f"STRING_AGG(product_id || ' ' || {numbers}, ';') AS x, "
+        f"SELECT CAST(boundary AS STRING) AS boundary, retailer_id, shopper_id, {packed}, "
         "STRING_AGG(product_id || '|' || COALESCE(CAST(label_next AS STRING), '0') || '|'"
         " || COALESCE(CAST(label_28d AS STRING), '0') || '|' || COALESCE(brand, '')"
         " || '|' || COALESCE(category, ''), '^') AS y "
@@ -129,7 +136,16 @@ def unpack_candidates(rows: Sequence[Row]) -> Candidates:
     label_28d: list[float] = []
     width = len(FEATURES)
     for row in rows:
-        items = sorted(item.split(" ", 1) for item in row["x"].split(";"))
+        parts = [
+            sorted(item.split(" ", 1) for item in row[f"x{j}"].split(";"))
+            for j in range((width + PACK - 1) // PACK)
+        ]
+        items = [
+            (chunks[0][0], " ".join(values for _, values in chunks))
+            for chunks in zip(*parts, strict=True)
+        ]
+        if any(len({product for product, _ in chunks}) != 1 for chunks in zip(*parts)):
+            raise ValueError("packed candidate strings disagree on the products")
         about = {}
         for line in row["y"].split("^"):
             product, next_, in_28d, brand, category = line.split("|", 4)
