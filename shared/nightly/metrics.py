@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Set as AbstractSet
 
 import numpy as np
+import numpy.typing as npt
 
 
-def recall_at_k(ranked: Sequence[Hashable], target: set[Hashable], k: int = 10) -> float:
+def recall_at_k(ranked: Sequence[Hashable], target: AbstractSet[Hashable], k: int = 10) -> float:
     """Share of the target found in the first ``k`` recommendations (target not empty)."""
     if not target:
         raise ValueError("recall of an empty target")
     return len(set(ranked[:k]) & target) / len(target)
 
 
-def ndcg_at_k(ranked: Sequence[Hashable], target: set[Hashable], k: int = 10) -> float:
+def ndcg_at_k(ranked: Sequence[Hashable], target: AbstractSet[Hashable], k: int = 10) -> float:
     """Binary-relevance NDCG: DCG of the first ``k`` over the best possible DCG."""
     if not target:
         raise ValueError("NDCG of an empty target")
@@ -41,14 +43,14 @@ def distinct(items: Iterable[Hashable]) -> list[Hashable]:
 
 
 def paired_bootstrap(
-    differences: Sequence[float], resamples: int = 2000, seed: int = 8451, level: float = 0.95
+    differences: npt.ArrayLike, resamples: int = 2000, seed: int = 8451, level: float = 0.95
 ) -> tuple[float, float]:
     """Percentile interval of the mean of paired per-shopper differences.
 
     Shoppers are resampled with replacement; each resample's mean difference is one draw.
     """
     values = np.asarray(differences, dtype=float)
-    if values.size == 0:
+    if values.ndim != 1 or values.size == 0:
         raise ValueError("bootstrap of no shopper")
     rng = np.random.default_rng(seed)
     means = np.empty(resamples)

@@ -144,7 +144,7 @@ def unpack_candidates(rows: Sequence[Row]) -> Candidates:
             (chunks[0][0], " ".join(values for _, values in chunks))
             for chunks in zip(*parts, strict=True)
         ]
-        if any(len({product for product, _ in chunks}) != 1 for chunks in zip(*parts)):
+        if any(len({product for product, _ in chunks}) != 1 for chunks in zip(*parts, strict=True)):
             raise ValueError("packed candidate strings disagree on the products")
         about = {}
         for line in row["y"].split("^"):

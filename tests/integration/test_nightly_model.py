@@ -7,6 +7,7 @@ emulator, twice for score (idempotent per run).
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -83,7 +84,8 @@ def test_the_four_steps_fill_their_tables_with_sane_figures(
     assert candidates["train"] > 0 and candidates["evaluate"] > 0 and candidates["score"] > 0
 
     trained = STEPS["train"](ctx)
-    assert trained["positives"] > 0
+    positives = trained["positives"]
+    assert isinstance(positives, int) and positives > 0
     assert (tmp_path / "nightly" / ctx.run_id / "ranker.txt").stat().st_size > 0
 
     evaluated = STEPS["evaluate"](ctx)
@@ -121,7 +123,8 @@ def test_the_four_steps_fill_their_tables_with_sane_figures(
         f"`{project}.{dataset}.shopper_product_scores` WHERE run_id = @run_id",
         {"run_id": ctx.run_id},
     )
-    assert len(scores) == scored["shopper_product_scores"] > 0
+    counts = {k: v for k, v in scored.items() if isinstance(v, int)}
+    assert len(scores) == counts["shopper_product_scores"] > 0
     ranks = Counter(r["shopper_id"] for r in scores)
     assert all(n <= 20 for n in ranks.values())
     by_shopper: dict[str, list[tuple[int, float]]] = {}
@@ -130,12 +133,12 @@ def test_the_four_steps_fill_their_tables_with_sane_figures(
     for ranked in by_shopper.values():
         ranked.sort()
         assert [k for k, _ in ranked] == list(range(1, len(ranked) + 1))
-        assert all(a[1] >= b[1] for a, b in zip(ranked, ranked[1:], strict=False))
+        assert all(a[1] >= b[1] for a, b in itertools.pairwise(ranked))
     profiles = warehouse.query(
         f"SELECT * FROM `{project}.{dataset}.shopper_spend_profiles` WHERE run_id = @run_id",
         {"run_id": ctx.run_id},
     )
-    assert len(profiles) == scored["shopper_spend_profiles"] >= len(by_shopper)
+    assert len(profiles) == counts["shopper_spend_profiles"] >= len(by_shopper)
     for p in profiles:
         assert p["baskets"] >= 1 and p["visits_per_week"] > 0
         assert p["value_p25"] <= p["value_p50"] <= p["value_p75"] <= p["value_p90"]
@@ -143,7 +146,7 @@ def test_the_four_steps_fill_their_tables_with_sane_figures(
         f"SELECT * FROM `{project}.{dataset}.product_complements` WHERE run_id = @run_id",
         {"run_id": ctx.run_id},
     )
-    assert len(complements) == scored["product_complements"]
+    assert len(complements) == counts["product_complements"] > 0
     for c in complements:
         assert c["support"] >= MIN_PAIR_SUPPORT and c["lift"] > 0
         assert c["product_id"] != c["complement_id"]

@@ -76,7 +76,9 @@ def test_compare_reports_methods_and_paired_differences() -> None:
         "ranker": {k: ["a", "b", "x"] for k in shoppers},
         "p_topfreq": {k: ["a", "x", "y"] for k in shoppers},
     }
-    results = {(r.method, r.metric): r for r in compare("product", "t", per_method, shoppers, truth)}
+    results = {
+        (r.method, r.metric): r for r in compare("product", "t", per_method, shoppers, truth)
+    }
     assert results[("ranker", "recall@10")].value == pytest.approx(1.0)
     assert results[("p_topfreq", "recall@10")].value == pytest.approx(0.5)
     diff = results[("ranker - p_topfreq", "recall@10")]
