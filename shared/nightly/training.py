@@ -185,14 +185,20 @@ def value_matrix(rows: Sequence[Row]) -> Any:
     return _matrix(rows, VALUE_FEATURES)
 
 
+def relevance(candidates: Candidates) -> Any:
+    """Graded relevance: 3 in the next basket (and so in the 28 days), 1 only later, 0."""
+    return candidates.label_next * 2 + candidates.label_28d
+
+
 def fit_ranker(candidates: Candidates) -> Any:
-    """LambdaRank on the shoppers whose next basket holds at least one candidate."""
+    """LambdaRank on graded relevance, over the shoppers with a relevant candidate."""
     import lightgbm as lgb
 
+    grades = relevance(candidates)
     keep: list[int] = []
     sizes: list[int] = []
     for start, stop in candidates.groups():
-        if candidates.label_next[start:stop].any():
+        if grades[start:stop].any():
             keep.extend(range(start, stop))
             sizes.append(stop - start)
     if not sizes:
@@ -200,7 +206,7 @@ def fit_ranker(candidates: Candidates) -> Any:
     rows = np.asarray(keep)
     data = lgb.Dataset(
         candidates.x[rows],
-        label=candidates.label_next[rows],
+        label=grades[rows],
         group=sizes,
         feature_name=list(FEATURES),
         free_raw_data=True,
