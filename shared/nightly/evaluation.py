@@ -29,7 +29,6 @@ with the bootstrap interval of the difference above zero.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Sequence
@@ -337,6 +336,9 @@ def compare(
 ) -> list[Result]:
     """Each method's mean recall@10 and NDCG@10, and the challenger's paired differences."""
     results: list[Result] = []
+    if not shoppers:
+        log.warning("no shopper to evaluate", extra={"level": level, "target": target})
+        return results
     metrics: dict[str, Callable[[Sequence[Hashable], set[Hashable]], float]] = {
         "recall@10": lambda r, t: recall_at_k(r, t, K),
         "ndcg@10": lambda r, t: ndcg_at_k(r, t, K),
@@ -387,7 +389,10 @@ def split_recall(
                 hits += len(set(rankings.get(key, [])[:K]) & truth[key])
                 total += len(truth[key])
             v = _score(rankings, shoppers, truth, lambda r, t: recall_at_k(r, t, K))
-            low, high = paired_bootstrap(v) if len(v) else (math.nan, math.nan)
+            low: float | None = None
+            high: float | None = None
+            if len(v):
+                low, high = paired_bootstrap(v)
             results.append(
                 Result(
                     "product",
@@ -533,9 +538,12 @@ def _find(results: Sequence[Result], level: str, target: str, method: str, metri
 
 def gate(results: Sequence[Result]) -> dict[str, Any]:
     """Passes when the ranker beats P-TopFreq on next-basket product recall@10, surely."""
-    ranker = _find(results, "product", "next_basket", "ranker", "recall@10")
-    baseline = _find(results, "product", "next_basket", GATE_METHOD, "recall@10")
-    diff = _find(results, "product", "next_basket", f"ranker - {GATE_METHOD}", "recall@10")
+    try:
+        ranker = _find(results, "product", "next_basket", "ranker", "recall@10")
+        baseline = _find(results, "product", "next_basket", GATE_METHOD, "recall@10")
+        diff = _find(results, "product", "next_basket", f"ranker - {GATE_METHOD}", "recall@10")
+    except KeyError:
+        return {"gate_passed": False, "shoppers": 0, "reason": "no shopper to evaluate"}
     passed = ranker.value > baseline.value and diff.ci_low is not None and diff.ci_low > 0
     return {
         "gate_passed": bool(passed),

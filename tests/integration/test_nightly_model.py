@@ -119,17 +119,18 @@ def test_the_four_steps_fill_their_tables_with_sane_figures(
     for _ in range(2):  # a re-run replaces the run's rows
         scored = STEPS["score"](ctx)
     scores = warehouse.query(
-        f"SELECT shopper_id, product_id, rank, score FROM "
+        f"SELECT retailer_id, shopper_id, product_id, rank, score FROM "
         f"`{project}.{dataset}.shopper_product_scores` WHERE run_id = @run_id",
         {"run_id": ctx.run_id},
     )
     counts = {k: v for k, v in scored.items() if isinstance(v, int)}
     assert len(scores) == counts["shopper_product_scores"] > 0
-    ranks = Counter(r["shopper_id"] for r in scores)
+    ranks = Counter((r["retailer_id"], r["shopper_id"]) for r in scores)
     assert all(n <= 20 for n in ranks.values())
-    by_shopper: dict[str, list[tuple[int, float]]] = {}
+    by_shopper: dict[tuple[str, str], list[tuple[int, float]]] = {}
     for r in scores:
-        by_shopper.setdefault(r["shopper_id"], []).append((r["rank"], r["score"]))
+        key = (r["retailer_id"], r["shopper_id"])
+        by_shopper.setdefault(key, []).append((r["rank"], r["score"]))
     for ranked in by_shopper.values():
         ranked.sort()
         assert [k for k, _ in ranked] == list(range(1, len(ranked) + 1))

@@ -86,6 +86,11 @@ def test_compare_reports_methods_and_paired_differences() -> None:
     assert diff.ci_low == pytest.approx(0.5) and diff.shoppers == 50
 
 
+def test_a_run_without_evaluated_shoppers_does_not_pass_the_gate() -> None:
+    assert compare("product", "t", {"ranker": {}}, [], {}) == []
+    assert gate([])["gate_passed"] is False
+
+
 def test_split_recall_separates_repeat_and_new_items() -> None:
     key = ("r", "s")
     targets = Targets({key: {"old", "new"}}, {key: {"old", "new"}}, {key: {"old"}}, {})
