@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from shared.decision_read_models import DECISION_TABLES
 from shared.journey_campaigns import JOURNEY_TABLES
+from shared.nightly.tables import NIGHTLY_TABLES
 from shared.read_models import DATASET as BIGQUERY_DATASET  # re-exported
 from shared.read_models import DEAD_LETTERS, READ_MODELS
 from shared.resource_model import (
@@ -194,7 +195,13 @@ SYSTEM = SystemResources(
             partition_expiration_days=READ_MODEL_RETENTION_DAYS,
         ),
     ),
-    bigquery_tables=(*READ_MODELS, DEAD_LETTERS, *DECISION_TABLES, *JOURNEY_TABLES),
+    bigquery_tables=(
+        *READ_MODELS,
+        DEAD_LETTERS,
+        *DECISION_TABLES,
+        *JOURNEY_TABLES,
+        *NIGHTLY_TABLES,
+    ),
     firestore_databases=(
         FirestoreDatabase(
             name=DEFAULT_DATABASE, description="retailers, API keys, campaigns, audit"

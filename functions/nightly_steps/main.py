@@ -48,10 +48,12 @@ def dependencies() -> NightlyDependencies:
 
 def model_context(settings: NightlyStepsSettings, run_id: str, cutoff: date) -> StepContext:
     """The model steps' context, with the modelling half's adapters (imported when needed)."""
-    from shared.adapters.bigquery_warehouse import BigQueryWarehouse  # type: ignore[import-not-found,unused-ignore]
-    from shared.adapters.local_artifacts import LocalArtifactStore  # type: ignore[import-not-found,unused-ignore]
+    from pathlib import Path
 
     from shared.adapters import clients
+    from shared.adapters.bigquery_warehouse import BigQueryWarehouse
+    from shared.adapters.local_artifacts import LocalArtifactStore
+    from shared.nightly.tables import NIGHTLY_TABLES
 
     client = clients.bigquery_client(settings.project, settings.bigquery_emulator_host)
     return StepContext(
@@ -59,8 +61,8 @@ def model_context(settings: NightlyStepsSettings, run_id: str, cutoff: date) -> 
         cutoff=cutoff,
         project=settings.project,
         dataset=settings.dataset,
-        warehouse=BigQueryWarehouse(client, settings.project, settings.dataset),
-        artifacts=LocalArtifactStore(settings.artifacts_dir),
+        warehouse=BigQueryWarehouse(client, settings.project, settings.dataset, NIGHTLY_TABLES),
+        artifacts=LocalArtifactStore(Path(settings.artifacts_dir)),
     )
 
 

@@ -28,6 +28,7 @@ from emulators.config import ROOT, StackSettings
 from shared.adapters import clients
 from shared.adapters.bigtable_decisions import BigtableTrees
 from shared.adapters.firestore_campaigns import FirestoreCampaignStore
+from shared.nightly.tables import NIGHTLY_TABLES
 from shared.resources import BIGQUERY_DATASET, BIGTABLE_INSTANCE, SYSTEM
 from shared.tree_compiler import compile_default_tree
 from shared.workflow_render import environment
@@ -41,36 +42,11 @@ pytestmark = pytest.mark.integration
 
 MODEL_STEPS_BUILT = importlib.util.find_spec("shared.nightly.steps") is not None
 
-# The model steps' output tables, as shared/nightly/context.py documents them; created here
-# when the stack does not declare them (before the modelling half is merged).
+# The model steps' outputs the tree compiler reads (seeded directly by these tests).
 OUTPUT_TABLES: dict[str, list[tuple[str, str]]] = {
-    "shopper_product_scores": [
-        ("run_id", "STRING"),
-        ("retailer_id", "STRING"),
-        ("shopper_id", "STRING"),
-        ("product_id", "STRING"),
-        ("rank", "INT64"),
-        ("score", "FLOAT64"),
-    ],
-    "product_complements": [
-        ("run_id", "STRING"),
-        ("retailer_id", "STRING"),
-        ("product_id", "STRING"),
-        ("complement_id", "STRING"),
-        ("lift", "FLOAT64"),
-        ("support", "FLOAT64"),
-    ],
-    "shopper_spend_profiles": [
-        ("run_id", "STRING"),
-        ("retailer_id", "STRING"),
-        ("shopper_id", "STRING"),
-        ("baskets", "INT64"),
-        ("value_p25", "FLOAT64"),
-        ("value_p50", "FLOAT64"),
-        ("value_p75", "FLOAT64"),
-        ("value_p90", "FLOAT64"),
-        ("visits_per_week", "FLOAT64"),
-    ],
+    t.name: [(c.name, c.type) for c in t.columns]
+    for t in NIGHTLY_TABLES
+    if t.name in ("shopper_product_scores", "product_complements", "shopper_spend_profiles")
 }
 
 

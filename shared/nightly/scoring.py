@@ -1,0 +1,108 @@
+"""Scoring: tonight's predictions, complements and spend profiles, for the tree compiler.
+
+- ``shopper_product_scores``: the ranker over each shopper's candidates at the end of
+  history, their ``TOP_PRODUCTS`` best (rank 1 = best);
+- ``product_complements``: co-purchase lift over the last 365 days (``complements.py``);
+- ``shopper_spend_profiles``: each shopper's basket value quantiles and visits per week,
+  from which the tension-cart thresholds are set (the next basket's value itself is
+  close to unpredictable: docs/MODEL.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from shared.nightly.complements import complements_select
+from shared.nightly.context import Row, StepContext
+from shared.nightly.evaluation import rank_by
+from shared.nightly.features import end_of_history, table_ref
+from shared.nightly.tables import (
+    NIGHTLY_SHOPPERS,
+    PRODUCT_COMPLEMENTS,
+    SHOPPER_PRODUCT_SCORES,
+    SHOPPER_SPEND_PROFILES,
+)
+from shared.nightly.training import load_candidates, load_model
+
+log = logging.getLogger(__name__)
+
+TOP_PRODUCTS = 20
+
+
+def top_products(run_id: str, ctx: StepContext) -> list[Row]:
+    candidates = load_candidates(ctx, "score")
+    if not candidates.keys:
+        return []
+    scores = load_model(ctx, "ranker.txt").predict(candidates.x)
+    rows: list[Row] = []
+    for start, stop in candidates.groups():
+        _, retailer, shopper = candidates.keys[start]
+        products = candidates.products[start:stop]
+        by_product = dict(zip(products, scores[start:stop], strict=True))
+        for rank, product in enumerate(rank_by(products, scores[start:stop])[:TOP_PRODUCTS], 1):
+            rows.append(
+                {
+                    "run_id": run_id,
+                    "retailer_id": retailer,
+                    "shopper_id": shopper,
+                    "product_id": product,
+                    "rank": rank,
+                    "score": float(by_product[product]),
+                }
+            )
+    return rows
+
+
+def _replace_with_select(ctx: StepContext, table: str, columns: str, select: str) -> None:
+    target = table_ref(ctx, table)
+    ctx.warehouse.execute(f"DELETE FROM {target} WHERE run_id = @run_id", {"run_id": ctx.run_id})
+    ctx.warehouse.execute(
+        f"INSERT INTO {target} (run_id, {columns})\nSELECT @run_id, {columns} FROM ({select})",
+        {"run_id": ctx.run_id},
+    )
+
+
+def _count(ctx: StepContext, table: str) -> int:
+    rows = ctx.warehouse.query(
+        f"SELECT COUNT(*) AS n FROM {table_ref(ctx, table)} WHERE run_id = @run_id",
+        {"run_id": ctx.run_id},
+    )
+    return int(rows[0]["n"])
+
+
+def score(ctx: StepContext) -> dict[str, object]:
+    """The score step: writes the three tables the tree compiler reads."""
+    started = time.monotonic()
+    ctx.warehouse.replace_rows(
+        SHOPPER_PRODUCT_SCORES.name, ctx.run_id, top_products(ctx.run_id, ctx)
+    )
+    ranked = time.monotonic()
+    _replace_with_select(
+        ctx,
+        PRODUCT_COMPLEMENTS.name,
+        "retailer_id, product_id, complement_id, lift, support",
+        complements_select(ctx, end_of_history(ctx.cutoff)),
+    )
+    _replace_with_select(
+        ctx,
+        SHOPPER_SPEND_PROFILES.name,
+        "retailer_id, shopper_id, baskets, value_p25, value_p50, value_p75, value_p90, "
+        "visits_per_week",
+        f"SELECT retailer_id, shopper_id, CAST(baskets AS INT64) AS baskets, value_p25, "
+        f"value_p50, value_p75, value_p90, visits_per_week "
+        f"FROM {table_ref(ctx, NIGHTLY_SHOPPERS.name)} "
+        "WHERE run_id = @run_id AND role = 'score'",
+    )
+    summary: dict[str, object] = {
+        table: _count(ctx, table)
+        for table in (
+            SHOPPER_PRODUCT_SCORES.name,
+            PRODUCT_COMPLEMENTS.name,
+            SHOPPER_SPEND_PROFILES.name,
+        )
+    }
+    summary["ranking_seconds"] = round(ranked - started, 1)
+    summary["seconds"] = round(time.monotonic() - started, 1)
+    log.info("scored", extra={"summary": summary})
+    return summary
