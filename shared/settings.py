@@ -67,7 +67,7 @@ class DeciderSettings(CloudSettings):
     # The key that signs play tokens (Secret Manager in the cloud); the local stack sets one.
     signing_key: str = Field(min_length=16, validation_alias="PLAY_SIGNING_KEY")
     batch_max_messages: int = 500
-    pull_loops: int = Field(default=2, ge=1)  # one pulls while another decides
+    pull_loops: int = Field(default=4, ge=1)  # some pull while others read, decide, write
     heartbeat_file: str | None = Field(default=None, validation_alias="WORKER_HEARTBEAT_FILE")
 
 
