@@ -724,6 +724,7 @@ def main(argv: list[str] | None = None) -> int:
     nightly.add_argument(
         "--cutoff", help="YYYY-MM-DD, the last day learnt from (default: yesterday)"
     )
+    nightly.add_argument("--json", action="store_true", help="also print the whole summary")
     redrive = commands.add_parser(
         "redrive-dead-letters", help="send dead-lettered messages back to the stream"
     )
