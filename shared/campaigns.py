@@ -37,6 +37,15 @@ class Campaign(BaseModel):
         default=Decimal(0), ge=0, description="Spend on the targeted products that unlocks it"
     )
     reward: str | None = Field(default=None, max_length=200)
+    budget: Decimal | None = Field(
+        default=None, ge=0, description="What the campaign may spend (wins paid, in currency)"
+    )
+    win_probability: float | None = Field(
+        default=None, gt=0, le=1, description="Gamified promotion: the odds of one play winning"
+    )
+    prize_value: Decimal | None = Field(
+        default=None, gt=0, description="Gamified promotion: what one win pays, charged to budget"
+    )
     control_share: float = Field(default=0.1, ge=0, lt=1)
     max_per_session: int | None = Field(default=3, ge=1)
     budget_exhausted: bool = Field(
@@ -50,6 +59,10 @@ class Campaign(BaseModel):
             raise ValueError("ends_at must be after starts_at")
         if not self.targeted_product_ids and not self.targeted_brands:
             raise ValueError("a campaign targets products or brands")
+        if self.experience_type == "gamified_promotion" and (
+            (self.win_probability is None) != (self.prize_value is None)
+        ):
+            raise ValueError("a gamified promotion sets both win_probability and prize_value")
         return self
 
     def runs_at(self, moment: datetime) -> bool:
