@@ -9,6 +9,7 @@ from __future__ import annotations
 from shared.decision_read_models import DECISION_TABLES
 from shared.journey_campaigns import JOURNEY_TABLES
 from shared.nightly.tables import NIGHTLY_TABLES
+from shared.play_read_models import PLAY_TABLES
 from shared.read_models import DATASET as BIGQUERY_DATASET  # re-exported
 from shared.read_models import DEAD_LETTERS, READ_MODELS
 from shared.resource_model import (
@@ -201,6 +202,7 @@ SYSTEM = SystemResources(
         *DECISION_TABLES,
         *JOURNEY_TABLES,
         *NIGHTLY_TABLES,
+        *PLAY_TABLES,
     ),
     firestore_databases=(
         FirestoreDatabase(
