@@ -95,6 +95,7 @@ PLAY_SIGNING_KEY_SECRET = "play-signing-key"  # noqa: S105 (the secret's name)
 NIGHTLY_WORKFLOW = "nightly"
 NIGHTLY_STEPS_FUNCTION = "nightly_steps"
 
+
 def inspection(topic: str) -> Subscription:
     """The operators' subscription of a terminal topic (dead letters, rejected events).
 
