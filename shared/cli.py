@@ -695,9 +695,10 @@ def demo_command(args: argparse.Namespace) -> int:
         history_households=args.history_households,
         rate=args.rate,
         seed=args.seed,
+        sample_seed=args.sample_seed,
         skip_history=args.skip_history,
     )
-    return demo_story.run(options, env)
+    return demo_story.run(options, env).code
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -733,6 +734,12 @@ def main(argv: list[str] | None = None) -> int:
         "--skip-history", action="store_true", help="reuse the history and trees already loaded"
     )
     demo_parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    demo_parser.add_argument(
+        "--sample-seed",
+        type=int,
+        help="another sample of replayed households (a second run on the same stack: the "
+        "same households' events are duplicates, refused as such)",
+    )
     commands.add_parser(
         "session", help="send one shopper session through the stack and show every store"
     )

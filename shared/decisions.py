@@ -299,7 +299,7 @@ def decide(
         node_id = tree.root  # a newly compiled tree starts at its root
     from_node = node_id
     assert node_id is not None
-    for transition in tree.nodes[node_id].transitions:
+    for transition in tree.transitions_from(node_id):
         if all(holds(c, event, state) for c in transition.when):
             node_id = transition.to
             break

@@ -48,8 +48,18 @@ class DemoOptions:
     probes_per_s: float = 5.0  # tracker fetches of experiences, sampled
     leak_every: int = 1_000  # one event in this many leaks an e-mail address (refused)
     seed: int = 8451
+    sample_seed: int | None = None  # which households are replayed (default: ``seed``)
     skip_history: bool = False  # reuse the history (and trees) a previous run loaded
     reports_dir: Path = Path(".local") / "reports"
+
+
+@dataclass
+class DemoOutcome:
+    code: int  # the process exit code: non-zero if a step failed
+    figures: Any = None  # DemoFigures, once the report is read back
+    replay: ReplaySummary | None = None
+    leaked: int = 0  # events sent with an e-mail address (each must be refused)
+    report: Path | None = None
 
 
 @dataclass
@@ -89,15 +99,23 @@ def _heading(number: int, text: str) -> None:
     print(f"\n== {number}/6 {text}", flush=True)
 
 
-def run(options: DemoOptions, env: dict[str, str]) -> int:
-    """The story; returns the process exit code (non-zero if a step failed)."""
-    from shared import cli, journey
-    from shared.tracker_simulator import Simulation, default_shift_weeks
+def shift_weeks(options: DemoOptions, now: datetime) -> int:
+    """The data set moved so that the last replayed week ends this week."""
+    from shared import journey
+    from shared.tracker_simulator import default_shift_weeks
+
+    return default_shift_weeks(now) + (journey.LAST_WEEK - options.replay_weeks[1])
+
+
+def run(options: DemoOptions, env: dict[str, str]) -> DemoOutcome:
+    """The story, step by step, printed as it goes."""
+    from shared import cli
+    from shared.tracker_simulator import Simulation
 
     started = time.monotonic()
     steps: list[Step] = []
     now = datetime.now(UTC)
-    shift = default_shift_weeks(now) + (journey.LAST_WEEK - options.replay_weeks[1])
+    shift = shift_weeks(options, now)
     simulation = Simulation(seed=options.seed, shift_weeks=shift)
     _heading(1, "the local stack is up")
     for name in ("INGEST_URL", "EXPERIENCES_URL", "NIGHTLY_STEPS_URL", "WORKFLOWS_EMULATOR_URL"):
@@ -121,6 +139,8 @@ def run(options: DemoOptions, env: dict[str, str]) -> int:
         step = Step("history")
         t0 = time.monotonic()
         code = cli.import_campaigns_command(_args(seed=options.seed, shift_weeks=shift))
+        if code == 0:  # the retailers' default trees, whatever the nightly gate decides
+            code = cli.compile_trees_command(_args(retailer=list(simulation.retailers)))
         if code == 0:
             code = cli.backfill_command(
                 _args(
@@ -136,7 +156,7 @@ def run(options: DemoOptions, env: dict[str, str]) -> int:
         steps.append(step)
         if code != 0:
             print("the history could not be loaded", file=sys.stderr)
-            return code
+            return DemoOutcome(code)
 
         _heading(3, "the nightly workflow: features, training, evaluation, trees")
         step = Step("nightly")
@@ -148,7 +168,7 @@ def run(options: DemoOptions, env: dict[str, str]) -> int:
         gate_passed = code == 0
         if code not in (0, 3):  # 3: the gate refused the model; the default trees serve
             print("the nightly run failed", file=sys.stderr)
-            return code
+            return DemoOutcome(code)
         if code == 3:
             print("   the gate refused the model: the shoppers get the default trees")
 
@@ -215,7 +235,7 @@ def run(options: DemoOptions, env: dict[str, str]) -> int:
             indent=1,
         )
     )
-    return 0 if summary.failed_batches == 0 else 1
+    return DemoOutcome(0 if summary.failed_batches == 0 else 1, figures, summary, leaked, html_path)
 
 
 def _args(**values: Any) -> Any:
@@ -233,7 +253,9 @@ def _replay(
     from shared.tracker_probes import Prober, ProbingApi, Results
     from shared.tracker_simulator import sessions
 
-    households = journey.sample_households(options.replay_weeks, options.households, options.seed)
+    households = journey.sample_households(
+        options.replay_weeks, options.households, options.sample_seed or options.seed
+    )
     baskets = list(journey.baskets(options.replay_weeks, households))
     keys = cli.replay_api_keys(env, simulation.retailers)
     results = Results()

@@ -150,15 +150,17 @@ def compile_default_tree(
     enter = [
         Transition(to=c.campaign_id, when=(ProductAdded(products=products_of(c)),)) for c in live
     ]
-    nodes = {ROOT: Node(transitions=tuple(enter))}
+    # Every node leads into any campaign whose product was just added: those transitions
+    # are written once, ``anywhere``, not repeated in each node (a campaign targeting
+    # thousands of products would otherwise weigh its list once per node).
+    nodes = {ROOT: Node()}
     experiences: dict[str, Experience] = {}
     for campaign in live:
         own = experiences_of(campaign)
         experiences |= {e.experience_id: e for e in own}
-        others = [t for t in enter if t.to != campaign.campaign_id]
         nodes[campaign.campaign_id] = Node(
             experiences=tuple(e.experience_id for e in own),
-            transitions=(_leave_when_gone(products_of(campaign)), *others),
+            transitions=(_leave_when_gone(products_of(campaign)),),
         )
     fingerprint = _fingerprint(c.model_dump_json() for c in live)
     return ExperienceTree(
@@ -168,6 +170,7 @@ def compile_default_tree(
         valid_until=now + validity,
         root=ROOT,
         nodes=nodes,
+        anywhere=tuple(enter),
         experiences=experiences,
         campaigns={c.campaign_id: rule_of(c) for c in live},
     )
@@ -352,7 +355,6 @@ def compile_personal_tree(
     nodes = {
         ROOT: Node(
             experiences=(*(e.experience_id for e in usual), *basket_nudge),
-            transitions=tuple(enter),
         )
     }
     for campaign in live:
@@ -366,10 +368,7 @@ def compile_personal_tree(
         experiences |= {e.experience_id: e for e in own}
         nodes[campaign.campaign_id] = Node(
             experiences=tuple(e.experience_id for e in own),
-            transitions=(
-                _leave_when_gone(selected[campaign.campaign_id]),
-                *(t for t in enter if t.to != campaign.campaign_id),
-            ),
+            transitions=(_leave_when_gone(selected[campaign.campaign_id]),),
         )
     for trigger, complement in pairs:
         recommendation = ProductRecommendation(
@@ -381,10 +380,7 @@ def compile_personal_tree(
         node_id = f"after:{trigger}"
         nodes[node_id] = Node(
             experiences=(recommendation.experience_id, *basket_nudge),
-            transitions=(
-                _leave_when_gone(ProductFilter(product_ids=frozenset({trigger}))),
-                *(t for t in enter if t.to != node_id),
-            ),
+            transitions=(_leave_when_gone(ProductFilter(product_ids=frozenset({trigger}))),),
         )
     fingerprint = _fingerprint(
         [
@@ -402,6 +398,7 @@ def compile_personal_tree(
         valid_until=now + rules.validity,
         root=ROOT,
         nodes=nodes,
+        anywhere=tuple(enter),
         experiences=experiences,
         campaigns={c.campaign_id: rule_of(c) for c in live},
     )

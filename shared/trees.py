@@ -10,7 +10,7 @@ here, one event at a time, by a pure function: ``decide``.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
@@ -235,6 +235,11 @@ class ExperienceTree(_Data):
     valid_until: AwareDatetime
     root: str
     nodes: dict[str, Node]
+    anywhere: tuple[Transition, ...] = Field(
+        default=(),
+        description="Transitions from every node, tried after the node's own (except those "
+        "leading to the node itself): a campaign's way in, written once, not once per node",
+    )
     experiences: dict[str, Experience] = {}
     campaigns: dict[str, CampaignRule] = {}
 
@@ -242,6 +247,9 @@ class ExperienceTree(_Data):
     def _consistent(self) -> ExperienceTree:
         if self.root not in self.nodes:
             raise ValueError(f"root {self.root!r} is not a node")
+        for transition in self.anywhere:
+            if transition.to not in self.nodes:
+                raise ValueError(f"anywhere -> {transition.to}: no such node")
         for node_id, node in self.nodes.items():
             for transition in node.transitions:
                 if transition.to not in self.nodes:
@@ -255,6 +263,11 @@ class ExperienceTree(_Data):
             if experience.campaign_id and experience.campaign_id not in self.campaigns:
                 raise ValueError(f"{experience_id}: no rule for {experience.campaign_id!r}")
         return self
+
+    def transitions_from(self, node_id: str) -> Iterator[Transition]:
+        """The node's own transitions, then those from anywhere (not back to itself)."""
+        yield from self.nodes[node_id].transitions
+        yield from (t for t in self.anywhere if t.to != node_id)
 
     def is_stale(self, moment: datetime) -> bool:
         return moment >= self.valid_until

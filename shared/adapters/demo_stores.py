@@ -36,11 +36,17 @@ class DemoStores:
         return f"`{self._prefix}.{name}`"
 
     def _ingested_sql(self) -> str:
-        """Each event ingested since ``@since`` once, with its ingestion time and table."""
-        return " UNION ALL ".join(
-            f"SELECT '{t.name}' AS kind, event_id, MIN(ingested_at) AS ingested_at "  # noqa: S608
-            f"FROM {self._t(t.name)} WHERE ingested_at >= @since GROUP BY event_id"
+        """Each event ingested since ``@since`` once, with its ingestion time and kind (the
+        first of its read models by name: a validated cart is an ``orders`` row and its
+        ``sold_products`` rows, counted once)."""
+        rows = " UNION ALL ".join(
+            f"SELECT '{t.name}' AS kind, event_id, ingested_at "  # noqa: S608
+            f"FROM {self._t(t.name)} WHERE ingested_at >= @since"
             for t in READ_MODELS
+        )
+        return (
+            "SELECT event_id, MIN(kind) AS kind, MIN(ingested_at) AS ingested_at "  # noqa: S608
+            f"FROM ({rows}) GROUP BY event_id"
         )
 
     def ingested_by_type(self, since: datetime) -> dict[str, int]:

@@ -76,3 +76,20 @@ def test_a_shopper_walks_the_default_tree() -> None:
     assert walk[2][0] == "a"
     assert walk[2][1]["a:promotion"]["unlocked"] is True
     assert walk[3][0] == "a"  # p1 is still in the basket: the shopper stays
+
+
+def test_a_campaigns_product_list_is_written_a_bounded_number_of_times() -> None:
+    """Ways into a campaign are written once (``anywhere``), not once per node: with many
+    campaigns targeting thousands of products (the Complete Journey's do) a tree stays
+    small enough to read in one Bigtable response."""
+    many = [
+        campaign(f"c{i}", targeted_product_ids=[f"c{i}-p{n}" for n in range(2_000)])
+        for i in range(8)
+    ]
+    tree = compile_default_tree("r1", many, T0)
+    data = tree.serialize().decode()
+    for i in range(8):
+        # its way in, its way out, its promotion and its tension cart: not 8 more copies
+        assert data.count(f'"c{i}-p1999"') == 4, i
+    assert {t.to for t in tree.anywhere} == {f"c{i}" for i in range(8)}
+    assert len(tree.serialize()) < 8 * 2_000 * 12 * 4
