@@ -445,7 +445,7 @@ def change_status(
             409,
             "invalid_transition",
             f"cannot {action} a campaign that is {current.status}",
-            {"status": current.status},
+            {"current_status": current.status},
         )
     candidate = current.model_copy(update={"status": target})
     if action == "activate":

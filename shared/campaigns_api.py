@@ -90,7 +90,7 @@ def _error(status: int, code: str, message: str, **extra: Any) -> HttpResponse:
 
 
 def _admin_error(exc: AdminError) -> HttpResponse:
-    return _error(exc.status, exc.code, exc.message, **exc.details)
+    return _json(exc.status, {"error": {**exc.details, "code": exc.code, "message": exc.message}})
 
 
 _API = re.compile(r"^/v1/campaigns(?:/([^/]+))?(?:/(activate|pause|archive|audit|report))?/?$")
