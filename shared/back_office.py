@@ -260,7 +260,7 @@ def _fmt(value: Any, digits: int = 2) -> str:
 
 def uplift_chart(report: Mapping[str, Any]) -> str:
     """Exposed vs held-out means, with the difference's 95% interval, per metric."""
-    width, bar = 520, 26
+    width, bar = 760, 26
     parts = []
     y = 10
     for name, metric in report["uplift"].items():
