@@ -478,3 +478,53 @@ def test_analysts_read_and_never_write(world: World) -> None:
     )
     audit = call(world, "GET", f"/v1/campaigns/{cid}/audit").json()["audit"]
     assert [r["action"] for r in audit] == ["create"]
+
+
+def test_back_office_pages_keep_the_same_boundaries(world: World) -> None:
+    created = call(
+        world,
+        "POST",
+        "/v1/campaigns",
+        "csm_b",
+        json=body(
+            world,
+            "page-b",
+            retailer_ids=[world.retailer_b],
+            experience_type="product_recommendation",
+            targeted_product_ids=[world.products[1]],
+        ),
+    )
+    assert created.status_code == 201, created.text
+    cid = f"page-b-{world.suffix}"
+    session = requests.Session()
+    assert (
+        session.get(f"{world.url}/campaigns", timeout=TIMEOUT, allow_redirects=False).headers[
+            "Location"
+        ]
+        == "/login"
+    )
+    login = session.post(
+        f"{world.url}/login",
+        data={"key": world.keys["csm_a"]},
+        timeout=TIMEOUT,
+        allow_redirects=False,
+    )
+    assert login.status_code == 303
+    assert (
+        "HttpOnly" in login.headers["Set-Cookie"]
+        and "SameSite=Strict" in login.headers["Set-Cookie"]
+    )
+    listing = session.get(f"{world.url}/campaigns", timeout=TIMEOUT)
+    assert listing.status_code == 200 and cid not in listing.text
+    for path in (f"/campaigns/{cid}", f"/campaigns/{cid}/report"):
+        page = session.get(f"{world.url}{path}", timeout=TIMEOUT)
+        assert page.status_code == 404 and "Campaign page" not in page.text
+    for path, form in ((f"/campaigns/{cid}", {"name": "taken"}), (f"/campaigns/{cid}/archive", {})):
+        assert session.post(f"{world.url}{path}", data=form, timeout=TIMEOUT).status_code == 404
+    assert call(world, "GET", f"/v1/campaigns/{cid}", "csm_b").json()["status"] == "draft"
+    analyst = requests.Session()
+    analyst.post(f"{world.url}/login", data={"key": world.keys["analyst"]}, timeout=TIMEOUT)
+    assert analyst.get(f"{world.url}/campaigns/{cid}/report", timeout=TIMEOUT).status_code == 200
+    refused_page = analyst.post(f"{world.url}/campaigns/{cid}/archive", timeout=TIMEOUT)
+    assert refused_page.status_code == 403
+    assert 'id="new-campaign"' not in analyst.get(f"{world.url}/campaigns", timeout=TIMEOUT).text

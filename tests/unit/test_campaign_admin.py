@@ -123,3 +123,19 @@ def test_uplift_interval_is_welch_normal_by_hand() -> None:
     assert not none["computable"] and "no held-out shopper" in none["reason"]
     small = uplift(exposed, {"n": 1, "m": 9.0, "v": None}, "m", "v", "n")
     assert small["difference"] == 3.0 and small["ci95"] is None
+
+
+def test_pages_escape_what_csms_typed_and_the_openapi_document_is_json() -> None:
+    import json
+
+    from shared.back_office import form_page, list_page
+    from shared.campaigns_api import openapi
+
+    hostile = campaign(name="<script>alert(1)</script>", brand='"><img src=x>')
+    admin = account("admin", None)
+    for page in (list_page(admin, [hostile]), form_page(admin, hostile, None, [])):
+        assert "<script>alert" not in page and '"><img' not in page
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    document = json.loads(json.dumps(openapi()))
+    assert "/v1/campaigns/{campaign_id}/report" in document["paths"]
+    assert "Creative" in document["components"]["schemas"]
