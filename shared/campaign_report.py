@@ -187,6 +187,28 @@ SELECT
 """  # noqa: S608
 
 
+def journey_products_sql(ref: str) -> str:
+    """Sales of the campaign's own products (its coupons' products, without the brands
+    the import adds), in all and by the shoppers the data set says it reached."""
+    return f"""
+WITH lines AS (
+  SELECT s.retailer_id, s.shopper_id, CAST(s.amount AS FLOAT64) AS amount
+  FROM {ref}.sold_products s
+  WHERE {_scope("s")} AND s.product_id IN UNNEST(JSON_VALUE_ARRAY(@products))
+),
+reached AS (
+  SELECT DISTINCT shopper_id FROM {ref}.journey_campaign_shoppers
+  WHERE campaign_id = @campaign_id
+)
+SELECT SUM(l.amount) AS amount,
+       COUNT(DISTINCT CONCAT(l.retailer_id, '/', l.shopper_id)) AS buyers,
+       SUM(CASE WHEN r.shopper_id IS NOT NULL THEN l.amount ELSE 0 END) AS reached_amount,
+       COUNT(DISTINCT CASE WHEN r.shopper_id IS NOT NULL THEN l.shopper_id END)
+         AS reached_buyers
+FROM lines l LEFT JOIN reached r ON r.shopper_id = l.shopper_id
+"""  # noqa: S608
+
+
 # --- figures ---------------------------------------------------------------------------
 
 
@@ -304,7 +326,14 @@ def campaign_report(
     journey: dict[str, Any] | None = None
     if (campaign.origin or "").startswith("completejourney:"):
         row = warehouse.query(journey_sql(ref), {"campaign_id": campaign.campaign_id})[0]
+        own = warehouse.query(journey_products_sql(ref), params)[0]
         journey = {
+            "coupon_products_sales": {
+                "amount": round(float(own["amount"] or 0), 2),
+                "buyers": _int(own["buyers"]),
+                "amount_by_reached_shoppers": round(float(own["reached_amount"] or 0), 2),
+                "reached_buyers": _int(own["reached_buyers"]),
+            },
             "reached_shoppers": _int(row["reached_shoppers"]),
             "redemptions": _int(row["redemptions"]),
             "redeeming_shoppers": _int(row["redeeming_shoppers"]),
@@ -313,8 +342,10 @@ def campaign_report(
             )
             if _int(row["reached_shoppers"])
             else None,
-            "note": "from the Complete Journey data set: shoppers it says the campaign reached "
-            "and the coupons they redeemed (participation); it has no control group",
+            "note": "from the Complete Journey data set: shoppers it says the campaign reached, "
+            "the coupons they redeemed (participation) and the sales of the coupons' own "
+            "products; the data set has no control group (reached shoppers were chosen, "
+            "not drawn at random), so no uplift is computed from it",
         }
 
     by_day: dict[str, dict[str, Any]] = {}
@@ -428,9 +459,13 @@ def format_report(report: Mapping[str, Any]) -> str:
             )
     if report.get("journey"):
         j = report["journey"]
+        own = j["coupon_products_sales"]
         lines.append(
             f"Complete Journey: {j['reached_shoppers']:,} shoppers reached, "
-            f"{j['redemptions']:,} coupon redemptions by {j['redeeming_shoppers']:,} shoppers"
+            f"{j['redemptions']:,} coupon redemptions by {j['redeeming_shoppers']:,} shoppers; "
+            f"the coupons' own products sold {money(own['amount'])} to {own['buyers']:,} "
+            f"buyers, {money(own['amount_by_reached_shoppers'])} of it to "
+            f"{own['reached_buyers']:,} reached shoppers"
         )
     for item in report["not_available"]:
         lines.append(f"not available: {item}")

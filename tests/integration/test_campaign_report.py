@@ -277,3 +277,34 @@ def test_cartwise_report_prints_the_same_report(
     assert "impressions 4  clicks 1" in text
     assert "uplift basket value: +17.00 per shopper (95% CI +6.45 .. +27.55" in text
     assert cli.main(["report", "no-such-campaign"]) == 1
+
+
+def test_a_real_complete_journey_campaign_reports_what_the_data_has_and_names_the_rest(
+    stack: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """cj-18 as imported from the data set (no decisions, no held-out group): the data set's
+    reach and redemptions, and plainly no uplift."""
+    from shared import journey
+
+    assert cli.main(["import-campaigns", "--shift-weeks", "455"]) == 0  # idempotent
+    capsys.readouterr()
+    assert cli.main(["report", "cj-18", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    households = journey.read("campaigns", ["campaign_id", "household_id"]).to_pylist()
+    redeemed = {
+        (r["household_id"], r["coupon_upc"], r["redemption_date"].date())
+        for r in journey.read(
+            "coupon_redemptions", ["campaign_id", "household_id", "coupon_upc", "redemption_date"]
+        ).to_pylist()
+        if r["campaign_id"] == 18
+    }
+    j = report["journey"]
+    assert j["reached_shoppers"] == sum(1 for h in households if h["campaign_id"] == 18)
+    assert j["redemptions"] == len(redeemed)
+    assert j["redeeming_shoppers"] == len({h for h, _, _ in redeemed})
+    for metric in report["uplift"].values():
+        assert metric["computable"] is False and metric["difference"] is None
+    assert report["shoppers"]["held_out"] == 0
+    assert any("held-out" in item for item in report["not_available"])
+    assert cli.main(["report", "cj-18"]) == 0
+    assert "coupon redemptions" in capsys.readouterr().out
