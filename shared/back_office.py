@@ -296,7 +296,7 @@ def line_chart(
     """A small line chart over days (x) with an optional horizontal limit line."""
     width, height, left, bottom = 640, 220, 60, 30
     plot_w, plot_h = width - left - 10, height - bottom - 20
-    if not points:
+    if not points or (not any(v for _, v in points) and not limit):
         return (
             f'<svg class="chart" id="{chart_id}" width="{width}" height="40"><text x="10" '
             f'y="25" font-size="13">{escape(title)}: no data</text></svg>'
@@ -323,8 +323,8 @@ def line_chart(
         _, y = xy(0, limit)
         parts.append(
             f'<line x1="{left}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}" stroke="#e63946" '
-            f'stroke-dasharray="4 3"/><text x="{left + 4}" y="{y - 4:.1f}" font-size="11" '
-            f'fill="#e63946">budget {_fmt(limit)}</text>'
+            f'stroke-dasharray="4 3"/><text x="{left + plot_w - 110}" y="{y + 14:.1f}" '
+            f'font-size="11" fill="#e63946">budget {_fmt(limit)}</text>'
         )
     return (
         f'<svg class="chart" id="{chart_id}" role="img" aria-label="{escape(title)}" '
@@ -362,6 +362,11 @@ def report_page(account: CsmAccount, report: Mapping[str, Any]) -> str:
             ("CJ shoppers reached", journey["reached_shoppers"]),
             ("CJ coupon redemptions", journey["redemptions"]),
             ("CJ redeeming shoppers", journey["redeeming_shoppers"]),
+            ("CJ coupon products sales", journey["coupon_products_sales"]["amount"]),
+            (
+                "of which to reached shoppers",
+                journey["coupon_products_sales"]["amount_by_reached_shoppers"],
+            ),
         ]
     cards = "".join(
         f'<div class="figure">{escape(label)}<b>{escape(_fmt(value, 4 if "rate" in label else 2))}'

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,6 +17,7 @@ from emulators.config import ROOT
 from shared.adapters import clients
 from shared.adapters.firestore_campaign_admin import FirestoreCsmAccounts
 from shared.campaign_admin import issue_csm_key
+from tests.integration.campaign_cleanup import campaigns_ending_with, remove
 
 pytestmark = pytest.mark.integration
 
@@ -54,9 +56,7 @@ def browser() -> Iterator[object]:
 def test_a_csm_creates_a_campaign_in_the_form_and_opens_its_report(
     stack: dict[str, str], browser: object
 ) -> None:
-    from selenium.webdriver.common.by import By
     from selenium.webdriver.remote.webdriver import WebDriver
-    from selenium.webdriver.support.ui import Select
 
     assert isinstance(browser, WebDriver)
     driver = browser
@@ -88,9 +88,25 @@ def test_a_csm_creates_a_campaign_in_the_form_and_opens_its_report(
     )
     assert errors == []
     key = issue_csm_key(FirestoreCsmAccounts(firestore), f"csm-{suffix}", "csm", [retailer], now)
+    try:
+        run_in_browser(driver, stack["CAMPAIGNS_URL"], suffix, retailer, product, key, now)
+    finally:
+        remove(
+            stack,
+            campaign_ids=campaigns_ending_with(stack, suffix),
+            keys=[key],
+            retailers=[retailer],
+        )
+
+
+def run_in_browser(
+    driver: Any, url: str, suffix: str, retailer: str, product: str, key: str, now: datetime
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
     shots = ARTIFACTS / suffix
     shots.mkdir(parents=True, exist_ok=True)
-    url = stack["CAMPAIGNS_URL"]
 
     def shot(name: str) -> Path:
         path = shots / f"{name}.png"

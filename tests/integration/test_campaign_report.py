@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,6 +19,7 @@ from shared.adapters.firestore_campaign_admin import FirestoreCsmAccounts
 from shared.adapters.firestore_campaigns import FirestoreCampaignStore
 from shared.campaign_admin import issue_csm_key
 from shared.campaigns import Campaign
+from tests.integration.campaign_cleanup import remove
 
 pytestmark = pytest.mark.integration
 
@@ -119,7 +121,7 @@ def experience_event(retailer: str, shopper: str, campaign: str, when: str) -> A
 
 
 @pytest.fixture(scope="module")
-def campaign_id(stack: dict[str, str]) -> str:
+def campaign_id(stack: dict[str, str]) -> Iterator[str]:
     suffix = uuid.uuid4().hex[:8]
     r, other = f"rep-{suffix}", f"rep2-{suffix}"
     cid = f"report-{suffix}"
@@ -197,7 +199,10 @@ def campaign_id(stack: dict[str, str]) -> str:
     for table, rows in tables.items():
         errors = client.insert_rows_json(f"{project}.cartwise.{table}", rows, timeout=60)
         assert errors == [], (table, errors)
-    return cid
+    try:
+        yield cid
+    finally:
+        remove(stack, campaign_ids=[cid], retailers=[r, other])
 
 
 def check(report: dict[str, Any], cid: str) -> None:
@@ -263,8 +268,11 @@ def test_the_report_api_gives_the_figures_computed_by_hand(
         headers={"Authorization": f"Bearer {key}"},
         timeout=120,
     )
-    assert response.status_code == 200, response.text
-    check(response.json(), campaign_id)
+    try:
+        assert response.status_code == 200, response.text
+        check(response.json(), campaign_id)
+    finally:
+        remove(stack, keys=[key])
 
 
 def test_cartwise_report_prints_the_same_report(

@@ -15,6 +15,7 @@ import requests
 from shared.adapters import clients
 from shared.adapters.firestore_campaign_admin import FirestoreCsmAccounts
 from shared.campaign_admin import issue_csm_key
+from tests.integration.campaign_cleanup import campaigns_ending_with, remove
 
 pytestmark = pytest.mark.integration
 
@@ -83,7 +84,15 @@ def world(stack: dict[str, str]) -> Iterator[World]:
         "analyst": issue_csm_key(accounts, "analyst-x", "analyst", None, NOW),
         "analyst_a": issue_csm_key(accounts, "analyst-a", "analyst", [a], NOW),
     }
-    yield World(stack["CAMPAIGNS_URL"], suffix, a, b, products, keys)
+    try:
+        yield World(stack["CAMPAIGNS_URL"], suffix, a, b, products, keys)
+    finally:
+        remove(
+            stack,
+            campaign_ids=campaigns_ending_with(stack, suffix),
+            keys=keys.values(),
+            retailers=(a, b),
+        )
 
 
 def call(
