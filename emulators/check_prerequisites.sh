@@ -18,4 +18,15 @@ if command -v gcloud >/dev/null 2>&1; then
 else
   need "gcloud CLI (Google Cloud SDK) with the Pub/Sub, Bigtable and Firestore emulators"
 fi
+# The back office's browser test drives Debian's headless Chromium through chromedriver
+# (Selenium, from PyPI). Installed here when missing and apt-get is at hand as root.
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing chromium and chromium-driver (Debian packages) for the browser test"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; } >/dev/null 2>&1 \
+      || need "chromium and chromium-driver (apt-get install chromium chromium-driver) failed to install"
+  else
+    need "chromium and chromium-driver (Debian: sudo apt-get install chromium chromium-driver), for the back office's browser test"
+  fi
+fi
 exit $problems

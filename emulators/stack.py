@@ -33,6 +33,7 @@ from shared.workflow_render import environment
 log = logging.getLogger("cartwise.stack")
 
 DEMO_RETAILER_ID = "demo-retailer"
+DEMO_CSM_ID = "demo-admin"
 HealthCheck = Callable[[], str | None]
 
 
@@ -432,17 +433,49 @@ def _demo_api_key(settings: StackSettings) -> str:
     return key
 
 
+def _demo_csm_key(settings: StackSettings) -> str:
+    """The demo back-office admin's key, chosen once per checkout and kept across restarts."""
+    path = settings.local_dir / "demo-csm-key"
+    if path.exists():
+        return path.read_text().strip()
+    import secrets
+
+    from shared.campaign_admin import CSM_KEY_PREFIX
+
+    settings.local_dir.mkdir(parents=True, exist_ok=True)
+    key = CSM_KEY_PREFIX + secrets.token_urlsafe(32)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key
+
+
 def _provision(settings: StackSettings) -> dict[str, str]:
     from emulators.bootstrap import create_all
     from shared.adapters.clients import firestore_client
     from shared.adapters.firestore_api_keys import FirestoreApiKeyStore
+    from shared.adapters.firestore_campaign_admin import FirestoreCsmAccounts
+    from shared.campaign_admin import issue_csm_key
     from shared.retailers import register_api_key
 
     create_all(settings, SYSTEM)
     api_key = _demo_api_key(settings)
     store = FirestoreApiKeyStore(firestore_client(settings.project))
     register_api_key(store, DEMO_RETAILER_ID, api_key, datetime.now(UTC))
-    return {"DEMO_RETAILER_ID": DEMO_RETAILER_ID, "DEMO_API_KEY": api_key}
+    csm_key = _demo_csm_key(settings)
+    issue_csm_key(
+        FirestoreCsmAccounts(firestore_client(settings.project)),
+        DEMO_CSM_ID,
+        "admin",
+        None,
+        datetime.now(UTC),
+        key=csm_key,
+    )
+    return {
+        "DEMO_RETAILER_ID": DEMO_RETAILER_ID,
+        "DEMO_API_KEY": api_key,
+        "DEMO_CSM_ID": DEMO_CSM_ID,
+        "DEMO_CSM_KEY": csm_key,
+    }
 
 
 def write_env(settings: StackSettings, extra: dict[str, str]) -> None:

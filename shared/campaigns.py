@@ -20,11 +20,24 @@ ExperienceType = Literal[
 CampaignStatus = Literal["draft", "active", "paused", "archived"]
 
 
+class Creative(BaseModel):
+    """What the shopper sees of the campaign: a title, a text and an image."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    title: str = Field(min_length=1, max_length=120)
+    text: str = Field(default="", max_length=1000)
+    image_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$", max_length=2000)
+
+
 class Campaign(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     campaign_id: str = Field(pattern=IDENTIFIER)
     name: str = Field(min_length=1, max_length=200)
+    brand: str | None = Field(
+        default=None, max_length=200, description="The brand that runs (pays for) the campaign"
+    )
     retailer_ids: list[str] = Field(min_length=1)
     experience_type: ExperienceType
     status: CampaignStatus
@@ -32,7 +45,18 @@ class Campaign(BaseModel):
     ends_at: AwareDatetime
     targeted_product_ids: list[str] = Field(default_factory=list)
     targeted_brands: list[str] = Field(default_factory=list)
-    generosity_pct: Decimal = Field(default=Decimal(10), gt=0, le=100)
+    targeted_categories: list[str] = Field(
+        default_factory=list, description="Products of these categories are targeted too"
+    )
+    generosity_pct: Decimal = Field(
+        default=Decimal(10), gt=0, le=100, description="The discount offered, at most"
+    )
+    generosity_min_pct: Decimal | None = Field(
+        default=None,
+        gt=0,
+        le=100,
+        description="The least discount a personal tree may lower it to (None: 0.1)",
+    )
     threshold: Decimal = Field(
         default=Decimal(0), ge=0, description="Spend on the targeted products that unlocks it"
     )
@@ -52,13 +76,16 @@ class Campaign(BaseModel):
         default=False, description="Set by the payout ledger: the decision stops showing it"
     )
     origin: str | None = Field(default=None, description="Where it comes from, if imported")
+    creative: Creative | None = None
 
     @model_validator(mode="after")
     def _period(self) -> Campaign:
         if self.ends_at <= self.starts_at:
             raise ValueError("ends_at must be after starts_at")
-        if not self.targeted_product_ids and not self.targeted_brands:
-            raise ValueError("a campaign targets products or brands")
+        if not (self.targeted_product_ids or self.targeted_brands or self.targeted_categories):
+            raise ValueError("a campaign targets products, brands or categories")
+        if self.generosity_min_pct is not None and self.generosity_min_pct > self.generosity_pct:
+            raise ValueError("generosity_min_pct must not exceed generosity_pct")
         if self.experience_type == "gamified_promotion" and (
             (self.win_probability is None) != (self.prize_value is None)
         ):
@@ -73,3 +100,5 @@ class CampaignStore(Protocol):
     def put(self, campaign: Campaign) -> None: ...
 
     def get(self, campaign_id: str) -> Campaign | None: ...
+
+    def all(self) -> list[Campaign]: ...

@@ -533,6 +533,46 @@ def compile_trees_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def report_command(args: argparse.Namespace) -> int:
+    from shared.adapters import clients
+    from shared.adapters.bigquery_warehouse import BigQueryWarehouse
+    from shared.adapters.firestore_campaigns import FirestoreCampaignStore
+    from shared.campaign_report import campaign_report, format_report
+    from shared.read_models import DATASET
+
+    project = _environment()
+    campaign = FirestoreCampaignStore(clients.firestore_client(project)).get(args.campaign)
+    if campaign is None:
+        print(f"no campaign {args.campaign}", file=sys.stderr)
+        return 1
+    bigquery = clients.bigquery_client(project, os.environ.get("BIGQUERY_EMULATOR_HOST"))
+    warehouse = BigQueryWarehouse(bigquery, project, DATASET, ())
+    report = campaign_report(campaign, warehouse, project, DATASET, datetime.now(UTC))
+    print(json.dumps(report, indent=1) if args.json else format_report(report))
+    return 0
+
+
+def csm_key_command(args: argparse.Namespace) -> int:
+    from shared.adapters import clients
+    from shared.adapters.firestore_campaign_admin import FirestoreCsmAccounts
+    from shared.campaign_admin import issue_csm_key
+
+    project = _environment()
+    try:
+        key = issue_csm_key(
+            FirestoreCsmAccounts(clients.firestore_client(project)),
+            args.csm_id,
+            args.role,
+            args.retailer,
+            datetime.now(UTC),
+        )
+    except ValueError as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 2
+    print(key)
+    return 0
+
+
 # --- the nightly run ------------------------------------------------------------------
 
 
@@ -782,6 +822,17 @@ def main(argv: list[str] | None = None) -> int:
         "--cutoff", help="YYYY-MM-DD, the last day learnt from (default: yesterday)"
     )
     nightly.add_argument("--json", action="store_true", help="also print the whole summary")
+    report_parser = commands.add_parser(
+        "report", help="a campaign's performance, computed in BigQuery (docs/CAMPAIGNS.md)"
+    )
+    report_parser.add_argument("campaign", help="the campaign id, e.g. cj-18")
+    report_parser.add_argument("--json", action="store_true", help="the API's JSON document")
+    csm = commands.add_parser("csm-key", help="issue a back-office access key (printed once)")
+    csm.add_argument("--csm-id", required=True)
+    csm.add_argument("--role", choices=("admin", "csm", "analyst"), required=True)
+    csm.add_argument(
+        "--retailer", action="append", help="scope (repeat); required for the csm role"
+    )
     redrive = commands.add_parser(
         "redrive-dead-letters", help="send dead-lettered messages back to the stream"
     )
@@ -803,6 +854,10 @@ def main(argv: list[str] | None = None) -> int:
         return compile_trees_command(args)
     if args.command == "nightly":
         return nightly_command(args)
+    if args.command == "report":
+        return report_command(args)
+    if args.command == "csm-key":
+        return csm_key_command(args)
     if args.command == "redrive-dead-letters":
         return redrive_command(args.max)
     return 2

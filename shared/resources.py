@@ -258,6 +258,20 @@ SYSTEM = SystemResources(
             ),
         ),
         Function(
+            name="campaigns",
+            signature="http",
+            entry_point="campaigns",
+            # Reached by the CSMs' browsers: the function checks its own credentials (CSM
+            # access keys with roles, docs/CAMPAIGNS.md), as the tracker endpoints check
+            # API keys; nothing is served without one but the login page and OpenAPI.
+            public=True,
+            description="Campaigns API, back office and reports: /v1/campaigns, /campaigns",
+            env_url_name="CAMPAIGNS_URL",
+            local_threads=4,
+            sizing=Sizing(min_instances=0, max_instances=5, timeout_s=120),
+            access=Access(firestore_writes=(DEFAULT_DATABASE,), bigquery_reads=(BIGQUERY_DATASET,)),
+        ),
+        Function(
             name=NIGHTLY_STEPS_FUNCTION,
             signature="http",
             entry_point="nightly_steps",

@@ -104,3 +104,12 @@ class NightlyStepsSettings(CloudSettings):
     tree_validity_hours: int = Field(default=48, ge=1)
     basket_reward: str = "free delivery on this order"
     write_batch: int = Field(default=500, ge=1)
+
+
+class CampaignsSettings(CloudSettings):
+    """Settings of ``campaigns`` (env prefix ``CAMPAIGNS_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="CAMPAIGNS_", frozen=True, extra="ignore")
+
+    dataset: str = BIGQUERY_DATASET
+    account_cache_ttl_s: float = 30.0

@@ -48,6 +48,7 @@ def products_of(campaign: Campaign) -> ProductFilter:
     return ProductFilter(
         product_ids=frozenset(campaign.targeted_product_ids),
         brands=frozenset(campaign.targeted_brands),
+        categories=frozenset(campaign.targeted_categories),
     )
 
 
@@ -251,7 +252,8 @@ def personal_generosity(
     if not habitual:
         return campaign.generosity_pct
     lowered = (campaign.generosity_pct * rules.habitual_generosity_share).quantize(Decimal("0.1"))
-    return max(min(lowered, campaign.generosity_pct), Decimal("0.1"))
+    floor = campaign.generosity_min_pct or Decimal("0.1")
+    return max(min(lowered, campaign.generosity_pct), floor)
 
 
 def campaign_selection(
@@ -259,9 +261,12 @@ def campaign_selection(
 ) -> ProductFilter | None:
     """The campaign's products for this shopper: those of its targeted products the shopper
     is expected to buy or is recommended (best first, at most ``campaign_products``); a
-    campaign that targets brands only keeps its brands. ``None``: nothing for them."""
+    campaign that targets brands or categories only keeps them. ``None``: nothing for them."""
     if not campaign.targeted_product_ids:
-        return ProductFilter(brands=frozenset(campaign.targeted_brands))
+        return ProductFilter(
+            brands=frozenset(campaign.targeted_brands),
+            categories=frozenset(campaign.targeted_categories),
+        )
     targeted = set(campaign.targeted_product_ids)
     chosen = [p for p in dict.fromkeys(shopper_products) if p in targeted]
     if not chosen:

@@ -23,6 +23,10 @@ class FirestoreCampaignStore:
         snapshot = self._collection.document(campaign_id).get()
         return Campaign.model_validate(snapshot.to_dict()) if snapshot.exists else None
 
+    def all(self) -> list[Campaign]:
+        """Every campaign (the back office lists and checks conflicts among them)."""
+        return [Campaign.model_validate(s.to_dict()) for s in self._collection.stream()]
+
     def active(self) -> list[Campaign]:
         """Every active campaign (what the default trees are compiled from)."""
         query = self._collection.where(filter=FieldFilter("status", "==", "active"))

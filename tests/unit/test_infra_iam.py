@@ -181,13 +181,35 @@ def test_one_service_account_per_component(extended: Program) -> None:
     assert len(runs_as) == len(set(runs_as)) == len(components)
 
 
-def test_nothing_is_public_but_the_tracker_endpoints(program: Program) -> None:
+def test_nothing_is_public_but_the_tracker_endpoints_and_the_back_office(
+    program: Program,
+) -> None:
+    """Public at the network level, each of these checks its own credentials: retailers'
+    API keys (trackers), CSM access keys (the campaigns back office, opened in browsers)."""
     public = [m for m in program.iam_members() if m.inputs["member"] in PUBLIC]
     assert {(m.type.rsplit(":", 1)[-1], m.inputs["role"], m.inputs["name"]) for m in public} == {
         ("ServiceIamMember", "roles/run.invoker", "ingest-events"),
         ("ServiceIamMember", "roles/run.invoker", "experiences"),
+        ("ServiceIamMember", "roles/run.invoker", "campaigns"),
     }
-    assert {f.name for f in SYSTEM.functions if f.public} == {"ingest_events", "experiences"}
+    assert {f.name for f in SYSTEM.functions if f.public} == {
+        "ingest_events",
+        "experiences",
+        "campaigns",
+    }
+
+
+def test_the_campaigns_function_reads_the_warehouse_and_writes_only_the_default_database(
+    program: Program,
+) -> None:
+    """Written out by hand from its adapters: campaigns, audit and CSM accounts in
+    Firestore (default), reports read from BigQuery; never the rewards database."""
+    grants = grants_by_member(program)
+    assert grants[sa(program, "fn", "campaigns")] == {
+        ("roles/datastore.user", "firestore:(default)"),
+        ("roles/bigquery.dataViewer", f"dataset:{BIGQUERY_DATASET}"),
+        ("roles/bigquery.jobUser", "project"),
+    }
 
 
 def test_no_unconditional_project_role_beyond_jobs_logs_and_workflow_starts(

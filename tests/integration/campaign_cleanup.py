@@ -1,0 +1,65 @@
+"""What a campaigns test leaves behind, removed: its campaigns, their audit, its CSM
+accounts and retailers (Firestore), and its retailers' rows in the read models (BigQuery)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from google.cloud.firestore_v1.base_query import FieldFilter
+
+from shared.adapters import clients
+from shared.adapters.firestore_campaign_admin import ACCOUNTS, AUDIT
+from shared.campaign_admin import hash_key
+
+TABLES = (
+    "sold_products",
+    "orders",
+    "page_views",
+    "basket_changes",
+    "decision_experiences",
+    "experience_impressions",
+    "experience_clicks",
+    "plays",
+)
+
+
+def remove(
+    stack: dict[str, str],
+    *,
+    campaign_ids: Iterable[str] = (),
+    keys: Iterable[str] = (),
+    retailers: Iterable[str] = (),
+) -> None:
+    project = stack["GOOGLE_CLOUD_PROJECT"]
+    firestore = clients.firestore_client(project)
+    for campaign_id in campaign_ids:
+        firestore.collection("campaigns").document(campaign_id).delete()
+        audit = firestore.collection(AUDIT).where(
+            filter=FieldFilter("campaign_id", "==", campaign_id)
+        )
+        for snapshot in audit.stream():
+            snapshot.reference.delete()
+    for key in keys:
+        firestore.collection(ACCOUNTS).document(hash_key(key)).delete()
+    retailers = list(retailers)
+    for retailer in retailers:
+        firestore.collection("retailers").document(retailer).delete()
+    if retailers:
+        from google.cloud import bigquery
+
+        bq = clients.bigquery_client(project, stack["BIGQUERY_EMULATOR_HOST"])
+        config = bigquery.QueryJobConfig(
+            query_parameters=[bigquery.ArrayQueryParameter("r", "STRING", retailers)]
+        )
+        for table in TABLES:
+            bq.query(
+                f"DELETE FROM `{project}.cartwise.{table}` WHERE retailer_id IN UNNEST(@r)",
+                job_config=config,
+            ).result(timeout=60)
+
+
+def campaigns_ending_with(stack: dict[str, str], suffix: str) -> list[str]:
+    firestore = clients.firestore_client(stack["GOOGLE_CLOUD_PROJECT"])
+    return [
+        s.id for s in firestore.collection("campaigns").select([]).stream() if s.id.endswith(suffix)
+    ]

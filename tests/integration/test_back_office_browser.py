@@ -1,0 +1,187 @@
+"""The back office in a real browser: Debian's headless Chromium driven by Selenium logs
+in, creates a campaign through the form (after a refused one) and opens its report page.
+Screenshots are kept under .local/artifacts/back-office/ (the path is printed)."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from emulators.config import ROOT
+from shared.adapters import clients
+from shared.adapters.firestore_campaign_admin import FirestoreCsmAccounts
+from shared.campaign_admin import issue_csm_key
+from tests.integration.campaign_cleanup import campaigns_ending_with, remove
+
+pytestmark = pytest.mark.integration
+
+ARTIFACTS = ROOT / ".local" / "artifacts" / "back-office"
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not chromium or not driver:
+        pytest.fail(
+            "chromium and chromedriver are missing: `make setup` installs them "
+            "(apt-get install chromium chromium-driver)"
+        )
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1280,1600",
+    ):
+        options.add_argument(argument)
+    session = webdriver.Chrome(service=Service(executable_path=driver), options=options)
+    session.set_page_load_timeout(120)
+    try:
+        yield session
+    finally:
+        session.quit()
+
+
+def test_a_csm_creates_a_campaign_in_the_form_and_opens_its_report(
+    stack: dict[str, str], browser: object
+) -> None:
+    from selenium.webdriver.remote.webdriver import WebDriver
+
+    assert isinstance(browser, WebDriver)
+    driver = browser
+    suffix = uuid.uuid4().hex[:8]
+    retailer, product = f"web-{suffix}", f"pw-{suffix}"
+    project = stack["GOOGLE_CLOUD_PROJECT"]
+    firestore = clients.firestore_client(project)
+    firestore.collection("retailers").document(retailer).set({"name": retailer})
+    now = datetime.now(UTC)
+    bq = clients.bigquery_client(project, stack["BIGQUERY_EMULATOR_HOST"])
+    errors = bq.insert_rows_json(
+        f"{project}.cartwise.page_views",
+        [
+            {
+                "row_id": str(uuid.uuid4()),
+                "event_id": str(uuid.uuid4()),
+                "retailer_id": retailer,
+                "shopper_id": "s1",
+                "session_id": None,
+                "occurred_at": now.isoformat(),
+                "ingested_at": now.isoformat(),
+                "url": "https://shop.test/p",
+                "page_type": "product",
+                "product_id": product,
+                "category": None,
+            }
+        ],
+        timeout=60,
+    )
+    assert errors == []
+    key = issue_csm_key(FirestoreCsmAccounts(firestore), f"csm-{suffix}", "csm", [retailer], now)
+    try:
+        run_in_browser(driver, stack["CAMPAIGNS_URL"], suffix, retailer, product, key, now)
+    finally:
+        remove(
+            stack,
+            campaign_ids=campaigns_ending_with(stack, suffix),
+            keys=[key],
+            retailers=[retailer],
+        )
+
+
+def run_in_browser(
+    driver: Any, url: str, suffix: str, retailer: str, product: str, key: str, now: datetime
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    shots = ARTIFACTS / suffix
+    shots.mkdir(parents=True, exist_ok=True)
+
+    def shot(name: str) -> Path:
+        path = shots / f"{name}.png"
+        assert driver.save_screenshot(str(path))
+        return path
+
+    driver.get(f"{url}/campaigns")
+    assert driver.current_url.endswith("/login")  # no session yet
+    driver.find_element(By.ID, "key").send_keys("cwc_wrong")
+    driver.find_element(By.ID, "login").click()
+    assert "Unknown or revoked key" in driver.find_element(By.CSS_SELECTOR, ".errors").text
+    driver.find_element(By.ID, "key").send_keys(key)
+    driver.find_element(By.ID, "login").click()
+    assert driver.find_element(By.TAG_NAME, "h1").text == "Campaigns"
+    assert f"csm-{suffix} (csm; {retailer})" in driver.find_element(By.CLASS_NAME, "who").text
+    shot("1-list")
+
+    driver.find_element(By.ID, "new-campaign").click()
+    starts = (now + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
+    ends = (now + timedelta(days=20)).strftime("%Y-%m-%dT%H:%M")
+
+    def fill(values: dict[str, str]) -> None:
+        for name, value in values.items():
+            element = driver.find_element(By.ID, name)
+            if element.get_attribute("type") == "datetime-local":
+                driver.execute_script("arguments[0].value = arguments[1]", element, value)
+            else:
+                element.clear()
+                element.send_keys(value)
+
+    cid = f"web-{suffix}"
+    fill(
+        {
+            "campaign_id": cid,
+            "name": "Browser-made campaign",
+            "brand": "Acme",
+            "retailer_ids": retailer,
+            "starts_at": ends,  # after the end: refused
+            "ends_at": starts,
+            "targeted_product_ids": product,
+            "generosity_pct": "12",
+            "budget": "300",
+            "win_probability": "0.25",
+            "prize_value": "5",
+            "control_share": "0.2",
+            "creative_title": "Play and win",
+            "creative_text": "One order, one play",
+            "creative_image_url": "https://shop.test/creative.png",
+        }
+    )
+    Select(driver.find_element(By.ID, "experience_type")).select_by_value("gamified_promotion")
+    driver.find_element(By.ID, "save").click()
+    problems = driver.find_element(By.ID, "errors").text
+    assert "ends_at must be after starts_at" in problems, problems
+    shot("2-form-refused")
+    # The form keeps what was typed; fix the period and create it, active.
+    assert driver.find_element(By.ID, "name").get_attribute("value") == "Browser-made campaign"
+    fill({"starts_at": starts, "ends_at": ends})
+    driver.find_element(By.ID, "activate").click()
+    driver.find_element(By.ID, "save").click()
+    assert driver.current_url.endswith(f"/campaigns/{cid}"), driver.current_url
+    assert "active" in driver.find_element(By.CLASS_NAME, "status").text
+    audit = driver.find_element(By.ID, "audit").text
+    assert f"csm-{suffix}" in audit and "create" in audit
+    shot("3-created")
+
+    driver.get(f"{url}/campaigns")
+    rows = driver.find_elements(By.CSS_SELECTOR, "#campaigns tbody tr")
+    assert [r.find_element(By.TAG_NAME, "a").text for r in rows] == [cid]
+    rows[0].find_element(By.LINK_TEXT, "Report").click()
+    assert driver.find_element(By.TAG_NAME, "h1").text == "Report: Browser-made campaign"
+    for chart in ("uplift-chart", "sales-chart", "budget-chart"):
+        assert driver.find_element(By.ID, chart).is_displayed()
+    missing = driver.find_element(By.ID, "not-available").text
+    assert "no held-out shopper" in missing
+    report = shot("4-report")
+    print(f"\nback office screenshots: {shots}")
+    assert report.stat().st_size > 10_000
