@@ -24,7 +24,11 @@ from shared import rewards_cli
 from shared.adapters import clients
 from shared.adapters.firestore_api_keys import FirestoreApiKeyStore
 from shared.adapters.firestore_campaigns import FirestoreCampaignStore
-from shared.adapters.firestore_plays import FirestoreBudgetSlots, FirestorePlayStore
+from shared.adapters.firestore_plays import (
+    FirestoreBudgetSlots,
+    FirestorePlayStore,
+    FirestoreVoidedOrders,
+)
 from shared.adapters.firestore_rewards_vault import FirestoreRewardsVault
 from shared.campaigns import Campaign
 from shared.play_tokens import VALIDITY, PlayGrant, sign
@@ -307,7 +311,8 @@ def test_a_cancelled_order_voids_its_win_and_frees_its_slot(
     # A redelivered cancellation changes nothing; a cancelled order cannot be played.
     order_event(stack, f"o-{unique}-a", "cancelled", shopper)
     order_event(stack, f"o-{unique}-e", "returned", shopper)
-    wait_until(lambda: play(stack, tokens["e"]).status_code == 409, what="e refused as voided")
+    orders = FirestoreVoidedOrders(firestore(stack, REWARDS_DATABASE))
+    wait_until(lambda: orders.voided(retailer, f"o-{unique}-e"), what="e's return seen")
     response = play(stack, tokens["e"])
     assert response.json()["error"]["code"] == "order_voided"
     found = ledger(campaign.campaign_id, capsys)
