@@ -448,3 +448,72 @@ def test_erasure_and_retention_hooks_of_the_plays_store_and_the_vault(
     assert plays.purge_before(retailer, future) == 1
     assert vault.purge_before(retailer, future) == 1
     assert plays.get(kept) is None and vault.email_for(kept) is None
+
+
+def test_the_decision_engines_invitation_is_playable_end_to_end(
+    stack: dict[str, str], key: bytes, unique: str
+) -> None:
+    """cart_validated -> decide_events signs a play token -> the tracker reads it from the
+    experiences endpoint -> POST /v1/plays with it (the two functions share the key)."""
+    from shared.adapters.bigtable_decisions import BigtableTrees
+    from shared.resources import BIGTABLE_INSTANCE
+    from tests.integration.test_decisions import wait_for_answer
+    from tests.unit.test_decisions import pasta_tree
+
+    retailer = stack["DEMO_RETAILER_ID"]
+    shopper = f"e2e-{unique}"
+    campaign = game(stack, unique, odds=1.0, prize="5", budget="50")
+    now = datetime.now(UTC)
+    base = pasta_tree()
+    window = {
+        "retailer_ids": frozenset({retailer}),
+        "starts_at": now - timedelta(days=1),
+        "ends_at": now + timedelta(days=1),
+    }
+    tree = base.model_copy(
+        update={
+            "retailer_id": retailer,
+            "shopper_id": shopper,
+            "compiled_at": now - timedelta(minutes=1),
+            "valid_until": now + timedelta(days=1),
+            "experiences": {
+                **base.experiences,
+                "play": base.experiences["play"].model_copy(
+                    update={"campaign_id": campaign.campaign_id}
+                ),
+            },
+            "campaigns": {
+                "c-sauce": base.campaigns["c-sauce"].model_copy(update=window),
+                campaign.campaign_id: base.campaigns["c-play"].model_copy(update=window),
+            },
+        }
+    )
+    BigtableTrees(clients.bigtable_client(stack["GOOGLE_CLOUD_PROJECT"]), BIGTABLE_INSTANCE).put(
+        [tree]
+    )
+    pasta = {"product_id": "pasta-1", "quantity": 2, "unit_price": "1.50", "brand": "B"}
+    sauce = {"product_id": "sauce-1", "quantity": 1, "unit_price": "3.00", "brand": "B"}
+    start = now - timedelta(minutes=2)
+    steps = [
+        ("product_added_to_basket", pasta),
+        ("product_added_to_basket", sauce),
+        ("cart_validated", {"order_id": f"o-{unique}", "total": "6.00", "lines": [pasta, sauce]}),
+    ]
+    answer: dict[str, Any] = {}
+    for seconds, (kind, payload) in enumerate(steps):
+        raw = event(kind, shopper, start + timedelta(seconds=10 * seconds))
+        raw["payload"] = payload
+        assert post(stack, [raw]).json()["accepted"] == 1
+        answer = wait_for_answer(stack, shopper, raw["event_id"])
+    invitation = {e["experience_id"]: e["details"] for e in answer["experiences"]}["play"]
+    played = play(stack, invitation["play_token"])
+    assert played.status_code == 201, played.text
+    assert played.json()["order_id"] == f"o-{unique}"
+    assert played.json()["outcome"] == "won"
+    assert played.json()["play_id"] == play_id_of(retailer, campaign.campaign_id, f"o-{unique}")
+
+
+def test_the_openapi_document_is_published(stack: dict[str, str]) -> None:
+    spec = requests.get(f"{stack['PLAYS_URL']}/openapi.json", timeout=10).json()
+    assert spec["openapi"].startswith("3.")
+    assert {"/v1/plays", "/v1/plays/{play_id}/claim"} <= set(spec["paths"])
