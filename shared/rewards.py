@@ -203,9 +203,10 @@ class PlayStore(Protocol):
 
 
 class BudgetSlots(Protocol):
-    def claim(self, entry: WinEntry, slots: int) -> int | None:
+    def claim(self, entry: WinEntry, slots: int, crowded: bool = False) -> int | None:
         """Take a free slot among ``range(slots)`` for ``entry`` (its ``slot`` ignored);
-        the slot taken, or None when every slot is taken."""
+        the slot taken, or None when every slot is taken. ``crowded``: few slots are
+        likely free (skip the random probes, look at the free ones straight away)."""
         ...
 
     def slot_of(self, campaign_id: str, play_id: str) -> int | None: ...
@@ -385,6 +386,7 @@ def _finish(deps: RewardsDependencies, pending: Play, version: object) -> Play:
                         won_at=pending.played_at,
                     ),
                     slots,
+                    crowded=campaign.budget_exhausted,  # a hint; the slots decide
                 )
                 claimed_here = slot is not None
                 exhausted = slot is None or slot_is_last(deps, campaign, slots)

@@ -122,10 +122,10 @@ class FirestoreBudgetSlots:
             return False
         return True
 
-    def claim(self, entry: WinEntry, slots: int) -> int | None:
+    def claim(self, entry: WinEntry, slots: int, crowded: bool = False) -> int | None:
         if slots <= 0:
             return None
-        for _ in range(RANDOM_PROBES):  # cheap while the budget is far from spent
+        for _ in range(0 if crowded else RANDOM_PROBES):  # cheap while most slots are free
             slot = secrets.randbelow(slots)
             if self._try(entry, slot):
                 return slot
@@ -166,7 +166,9 @@ class FirestoreBudgetSlots:
         return [WinEntry.model_validate(s.to_dict()) for s in self._slots(campaign_id).stream()]
 
     def count(self, campaign_id: str) -> int:
-        return len(list(self._slots(campaign_id).list_documents()))
+        """A server-side count aggregation: no document is read."""
+        result = self._slots(campaign_id).count().get()
+        return int(result[0][0].value)
 
 
 def _order_key(retailer_id: str, order_id: str) -> str:
