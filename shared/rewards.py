@@ -187,8 +187,9 @@ def play_row(play: Play) -> dict[str, object]:
 
 
 class PlayStore(Protocol):
-    def create(self, play: Play) -> bool:
-        """Store a new play; False (and nothing written) if its play_id exists."""
+    def create(self, play: Play) -> object | None:
+        """Store a new play and return its version; None (nothing written) if its
+        play_id exists."""
         ...
 
     def get(self, play_id: str) -> tuple[Play, object] | None:
@@ -350,8 +351,9 @@ def play(deps: RewardsDependencies, retailer_id: str, token: str, now: datetime)
             played_at=now,
             drawn=draw(campaign.win_probability),
         )
-        created = deps.plays.create(pending)
-        found = deps.plays.get(play_id)
+        written = deps.plays.create(pending)
+        created = written is not None
+        found = (pending, written) if written is not None else deps.plays.get(play_id)
         if found is None:  # pragma: no cover - created or existing a moment ago
             raise PlayRefusedError(503, "unavailable", "the play could not be read back")
     stored, version = found

@@ -64,12 +64,13 @@ class FirestorePlayStore:
         self._client = client
         self._plays = client.collection(PLAYS)
 
-    def create(self, play: Play) -> bool:
+    def create(self, play: Play) -> object | None:
         try:
-            self._plays.document(play.play_id).create(_stored(play))
+            result = self._plays.document(play.play_id).create(_stored(play))
         except Conflict:
-            return False
-        return True
+            return None
+        version: object = result.update_time
+        return version
 
     def get(self, play_id: str) -> tuple[Play, object] | None:
         snapshot = self._plays.document(play_id).get()
