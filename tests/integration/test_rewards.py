@@ -34,7 +34,7 @@ from shared.campaigns import Campaign
 from shared.play_tokens import VALIDITY, PlayGrant, sign
 from shared.resources import REWARDS_DATABASE
 from shared.retailers import issue_api_key
-from shared.rewards import play_id_of
+from shared.rewards import Play, WinEntry, play_id_of, token_hash
 from tests.factories import event
 from tests.integration.test_freezer import query
 from tests.integration.test_ingest_api import post
@@ -510,3 +510,47 @@ def test_the_openapi_document_is_published(stack: dict[str, str]) -> None:
     spec = requests.get(f"{stack['PLAYS_URL']}/openapi.json", timeout=10).json()
     assert spec["openapi"].startswith("3.")
     assert {"/v1/plays", "/v1/plays/{play_id}/claim"} <= set(spec["paths"])
+
+
+def test_a_play_interrupted_after_its_slot_was_taken_is_finished_with_that_slot(
+    stack: dict[str, str], key: bytes, unique: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A crash between the slot claim and the outcome's write leaves a pending play and
+    a slot held by its play_id: the retry finishes the same draw with the same slot."""
+    retailer = stack["DEMO_RETAILER_ID"]
+    campaign = game(stack, unique, odds=1.0, prize="10", budget="30")
+    order = f"o-{unique}"
+    play_token = token(key, campaign, order, retailer=retailer)
+    play_id = play_id_of(retailer, campaign.campaign_id, order)
+    rewards = firestore(stack, REWARDS_DATABASE)
+    now = datetime.now(UTC)
+    pending = Play(
+        play_id=play_id,
+        retailer_id=retailer,
+        shopper_id="player-1",
+        campaign_id=campaign.campaign_id,
+        experience_id=f"{campaign.campaign_id}:play",
+        order_id=order,
+        token_sha256=token_hash(play_token),
+        played_at=now,
+        drawn=True,
+    )
+    assert FirestorePlayStore(rewards).create(pending) is not None
+    slots = FirestoreBudgetSlots(rewards)
+    entry = WinEntry(
+        campaign_id=campaign.campaign_id,
+        slot=-1,
+        play_id=play_id,
+        prize_value=Decimal(10),
+        won_at=now,
+    )
+    held = slots.claim(entry, 3)
+    assert held is not None
+
+    answer = play(stack, play_token)
+    assert answer.status_code == 200 and answer.json()["replayed"] is True  # not a new draw
+    assert answer.json()["outcome"] == "won"
+    stored = FirestorePlayStore(rewards).get(play_id)
+    assert stored is not None and stored[0].slot == held
+    assert [e.play_id for e in slots.entries(campaign.campaign_id)] == [play_id]
+    assert ledger(campaign.campaign_id, capsys)["wins_owed"] == 1
