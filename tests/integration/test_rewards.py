@@ -554,3 +554,34 @@ def test_a_play_interrupted_after_its_slot_was_taken_is_finished_with_that_slot(
     assert stored is not None and stored[0].slot == held
     assert [e.play_id for e in slots.entries(campaign.campaign_id)] == [play_id]
     assert ledger(campaign.campaign_id, capsys)["wins_owed"] == 1
+
+
+def test_a_message_that_is_no_shopper_event_is_dead_lettered_by_void_plays(
+    stack: dict[str, str], unique: str
+) -> None:
+    from google.pubsub_v1.types import PubsubMessage
+
+    from shared.resources import SHOPPER_EVENTS_TOPIC
+
+    project = stack["GOOGLE_CLOUD_PROJECT"]
+    published = clients.publisher_api().publish(
+        topic=clients.topic_path(project, SHOPPER_EVENTS_TOPIC),
+        messages=[
+            PubsubMessage(
+                data=json.dumps({"not": unique}).encode(),
+                attributes={"type": "order_status_changed"},
+            )
+        ],
+        timeout=10,
+    )
+    row_id = f"void-plays:{published.message_ids[0]}"
+    rows = wait_until(
+        lambda: query(
+            stack,
+            f"SELECT source, reason FROM `{project}.cartwise.dead_letters` WHERE row_id = @r",
+            r=row_id,
+        ),
+        what="the dead letter",
+    )
+    assert rows[0]["source"] == "void-plays"
+    assert rows[0]["reason"].startswith("not a shopper-event message")
