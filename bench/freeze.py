@@ -31,6 +31,7 @@ from typing import Any
 from bench.ingest import generate_bodies
 from emulators.config import StackSettings
 from shared.freezer import InboundMessage, transform
+from shared.tracker_probes import percentile
 
 SAMPLE = 200
 POLL_S = 0.25
@@ -76,11 +77,6 @@ def seen(client: Any, project: str, retailer: str, ids: list[str]) -> set[str]:
         "WHERE retailer_id = @retailer AND event_id IN UNNEST(@ids)"
     )
     return {r.event_id for r in client.query(sql, job_config=config).result(timeout=60)}
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
 
 
 def run(count: int, seed: int, timeout_s: float, ordering_keys: bool = True) -> dict[str, Any]:

@@ -30,8 +30,9 @@ from typing import Any
 
 import requests
 
-from bench.freeze import percentile, stack_env
+from bench.freeze import stack_env
 from emulators.config import StackSettings
+from shared.tracker_probes import percentile
 
 
 def _campaign(env: dict[str, str], odds: float, prize: Decimal, budget: Decimal) -> Any:

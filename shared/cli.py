@@ -90,7 +90,7 @@ def demo_session(shopper_id: str, start: datetime) -> list[dict[str, Any]]:
     ]
 
 
-def demo() -> int:
+def session_demo() -> int:
     from shared.adapters import clients
     from shared.resources import (
         BIGTABLE_INSTANCE,
@@ -332,7 +332,7 @@ def _simulation(args: argparse.Namespace) -> Any:
     return Simulation(seed=args.seed, shift_weeks=shift)
 
 
-def _replay_api_keys(env: dict[str, str], retailers: tuple[str, ...]) -> dict[str, str]:
+def replay_api_keys(env: dict[str, str], retailers: tuple[str, ...]) -> dict[str, str]:
     """The simulated retailers' keys on the local stack: chosen once, registered each run."""
     from emulators.config import StackSettings
     from shared.adapters.clients import firestore_client
@@ -376,7 +376,7 @@ def replay_command(args: argparse.Namespace) -> int:
         flush=True,
     )
     baskets = list(journey.baskets(args.weeks, households))
-    api = HttpEventApi(env["INGEST_URL"], _replay_api_keys(env, simulation.retailers))
+    api = HttpEventApi(env["INGEST_URL"], replay_api_keys(env, simulation.retailers))
 
     def progress(s: ReplaySummary) -> None:
         print(
@@ -682,10 +682,60 @@ def _moment(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def demo_command(args: argparse.Namespace) -> int:
+    from shared import demo_story
+
+    env = _stack_env()
+    os.environ.update(env)
+    warnings.filterwarnings("ignore", "Connecting to Bigtable emulator", RuntimeWarning)
+    options = demo_story.DemoOptions(
+        history_weeks=args.history_weeks,
+        replay_weeks=args.replay_weeks,
+        households=args.households or None,
+        history_households=args.history_households,
+        rate=args.rate,
+        seed=args.seed,
+        skip_history=args.skip_history,
+    )
+    return demo_story.run(options, env)
+
+
 def main(argv: list[str] | None = None) -> int:
+    from shared.demo_story import DemoOptions
+    from shared.tracker_simulator import DEFAULT_SEED
+
     parser = argparse.ArgumentParser(prog="cartwise")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("demo", help="send a shopper session through the local stack")
+    demo_parser = commands.add_parser(
+        "demo",
+        help="the whole story: history, nightly, replay through the API, report (make demo)",
+    )
+    defaults = DemoOptions()
+    demo_parser.add_argument(
+        "--history-weeks", type=_weeks, default=defaults.history_weeks, help="default 1-44"
+    )
+    demo_parser.add_argument(
+        "--replay-weeks", type=_weeks, default=defaults.replay_weeks, help="default 45-45"
+    )
+    demo_parser.add_argument(
+        "--households",
+        type=int,
+        default=defaults.households,
+        help=f"replayed households, a seeded sample (default {defaults.households}; 0: all)",
+    )
+    demo_parser.add_argument(
+        "--history-households", type=int, help="a sample for the history too (default: all)"
+    )
+    demo_parser.add_argument(
+        "--rate", type=float, default=defaults.rate, help=f"events/s (default {defaults.rate:g})"
+    )
+    demo_parser.add_argument(
+        "--skip-history", action="store_true", help="reuse the history and trees already loaded"
+    )
+    demo_parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    commands.add_parser(
+        "session", help="send one shopper session through the stack and show every store"
+    )
     republish = commands.add_parser(
         "republish", help="republish a retailer's stored events of a time range (after a fix)"
     )
@@ -731,7 +781,9 @@ def main(argv: list[str] | None = None) -> int:
     redrive.add_argument("--max", type=int, default=100_000)
     args = parser.parse_args(argv)
     if args.command == "demo":
-        return demo()
+        return demo_command(args)
+    if args.command == "session":
+        return session_demo()
     if args.command == "republish":
         return republish_command(args.retailer, args.since, args.until)
     if args.command == "replay":

@@ -104,6 +104,23 @@ VOID_PLAYS_SUBSCRIPTION = "shopper-events-void-plays"
 NIGHTLY_WORKFLOW = "nightly"
 NIGHTLY_STEPS_FUNCTION = "nightly_steps"
 
+
+def inspection(topic: str) -> Subscription:
+    """The operators' subscription of a terminal topic (dead letters, rejected events).
+
+    Nothing reads it automatically, so nothing should ever be dropped from it: a message an
+    operator's tool nacks (or lets expire) 100 times is dead-lettered onto the same topic,
+    i.e. queued again as a new message, instead of being retried forever or lost.
+    """
+    return Subscription(
+        name=f"{topic}-inspect",
+        topic=topic,
+        ack_deadline_s=60,
+        dead_letter_topic=topic,
+        max_delivery_attempts=100,
+    )
+
+
 SYSTEM = SystemResources(
     topics=(
         Topic(name=SHOPPER_EVENTS_TOPIC),
@@ -122,13 +139,8 @@ SYSTEM = SystemResources(
             dead_letter_topic=SHOPPER_EVENTS_DEAD_LETTER_TOPIC,
             max_delivery_attempts=10,
         ),
-        Subscription(
-            name=f"{SHOPPER_EVENTS_DEAD_LETTER_TOPIC}-inspect",
-            topic=SHOPPER_EVENTS_DEAD_LETTER_TOPIC,
-            ack_deadline_s=60,
-            max_delivery_attempts=5,
-        ),
-        Subscription(name=f"{REJECTED_EVENTS_TOPIC}-inspect", topic=REJECTED_EVENTS_TOPIC),
+        inspection(SHOPPER_EVENTS_DEAD_LETTER_TOPIC),
+        inspection(REJECTED_EVENTS_TOPIC),
         Subscription(
             name=DECIDER_SUBSCRIPTION,
             topic=SHOPPER_EVENTS_TOPIC,
@@ -144,12 +156,7 @@ SYSTEM = SystemResources(
             dead_letter_topic=SHOPPER_EXPERIENCES_DEAD_LETTER_TOPIC,
             max_delivery_attempts=10,
         ),
-        Subscription(
-            name=f"{SHOPPER_EXPERIENCES_DEAD_LETTER_TOPIC}-inspect",
-            topic=SHOPPER_EXPERIENCES_DEAD_LETTER_TOPIC,
-            ack_deadline_s=60,
-            max_delivery_attempts=5,
-        ),
+        inspection(SHOPPER_EXPERIENCES_DEAD_LETTER_TOPIC),
         # Order status changes void unpaid wins. Every event is delivered (the emulator
         # applies no filter); the worker skips all but order_status_changed.
         Subscription(
@@ -166,12 +173,7 @@ SYSTEM = SystemResources(
             dead_letter_topic=PLAYS_DEAD_LETTER_TOPIC,
             max_delivery_attempts=10,
         ),
-        Subscription(
-            name=f"{PLAYS_DEAD_LETTER_TOPIC}-inspect",
-            topic=PLAYS_DEAD_LETTER_TOPIC,
-            ack_deadline_s=60,
-            max_delivery_attempts=5,
-        ),
+        inspection(PLAYS_DEAD_LETTER_TOPIC),
     ),
     bigtable_instance=BIGTABLE_INSTANCE,
     bigtable_tables=(

@@ -138,6 +138,23 @@ class BigtableRejectedEventStore:
             )
         mutate_rows(self._api, self._table, rows)
 
+    def reasons_since(self, retailer_id: str, since: datetime) -> dict[str, int]:
+        """How many events of the retailer were refused since ``since``, per reason
+        (``field: code``; an event refused for two reasons counts under both)."""
+        from google.cloud.bigtable.row_set import RowSet
+
+        counts: dict[str, int] = {}
+        row_set = RowSet()
+        row_set.add_row_range_from_keys(
+            start_key=f"{retailer_id}#".encode(),
+            end_key=f"{retailer_id}#{reverse_micros(since)}~".encode(),
+        )
+        for row in self._table.read_rows(row_set=row_set):
+            for reason in json.loads(row.cells[REJECTED_FAMILY][b"reasons"][0].value):
+                key = f"{reason.get('field')}: {reason.get('code')}"
+                counts[key] = counts.get(key, 0) + 1
+        return counts
+
 
 class BigtableEventArchive:
     """Reads back what ingest stored: a retailer's events by occurrence time (replays)."""

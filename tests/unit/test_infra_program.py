@@ -193,14 +193,14 @@ def test_subscriptions_have_retry_and_dead_letter_policies(program: Program) -> 
         }
         assert deployed["enableMessageOrdering"] == declared.enable_message_ordering
         assert deployed["expirationPolicy"] == {"ttl": ""}  # never expires
-        if declared.name in consumed:
-            policy = deployed["deadLetterPolicy"]
-            assert policy["deadLetterTopic"].endswith(f"/topics/{declared.dead_letter_topic}")
-            assert policy["maxDeliveryAttempts"] == declared.max_delivery_attempts
-        else:
-            # Read by operators only (cartwise redrive-dead-letters): dead letters of dead
-            # letters, or the rejected events' record.
+        policy = deployed["deadLetterPolicy"]  # every subscription, consumed or not
+        assert policy["deadLetterTopic"].endswith(f"/topics/{declared.dead_letter_topic}")
+        assert policy["maxDeliveryAttempts"] == declared.max_delivery_attempts
+        if declared.name not in consumed:
+            # Read by operators only (cartwise redrive-dead-letters): dead letters, or the
+            # rejected events' record; a message they fail 100 times is queued again.
             assert declared.topic in dead_letter_topics | {"rejected-events"}, declared.name
+            assert declared.dead_letter_topic == declared.topic, declared.name
     assert subs["shopper-events-decide"].inputs["enableMessageOrdering"] is True
     for topic in dead_letter_topics:
         assert any(s.topic == topic for s in SYSTEM.subscriptions), topic
