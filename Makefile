@@ -83,6 +83,12 @@ bench-freeze: up
 bench-decide: up
 	@$(PY) -m bench.decide --json .local/bench/decide.json
 
+# Rewards game: concurrent POST /v1/plays, plays/s and latency, the budget held under
+# contention (python -m bench.rewards --help; docs/REWARDS.md).
+.PHONY: bench-rewards
+bench-rewards: up
+	@$(PY) -m bench.rewards --json .local/bench/rewards.json
+
 # The nightly workflow (features -> train -> evaluate and gate -> score -> compile trees ->
 # publish) on the local workflows emulator: progress per step, the evaluation table, the
 # summary (docs/NIGHTLY.md). Needs history in the read models: `cartwise backfill`.

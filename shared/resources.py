@@ -92,6 +92,15 @@ HOT_STATE_RETENTION_DAYS = 90
 READ_MODEL_RETENTION_DAYS = RAW_EVENT_RETENTION_DAYS
 PLAY_SIGNING_KEY_SECRET = "play-signing-key"  # noqa: S105 (the secret's name)
 
+# The rewards game (docs/REWARDS.md): the only components that reach the rewards database.
+PLAYS_FUNCTION = "plays"
+VOID_PLAYS_WORKER = "void_plays"
+FREEZE_PLAYS_WORKER = "freeze_plays"
+PLAYS_TOPIC = "plays"
+PLAYS_DEAD_LETTER_TOPIC = "plays-dead-letter"
+PLAYS_FREEZER_SUBSCRIPTION = "plays-freezer"
+VOID_PLAYS_SUBSCRIPTION = "shopper-events-void-plays"
+
 NIGHTLY_WORKFLOW = "nightly"
 NIGHTLY_STEPS_FUNCTION = "nightly_steps"
 
@@ -119,6 +128,8 @@ SYSTEM = SystemResources(
         Topic(name=REJECTED_EVENTS_TOPIC),
         Topic(name=SHOPPER_EXPERIENCES_TOPIC),
         Topic(name=SHOPPER_EXPERIENCES_DEAD_LETTER_TOPIC),
+        Topic(name=PLAYS_TOPIC),
+        Topic(name=PLAYS_DEAD_LETTER_TOPIC),
     ),
     subscriptions=(
         Subscription(
@@ -146,6 +157,23 @@ SYSTEM = SystemResources(
             max_delivery_attempts=10,
         ),
         inspection(SHOPPER_EXPERIENCES_DEAD_LETTER_TOPIC),
+        # Order status changes void unpaid wins. Every event is delivered (the emulator
+        # applies no filter); the worker skips all but order_status_changed.
+        Subscription(
+            name=VOID_PLAYS_SUBSCRIPTION,
+            topic=SHOPPER_EVENTS_TOPIC,
+            ack_deadline_s=60,
+            dead_letter_topic=SHOPPER_EVENTS_DEAD_LETTER_TOPIC,
+            max_delivery_attempts=10,
+        ),
+        Subscription(
+            name=PLAYS_FREEZER_SUBSCRIPTION,
+            topic=PLAYS_TOPIC,
+            ack_deadline_s=60,
+            dead_letter_topic=PLAYS_DEAD_LETTER_TOPIC,
+            max_delivery_attempts=10,
+        ),
+        inspection(PLAYS_DEAD_LETTER_TOPIC),
     ),
     bigtable_instance=BIGTABLE_INSTANCE,
     bigtable_tables=(
@@ -218,7 +246,7 @@ SYSTEM = SystemResources(
         FirestoreDatabase(
             name=REWARDS_DATABASE,
             description="winners' e-mail addresses and payouts; rewards code path only",
-            reserved_for=(),  # the rewards functions (issue 8) name themselves here
+            reserved_for=(PLAYS_FUNCTION, VOID_PLAYS_WORKER),
         ),
     ),
     functions=(
@@ -272,6 +300,22 @@ SYSTEM = SystemResources(
             access=Access(firestore_writes=(DEFAULT_DATABASE,), bigquery_reads=(BIGQUERY_DATASET,)),
         ),
         Function(
+            name=PLAYS_FUNCTION,
+            signature="http",
+            entry_point="plays",
+            public=True,  # tracker-facing, like ingest_events: the retailer's X-Api-Key
+            description="Rewards game: POST /v1/plays, POST /v1/plays/{play_id}/claim",
+            env_url_name="PLAYS_URL",
+            local_threads=8,
+            sizing=Sizing(min_instances=1, max_instances=20, timeout_s=30),
+            access=Access(
+                publishes=(PLAYS_TOPIC,),
+                # (default): API keys and campaigns read, Campaign.budget_exhausted written.
+                firestore_writes=(DEFAULT_DATABASE, REWARDS_DATABASE),
+                secrets=(PLAY_SIGNING_KEY_SECRET,),  # verifies the play tokens
+            ),
+        ),
+        Function(
             name=NIGHTLY_STEPS_FUNCTION,
             signature="http",
             entry_point="nightly_steps",
@@ -321,6 +365,25 @@ SYSTEM = SystemResources(
             access=Access(
                 publishes=(SHOPPER_EXPERIENCES_DEAD_LETTER_TOPIC,),
                 bigquery_writes=(BIGQUERY_DATASET,),
+            ),
+        ),
+        Worker(
+            name=VOID_PLAYS_WORKER,
+            subscription=VOID_PLAYS_SUBSCRIPTION,
+            description="Rewards: a cancelled or returned order voids its unpaid wins (pull)",
+            access=Access(
+                publishes=(PLAYS_TOPIC, SHOPPER_EVENTS_DEAD_LETTER_TOPIC),
+                # (default): Campaign.budget_exhausted cleared when a void frees a slot.
+                firestore_writes=(DEFAULT_DATABASE, REWARDS_DATABASE),
+                bigquery_writes=(BIGQUERY_DATASET,),  # dead-letter counts
+            ),
+        ),
+        Worker(
+            name=FREEZE_PLAYS_WORKER,
+            subscription=PLAYS_FREEZER_SUBSCRIPTION,
+            description="Rewards: plays into the BigQuery plays table (pull worker)",
+            access=Access(
+                publishes=(PLAYS_DEAD_LETTER_TOPIC,), bigquery_writes=(BIGQUERY_DATASET,)
             ),
         ),
     ),

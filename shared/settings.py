@@ -11,11 +11,16 @@ from shared.resources import (
     DECIDER_SUBSCRIPTION,
     DECISION_FREEZER_SUBSCRIPTION,
     FREEZER_SUBSCRIPTION,
+    PLAYS_DEAD_LETTER_TOPIC,
+    PLAYS_FREEZER_SUBSCRIPTION,
+    PLAYS_TOPIC,
     REJECTED_EVENTS_TOPIC,
+    REWARDS_DATABASE,
     SHOPPER_EVENTS_DEAD_LETTER_TOPIC,
     SHOPPER_EVENTS_TOPIC,
     SHOPPER_EXPERIENCES_DEAD_LETTER_TOPIC,
     SHOPPER_EXPERIENCES_TOPIC,
+    VOID_PLAYS_SUBSCRIPTION,
 )
 
 
@@ -113,3 +118,51 @@ class CampaignsSettings(CloudSettings):
 
     dataset: str = BIGQUERY_DATASET
     account_cache_ttl_s: float = 30.0
+
+
+class PlaysSettings(CloudSettings):
+    """Settings of ``plays`` (env prefix ``PLAYS_``): the rewards game's HTTP function."""
+
+    model_config = SettingsConfigDict(env_prefix="PLAYS_", frozen=True, extra="ignore")
+
+    # The key that verifies play tokens (the one decide_events signs them with).
+    signing_key: str = Field(min_length=16, validation_alias="PLAY_SIGNING_KEY")
+    rewards_database: str = REWARDS_DATABASE
+    plays_topic: str = PLAYS_TOPIC
+    api_key_cache_ttl_s: float = 60.0
+
+
+class VoidPlaysSettings(CloudSettings):
+    """Settings of ``void_plays`` (env prefix ``VOID_PLAYS_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="VOID_PLAYS_", frozen=True, extra="ignore")
+
+    subscription: str = VOID_PLAYS_SUBSCRIPTION
+    dead_letter_topic: str = SHOPPER_EVENTS_DEAD_LETTER_TOPIC
+    rewards_database: str = REWARDS_DATABASE
+    plays_topic: str = PLAYS_TOPIC
+    dataset: str = BIGQUERY_DATASET
+    batch_max_messages: int = 1000
+    batch_max_wait_s: float = 0.5
+    heartbeat_file: str | None = Field(default=None, validation_alias="WORKER_HEARTBEAT_FILE")
+
+
+class PlayFreezerSettings(CloudSettings):
+    """Settings of ``freeze_plays`` (env prefix ``PLAY_FREEZER_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="PLAY_FREEZER_", frozen=True, extra="ignore")
+
+    subscription: str = PLAYS_FREEZER_SUBSCRIPTION
+    dead_letter_topic: str = PLAYS_DEAD_LETTER_TOPIC
+    batch_max_messages: int = 2000
+    batch_max_wait_s: float = 0.5
+    heartbeat_file: str | None = Field(default=None, validation_alias="WORKER_HEARTBEAT_FILE")
+
+
+class RewardsOpsSettings(CloudSettings):
+    """Settings of the operators' rewards CLI (env prefix ``REWARDS_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="REWARDS_", frozen=True, extra="ignore")
+
+    rewards_database: str = REWARDS_DATABASE
+    plays_topic: str = PLAYS_TOPIC

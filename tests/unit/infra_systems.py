@@ -54,7 +54,7 @@ def extended_system() -> SystemResources:
         for sub in SYSTEM.subscriptions
     )
     databases = tuple(
-        db.model_copy(update={"reserved_for": ("pay_winners",)})
+        db.model_copy(update={"reserved_for": (*(db.reserved_for or ()), "pay_winners")})
         if db.name == REWARDS_DATABASE
         else db
         for db in SYSTEM.firestore_databases

@@ -191,11 +191,13 @@ def test_nothing_is_public_but_the_tracker_endpoints_and_the_back_office(
         ("ServiceIamMember", "roles/run.invoker", "ingest-events"),
         ("ServiceIamMember", "roles/run.invoker", "experiences"),
         ("ServiceIamMember", "roles/run.invoker", "campaigns"),
+        ("ServiceIamMember", "roles/run.invoker", "plays"),
     }
     assert {f.name for f in SYSTEM.functions if f.public} == {
         "ingest_events",
         "experiences",
         "campaigns",
+        "plays",
     }
 
 
@@ -233,10 +235,40 @@ def test_no_unconditional_project_role_beyond_jobs_logs_and_workflow_starts(
             }, member
 
 
-def test_no_one_reaches_the_rewards_database_today(program: Program) -> None:
-    for member in program.iam_members():
-        condition = member.inputs.get("condition") or {}
-        assert REWARDS_DATABASE not in str(condition.get("expression", "")), member
+def test_only_the_rewards_game_reaches_the_rewards_database(program: Program) -> None:
+    reaching = {
+        m.inputs["member"]
+        for m in program.iam_members()
+        if f"/databases/{REWARDS_DATABASE}"
+        in str((m.inputs.get("condition") or {}).get("expression"))
+    }
+    assert reaching == {sa(program, "fn", "plays"), sa(program, "wk", "void_plays")}
+
+
+def test_the_rewards_game_gets_what_it_uses_and_nothing_else(program: Program) -> None:
+    """Written out by hand from the code's adapters (not derived from the declaration)."""
+    grants = grants_by_member(program)
+    both_databases = {
+        ("roles/datastore.user", "firestore:(default)"),  # keys, campaigns; budget_exhausted
+        ("roles/datastore.user", f"firestore:{REWARDS_DATABASE}"),
+    }
+    assert grants[sa(program, "fn", "plays")] == both_databases | {
+        ("roles/pubsub.publisher", "topic:plays"),
+        ("roles/secretmanager.secretAccessor", "secret:play-signing-key"),
+    }
+    assert grants[sa(program, "wk", "void_plays")] == both_databases | {
+        ("roles/pubsub.subscriber", "subscription:shopper-events-void-plays"),
+        ("roles/pubsub.publisher", "topic:plays"),
+        ("roles/pubsub.publisher", "topic:shopper-events-dead-letter"),
+        ("roles/bigquery.dataEditor", f"dataset:{BIGQUERY_DATASET}"),
+        ("roles/bigquery.jobUser", "project"),
+    }
+    assert grants[sa(program, "wk", "freeze_plays")] == {
+        ("roles/pubsub.subscriber", "subscription:plays-freezer"),
+        ("roles/pubsub.publisher", "topic:plays-dead-letter"),
+        ("roles/bigquery.dataEditor", f"dataset:{BIGQUERY_DATASET}"),
+        ("roles/bigquery.jobUser", "project"),
+    }
 
 
 def test_only_the_rewards_path_reaches_the_rewards_database(extended: Program) -> None:
@@ -246,7 +278,11 @@ def test_only_the_rewards_path_reaches_the_rewards_database(extended: Program) -
         if f"/databases/{REWARDS_DATABASE}"
         in str((m.inputs.get("condition") or {}).get("expression"))
     }
-    assert reaching == {sa(extended, "job", "pay_winners")}
+    assert reaching == {
+        sa(extended, "job", "pay_winners"),
+        sa(extended, "fn", "plays"),
+        sa(extended, "wk", "void_plays"),
+    }
     default_readers = {
         m.inputs["member"]
         for m in extended.iam_members()
@@ -271,13 +307,14 @@ def test_a_component_outside_the_rewards_path_cannot_declare_the_rewards_databas
         )
 
 
-def test_the_signing_key_reaches_decide_events_only(program: Program) -> None:
+def test_the_signing_key_reaches_decide_events_and_plays_only(program: Program) -> None:
+    """decide_events signs play tokens, plays verifies them."""
     holders = {
         m.inputs["member"]
         for m in program.iam_members()
         if m.inputs["role"] == "roles/secretmanager.secretAccessor"
     }
-    assert holders == {sa(program, "wk", "decide_events")}
+    assert holders == {sa(program, "wk", "decide_events"), sa(program, "fn", "plays")}
 
 
 def test_declared_access_points_at_declared_resources() -> None:

@@ -1,0 +1,118 @@
+"""void_plays, worker form: a cancelled or returned order voids its unpaid wins.
+
+Run: ``python -m functions.void_plays.worker``. Pulls ``shopper-events`` (its own
+subscription), skips every event but ``order_status_changed``, and voids the wins of the
+orders cancelled or returned (their budget slots freed); idempotent, so redeliveries are
+harmless. A message that is not a shopper event is dead-lettered with its reason; a
+store or topic outage redelivers the batch.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from dataclasses import dataclass
+
+from shared import logs
+from shared.adapters.pubsub_pull import main, serve
+from shared.events import EventType, OrderStatusChangedEvent
+from shared.freezer import DeadLetterSink, InboundMessage, PoisonMessage, TransientSinkError, parse
+from shared.rewards import VOIDING_STATUSES, RewardsDependencies, TransientVoidError, void_order
+from shared.settings import VoidPlaysSettings
+
+log = logging.getLogger("void_plays.worker")
+
+
+@dataclass(frozen=True)
+class VoidPlays:
+    settings: VoidPlaysSettings
+    rewards: RewardsDependencies
+    dead_letters: DeadLetterSink
+    transient: tuple[type[Exception], ...]
+
+
+@functools.cache
+def dependencies() -> VoidPlays:
+    from shared.adapters import clients, rewards_composition
+    from shared.adapters.bigquery_read_models import BigQueryReadModelSink
+    from shared.adapters.dead_letters import DeadLetterFanout
+    from shared.read_models import DEAD_LETTERS
+
+    settings = VoidPlaysSettings()
+    logs.configure(settings.log_level)
+    built = rewards_composition.build(
+        settings.project, settings.rewards_database, settings.plays_topic, signing_key=""
+    )
+    bigquery = clients.bigquery_client(settings.project, settings.bigquery_emulator_host)
+    return VoidPlays(
+        settings=settings,
+        rewards=built.rewards,
+        dead_letters=DeadLetterFanout(
+            clients.publisher_api(),
+            clients.topic_path(settings.project, settings.dead_letter_topic),
+            BigQueryReadModelSink(bigquery, settings.project, (DEAD_LETTERS,)),
+            DEAD_LETTERS.name,
+            source="void-plays",
+        ),
+        transient=(
+            TransientSinkError,
+            TransientVoidError,
+            *rewards_composition.unavailable_errors(),
+        ),
+    )
+
+
+def void_batch(batch: list[InboundMessage], deps: VoidPlays) -> int:
+    """Void the wins of the orders cancelled or returned in the batch; how many plays."""
+    poison: list[PoisonMessage] = []
+    voided = 0
+    for message in batch:
+        kind = message.attributes.get("type")
+        if kind is not None and kind != EventType.ORDER_STATUS_CHANGED.value:
+            continue  # most of the stream: nothing to do with the game
+        parsed = parse(message)
+        if isinstance(parsed, str):
+            poison.append(
+                PoisonMessage(
+                    message_id=message.message_id,
+                    reason=parsed,
+                    data=message.data,
+                    attributes=message.attributes,
+                )
+            )
+            continue
+        retailer_id, event, _ = parsed
+        if isinstance(event, OrderStatusChangedEvent) and event.payload.status in VOIDING_STATUSES:
+            voided += len(
+                void_order(deps.rewards, retailer_id, event.payload.order_id, event.occurred_at)
+            )
+    if poison:
+        deps.dead_letters.send(poison)
+    return voided
+
+
+def _process(batch: list[InboundMessage]) -> None:
+    voided = void_batch(batch, dependencies())
+    if voided:
+        log.info("plays voided", extra={"messages": len(batch), "voided": voided})
+
+
+def run(stop: threading.Event) -> None:
+    deps = dependencies()
+    settings = deps.settings
+    serve(
+        stop,
+        project=settings.project,
+        subscription=settings.subscription,
+        heartbeat_file=settings.heartbeat_file,
+        max_messages=settings.batch_max_messages,
+        max_wait_s=settings.batch_max_wait_s,
+        process=_process,
+        transient=deps.transient,
+        log=log,
+    )
+
+
+if __name__ == "__main__":
+    main(run)
