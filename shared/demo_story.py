@@ -213,9 +213,12 @@ def run(options: DemoOptions, env: dict[str, str]) -> DemoOutcome:
 
     _heading(6, "the stack stays up")
     print(f"   report: {html_path.resolve()}")
-    for extra in ("BACKOFFICE_URL", "CAMPAIGNS_URL"):
-        if env.get(extra):
-            print(f"   back office: {env[extra]}")
+    if env.get("CAMPAIGNS_URL"):
+        print(
+            f"   back office: {env['CAMPAIGNS_URL']}/login  (CSM key of demo-admin: "
+            f"{env.get('DEMO_CSM_KEY', 'see .local/demo-csm-key')}); a campaign's report: "
+            "cartwise report CAMPAIGN_ID"
+        )
     print("   stop everything with: make down")
     total = time.monotonic() - started
     print(
