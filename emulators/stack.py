@@ -182,7 +182,11 @@ def components(settings: StackSettings, system: SystemResources = SYSTEM) -> lis
             code=(ROOT / "workflows", ROOT / "shared" / "workflow_render.py"),
         ),
     ]
-    function_env = {**settings.emulator_env(), "PLAY_SIGNING_KEY": _play_signing_key(settings)}
+    function_env = {
+        **settings.emulator_env(),
+        "PLAY_SIGNING_KEY": _play_signing_key(settings),
+        "SHOPPER_HASH_KEY": local_secret(settings, "shopper-hash-key"),
+    }
     ports = function_ports(settings, [f.name for f in system.functions])
     for function in system.functions:
         port = ports[function.name]
@@ -407,7 +411,13 @@ def _start_stage(settings: StackSettings, stage: list[Component], pids: dict[str
 def _play_signing_key(settings: StackSettings) -> str:
     """The local stand-in for the Secret Manager secret that signs play tokens: chosen once
     per checkout, kept across restarts."""
-    path = settings.local_dir / "play-signing-key"
+    return local_secret(settings, "play-signing-key")
+
+
+def local_secret(settings: StackSettings, name: str) -> str:
+    """The local stand-in for a Secret Manager secret: chosen once per checkout, kept
+    across restarts in ``.local/<name>``."""
+    path = settings.local_dir / name
     if path.exists():
         return path.read_text().strip()
     import secrets
@@ -442,7 +452,13 @@ def _provision(settings: StackSettings) -> dict[str, str]:
     api_key = _demo_api_key(settings)
     store = FirestoreApiKeyStore(firestore_client(settings.project))
     register_api_key(store, DEMO_RETAILER_ID, api_key, datetime.now(UTC))
-    return {"DEMO_RETAILER_ID": DEMO_RETAILER_ID, "DEMO_API_KEY": api_key}
+    # The local stand-in of the shopper hash key: the CLI's replays and backfills check
+    # the suppression list with it (the cloud gives it from Secret Manager).
+    return {
+        "DEMO_RETAILER_ID": DEMO_RETAILER_ID,
+        "DEMO_API_KEY": api_key,
+        "SHOPPER_HASH_KEY": local_secret(settings, "shopper-hash-key"),
+    }
 
 
 def write_env(settings: StackSettings, extra: dict[str, str]) -> None:

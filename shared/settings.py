@@ -40,6 +40,9 @@ class IngestSettings(CloudSettings):
     default_rate_limit_per_s: float = 20_000.0
     api_key_cache_ttl_s: float = 60.0
     publish_timeout_s: float = 10.0
+    # The suppression list (objections to processing) is re-read at most this often.
+    suppression_cache_ttl_s: float = 30.0
+    shopper_hash_key: str = Field(min_length=16, validation_alias="SHOPPER_HASH_KEY")
 
 
 class FreezerSettings(CloudSettings):
@@ -104,3 +107,24 @@ class NightlyStepsSettings(CloudSettings):
     tree_validity_hours: int = Field(default=48, ge=1)
     basket_reward: str = "free delivery on this order"
     write_batch: int = Field(default=500, ge=1)
+
+
+class ErasureSettings(CloudSettings):
+    """Settings of ``erasure_requests`` (env prefix ``ERASURE_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="ERASURE_", frozen=True, extra="ignore")
+
+    api_key_cache_ttl_s: float = 60.0
+    shopper_hash_key: str = Field(min_length=16, validation_alias="SHOPPER_HASH_KEY")
+
+
+class PrivacySettings(CloudSettings):
+    """Settings of ``privacy_maintenance`` (env prefix ``PRIVACY_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="PRIVACY_", frozen=True, extra="ignore")
+
+    bigtable_instance: str = BIGTABLE_INSTANCE
+    dataset: str = BIGQUERY_DATASET
+    batch_size: int = Field(default=1000, ge=1, le=100_000)
+    requests_per_sweep: int = Field(default=20, ge=1)
+    shopper_hash_key: str = Field(min_length=16, validation_alias="SHOPPER_HASH_KEY")
