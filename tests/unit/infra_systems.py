@@ -16,6 +16,7 @@ from shared.resource_model import (
 )
 from shared.resources import (
     BIGQUERY_DATASET,
+    PRIVACY_FUNCTION,
     FREEZER_SUBSCRIPTION,
     REWARDS_DATABASE,
     SHOPPER_EVENTS_DEAD_LETTER_TOPIC,
@@ -54,7 +55,7 @@ def extended_system() -> SystemResources:
         for sub in SYSTEM.subscriptions
     )
     databases = tuple(
-        db.model_copy(update={"reserved_for": ("pay_winners",)})
+        db.model_copy(update={"reserved_for": ("pay_winners", PRIVACY_FUNCTION)})
         if db.name == REWARDS_DATABASE
         else db
         for db in SYSTEM.firestore_databases

@@ -139,6 +139,7 @@ def test_ingest_and_decide_get_what_they_use_and_nothing_else(program: Program) 
         ("roles/bigtable.user", "bigtable:rejected_events"),
         ("roles/bigtable.user", "bigtable:rate_limits"),
         ("roles/datastore.viewer", "firestore:(default)"),
+        ("roles/secretmanager.secretAccessor", "secret:shopper-hash-key"),
     }
     assert grants[sa(program, "wk", "decide_events")] == {
         ("roles/pubsub.subscriber", "subscription:shopper-events-decide"),
@@ -186,8 +187,14 @@ def test_nothing_is_public_but_the_tracker_endpoints(program: Program) -> None:
     assert {(m.type.rsplit(":", 1)[-1], m.inputs["role"], m.inputs["name"]) for m in public} == {
         ("ServiceIamMember", "roles/run.invoker", "ingest-events"),
         ("ServiceIamMember", "roles/run.invoker", "experiences"),
+        ("ServiceIamMember", "roles/run.invoker", "erasure-requests"),
     }
-    assert {f.name for f in SYSTEM.functions if f.public} == {"ingest_events", "experiences"}
+    # The erasure endpoint is the retailers' back ends' (authenticated by their API key).
+    assert {f.name for f in SYSTEM.functions if f.public} == {
+        "ingest_events",
+        "experiences",
+        "erasure_requests",
+    }
 
 
 def test_no_unconditional_project_role_beyond_jobs_logs_and_workflow_starts(
@@ -211,10 +218,13 @@ def test_no_unconditional_project_role_beyond_jobs_logs_and_workflow_starts(
             }, member
 
 
-def test_no_one_reaches_the_rewards_database_today(program: Program) -> None:
-    for member in program.iam_members():
-        condition = member.inputs.get("condition") or {}
-        assert REWARDS_DATABASE not in str(condition.get("expression", "")), member
+def test_only_the_erasure_path_reaches_the_rewards_database_today(program: Program) -> None:
+    reaching = {
+        m.inputs["member"]
+        for m in program.iam_members()
+        if REWARDS_DATABASE in str((m.inputs.get("condition") or {}).get("expression", ""))
+    }
+    assert reaching == {sa(program, "fn", "privacy_maintenance")}
 
 
 def test_only_the_rewards_path_reaches_the_rewards_database(extended: Program) -> None:
@@ -224,7 +234,10 @@ def test_only_the_rewards_path_reaches_the_rewards_database(extended: Program) -
         if f"/databases/{REWARDS_DATABASE}"
         in str((m.inputs.get("condition") or {}).get("expression"))
     }
-    assert reaching == {sa(extended, "job", "pay_winners")}
+    assert reaching == {
+        sa(extended, "job", "pay_winners"),
+        sa(extended, "fn", "privacy_maintenance"),  # erasure and purge of the vault
+    }
     default_readers = {
         m.inputs["member"]
         for m in extended.iam_members()
@@ -254,8 +267,22 @@ def test_the_signing_key_reaches_decide_events_only(program: Program) -> None:
         m.inputs["member"]
         for m in program.iam_members()
         if m.inputs["role"] == "roles/secretmanager.secretAccessor"
+        and "play-signing-key" in str(m.inputs.get("secretId", m.inputs))
     }
     assert holders == {sa(program, "wk", "decide_events")}
+
+
+def test_the_shopper_hash_key_reaches_the_privacy_path_and_ingest_only(program: Program) -> None:
+    holders = {
+        m.inputs["member"]
+        for m in program.iam_members()
+        if m.inputs["role"] == "roles/secretmanager.secretAccessor"
+        and "shopper-hash-key" in str(m.inputs.get("secretId", m.inputs))
+    }
+    assert holders == {
+        sa(program, "fn", name)
+        for name in ("ingest_events", "erasure_requests", "privacy_maintenance")
+    }
 
 
 def test_declared_access_points_at_declared_resources() -> None:
