@@ -16,8 +16,8 @@ from shared.resource_model import (
 )
 from shared.resources import (
     BIGQUERY_DATASET,
-    PRIVACY_FUNCTION,
     FREEZER_SUBSCRIPTION,
+    PRIVACY_FUNCTION,
     REWARDS_DATABASE,
     SHOPPER_EVENTS_DEAD_LETTER_TOPIC,
     SYSTEM,
