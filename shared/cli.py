@@ -269,6 +269,32 @@ def _suppressions(project: str, retailers: tuple[str, ...] | list[str]) -> Any:
     return known
 
 
+def retention_command(retailer_id: str, settings: list[str]) -> int:
+    from shared.adapters import clients
+    from shared.adapters.firestore_privacy import FirestoreRetention
+    from shared.resources import RETENTION
+    from shared.retention import RetentionError, periods
+
+    store = FirestoreRetention(clients.firestore_client(_environment()), RETENTION)
+    days: dict[str, int] = {}
+    for item in settings:
+        name, _, value = item.partition("=")
+        if not value.isdigit():
+            print(f"--set {item!r}: expected CLASS=DAYS", file=sys.stderr)
+            return 2
+        days[name] = int(value)
+    try:
+        current = store.set(retailer_id, days) if days else store.retention(retailer_id)
+    except RetentionError as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 2
+    for data_class, value in periods(RETENTION, current).items():
+        origin = "contract" if data_class in current.days else "default"
+        ceiling = RETENTION.ceiling_days[data_class]
+        print(f"  {data_class.value:<12} {value:>5} days ({origin}; ceiling {ceiling})")
+    return 0
+
+
 def republish_command(retailer_id: str, since: datetime, until: datetime) -> int:
     from shared.adapters import clients
     from shared.adapters.bigtable_events import BigtableEventArchive
@@ -759,6 +785,17 @@ def main(argv: list[str] | None = None) -> int:
         "redrive-dead-letters", help="send dead-lettered messages back to the stream"
     )
     redrive.add_argument("--max", type=int, default=100_000)
+    retention = commands.add_parser(
+        "retention", help="show or set a retailer's retention periods (docs/PRIVACY.md)"
+    )
+    retention.add_argument("--retailer", required=True)
+    retention.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="CLASS=DAYS",
+        help="e.g. raw_events=365 (repeatable; never over the class's ceiling)",
+    )
     args = parser.parse_args(argv)
     if args.command == "demo":
         return demo()
@@ -776,6 +813,8 @@ def main(argv: list[str] | None = None) -> int:
         return nightly_command(args)
     if args.command == "redrive-dead-letters":
         return redrive_command(args.max)
+    if args.command == "retention":
+        return retention_command(args.retailer, args.set)
     return 2
 
 
