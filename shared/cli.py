@@ -288,10 +288,10 @@ def retention_command(retailer_id: str, settings: list[str]) -> int:
     except RetentionError as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return 2
-    for data_class, value in periods(RETENTION, current).items():
+    for data_class, period in periods(RETENTION, current).items():
         origin = "contract" if data_class in current.days else "default"
         ceiling = RETENTION.ceiling_days[data_class]
-        print(f"  {data_class.value:<12} {value:>5} days ({origin}; ceiling {ceiling})")
+        print(f"  {data_class.value:<12} {period:>5} days ({origin}; ceiling {ceiling})")
     return 0
 
 

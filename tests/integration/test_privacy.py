@@ -317,7 +317,7 @@ def test_retention_purges_exactly_the_old_records_of_each_class(
     store = BigtableEventStore(bigtable, BIGTABLE_INSTANCE)
     store.write(list(records.values()))
     store.mark_published(list(records.values()))
-    for table, family, keys in (
+    for bt_table, family, bt_keys in (
         (
             SHOPPER_STATE_TABLE,
             STATE_FAMILY,
@@ -337,11 +337,11 @@ def test_retention_purges_exactly_the_old_records_of_each_class(
             {"old": f"{retailer}#1#0000#old", "young": f"{retailer}#2#0000#young"},
         ),
     ):
-        rows: list[tuple[bytes, list[Cell]]] = [
-            (keys[tag].encode(), [(family, b"x", shopper.encode(), micros(t))])
+        bt_rows: list[tuple[bytes, list[Cell]]] = [
+            (bt_keys[tag].encode(), [(family, b"x", shopper.encode(), micros(t))])
             for tag, t in (("old", old), ("young", young))
         ]
-        mutate_rows(api, instance.table(table), rows)
+        mutate_rows(api, instance.table(bt_table), bt_rows)
     # The retailer's default tree, however old, is not shopper data: it stays.
     mutate_rows(
         api,
@@ -401,29 +401,29 @@ def test_retention_purges_exactly_the_old_records_of_each_class(
     assert {r.row_key for r in (store.lookup([r.id_key for r in records.values()])).values()} == {
         records["young"].row_key
     }
-    rows = list(
+    stored = list(
         instance.table("shopper_events").read_rows(
             start_key=shopper_prefix(retailer, shopper).encode()
         )
     )
     left = [
         r.row_key.decode()
-        for r in rows
+        for r in stored
         if r.row_key.decode().startswith(shopper_prefix(retailer, shopper))
     ]
     assert left == [records["young"].row_key]
-    for table in (SHOPPER_STATE_TABLE, EXPERIENCE_TREES_TABLE, REJECTED_EVENTS_TABLE):
-        keys = {
+    for bt_table in (SHOPPER_STATE_TABLE, EXPERIENCE_TREES_TABLE, REJECTED_EVENTS_TABLE):
+        found_keys = {
             r.row_key.decode()
-            for r in instance.table(table).read_rows()
+            for r in instance.table(bt_table).read_rows()
             if retailer in r.row_key.decode()
         }
         expected = {
             SHOPPER_STATE_TABLE: {shopper_prefix(retailer, shopper)},
             EXPERIENCE_TREES_TABLE: {f"{retailer}#{shopper}", f"{retailer}#"},
             REJECTED_EVENTS_TABLE: {f"{retailer}#2#0000#young"},
-        }[table]
-        assert keys == expected, table
+        }[bt_table]
+        assert found_keys == expected, bt_table
     for planned in purgeable:
         table = tables[planned.target]
         left_rows = query(
@@ -452,7 +452,7 @@ def test_retention_purges_exactly_the_old_records_of_each_class(
         .where(filter=FieldFilter("retailer_id", "==", retailer))
         .stream()
     )
-    records_audited = [a.to_dict() for a in audit]
+    records_audited = [a.to_dict() or {} for a in audit]
     assert len(records_audited) == 2 * len(store_plan())
     assert {a["kind"] for a in records_audited} == {"purge"}
 
