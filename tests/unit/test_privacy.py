@@ -326,3 +326,83 @@ def test_ingest_refuses_a_suppressed_shoppers_events_and_stores_nothing_of_them(
         (0, "shopper_suppressed")
     ]
     assert len(sink.stored) == 1 and "objector" not in str(sink.stored)
+
+
+def test_bigquery_streaming_buffer_refusal_becomes_pending_work() -> None:
+    """Real BigQuery refuses DML on streamed rows (the emulator does not): the refusal
+    keeps the store pending; any other bad request is a bug and is raised."""
+    from google.api_core.exceptions import BadRequest
+
+    from shared.adapters.bigquery_privacy import BigQueryShopperRows
+    from shared.play_read_models import PLAYS
+
+    class Client:
+        def __init__(self, message: str) -> None:
+            self.message = message
+            self.sql: list[str] = []
+
+        def query(self, sql: str, **_: Any) -> Any:
+            self.sql.append(sql)
+            raise BadRequest(self.message)
+
+    refusing = Client(
+        "UPDATE or DELETE statement over table p.cartwise.plays would affect rows in the "
+        "streaming buffer, which is not supported"
+    )
+    with pytest.raises(StorePendingError, match="streaming buffer"):
+        BigQueryShopperRows(refusing, "p", PLAYS).erase_shopper("r", "s")
+    assert refusing.sql == [
+        "DELETE FROM `p.cartwise.plays` WHERE retailer_id = @r AND shopper_id = @s"
+    ]
+    with pytest.raises(BadRequest):
+        BigQueryShopperRows(Client("Syntax error"), "p", PLAYS).erase_shopper("r", "s")
+
+
+def test_dead_letter_owners_are_found_at_any_depth() -> None:
+    from shared.adapters.bigquery_privacy import _owners
+
+    message = {"retailer_id": "r", "ingested_at": "t", "event": {"shopper_id": "s", "x": [1]}}
+    assert _owners(message) == {("r", "s")}
+    assert _owners({"shopper_id": "s"}) == {(None, "s")}
+    assert _owners(["no", 1]) == set()
+
+
+def test_erasure_api_answers_only_the_requesting_retailer() -> None:
+    from shared.privacy_api import ErasureApiDependencies, handle_erasure_api
+    from shared.retailers import ApiKey, hash_api_key
+
+    class Keys:
+        def put(self, key: ApiKey) -> None: ...
+
+        def get(self, key_hash: str) -> ApiKey | None:
+            retailer = {hash_api_key("k1"): "r1", hash_api_key("k2"): "r2"}.get(key_hash)
+            return (
+                ApiKey(key_hash=key_hash, retailer_id=retailer, created_at=NOW)
+                if retailer
+                else None
+            )
+
+    requests = Requests()
+    deps = ErasureApiDependencies(
+        api_keys=Keys(),
+        requests=requests,
+        suppressions=Suppressions(),
+        hasher=ShopperHasher(KEY),
+        store_names=lambda: ["a", "b"],
+        clock=lambda: NOW,
+    )
+
+    def call(method: str, path: str, key: str, body: bytes = b"") -> Any:
+        return handle_erasure_api(method, path, {"X-Api-Key": key}, body, lambda: deps)
+
+    created = call("POST", "/v1/erasure-requests", "k1", b'{"shopper_id": "s-1"}')
+    assert created.status == 202 and set(created.body["receipts"]) == {"a", "b"}
+    assert "s-1" not in str(created.body)
+    path = created.headers["Location"]
+    assert call("GET", path, "k1").status == 200
+    assert call("GET", path, "k2").status == 404
+    assert call("GET", path, "nope").status == 401
+    assert call("DELETE", path, "k1").status == 405
+    assert call("POST", "/v1/erasure-requests", "k1", b'{"shopper_id": "a b"}').status == 400
+    assert call("POST", "/v1/erasure-requests", "k1", b"[").body["error"]["code"] == "invalid_json"
+    assert call("GET", "/openapi.json", "").status == 200
