@@ -339,8 +339,11 @@ SYSTEM = SystemResources(
             description="POST /purge (retention), POST /erasures/run (pending erasure "
             "requests): every store (docs/PRIVACY.md)",
             env_url_name="PRIVACY_MAINTENANCE_URL",
-            local_threads=2,
-            sizing=Sizing(memory="1Gi", min_instances=0, max_instances=1, timeout_s=1800),
+            # One sweep at a time: an erasure request's receipts are saved as it goes.
+            local_threads=1,
+            sizing=Sizing(
+                memory="1Gi", min_instances=0, max_instances=1, concurrency=1, timeout_s=1800
+            ),
             access=Access(
                 bigtable_writes=(
                     SHOPPER_EVENTS_TABLE,
