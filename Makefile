@@ -89,6 +89,12 @@ bench-decide: up
 bench-rewards: up
 	@$(PY) -m bench.rewards --json .local/bench/rewards.json
 
+# One shopper's erasure among the full Complete Journey history (load it first:
+# `cartwise backfill --weeks 1-53`, ~6 min): request -> every store done (docs/PRIVACY.md).
+.PHONY: bench-erasure
+bench-erasure: up
+	@$(PY) -m bench.erasure --json .local/bench/erasure.json
+
 # The nightly workflow (features -> train -> evaluate and gate -> score -> compile trees ->
 # publish) on the local workflows emulator: progress per step, the evaluation table, the
 # summary (docs/NIGHTLY.md). Needs history in the read models: `cartwise backfill`.

@@ -183,7 +183,11 @@ def components(settings: StackSettings, system: SystemResources = SYSTEM) -> lis
             code=(ROOT / "workflows", ROOT / "shared" / "workflow_render.py"),
         ),
     ]
-    function_env = {**settings.emulator_env(), "PLAY_SIGNING_KEY": _play_signing_key(settings)}
+    function_env = {
+        **settings.emulator_env(),
+        "PLAY_SIGNING_KEY": _play_signing_key(settings),
+        "SHOPPER_HASH_KEY": local_secret(settings, "shopper-hash-key"),
+    }
     ports = function_ports(settings, [f.name for f in system.functions])
     for function in system.functions:
         port = ports[function.name]
@@ -408,7 +412,13 @@ def _start_stage(settings: StackSettings, stage: list[Component], pids: dict[str
 def _play_signing_key(settings: StackSettings) -> str:
     """The local stand-in for the Secret Manager secret that signs play tokens: chosen once
     per checkout, kept across restarts."""
-    path = settings.local_dir / "play-signing-key"
+    return local_secret(settings, "play-signing-key")
+
+
+def local_secret(settings: StackSettings, name: str) -> str:
+    """The local stand-in for a Secret Manager secret: chosen once per checkout, kept
+    across restarts in ``.local/<name>``."""
+    path = settings.local_dir / name
     if path.exists():
         return path.read_text().strip()
     import secrets
@@ -475,6 +485,7 @@ def _provision(settings: StackSettings) -> dict[str, str]:
         "DEMO_API_KEY": api_key,
         "DEMO_CSM_ID": DEMO_CSM_ID,
         "DEMO_CSM_KEY": csm_key,
+        "SHOPPER_HASH_KEY": local_secret(settings, "shopper-hash-key"),
     }
 
 

@@ -248,6 +248,53 @@ def _environment() -> str:
     return project
 
 
+def _suppressions(project: str, retailers: tuple[str, ...] | list[str]) -> Any:
+    """The erased and suppressed shoppers of these retailers (replays and backfills skip
+    them); needs the shopper hash key (``SHOPPER_HASH_KEY``, in the local stack.env)."""
+    from shared.adapters import clients
+    from shared.adapters.firestore_privacy import FirestoreSuppressionList
+    from shared.privacy import KnownSuppressions
+
+    key = os.environ.get("SHOPPER_HASH_KEY", "")
+    if len(key) < 16:
+        sys.exit(
+            "set SHOPPER_HASH_KEY (Secret Manager shopper-hash-key; the local stack writes "
+            "it in .local/stack.env): replays and backfills must skip erased shoppers"
+        )
+    known = KnownSuppressions.load(
+        FirestoreSuppressionList(clients.firestore_client(project)), key.encode(), retailers
+    )
+    if len(known):
+        print(f"skipping {len(known)} erased or suppressed shoppers", flush=True)
+    return known
+
+
+def retention_command(retailer_id: str, settings: list[str]) -> int:
+    from shared.adapters import clients
+    from shared.adapters.firestore_privacy import FirestoreRetention
+    from shared.resources import RETENTION
+    from shared.retention import RetentionError, periods
+
+    store = FirestoreRetention(clients.firestore_client(_environment()), RETENTION)
+    days: dict[str, int] = {}
+    for item in settings:
+        name, _, value = item.partition("=")
+        if not value.isdigit():
+            print(f"--set {item!r}: expected CLASS=DAYS", file=sys.stderr)
+            return 2
+        days[name] = int(value)
+    try:
+        current = store.set(retailer_id, days) if days else store.retention(retailer_id)
+    except RetentionError as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 2
+    for data_class, period in periods(RETENTION, current).items():
+        origin = "contract" if data_class in current.days else "default"
+        ceiling = RETENTION.ceiling_days[data_class]
+        print(f"  {data_class.value:<12} {period:>5} days ({origin}; ceiling {ceiling})")
+    return 0
+
+
 def republish_command(retailer_id: str, since: datetime, until: datetime) -> int:
     from shared.adapters import clients
     from shared.adapters.bigtable_events import BigtableEventArchive
@@ -268,6 +315,7 @@ def republish_command(retailer_id: str, since: datetime, until: datetime) -> int
         since,
         until,
         progress=lambda n: print(f"\r  republished {n} events", end="", flush=True),
+        skip=_suppressions(project, [retailer_id]),
     )
     print(
         f"\nrepublished {sent} events of {retailer_id} from {since} to {until} "
@@ -360,7 +408,7 @@ def replay_command(args: argparse.Namespace) -> int:
     from shared import journey
     from shared.adapters.ingest_http import HttpEventApi
     from shared.replay import ReplaySummary, batches, replay
-    from shared.tracker_simulator import sessions
+    from shared.tracker_simulator import sessions, without_shoppers
 
     env = _stack_env()
     os.environ.update(env)
@@ -389,8 +437,12 @@ def replay_command(args: argparse.Namespace) -> int:
             flush=True,
         )
 
+    skip = _suppressions(env["GOOGLE_CLOUD_PROJECT"], simulation.retailers)
     summary = replay(
-        batches(sessions(baskets, journey.products(), simulation, now), args.batch),
+        batches(
+            without_shoppers(sessions(baskets, journey.products(), simulation, now), skip),
+            args.batch,
+        ),
         api,
         concurrency=args.concurrency,
         rate=args.rate,
@@ -430,7 +482,8 @@ def backfill_command(args: argparse.Namespace) -> int:
     )
     summary = BackfillSummary()
     started = time.monotonic()
-    jobs = [(week, households, simulation, now) for week in weeks]
+    skip = _suppressions(project, simulation.retailers)
+    jobs = [(week, households, simulation, now, skip) for week in weeks]
     with ProcessPoolExecutor(args.workers) as pool:
         for done, (tables, part) in enumerate(pool.map(_transform_week, jobs), start=1):
             summary.sessions += part.sessions
@@ -467,15 +520,18 @@ def backfill_command(args: argparse.Namespace) -> int:
     return 0 if summary.invalid == 0 else 1
 
 
-def _transform_week(job: tuple[int, frozenset[int] | None, Any, datetime]) -> tuple[Any, Any]:
+def _transform_week(
+    job: tuple[int, frozenset[int] | None, Any, datetime, Any],
+) -> tuple[Any, Any]:
     from shared import journey
     from shared.backfill import BackfillSummary, transform
-    from shared.tracker_simulator import sessions
+    from shared.tracker_simulator import sessions, without_shoppers
 
-    week, households, simulation, now = job
+    week, households, simulation, now, skip = job
     summary = BackfillSummary()
     baskets = journey.baskets((week, week), households)
-    tables = transform(sessions(baskets, journey.products(), simulation, now), now, summary)
+    simulated = sessions(baskets, journey.products(), simulation, now)
+    tables = transform(without_shoppers(simulated, skip), now, summary)
     return tables, summary
 
 
@@ -837,6 +893,17 @@ def main(argv: list[str] | None = None) -> int:
         "redrive-dead-letters", help="send dead-lettered messages back to the stream"
     )
     redrive.add_argument("--max", type=int, default=100_000)
+    retention = commands.add_parser(
+        "retention", help="show or set a retailer's retention periods (docs/PRIVACY.md)"
+    )
+    retention.add_argument("--retailer", required=True)
+    retention.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="CLASS=DAYS",
+        help="e.g. raw_events=365 (repeatable; never over the class's ceiling)",
+    )
     args = parser.parse_args(argv)
     if args.command == "demo":
         return demo_command(args)
@@ -860,6 +927,8 @@ def main(argv: list[str] | None = None) -> int:
         return csm_key_command(args)
     if args.command == "redrive-dead-letters":
         return redrive_command(args.max)
+    if args.command == "retention":
+        return retention_command(args.retailer, args.set)
     return 2
 
 

@@ -15,7 +15,7 @@ import functools
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -212,6 +212,7 @@ def ingest(
     publisher: EventPublisher,
     rejected_sink: RejectedEventSink,
     now: datetime | None = None,
+    suppressed: Callable[[str, str], bool] | None = None,
 ) -> IngestResult:
     """Ingest one request's events; raise ``StoreUnavailableError`` to refuse it whole.
 
@@ -219,6 +220,10 @@ def ingest(
     reported accepted only once all three are done; a request that failed half-way
     leaves no index row, so its retry stores the same cells again and publishes again
     (consumers are idempotent on ``event_id``), and is then reported duplicate.
+
+    ``suppressed(retailer_id, shopper_id)`` tells the shoppers who objected to processing:
+    their events are refused with ``shopper_suppressed`` and stored nowhere (not even as
+    rejected input).
     """
     received_at = now or datetime.now(UTC)
     latest = received_at + timedelta(seconds=FUTURE_TOLERANCE_S)
@@ -244,10 +249,23 @@ def ingest(
 
     seen: dict[str, EventRecord] = {}
     duplicates: list[dict[str, Any]] = []
+    refused: list[RejectedEvent] = []  # reported, never recorded
     for index, parsed in enumerate(events):
         event = parsed.outcome
         if isinstance(event, list):
             reject(index, parsed, event)
+            continue
+        if suppressed is not None and suppressed(retailer_id, event.shopper_id):
+            refused.append(
+                RejectedEvent(
+                    retailer_id=retailer_id,
+                    index=index,
+                    event_id=str(event.event_id),
+                    reasons=[_suppressed()],
+                    raw="",
+                    received_at=received_at,
+                )
+            )
             continue
         if event.occurred_at > latest:
             reject(index, parsed, [_in_future()])
@@ -287,6 +305,7 @@ def ingest(
             "accepted": len(accepted),
             "duplicates": len(duplicates),
             "rejected": len(rejected),
+            "suppressed": len(refused),
         },
     )
     return IngestResult(
@@ -299,7 +318,7 @@ def ingest(
                     "event_id": r.event_id,
                     "reasons": [reason.model_dump() for reason in r.reasons],
                 }
-                for r in rejected
+                for r in (*rejected, *refused)
             ),
             key=lambda d: int(str(d["index"])),
         ),
@@ -311,6 +330,14 @@ def _in_future() -> Rejection:
         code="occurred_in_future",
         field="occurred_at",
         message=f"more than {FUTURE_TOLERANCE_S}s ahead of the server clock",
+    )
+
+
+def _suppressed() -> Rejection:
+    return Rejection(
+        code="shopper_suppressed",
+        field="shopper_id",
+        message="this shopper objected to the processing of their data; the event is not stored",
     )
 
 

@@ -53,6 +53,8 @@ class IngestDependencies:
     api_keys: ApiKeyStore
     rate_limit_per_s: Callable[[str], float]
     rate_limiter: RateLimiter = field(default_factory=TokenBuckets)
+    # (retailer_id, shopper_id) -> True if the shopper objected (the suppression list).
+    suppressed: Callable[[str, str], bool] | None = None
 
 
 class CachedApiKeys:
@@ -159,6 +161,7 @@ def post_events(headers: Mapping[str, str], body: bytes, deps: IngestDependencie
             store=deps.store,
             publisher=deps.publisher,
             rejected_sink=deps.rejected_sink,
+            suppressed=deps.suppressed,
         )
     except StoreUnavailableError as exc:
         log.warning("store unavailable", extra={"retailer_id": retailer_id, "error": str(exc)})

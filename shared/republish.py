@@ -27,11 +27,16 @@ def republish(
     until: datetime,
     batch_size: int = 500,
     progress: Callable[[int], None] | None = None,
+    skip: Callable[[str, str], bool] | None = None,
 ) -> int:
-    """Republish a retailer's stored events that occurred in ``[since, until)``."""
+    """Republish a retailer's stored events that occurred in ``[since, until)``, but
+    those of the shoppers ``skip(retailer_id, shopper_id)`` names (suppressed)."""
     batch: list[EventRecord] = []
     sent = 0
     for record in archive.scan(retailer_id, since, until):
+        # The ordering key is "{retailer}#{shopper}" (shared.ingest.make_record).
+        if skip is not None and skip(retailer_id, record.ordering_key.split("#", 1)[1]):
+            continue
         batch.append(record)
         if len(batch) >= batch_size:
             publisher.publish(batch)

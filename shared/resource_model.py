@@ -80,6 +80,10 @@ class BigQueryTable(_Frozen):
         default=None, description="None: the dataset's (partitioned tables only)"
     )
 
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
 
 class BigQueryDataset(_Frozen):
     name: str
@@ -99,6 +103,11 @@ class FirestoreDatabase(_Frozen):
         default=None,
         description="when set, only these functions, workers or jobs may be granted access "
         "(the rewards database: the rewards code path only)",
+    )
+    collections: tuple[str, ...] = Field(
+        default=(),
+        description="the top-level collections the code writes (the privacy scan reads "
+        "these and any other it finds)",
     )
 
 

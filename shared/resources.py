@@ -32,6 +32,7 @@ from shared.resource_model import (
     Worker,
     Workflow,
 )
+from shared.retention import DataClass, RetentionDefaults
 
 __all__ = [
     "BIGQUERY_DATASET",
@@ -90,6 +91,56 @@ HOT_STATE_RETENTION_DAYS = 90
 
 # Cold read models are kept as long as raw events (BigQuery partition expiration).
 READ_MODEL_RETENTION_DAYS = RAW_EVENT_RETENTION_DAYS
+
+# Retention per data class (docs/PRIVACY.md): the default contractual period, and the
+# ceiling no contract may exceed. The ceiling is the partition expiration of the BigQuery
+# tables of that class (the backstop); each retailer's periods are applied by the
+# scheduled purge ("retention-purge").
+RETENTION = RetentionDefaults(
+    default_days={
+        DataClass.RAW_EVENTS: RAW_EVENT_RETENTION_DAYS,
+        DataClass.READ_MODELS: READ_MODEL_RETENTION_DAYS,
+        DataClass.HOT_STATE: HOT_STATE_RETENTION_DAYS,
+        DataClass.DECISIONS: READ_MODEL_RETENTION_DAYS,
+        DataClass.FEATURES: READ_MODEL_RETENTION_DAYS,
+        DataClass.REWARDS: READ_MODEL_RETENTION_DAYS,
+    },
+    ceiling_days={
+        DataClass.RAW_EVENTS: RAW_EVENT_RETENTION_DAYS,
+        DataClass.READ_MODELS: READ_MODEL_RETENTION_DAYS,
+        DataClass.HOT_STATE: HOT_STATE_RETENTION_DAYS,
+        DataClass.DECISIONS: READ_MODEL_RETENTION_DAYS,
+        DataClass.FEATURES: READ_MODEL_RETENTION_DAYS,
+        DataClass.REWARDS: READ_MODEL_RETENTION_DAYS,
+    },
+)
+
+# The data class of every BigQuery table that holds shopper data (tests check that every
+# table with a shopper column is here); the others hold none.
+BIGQUERY_DATA_CLASSES: dict[str, DataClass] = {
+    **{t.name: DataClass.READ_MODELS for t in (*READ_MODELS, *JOURNEY_TABLES)},
+    DEAD_LETTERS.name: DataClass.RAW_EVENTS,
+    **{t.name: DataClass.DECISIONS for t in DECISION_TABLES},
+    **{t.name: DataClass.FEATURES for t in NIGHTLY_TABLES if "shopper_id" in t.column_names},
+    **{t.name: DataClass.REWARDS for t in PLAY_TABLES},
+}
+
+
+def _expiring(table: BigQueryTable) -> BigQueryTable:
+    """A partitioned table's partitions expire at its data class's ceiling."""
+    data_class = BIGQUERY_DATA_CLASSES.get(table.name)
+    if table.partition_field is None or data_class is None:
+        return table
+    return table.model_copy(
+        update={"partition_expiration_days": RETENTION.ceiling_days[data_class]}
+    )
+
+
+SHOPPER_HASH_KEY_SECRET = "shopper-hash-key"  # noqa: S105 (the secret's name)
+ERASURE_FUNCTION = "erasure_requests"
+PRIVACY_FUNCTION = "privacy_maintenance"
+RETENTION_PURGE_JOB = "retention-purge"
+ERASURE_SWEEP_JOB = "erasure-sweep"
 PLAY_SIGNING_KEY_SECRET = "play-signing-key"  # noqa: S105 (the secret's name)
 
 # The rewards game (docs/REWARDS.md): the only components that reach the rewards database.
@@ -231,22 +282,39 @@ SYSTEM = SystemResources(
             partition_expiration_days=READ_MODEL_RETENTION_DAYS,
         ),
     ),
-    bigquery_tables=(
-        *READ_MODELS,
-        DEAD_LETTERS,
-        *DECISION_TABLES,
-        *JOURNEY_TABLES,
-        *NIGHTLY_TABLES,
-        *PLAY_TABLES,
+    bigquery_tables=tuple(
+        _expiring(t)
+        for t in (
+            *READ_MODELS,
+            DEAD_LETTERS,
+            *DECISION_TABLES,
+            *JOURNEY_TABLES,
+            *NIGHTLY_TABLES,
+            *PLAY_TABLES,
+        )
     ),
     firestore_databases=(
         FirestoreDatabase(
-            name=DEFAULT_DATABASE, description="retailers, API keys, campaigns, audit"
+            name=DEFAULT_DATABASE,
+            description="retailers, API keys, campaigns, nightly runs, privacy",
+            collections=(
+                "api_keys",
+                "retailers",
+                "campaigns",
+                "nightly_runs",
+                "nightly",
+                "erasure_requests",
+                "suppressions",
+                "privacy_audit",
+            ),
         ),
         FirestoreDatabase(
             name=REWARDS_DATABASE,
             description="winners' e-mail addresses and payouts; rewards code path only",
-            reserved_for=(PLAYS_FUNCTION, VOID_PLAYS_WORKER),
+            # The rewards game, and privacy_maintenance, which erases and purges the
+            # vault (it never reads it for anything else).
+            reserved_for=(PLAYS_FUNCTION, VOID_PLAYS_WORKER, PRIVACY_FUNCTION),
+            collections=("claims", "plays", "budget_slots", "voided_orders"),
         ),
     ),
     functions=(
@@ -269,7 +337,8 @@ SYSTEM = SystemResources(
                     REJECTED_EVENTS_TABLE,
                     RATE_LIMITS_TABLE,
                 ),
-                firestore_reads=(DEFAULT_DATABASE,),
+                firestore_reads=(DEFAULT_DATABASE,),  # API keys, rates, suppression list
+                secrets=(SHOPPER_HASH_KEY_SECRET,),
             ),
         ),
         Function(
@@ -313,6 +382,44 @@ SYSTEM = SystemResources(
                 # (default): API keys and campaigns read, Campaign.budget_exhausted written.
                 firestore_writes=(DEFAULT_DATABASE, REWARDS_DATABASE),
                 secrets=(PLAY_SIGNING_KEY_SECRET,),  # verifies the play tokens
+            ),
+        ),
+        Function(
+            name=ERASURE_FUNCTION,
+            signature="http",
+            entry_point="erasure_requests",
+            public=True,  # retailers' back ends, authenticated by their X-Api-Key
+            description="Erasure requests and objections: POST/GET /v1/erasure-requests, "
+            "POST /v1/suppressions (docs/PRIVACY.md)",
+            env_url_name="ERASURE_URL",
+            local_threads=4,
+            sizing=Sizing(min_instances=0, max_instances=5, timeout_s=30),
+            access=Access(firestore_writes=(DEFAULT_DATABASE,), secrets=(SHOPPER_HASH_KEY_SECRET,)),
+        ),
+        Function(
+            name=PRIVACY_FUNCTION,
+            signature="http",
+            entry_point="privacy_maintenance",
+            public=False,  # Cloud Scheduler only (OIDC)
+            description="POST /purge (retention), POST /erasures/run (pending erasure "
+            "requests): every store (docs/PRIVACY.md)",
+            env_url_name="PRIVACY_MAINTENANCE_URL",
+            # One sweep at a time: an erasure request's receipts are saved as it goes.
+            local_threads=1,
+            sizing=Sizing(
+                memory="1Gi", min_instances=0, max_instances=1, concurrency=1, timeout_s=1800
+            ),
+            access=Access(
+                bigtable_writes=(
+                    SHOPPER_EVENTS_TABLE,
+                    EVENT_IDS_TABLE,
+                    SHOPPER_STATE_TABLE,
+                    EXPERIENCE_TREES_TABLE,
+                    REJECTED_EVENTS_TABLE,
+                ),
+                bigquery_writes=(BIGQUERY_DATASET,),
+                firestore_writes=(DEFAULT_DATABASE, REWARDS_DATABASE),
+                secrets=(SHOPPER_HASH_KEY_SECRET,),
             ),
         ),
         Function(
@@ -387,12 +494,30 @@ SYSTEM = SystemResources(
             ),
         ),
     ),
-    scheduler_jobs=(),
+    scheduler_jobs=(
+        SchedulerJob(
+            name=RETENTION_PURGE_JOB,
+            schedule="15 3 * * *",  # after the nightly run has read yesterday's history
+            function=PRIVACY_FUNCTION,
+            path="/purge",
+        ),
+        SchedulerJob(
+            name=ERASURE_SWEEP_JOB,
+            schedule="* * * * *",  # runs pending erasure requests; retries pending stores
+            function=PRIVACY_FUNCTION,
+            path="/erasures/run",
+        ),
+    ),
     secrets=(
         Secret(
             name=PLAY_SIGNING_KEY_SECRET,
             env="PLAY_SIGNING_KEY",
             description="HMAC key that signs play tokens (decide_events)",
+        ),
+        Secret(
+            name=SHOPPER_HASH_KEY_SECRET,
+            env="SHOPPER_HASH_KEY",
+            description="HMAC key of shopper hashes: suppression list, erasure audit",
         ),
     ),
     workflows=(

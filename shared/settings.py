@@ -45,6 +45,9 @@ class IngestSettings(CloudSettings):
     default_rate_limit_per_s: float = 20_000.0
     api_key_cache_ttl_s: float = 60.0
     publish_timeout_s: float = 10.0
+    # The suppression list (objections to processing) is re-read at most this often.
+    suppression_cache_ttl_s: float = 30.0
+    shopper_hash_key: str = Field(min_length=16, validation_alias="SHOPPER_HASH_KEY")
 
 
 class FreezerSettings(CloudSettings):
@@ -166,3 +169,24 @@ class RewardsOpsSettings(CloudSettings):
 
     rewards_database: str = REWARDS_DATABASE
     plays_topic: str = PLAYS_TOPIC
+
+
+class ErasureSettings(CloudSettings):
+    """Settings of ``erasure_requests`` (env prefix ``ERASURE_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="ERASURE_", frozen=True, extra="ignore")
+
+    api_key_cache_ttl_s: float = 60.0
+    shopper_hash_key: str = Field(min_length=16, validation_alias="SHOPPER_HASH_KEY")
+
+
+class PrivacySettings(CloudSettings):
+    """Settings of ``privacy_maintenance`` (env prefix ``PRIVACY_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="PRIVACY_", frozen=True, extra="ignore")
+
+    bigtable_instance: str = BIGTABLE_INSTANCE
+    dataset: str = BIGQUERY_DATASET
+    batch_size: int = Field(default=1000, ge=1, le=100_000)
+    requests_per_sweep: int = Field(default=20, ge=1)
+    shopper_hash_key: str = Field(min_length=16, validation_alias="SHOPPER_HASH_KEY")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import random
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -297,3 +297,14 @@ def sessions(
 ) -> Iterator[Session]:
     for basket in baskets:
         yield session(basket, products, simulation, not_after)
+
+
+def without_shoppers(
+    sessions: Iterable[Session], skip: Callable[[str, str], bool]
+) -> Iterator[Session]:
+    """The sessions minus the events of shoppers ``skip(retailer_id, shopper_id)`` names
+    (erased or suppressed shoppers: replays and backfills never bring them back)."""
+    for session in sessions:
+        events = [e for e in session.events if not skip(session.retailer_id, str(e["shopper_id"]))]
+        if events:
+            yield Session(session.retailer_id, session.basket_id, events)

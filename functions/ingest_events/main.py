@@ -22,12 +22,14 @@ def dependencies() -> IngestDependencies:
     from shared.adapters.bigtable_events import BigtableEventStore, BigtableRejectedEventStore
     from shared.adapters.bigtable_rate_limits import BigtableRateLimiter
     from shared.adapters.firestore_api_keys import FirestoreApiKeyStore
+    from shared.adapters.firestore_privacy import FirestoreSuppressionList
     from shared.adapters.firestore_retailers import FirestoreRetailerRates
     from shared.adapters.pubsub_publisher import (
         PubSubEventPublisher,
         PubSubRejectedEventPublisher,
         RejectedEventFanout,
     )
+    from shared.privacy import ShopperHasher, SuppressionFilter
 
     settings = IngestSettings()
     logs.configure(settings.log_level)
@@ -53,6 +55,12 @@ def dependencies() -> IngestDependencies:
         rate_limiter=BigtableRateLimiter(bigtable, settings.bigtable_instance),
         rate_limit_per_s=FirestoreRetailerRates(
             firestore, settings.default_rate_limit_per_s, settings.api_key_cache_ttl_s
+        ),
+        suppressed=SuppressionFilter(
+            FirestoreSuppressionList(firestore),
+            ShopperHasher(settings.shopper_hash_key.encode()),
+            reasons=("objected",),
+            ttl_s=settings.suppression_cache_ttl_s,
         ),
     )
 

@@ -139,6 +139,7 @@ def test_ingest_and_decide_get_what_they_use_and_nothing_else(program: Program) 
         ("roles/bigtable.user", "bigtable:rejected_events"),
         ("roles/bigtable.user", "bigtable:rate_limits"),
         ("roles/datastore.viewer", "firestore:(default)"),
+        ("roles/secretmanager.secretAccessor", "secret:shopper-hash-key"),
     }
     assert grants[sa(program, "wk", "decide_events")] == {
         ("roles/pubsub.subscriber", "subscription:shopper-events-decide"),
@@ -192,12 +193,14 @@ def test_nothing_is_public_but_the_tracker_endpoints_and_the_back_office(
         ("ServiceIamMember", "roles/run.invoker", "experiences"),
         ("ServiceIamMember", "roles/run.invoker", "campaigns"),
         ("ServiceIamMember", "roles/run.invoker", "plays"),
+        ("ServiceIamMember", "roles/run.invoker", "erasure-requests"),
     }
     assert {f.name for f in SYSTEM.functions if f.public} == {
         "ingest_events",
         "experiences",
         "campaigns",
         "plays",
+        "erasure_requests",
     }
 
 
@@ -242,7 +245,11 @@ def test_only_the_rewards_game_reaches_the_rewards_database(program: Program) ->
         if f"/databases/{REWARDS_DATABASE}"
         in str((m.inputs.get("condition") or {}).get("expression"))
     }
-    assert reaching == {sa(program, "fn", "plays"), sa(program, "wk", "void_plays")}
+    assert reaching == {
+        sa(program, "fn", "plays"),
+        sa(program, "wk", "void_plays"),
+        sa(program, "fn", "privacy_maintenance"),  # erasure and purge of the vault
+    }
 
 
 def test_the_rewards_game_gets_what_it_uses_and_nothing_else(program: Program) -> None:
@@ -282,6 +289,7 @@ def test_only_the_rewards_path_reaches_the_rewards_database(extended: Program) -
         sa(extended, "job", "pay_winners"),
         sa(extended, "fn", "plays"),
         sa(extended, "wk", "void_plays"),
+        sa(extended, "fn", "privacy_maintenance"),  # erasure and purge of the vault
     }
     default_readers = {
         m.inputs["member"]
@@ -313,8 +321,22 @@ def test_the_signing_key_reaches_decide_events_and_plays_only(program: Program) 
         m.inputs["member"]
         for m in program.iam_members()
         if m.inputs["role"] == "roles/secretmanager.secretAccessor"
+        and "play-signing-key" in str(m.inputs.get("secretId", m.inputs))
     }
     assert holders == {sa(program, "wk", "decide_events"), sa(program, "fn", "plays")}
+
+
+def test_the_shopper_hash_key_reaches_the_privacy_path_and_ingest_only(program: Program) -> None:
+    holders = {
+        m.inputs["member"]
+        for m in program.iam_members()
+        if m.inputs["role"] == "roles/secretmanager.secretAccessor"
+        and "shopper-hash-key" in str(m.inputs.get("secretId", m.inputs))
+    }
+    assert holders == {
+        sa(program, "fn", name)
+        for name in ("ingest_events", "erasure_requests", "privacy_maintenance")
+    }
 
 
 def test_declared_access_points_at_declared_resources() -> None:

@@ -1,0 +1,158 @@
+"""Scan every table of every store for a string (a shopper id, an e-mail address).
+
+Enumerated from ``shared.resources.SYSTEM``, so that a new table is covered without a
+change here: every Bigtable table (keys and cell values), every BigQuery table (every
+STRING column; ``dead_letters`` decoded from base64), every Firestore database (the
+declared collections and any other found, sub-collections included), and the nightly
+artifacts directory.
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+from google.cloud import bigquery
+from google.cloud.bigtable.row_filters import (
+    RowFilterUnion,
+    RowKeyRegexFilter,
+    ValueRegexFilter,
+)
+
+from shared.adapters import clients
+from shared.resources import BIGTABLE_INSTANCE, SYSTEM
+
+
+def _regex(text: str) -> bytes:
+    import re
+
+    return f"(?s).*{re.escape(text)}.*".encode()
+
+
+def bigtable_hits(project: str, text: str) -> dict[str, int]:
+    instance = clients.bigtable_client(project).instance(BIGTABLE_INSTANCE)
+    hits: dict[str, int] = {}
+    for declared in SYSTEM.bigtable_tables:
+        table = instance.table(declared.name)
+        union = RowFilterUnion(
+            filters=[RowKeyRegexFilter(_regex(text)), ValueRegexFilter(_regex(text))]
+        )
+        found = sum(1 for _ in table.read_rows(filter_=union))
+        hits[f"bigtable:{declared.name}"] = found
+    return hits
+
+
+def bigtable_counts(project: str) -> dict[str, int]:
+    from google.cloud.bigtable.row_filters import CellsRowLimitFilter
+
+    instance = clients.bigtable_client(project).instance(BIGTABLE_INSTANCE)
+    return {
+        f"bigtable:{t.name}": sum(
+            1 for _ in instance.table(t.name).read_rows(filter_=CellsRowLimitFilter(1))
+        )
+        for t in SYSTEM.bigtable_tables
+    }
+
+
+def bigquery_hits(client: Any, project: str, text: str) -> dict[str, int]:
+    hits: dict[str, int] = {}
+    for table in SYSTEM.bigquery_tables:
+        ref = f"`{project}.{table.dataset}.{table.name}`"
+        strings = [c.name for c in table.columns if c.type == "STRING"]
+        config = bigquery.QueryJobConfig(
+            query_parameters=[bigquery.ScalarQueryParameter("t", "STRING", text)]
+        )
+        where = " OR ".join(f"STRPOS(IFNULL({c}, ''), @t) > 0" for c in strings)
+        sql = f"SELECT COUNT(*) AS n FROM {ref} WHERE {where}"
+        found = next(iter(client.query(sql, job_config=config).result(timeout=120))).n
+        if "data_base64" in strings:
+            rows = client.query(f"SELECT data_base64 FROM {ref}").result(timeout=120)
+            found += sum(
+                1 for r in rows if text in base64.b64decode(r.data_base64).decode(errors="replace")
+            )
+        hits[f"bigquery:{table.name}"] = int(found)
+    return hits
+
+
+def bigquery_counts(client: Any, project: str, text: str) -> dict[str, int]:
+    """Rows per table NOT mentioning ``text`` in any STRING column (the others' rows)."""
+    counts: dict[str, int] = {}
+    for table in SYSTEM.bigquery_tables:
+        ref = f"`{project}.{table.dataset}.{table.name}`"
+        strings = [c.name for c in table.columns if c.type == "STRING"]
+        where = " AND ".join(f"STRPOS(IFNULL({c}, ''), @t) = 0" for c in strings)
+        config = bigquery.QueryJobConfig(
+            query_parameters=[bigquery.ScalarQueryParameter("t", "STRING", text)]
+        )
+        sql = f"SELECT COUNT(*) AS n FROM {ref} WHERE {where}"
+        counts[f"bigquery:{table.name}"] = int(
+            next(iter(client.query(sql, job_config=config).result(timeout=120))).n
+        )
+    return counts
+
+
+def _documents(collection: Any) -> list[Any]:
+    found = []
+    for snapshot in collection.stream():
+        found.append(snapshot)
+        for sub in snapshot.reference.collections():
+            found += _documents(sub)
+    return found
+
+
+def firestore_documents(project: str) -> dict[str, list[Any]]:
+    """Every document of every database, by "database/collection"."""
+    found: dict[str, list[Any]] = {}
+    for database in SYSTEM.firestore_databases:
+        client = clients.firestore_client(project, database.name)
+        names = set(database.collections) | {c.id for c in client.collections()}
+        for name in sorted(names):
+            found[f"firestore:{database.name}/{name}"] = _documents(client.collection(name))
+    return found
+
+
+def firestore_hits(project: str, text: str) -> dict[str, int]:
+    return {
+        where: sum(1 for d in docs if text in d.id or text in str(d.to_dict()))
+        for where, docs in firestore_documents(project).items()
+    }
+
+
+def firestore_counts(project: str, text: str) -> dict[str, int]:
+    return {
+        where: sum(1 for d in docs if text not in d.id and text not in str(d.to_dict()))
+        for where, docs in firestore_documents(project).items()
+    }
+
+
+def file_hits(directory: Path, text: str) -> dict[str, int]:
+    needle = text.encode()
+    files = [p for p in directory.rglob("*") if p.is_file()] if directory.exists() else []
+    return {"files:nightly-artifacts": sum(1 for p in files if needle in p.read_bytes())}
+
+
+def scan(project: str, text: str, artifacts: Path) -> dict[str, int]:
+    """Where ``text`` occurs: records per table, collection or directory (all listed)."""
+    client = clients.bigquery_client(project, _bigquery_host())
+    return {
+        **bigtable_hits(project, text),
+        **bigquery_hits(client, project, text),
+        **firestore_hits(project, text),
+        **file_hits(artifacts, text),
+    }
+
+
+def others(project: str, text: str) -> dict[str, int]:
+    """Records per table or collection that do NOT mention ``text`` (Bigtable: all rows)."""
+    client = clients.bigquery_client(project, _bigquery_host())
+    return {
+        **bigquery_counts(client, project, text),
+        **firestore_counts(project, text),
+    }
+
+
+def _bigquery_host() -> str | None:
+    import os
+
+    return os.environ.get("BIGQUERY_EMULATOR_HOST")

@@ -1,0 +1,506 @@
+"""Privacy on the emulators: erasure through every store, retention purge per data class,
+objection refused at ingest (docs/PRIVACY.md).
+
+The rewards game is not in this branch yet: its won play is seeded as a ``plays`` row
+(BigQuery, streamed as the rewards code will) and a vault document in the ``rewards``
+database (``claims`` collection, as the vault adapter writes it).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import requests
+from google.cloud.firestore_v1.base_query import FieldFilter
+
+from emulators.config import ROOT
+from shared.adapters import clients
+from shared.adapters.bigquery_read_models import BigQueryReadModelSink
+from shared.adapters.bigtable_events import BigtableEventStore
+from shared.adapters.bigtable_raw import Cell, micros, mutate_rows
+from shared.adapters.firestore_privacy import FirestoreRetention
+from shared.events import validate_event
+from shared.ingest import make_record, message_head, shopper_prefix
+from shared.privacy import ShopperHasher
+from shared.privacy_stores import store_plan
+from shared.resources import (
+    BIGTABLE_INSTANCE,
+    EXPERIENCE_TREES_TABLE,
+    REJECTED_EVENTS_TABLE,
+    REJECTED_FAMILY,
+    RETENTION,
+    REWARDS_DATABASE,
+    SHOPPER_STATE_TABLE,
+    STATE_FAMILY,
+    SYSTEM,
+    TREE_FAMILY,
+)
+from shared.retailers import issue_api_key
+from shared.retention import DataClass
+from tests.factories import event
+from tests.integration import store_scan
+from tests.integration.test_freezer import query
+from tests.integration.test_ingest_api import post
+from tests.integration.test_nightly import execute
+
+pytestmark = pytest.mark.integration
+
+ARTIFACTS = ROOT / ".local" / "nightly-artifacts"
+PRIVACY_COLLECTIONS = {
+    "firestore:(default)/erasure_requests",
+    "firestore:(default)/suppressions",
+    "firestore:(default)/privacy_audit",
+}
+
+
+def _history(shopper: str, days_ago: int) -> list[dict[str, Any]]:
+    at = datetime.now(UTC) - timedelta(days=days_ago)
+    order = f"o-{uuid.uuid4().hex[:8]}"
+    return [
+        event("page_viewed", shopper, at),
+        event("search_performed", shopper, at + timedelta(seconds=5)),
+        event("product_added_to_basket", shopper, at + timedelta(seconds=10)),
+        event("cart_validated", shopper, at + timedelta(minutes=2), order_id=order),
+        event("order_status_changed", shopper, at + timedelta(hours=5), order_id=order),
+        event("experience_displayed", shopper, at + timedelta(minutes=1)),
+    ]
+
+
+def _wait_frozen(stack: dict[str, str], shopper: str, orders: int, timeout_s: float = 90) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        rows = query(
+            stack,
+            f"SELECT COUNT(*) AS n FROM `{stack['GOOGLE_CLOUD_PROJECT']}.cartwise.orders` "
+            "WHERE shopper_id = @s",
+            s=shopper,
+        )
+        if rows[0]["n"] >= orders:
+            return
+        time.sleep(1)
+    raise AssertionError(f"{shopper}'s orders not frozen in {timeout_s}s")
+
+
+def _seed_won_play(stack: dict[str, str], shopper: str, email: str) -> None:
+    """A won play as the rewards code path writes it: its BigQuery row and its claim."""
+    project = stack["GOOGLE_CLOUD_PROJECT"]
+    bigquery = clients.bigquery_client(project, stack["BIGQUERY_EMULATOR_HOST"])
+    now = datetime.now(UTC)
+    errors = bigquery.insert_rows_json(
+        f"{project}.cartwise.plays",
+        [
+            {
+                "play_id": f"play-{uuid.uuid4().hex}",
+                "retailer_id": stack["DEMO_RETAILER_ID"],
+                "shopper_id": shopper,
+                "campaign_id": "c-1",
+                "order_id": "o-won",
+                "played_at": now.isoformat(),
+                "won": True,
+                "prize_value": "4.48",
+                "voided": False,
+                "paid": False,
+            }
+        ],
+    )
+    assert errors == []
+    vault = clients.firestore_client(project, REWARDS_DATABASE).collection("claims")
+    vault.document(uuid.uuid4().hex).set(
+        {
+            "retailer_id": stack["DEMO_RETAILER_ID"],
+            "shopper_id": shopper,
+            "email": email,
+            "claimed_at": now,
+        }
+    )
+
+
+def _run_nightly(stack: dict[str, str], run_id: str, timeout_s: float = 1800) -> None:
+    """The nightly workflow, to its end. Its duration grows with the history the stack
+    holds (minutes after a full backfill): the execution call may be dropped by the local
+    emulator before the end, so the run's own record (Firestore) says when it is over."""
+    import threading
+
+    project = stack["GOOGLE_CLOUD_PROJECT"]
+    answer: list[Any] = []
+
+    def run() -> None:
+        try:
+            answer.append(
+                execute(stack["WORKFLOWS_EMULATOR_URL"], project, {"run_id": run_id}, timeout_s)
+            )
+        except OSError as exc:
+            answer.append(exc)
+
+    threading.Thread(target=run, daemon=True).start()
+    runs = clients.firestore_client(project).collection("nightly_runs")
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        snapshot = runs.document(run_id).get()
+        status = (snapshot.to_dict() or {}).get("status") if snapshot.exists else None
+        if status in {"published", "refused_by_gate"}:
+            return
+        assert status != "failed", (snapshot.to_dict(), answer)
+        time.sleep(5)
+    raise AssertionError(f"nightly run {run_id} not finished in {timeout_s}s: {answer}")
+
+
+def _erasure(stack: dict[str, str], shopper: str, timeout_s: float = 300) -> dict[str, Any]:
+    headers = {"X-Api-Key": stack["DEMO_API_KEY"], "Content-Type": "application/json"}
+    created = requests.post(
+        f"{stack['ERASURE_URL']}/v1/erasure-requests",
+        json={"shopper_id": shopper},
+        headers=headers,
+        timeout=30,
+    )
+    assert created.status_code == 202, created.text
+    body = created.json()
+    assert body["status"] == "running" and "shopper_id" not in body
+    assert set(body["receipts"]) == {p.name for p in store_plan()}
+    url = f"{stack['ERASURE_URL']}/v1/erasure-requests/{body['request_id']}"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        # What Cloud Scheduler does every minute (the local scheduler does it too).
+        swept = requests.post(f"{stack['PRIVACY_MAINTENANCE_URL']}/erasures/run", timeout=600)
+        assert swept.status_code == 200, swept.text
+        status = requests.get(url, headers=headers, timeout=30).json()
+        if status["status"] == "done":
+            return dict(status)
+        time.sleep(2)
+    raise AssertionError(f"erasure not done in {timeout_s}s")
+
+
+def test_an_erased_shopper_is_nowhere_and_the_others_are_untouched(
+    stack: dict[str, str], unique: str
+) -> None:
+    from shared.cli import main as cartwise
+
+    project = stack["GOOGLE_CLOUD_PROJECT"]
+    target, keeper = f"erase-{unique}", f"keep-{unique}"
+    email = f"winner-{unique}@example.org"
+    # Some history of other shoppers (and retailers) for the nightly run.
+    assert cartwise(["backfill", "--weeks", "45-53", "--households", "20", "--workers", "1"]) == 0
+    for shopper in (target, keeper):
+        events = _history(shopper, 9) + _history(shopper, 4)
+        answer = post(stack, events)
+        assert answer.status_code == 202 and answer.json()["accepted"] == len(events)
+    # A refused event that names the shopper (kept in rejected_events for the retailer).
+    bad = event("page_viewed", target) | {"payload": {"url": 3}}
+    assert post(stack, [bad]).json()["rejected_count"] == 1
+    _wait_frozen(stack, target, 2)
+    _wait_frozen(stack, keeper, 2)
+    _seed_won_play(stack, target, email)
+    _seed_won_play(stack, keeper, f"keeper-{unique}@example.org")
+
+    _run_nightly(stack, unique)
+    time.sleep(3)  # the last decisions frozen
+
+    before = store_scan.scan(project, target, ARTIFACTS)
+    found = {where for where, n in before.items() if n}
+    assert {
+        "bigtable:shopper_events",
+        "bigtable:event_ids",
+        "bigtable:rejected_events",
+        "bigtable:shopper_state",
+        "bigquery:nightly_candidates",
+        "bigquery:nightly_shoppers",
+        "bigquery:orders",
+        "bigquery:sold_products",
+        "bigquery:page_views",
+        "bigquery:plays",
+        "firestore:rewards/claims",
+    } <= found, before
+    print("stores holding the shopper before erasure:", sorted(found))
+    assert store_scan.scan(project, email, ARTIFACTS)["firestore:rewards/claims"] == 1
+    others_before = store_scan.others(project, target)
+    bigtable_before = store_scan.bigtable_counts(project)
+
+    started = time.monotonic()
+    done = _erasure(stack, target)
+    print(f"erasure done in {time.monotonic() - started:.1f}s")
+
+    assert all(r["status"] == "done" for r in done["receipts"].values())
+    deleted = {name: r["deleted"] for name, r in done["receipts"].items()}
+    assert deleted["bigtable:shopper_events"] == 12 and deleted["bigquery:orders"] == 2
+    assert deleted["bigquery:plays"] == 1 and deleted["firestore:rewards/claims"] == 1
+    assert deleted["bigtable:rejected_events"] == 1
+    after = store_scan.scan(project, target, ARTIFACTS)
+    assert {where: n for where, n in after.items() if n} == {}, after
+    assert not any(store_scan.scan(project, email, ARTIFACTS).values())
+
+    # Only the hashed traces remain: the suppression entry and the audit.
+    hashed = ShopperHasher(stack["SHOPPER_HASH_KEY"].encode())(stack["DEMO_RETAILER_ID"], target)
+    assert store_scan.firestore_hits(project, hashed)["firestore:(default)/suppressions"] == 1
+    audit = store_scan.firestore_hits(project, hashed)["firestore:(default)/privacy_audit"]
+    assert audit == len(store_plan())
+
+    others_after = store_scan.others(project, target)
+    for where in set(others_before) | set(others_after):
+        if where not in PRIVACY_COLLECTIONS:
+            assert others_after.get(where) == others_before.get(where), where
+    bigtable_after = store_scan.bigtable_counts(project)
+    for where, count in bigtable_before.items():
+        assert bigtable_after[where] == count - before[where], where
+    assert store_scan.scan(project, keeper, ARTIFACTS)["bigquery:orders"] == 2
+
+
+def test_an_objecting_shoppers_events_are_refused_and_not_stored(
+    stack: dict[str, str], unique: str
+) -> None:
+    project = stack["GOOGLE_CLOUD_PROJECT"]
+    retailer = f"objection-{unique}"
+    key = issue_api_key(
+        __import__(
+            "shared.adapters.firestore_api_keys", fromlist=["FirestoreApiKeyStore"]
+        ).FirestoreApiKeyStore(clients.firestore_client(project)),
+        retailer,
+        datetime.now(UTC),
+    )
+    objector = f"objector-{unique}"
+    headers = {"X-Api-Key": key, "Content-Type": "application/json"}
+    answer = requests.post(
+        f"{stack['ERASURE_URL']}/v1/suppressions",
+        json={"shopper_id": objector},
+        headers=headers,
+        timeout=30,
+    )
+    assert answer.status_code == 201, answer.text
+    assert objector not in answer.text
+    sent = post(stack, [event(shopper_id=objector), event(shopper_id=f"ok-{unique}")], api_key=key)
+    body = sent.json()
+    assert sent.status_code == 202 and body["accepted"] == 1
+    assert [r["reasons"][0]["code"] for r in body["rejected"]] == ["shopper_suppressed"]
+    time.sleep(3)
+    assert not any(store_scan.scan(project, objector, ARTIFACTS).values())
+    bad = requests.post(
+        f"{stack['ERASURE_URL']}/v1/suppressions", json={"shopper": 1}, headers=headers, timeout=30
+    )
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_request"
+    assert (
+        requests.post(
+            f"{stack['ERASURE_URL']}/v1/erasure-requests", json={"shopper_id": "x"}, timeout=30
+        ).status_code
+        == 401
+    )
+
+
+# --- retention ---------------------------------------------------------------------------
+
+PERIOD_DAYS = 30
+
+
+def _value(column: Any, moment: datetime, retailer: str, shopper: str, tag: str) -> Any:
+    if column.name == "retailer_id":
+        return retailer
+    if column.name == "shopper_id":
+        return shopper
+    if column.name in {"row_id", "event_id", "play_id"}:
+        return f"{tag}-{uuid.uuid4().hex}"
+    if column.name == "run_id":
+        return tag
+    return {
+        "STRING": "x",
+        "INT64": 1,
+        "FLOAT64": 1.0,
+        "NUMERIC": "1",
+        "BOOL": False,
+        "TIMESTAMP": moment.isoformat(),
+        "DATE": moment.date().isoformat(),
+        "JSON": "{}",
+    }[column.type]
+
+
+def test_retention_purges_exactly_the_old_records_of_each_class(
+    stack: dict[str, str], unique: str
+) -> None:
+    project = stack["GOOGLE_CLOUD_PROJECT"]
+    retailer = f"retention-{unique}"
+    shopper = f"kept-and-purged-{unique}"
+    now = datetime.now(UTC)
+    old, young = now - timedelta(days=PERIOD_DAYS + 10), now - timedelta(days=PERIOD_DAYS - 10)
+    firestore = clients.firestore_client(project)
+    FirestoreRetention(firestore, RETENTION).set(
+        retailer, {c.value: PERIOD_DAYS for c in DataClass}
+    )
+    bigtable = clients.bigtable_client(project)
+    instance = bigtable.instance(BIGTABLE_INSTANCE)
+    api = bigtable.table_data_client
+
+    # Bigtable: events (cell time = occurred_at) with their index rows, hot state,
+    # personal trees, rejected input: one old, one young each.
+    events = {
+        tag: validate_event(event(shopper_id=shopper, occurred_at=t))
+        for tag, t in (("old", old), ("young", young))
+    }
+    records = {
+        tag: make_record(retailer, e, message_head(retailer, now))
+        for tag, e in events.items()
+        if not isinstance(e, list)
+    }
+    store = BigtableEventStore(bigtable, BIGTABLE_INSTANCE)
+    store.write(list(records.values()))
+    store.mark_published(list(records.values()))
+    for bt_table, family, bt_keys in (
+        (
+            SHOPPER_STATE_TABLE,
+            STATE_FAMILY,
+            {
+                "old": shopper_prefix(retailer, f"{shopper}-o"),
+                "young": shopper_prefix(retailer, shopper),
+            },
+        ),
+        (
+            EXPERIENCE_TREES_TABLE,
+            TREE_FAMILY,
+            {"old": f"{retailer}#{shopper}-o", "young": f"{retailer}#{shopper}"},
+        ),
+        (
+            REJECTED_EVENTS_TABLE,
+            REJECTED_FAMILY,
+            {"old": f"{retailer}#1#0000#old", "young": f"{retailer}#2#0000#young"},
+        ),
+    ):
+        bt_rows: list[tuple[bytes, list[Cell]]] = [
+            (bt_keys[tag].encode(), [(family, b"x", shopper.encode(), micros(t))])
+            for tag, t in (("old", old), ("young", young))
+        ]
+        mutate_rows(api, instance.table(bt_table), bt_rows)
+    # The retailer's default tree, however old, is not shopper data: it stays.
+    mutate_rows(
+        api,
+        instance.table(EXPERIENCE_TREES_TABLE),
+        [(f"{retailer}#".encode(), [(TREE_FAMILY, b"tree", b"{}", micros(old))])],
+    )
+
+    # BigQuery: every purgeable table of the plan, one old and one young row.
+    bigquery = clients.bigquery_client(project, stack["BIGQUERY_EMULATOR_HOST"])
+    runs = clients.firestore_client(project).collection("nightly_runs")
+    run_tags = {"old": f"old-{unique}", "young": f"young-{unique}"}
+    for tag, moment in (("old", old), ("young", young)):
+        runs.document(run_tags[tag]).set(
+            {"run_id": run_tags[tag], "started_at": moment.isoformat()}
+        )
+    tables = {t.name: t for t in SYSTEM.bigquery_tables}
+    purgeable = [
+        p
+        for p in store_plan()
+        if p.kind in {"bigquery", "bigquery_runs"}
+        and "retailer_id" in tables[p.target].column_names
+        and (p.kind == "bigquery_runs" or tables[p.target].partition_field)
+    ]
+    assert len(purgeable) >= 15
+    for planned in purgeable:
+        table = tables[planned.target]
+        rows = [
+            {c.name: _value(c, moment, retailer, shopper, run_tags[tag]) for c in table.columns}
+            for tag, moment in (("old", old), ("young", young))
+        ]
+        # Streamed, as the writers of plays do (the emulator allows DML on them).
+        assert bigquery.insert_rows_json(f"{project}.{table.dataset}.{table.name}", rows) == []
+    dead = tables["dead_letters"]
+    for tag, moment in (("old", old), ("young", young)):
+        message = {"retailer_id": retailer, "event": {"shopper_id": shopper, "tag": tag}}
+        assert sink_write(bigquery, project, dead, tag, moment, message) == 1
+    vault = clients.firestore_client(project, REWARDS_DATABASE).collection("claims")
+    for tag, moment in (("old", old), ("young", young)):
+        vault.document(f"{unique}-{tag}").set(
+            {"retailer_id": retailer, "shopper_id": shopper, "claimed_at": moment}
+        )
+
+    purged = requests.post(f"{stack['PRIVACY_MAINTENANCE_URL']}/purge", timeout=600)
+    assert purged.status_code == 200, purged.text
+    report = purged.json()["deleted"]
+    mine = {k.split("/", 1)[1]: v for k, v in report.items() if k.startswith(f"{retailer}/")}
+    assert mine["bigtable:shopper_events"] == 1
+    assert mine["bigtable:shopper_state"] == 1
+    assert mine["bigtable:experience_trees"] == 1
+    assert mine["bigtable:rejected_events"] == 1
+    assert mine["bigquery:dead_letters"] == 1
+    assert mine["firestore:rewards/claims"] == 1
+    for planned in purgeable:
+        assert mine[planned.name] == 1, planned.name
+
+    # Exactly the young records remain, in every store.
+    assert {r.row_key for r in (store.lookup([r.id_key for r in records.values()])).values()} == {
+        records["young"].row_key
+    }
+    stored = list(
+        instance.table("shopper_events").read_rows(
+            start_key=shopper_prefix(retailer, shopper).encode()
+        )
+    )
+    left = [
+        r.row_key.decode()
+        for r in stored
+        if r.row_key.decode().startswith(shopper_prefix(retailer, shopper))
+    ]
+    assert left == [records["young"].row_key]
+    for bt_table in (SHOPPER_STATE_TABLE, EXPERIENCE_TREES_TABLE, REJECTED_EVENTS_TABLE):
+        found_keys = {
+            r.row_key.decode()
+            for r in instance.table(bt_table).read_rows()
+            if retailer in r.row_key.decode()
+        }
+        expected = {
+            SHOPPER_STATE_TABLE: {shopper_prefix(retailer, shopper)},
+            EXPERIENCE_TREES_TABLE: {f"{retailer}#{shopper}", f"{retailer}#"},
+            REJECTED_EVENTS_TABLE: {f"{retailer}#2#0000#young"},
+        }[bt_table]
+        assert found_keys == expected, bt_table
+    for planned in purgeable:
+        table = tables[planned.target]
+        left_rows = query(
+            stack,
+            f"SELECT run_id AS tag FROM `{project}.{table.dataset}.{table.name}` "
+            "WHERE retailer_id = @r"
+            if planned.kind == "bigquery_runs"
+            else f"SELECT IF({table.partition_field} >= TIMESTAMP(@cut), 'young', 'old') "
+            f"AS tag FROM `{project}.{table.dataset}.{table.name}` WHERE retailer_id = @r",
+            r=retailer,
+            **(
+                {}
+                if planned.kind == "bigquery_runs"
+                else {"cut": (now - timedelta(days=PERIOD_DAYS)).isoformat()}
+            ),
+        )
+        assert [r["tag"].split("-")[0] for r in left_rows] == ["young"], planned.name
+    assert [
+        d.id for d in vault.where(filter=FieldFilter("retailer_id", "==", retailer)).stream()
+    ] == [f"{unique}-young"]
+
+    again = requests.post(f"{stack['PRIVACY_MAINTENANCE_URL']}/purge", timeout=600).json()
+    assert sum(v for k, v in again["deleted"].items() if k.startswith(f"{retailer}/")) == 0
+    audit = (
+        firestore.collection("privacy_audit")
+        .where(filter=FieldFilter("retailer_id", "==", retailer))
+        .stream()
+    )
+    records_audited = [a.to_dict() or {} for a in audit]
+    assert len(records_audited) == 2 * len(store_plan())
+    assert {a["kind"] for a in records_audited} == {"purge"}
+
+
+def sink_write(
+    bigquery: Any, project: str, table: Any, tag: str, moment: datetime, message: Any
+) -> int:
+    sink = BigQueryReadModelSink(bigquery, project, [table])
+    data = base64.b64encode(json.dumps(message).encode()).decode()
+    return sink.write(
+        table.name,
+        [
+            {
+                "row_id": f"{tag}-{uuid.uuid4().hex}",
+                "message_id": uuid.uuid4().hex,
+                "source": "test",
+                "reason": "test",
+                "data_base64": data,
+                "dead_lettered_at": moment.isoformat(),
+            }
+        ],
+    )
