@@ -788,7 +788,7 @@ def demo_command(args: argparse.Namespace) -> int:
         history_weeks=args.history_weeks,
         replay_weeks=args.replay_weeks,
         households=args.households or None,
-        history_households=args.history_households,
+        history_households=args.history_households or None,
         rate=args.rate,
         seed=args.seed,
         sample_seed=args.sample_seed,
@@ -821,7 +821,11 @@ def main(argv: list[str] | None = None) -> int:
         help=f"replayed households, a seeded sample (default {defaults.households}; 0: all)",
     )
     demo_parser.add_argument(
-        "--history-households", type=int, help="a sample for the history too (default: all)"
+        "--history-households",
+        type=int,
+        default=defaults.history_households,
+        help=f"a seeded sample of the history's households (default {defaults.history_households}"
+        " of 2,469; 0: all)",
     )
     demo_parser.add_argument(
         "--rate", type=float, default=defaults.rate, help=f"events/s (default {defaults.rate:g})"

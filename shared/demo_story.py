@@ -43,7 +43,7 @@ class DemoOptions:
     history_weeks: tuple[int, int] = (1, 44)
     replay_weeks: tuple[int, int] = (45, 45)
     households: int | None = 300  # replayed households (the history has them all)
-    history_households: int | None = None
+    history_households: int | None = 1_200  # a seeded sample: the story in under 15 min
     rate: float = 150.0  # events/s through the Shopper Event API
     probes_per_s: float = 5.0  # tracker fetches of experiences, sampled
     leak_every: int = 1_000  # one event in this many leaks an e-mail address (refused)
