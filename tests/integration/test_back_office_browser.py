@@ -113,18 +113,30 @@ def run_in_browser(
         assert driver.save_screenshot(str(path))
         return path
 
+    def navigate_by_clicking(element: Any) -> None:
+        """Click something that loads a new page, and wait until the new page is there:
+        the click can return before the browser leaves the old page (a stale element)."""
+        from selenium.webdriver.support import expected_conditions
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        page = driver.find_element(By.TAG_NAME, "html")
+        element.click()
+        wait = WebDriverWait(driver, 60)
+        wait.until(expected_conditions.staleness_of(page))
+        wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
+
     driver.get(f"{url}/campaigns")
     assert driver.current_url.endswith("/login")  # no session yet
     driver.find_element(By.ID, "key").send_keys("cwc_wrong")
-    driver.find_element(By.ID, "login").click()
+    navigate_by_clicking(driver.find_element(By.ID, "login"))
     assert "Unknown or revoked key" in driver.find_element(By.CSS_SELECTOR, ".errors").text
     driver.find_element(By.ID, "key").send_keys(key)
-    driver.find_element(By.ID, "login").click()
+    navigate_by_clicking(driver.find_element(By.ID, "login"))
     assert driver.find_element(By.TAG_NAME, "h1").text == "Campaigns"
     assert f"csm-{suffix} (csm; {retailer})" in driver.find_element(By.CLASS_NAME, "who").text
     shot("1-list")
 
-    driver.find_element(By.ID, "new-campaign").click()
+    navigate_by_clicking(driver.find_element(By.ID, "new-campaign"))
     starts = (now + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
     ends = (now + timedelta(days=20)).strftime("%Y-%m-%dT%H:%M")
 
@@ -158,7 +170,7 @@ def run_in_browser(
         }
     )
     Select(driver.find_element(By.ID, "experience_type")).select_by_value("gamified_promotion")
-    driver.find_element(By.ID, "save").click()
+    navigate_by_clicking(driver.find_element(By.ID, "save"))
     problems = driver.find_element(By.ID, "errors").text
     assert "ends_at must be after starts_at" in problems, problems
     shot("2-form-refused")
@@ -166,7 +178,7 @@ def run_in_browser(
     assert driver.find_element(By.ID, "name").get_attribute("value") == "Browser-made campaign"
     fill({"starts_at": starts, "ends_at": ends})
     driver.find_element(By.ID, "activate").click()
-    driver.find_element(By.ID, "save").click()
+    navigate_by_clicking(driver.find_element(By.ID, "save"))
     assert driver.current_url.endswith(f"/campaigns/{cid}"), driver.current_url
     assert "active" in driver.find_element(By.CLASS_NAME, "status").text
     audit = driver.find_element(By.ID, "audit").text
@@ -176,7 +188,7 @@ def run_in_browser(
     driver.get(f"{url}/campaigns")
     rows = driver.find_elements(By.CSS_SELECTOR, "#campaigns tbody tr")
     assert [r.find_element(By.TAG_NAME, "a").text for r in rows] == [cid]
-    rows[0].find_element(By.LINK_TEXT, "Report").click()
+    navigate_by_clicking(rows[0].find_element(By.LINK_TEXT, "Report"))
     assert driver.find_element(By.TAG_NAME, "h1").text == "Report: Browser-made campaign"
     for chart in ("uplift-chart", "sales-chart", "budget-chart"):
         assert driver.find_element(By.ID, chart).is_displayed()
