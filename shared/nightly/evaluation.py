@@ -41,6 +41,7 @@ from shared.nightly.complements import complements_select
 from shared.nightly.context import Row, StepContext
 from shared.nightly.features import HISTORY_DAYS, HORIZON_DAYS, boundaries, table_ref
 from shared.nightly.metrics import distinct, ndcg_at_k, paired_bootstrap, recall_at_k
+from shared.nightly.neighbours import RECENT_DAYS, RetailerHistory, parse_packed, recommend
 from shared.nightly.tables import MODEL_EVALUATIONS, NIGHTLY_CANDIDATES
 from shared.nightly.training import (
     Candidates,
@@ -252,6 +253,32 @@ ORDER BY method, retailer_id, shopper_id, k
     for r in rows:
         out[r["method"]][(r["retailer_id"], r["shopper_id"])].append(r["product_id"])
     return out
+
+
+def load_histories(ctx: StepContext, at: str) -> dict[str, RetailerHistory]:
+    """Every shopper's products of the 365 days before ``at`` (a SQL timestamp), with the
+    baskets holding each over the year and over the last ``RECENT_DAYS``: one packed row
+    per shopper (a row per pair would cost a JSON cell per value on the way out)."""
+    sold = table_ref(ctx, "sold_products")
+    rows = ctx.warehouse.query(
+        f"""
+WITH pairs AS (
+  SELECT retailer_id, shopper_id, product_id, COUNT(DISTINCT order_id) AS baskets,
+         COUNT(DISTINCT IF(occurred_at >= TIMESTAMP_SUB({at}, INTERVAL {RECENT_DAYS} DAY),
+                           order_id, NULL)) AS recent_baskets
+  FROM {sold}
+  WHERE occurred_at < {at}
+    AND occurred_at >= TIMESTAMP_SUB({at}, INTERVAL {HISTORY_DAYS} DAY)
+  GROUP BY retailer_id, shopper_id, product_id
+)
+SELECT retailer_id, shopper_id,
+       STRING_AGG(product_id || ':' || CAST(baskets AS STRING) || ':'
+                  || CAST(recent_baskets AS STRING), ';') AS items
+FROM pairs GROUP BY retailer_id, shopper_id
+ORDER BY retailer_id, shopper_id
+"""
+    )
+    return parse_packed(rows)
 
 
 def ranker_rankings(
@@ -510,13 +537,25 @@ def evaluate(ctx: StepContext) -> dict[str, object]:
         for k, v in targets.next_basket.items()
         if v - targets.repeat.get(k, set()) and k in per_method["ranker"]
     }
+    neighbours_started = time.monotonic()
+    histories = load_histories(ctx, _evaluate_boundary(ctx))
+    loaded = time.monotonic()
+    new_items.update(recommend(histories, sorted(new_truth), K))
+    log.info(
+        "new items recommended",
+        extra={
+            "load_seconds": round(loaded - neighbours_started, 1),
+            "recommend_seconds": round(time.monotonic() - loaded, 1),
+            "shoppers": len(new_truth),
+        },
+    )
     results += compare(
         "product",
         "next_basket_new_items",
         {m: dict(r) for m, r in new_items.items()},
         sorted(new_truth),
         new_truth,
-        challenger="complements",
+        challenger="neighbours",
     )
     results += value_results(ctx)
     ctx.warehouse.replace_rows(

@@ -1,0 +1,67 @@
+"""New-item recommendations from neighbours: hand-made histories, expectations by hand."""
+
+from __future__ import annotations
+
+from shared.nightly.neighbours import RetailerHistory, parse_packed, recommend
+
+
+def _history() -> dict[str, RetailerHistory]:
+    # Pasta lovers a1, a2, a3 buy pasta and sauce; a3 also buys parmesan.
+    # Pet owners p1, p2 buy kibble and litter; p2 also buys treats.
+    # Bananas sell most in the last weeks (the retailer's recent best seller).
+    return parse_packed(
+        [
+            {"retailer_id": "r", "shopper_id": "a1", "items": "pasta:5:1;sauce:4:1"},
+            {"retailer_id": "r", "shopper_id": "a2", "items": "pasta:3:1;sauce:2:0;banana:1:1"},
+            {"retailer_id": "r", "shopper_id": "a3", "items": "pasta:2:1;sauce:2:1;parmesan:2:1"},
+            {"retailer_id": "r", "shopper_id": "p1", "items": "kibble:6:2;litter:3:1;banana:3:3"},
+            {"retailer_id": "r", "shopper_id": "p2", "items": "kibble:2:1;litter:1:1;treats:2:1"},
+            {"retailer_id": "r", "shopper_id": "p3", "items": "banana:4:4"},
+            {"retailer_id": "other", "shopper_id": "x", "items": "pasta:9:9;caviar:9:9"},
+        ]
+    )
+
+
+def test_parse_packed_keeps_counts_per_retailer() -> None:
+    histories = _history()
+    assert sorted(histories) == ["other", "r"]
+    r = histories["r"]
+    assert r.shoppers == ["a1", "a2", "a3", "p1", "p2", "p3"]
+    pasta = r.products.index("pasta")
+    pairs = [
+        (r.shoppers[row], r.baskets[i], r.recent_baskets[i])
+        for i, (row, col) in enumerate(zip(r.rows, r.columns, strict=True))
+        if col == pasta
+    ]
+    assert pairs == [("a1", 5, 1), ("a2", 3, 1), ("a3", 2, 1)]
+
+
+def test_neighbours_recommend_what_similar_shoppers_buy_and_never_what_was_bought() -> None:
+    out = recommend(_history(), [("r", "a1"), ("r", "p1")], k=3, neighbours=2)
+    # a1's two nearest shoppers are a2 (pasta, sauce, banana) and a3 (pasta, sauce,
+    # parmesan), both at cosine 2/sqrt(6): a tie broken by recent popularity (8 vs 1).
+    assert out["neighbours_only"][("r", "a1")][:2] == ["banana", "parmesan"]
+    for method in ("neighbours", "neighbours_only", "g_topfreq_new_56d"):
+        for key, own in ((("r", "a1"), {"pasta", "sauce"}), (("r", "p1"), {"kibble", "litter"})):
+            assert not own & set(out[method][key]), (method, key)
+    # p1's neighbours are p2 and p3: treats (p2) and nothing of the pasta lovers first.
+    assert out["neighbours_only"][("r", "p1")][0] == "treats"
+    assert out["neighbours"][("r", "p1")][0] == "treats"
+    # Popularity alone: bananas (7 recent baskets) first for a1, whoever a1 resembles.
+    assert out["g_topfreq_new_56d"][("r", "a1")][0] == "banana"
+
+
+def test_the_blend_prefers_a_neighbours_product_over_a_more_popular_stranger() -> None:
+    out = recommend(_history(), [("r", "a1")], k=5, neighbours=2)
+    ranked = out["neighbours"][("r", "a1")]
+    # parmesan (3 recent baskets, a neighbour's) before kibble (3 recent, no neighbour's).
+    assert ranked.index("parmesan") < ranked.index("kibble")
+
+
+def test_neighbours_never_cross_retailers() -> None:
+    out = recommend(_history(), [("r", "a1"), ("other", "x")], k=10, neighbours=5)
+    assert "caviar" not in out["neighbours"][("r", "a1")]
+    # x is alone at its retailer: nothing new to recommend there.
+    assert out["neighbours"][("other", "x")] == []
+    # An unknown shopper (no history) gets no row, not a popular guess labelled personal.
+    assert ("r", "ghost") not in recommend(_history(), [("r", "ghost")], k=3)["neighbours"]
