@@ -216,6 +216,7 @@ class PersonalRules:
     """The econometric rules turning predictions into tree parameters (docs/NIGHTLY.md)."""
 
     history_recommendations: int = 3  # the ranker's top products shown at the root
+    new_recommendations: int = 2  # products new to the shopper shown at the root
     complement_triggers: int = 6  # the shopper's top products that lead to a complement
     min_lift: float = 1.2
     min_baskets_for_threshold: int = 3
@@ -311,15 +312,22 @@ def compile_personal_tree(
     now: datetime,
     run_id: str,
     rules: PersonalRules = PersonalRules(),
+    new_products: Sequence[str] = (),
 ) -> ExperienceTree:
     """The shopper's tree: a node per campaign for them (its products they are expected to
     buy or are recommended, generosity personalized), the root with their usual products
     and a tension cart above their usual basket, and one node per complement trigger
     (adding pasta: recommend the sauce)."""
     pairs = best_complements(scores, complements, rules)
+    usual_ids = [s.product_id for s in sorted(scores, key=lambda s: s.rank)]
+    shown = set(usual_ids[: rules.history_recommendations])
+    discoveries = [p for p in dict.fromkeys(new_products) if p not in shown][
+        : rules.new_recommendations
+    ]
     shopper_products = [
-        *(s.product_id for s in sorted(scores, key=lambda s: s.rank)),
+        *usual_ids,
         *(complement for _, complement in pairs),
+        *discoveries,
     ]
     selected = {
         c.campaign_id: chosen
@@ -344,6 +352,11 @@ def compile_personal_tree(
         for s in sorted(scores, key=lambda s: s.rank)[: rules.history_recommendations]
     ]
     experiences |= {e.experience_id: e for e in usual}
+    new = [
+        ProductRecommendation(experience_id=f"new:{product}", product_id=product)
+        for product in discoveries
+    ]
+    experiences |= {e.experience_id: e for e in new}
 
     enter_campaign = [
         Transition(to=c.campaign_id, when=(ProductAdded(products=selected[c.campaign_id]),))
@@ -359,7 +372,11 @@ def compile_personal_tree(
     enter = [*enter_campaign, *enter_complement]  # a campaign first: one transition per event
     nodes = {
         ROOT: Node(
-            experiences=(*(e.experience_id for e in usual), *basket_nudge),
+            experiences=(
+                *(e.experience_id for e in usual),
+                *(e.experience_id for e in new),
+                *basket_nudge,
+            ),
         )
     }
     for campaign in live:
@@ -392,6 +409,7 @@ def compile_personal_tree(
             *(c.model_dump_json() for c in live),
             *(f"{s.product_id}:{s.rank}" for s in scores),
             *(f"{t}>{c}" for t, c in pairs),
+            *(f"new:{p}" for p in discoveries),
             str(threshold),
         ]
     )

@@ -1,7 +1,8 @@
 """BigQuery adapter of ``NightlyOutputs``: the model steps' tables, read for one run.
 
 Tables and columns are those of ``shared.nightly.context`` (written by the model steps):
-``shopper_product_scores``, ``product_complements``, ``shopper_spend_profiles``, in the
+``shopper_product_scores``, ``product_complements``, ``shopper_spend_profiles``,
+``shopper_new_products``, in the
 read models' dataset. Rows are streamed page by page (``list_rows`` of the query's
 result), never all held as client objects at once.
 """
@@ -82,4 +83,17 @@ class BigQueryNightlyOutputs:
                     value_p90=_money(row["value_p90"]),
                     visits_per_week=float(row["visits_per_week"] or 0),
                 ),
+            )
+
+    def new_products(self, run_id: str) -> Iterator[tuple[str, str, str, int]]:
+        for row in self._rows(
+            "SELECT retailer_id, shopper_id, product_id, rank "  # noqa: S608
+            f"FROM `{self._prefix}.shopper_new_products` WHERE run_id = @run_id",
+            run_id,
+        ):
+            yield (
+                row["retailer_id"],
+                row["shopper_id"],
+                str(row["product_id"]),
+                int(row["rank"]),
             )

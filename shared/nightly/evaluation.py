@@ -33,6 +33,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -74,7 +75,10 @@ def _pair(brand: str | None, category: str | None) -> str:
 
 
 def _evaluate_boundary(ctx: StepContext) -> str:
-    at = next(b.at for b in boundaries(ctx.cutoff) if b.role == "evaluate")
+    return _timestamp(next(b.at for b in boundaries(ctx.cutoff) if b.role == "evaluate"))
+
+
+def _timestamp(at: datetime) -> str:
     return f"TIMESTAMP '{at.strftime('%Y-%m-%d %H:%M:%S')}+00'"
 
 
@@ -255,11 +259,11 @@ ORDER BY method, retailer_id, shopper_id, k
     return out
 
 
-def load_histories(ctx: StepContext, at: str) -> dict[str, RetailerHistory]:
-    """Every shopper's products of the 365 days before ``at`` (a SQL timestamp), with the
+def load_histories(ctx: StepContext, boundary: datetime) -> dict[str, RetailerHistory]:
+    """Every shopper's products of the 365 days before the boundary, with the
     baskets holding each over the year and over the last ``RECENT_DAYS``: one packed row
     per shopper (a row per pair would cost a JSON cell per value on the way out)."""
-    sold = table_ref(ctx, "sold_products")
+    sold, at = table_ref(ctx, "sold_products"), _timestamp(boundary)
     rows = ctx.warehouse.query(
         f"""
 WITH pairs AS (
@@ -538,7 +542,9 @@ def evaluate(ctx: StepContext) -> dict[str, object]:
         if v - targets.repeat.get(k, set()) and k in per_method["ranker"]
     }
     neighbours_started = time.monotonic()
-    histories = load_histories(ctx, _evaluate_boundary(ctx))
+    histories = load_histories(
+        ctx, next(b.at for b in boundaries(ctx.cutoff) if b.role == "evaluate")
+    )
     loaded = time.monotonic()
     new_items.update(recommend(histories, sorted(new_truth), K))
     log.info(

@@ -15,11 +15,13 @@ import time
 
 from shared.nightly.complements import complements_select
 from shared.nightly.context import Row, StepContext
-from shared.nightly.evaluation import rank_by
+from shared.nightly.evaluation import load_histories, rank_by
 from shared.nightly.features import end_of_history, table_ref
+from shared.nightly.neighbours import recommend
 from shared.nightly.tables import (
     NIGHTLY_SHOPPERS,
     PRODUCT_COMPLEMENTS,
+    SHOPPER_NEW_PRODUCTS,
     SHOPPER_PRODUCT_SCORES,
     SHOPPER_SPEND_PROFILES,
 )
@@ -28,6 +30,25 @@ from shared.nightly.training import load_candidates, load_model
 log = logging.getLogger(__name__)
 
 TOP_PRODUCTS = 20
+NEW_PRODUCTS = 5  # products never bought, per shopper (the trees show the first two)
+
+
+def new_products(ctx: StepContext) -> list[Row]:
+    """Each shopper's ``NEW_PRODUCTS`` best products never bought, by ``neighbours``."""
+    histories = load_histories(ctx, end_of_history(ctx.cutoff))
+    shoppers = [(r, s) for r, h in histories.items() for s in h.shoppers]
+    ranked = recommend(histories, shoppers, NEW_PRODUCTS)["neighbours"]
+    return [
+        {
+            "run_id": ctx.run_id,
+            "retailer_id": retailer,
+            "shopper_id": shopper,
+            "product_id": product,
+            "rank": rank,
+        }
+        for (retailer, shopper), products in sorted(ranked.items())
+        for rank, product in enumerate(products, 1)
+    ]
 
 
 def top_products(run_id: str, ctx: StepContext) -> list[Row]:
@@ -78,6 +99,8 @@ def score(ctx: StepContext) -> dict[str, object]:
         SHOPPER_PRODUCT_SCORES.name, ctx.run_id, top_products(ctx.run_id, ctx)
     )
     ranked = time.monotonic()
+    ctx.warehouse.replace_rows(SHOPPER_NEW_PRODUCTS.name, ctx.run_id, new_products(ctx))
+    recommended = time.monotonic()
     _replace_with_select(
         ctx,
         PRODUCT_COMPLEMENTS.name,
@@ -98,11 +121,13 @@ def score(ctx: StepContext) -> dict[str, object]:
         table: _count(ctx, table)
         for table in (
             SHOPPER_PRODUCT_SCORES.name,
+            SHOPPER_NEW_PRODUCTS.name,
             PRODUCT_COMPLEMENTS.name,
             SHOPPER_SPEND_PROFILES.name,
         )
     }
     summary["ranking_seconds"] = round(ranked - started, 1)
+    summary["new_products_seconds"] = round(recommended - ranked, 1)
     summary["seconds"] = round(time.monotonic() - started, 1)
     log.info("scored", extra={"summary": summary})
     return summary

@@ -94,6 +94,10 @@ class NightlyOutputs(Protocol):
         """(retailer, shopper, spend profile) rows."""
         ...
 
+    def new_products(self, run_id: str) -> Iterable[tuple[str, str, str, int]]:
+        """(retailer, shopper, product never bought, rank) rows."""
+        ...
+
 
 class CampaignSource(Protocol):
     def active(self) -> list[Campaign]: ...
@@ -279,6 +283,10 @@ def compile_trees(deps: NightlyDependencies, run_id: str) -> dict[str, Any]:
         complements[retailer][complement.product_id].append(complement)
         complement_rows += 1
     profiles = {(r, s): p for r, s, p in deps.outputs.profiles(run_id)}
+    ranked_new: dict[tuple[str, str], list[tuple[int, str]]] = defaultdict(list)
+    for retailer, shopper, product, rank in deps.outputs.new_products(run_id):
+        ranked_new[(retailer, shopper)].append((rank, product))
+    new_products = {key: [p for _, p in sorted(rows)] for key, rows in ranked_new.items()}
     campaigns = deps.campaigns.active()
     retailers = sorted({r for r, _ in scores} | {r for c in campaigns for r in c.retailer_ids})
     stats: dict[str, int] = defaultdict(int)
@@ -300,6 +308,7 @@ def compile_trees(deps: NightlyDependencies, run_id: str) -> dict[str, Any]:
                 now=now,
                 run_id=run_id,
                 rules=deps.rules,
+                new_products=new_products.get((retailer, shopper), ()),
             )
             size = len(tree.serialize())
             stats["personal_trees"] += 1
@@ -307,6 +316,9 @@ def compile_trees(deps: NightlyDependencies, run_id: str) -> dict[str, Any]:
             stats["max_bytes"] = max(stats["max_bytes"], size)
             stats["with_basket_tension"] += "basket:tension" in tree.experiences
             stats["complement_nodes"] += sum(n.startswith("after:") for n in tree.nodes)
+            stats["new_product_recommendations"] += sum(
+                e.startswith("new:") for e in tree.experiences
+            )
             yield tree
 
     written = _store(lambda: deps.trees.put_many(trees(), deps.write_batch), deps)
@@ -324,6 +336,7 @@ def compile_trees(deps: NightlyDependencies, run_id: str) -> dict[str, Any]:
         "shoppers_with_basket_tension": stats["with_basket_tension"],
         "complement_rows": complement_rows,
         "complement_nodes": stats["complement_nodes"],
+        "new_product_recommendations": stats["new_product_recommendations"],
         "tree_bytes_mean": round(stats["bytes"] / personal) if personal else 0,
         "tree_bytes_max": stats["max_bytes"],
     }

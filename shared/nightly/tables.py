@@ -2,7 +2,7 @@
 
 Every row carries the ``run_id`` of the run that wrote it: a step re-run for the same run
 deletes its rows, then writes them again. Work tables (``nightly_*``) feed the next steps;
-the other four are the run's outputs (see ``shared/nightly/context.py``).
+the other five are the run's outputs (see ``shared/nightly/context.py``).
 """
 
 from __future__ import annotations
@@ -132,6 +132,20 @@ SHOPPER_PRODUCT_SCORES = BigQueryTable(
     clustering=("run_id", "retailer_id", "shopper_id"),
 )
 
+SHOPPER_NEW_PRODUCTS = BigQueryTable(
+    dataset=DATASET,
+    name="shopper_new_products",
+    description="Each shopper's recommended products they never bought (new items)",
+    columns=(
+        RUN_ID,
+        RETAILER,
+        SHOPPER,
+        Column(name="product_id", type="STRING", mode="REQUIRED"),
+        Column(name="rank", type="INT64", mode="REQUIRED", description="1 = best"),
+    ),
+    clustering=("run_id", "retailer_id", "shopper_id"),
+)
+
 PRODUCT_COMPLEMENTS = BigQueryTable(
     dataset=DATASET,
     name="product_complements",
@@ -197,6 +211,7 @@ NIGHTLY_TABLES: tuple[BigQueryTable, ...] = (
     NIGHTLY_CANDIDATES,
     NIGHTLY_SHOPPERS,
     SHOPPER_PRODUCT_SCORES,
+    SHOPPER_NEW_PRODUCTS,
     PRODUCT_COMPLEMENTS,
     SHOPPER_SPEND_PROFILES,
     MODEL_EVALUATIONS,

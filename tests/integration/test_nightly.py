@@ -46,7 +46,13 @@ MODEL_STEPS_BUILT = importlib.util.find_spec("shared.nightly.steps") is not None
 OUTPUT_TABLES: dict[str, list[tuple[str, str]]] = {
     t.name: [(c.name, c.type) for c in t.columns]
     for t in NIGHTLY_TABLES
-    if t.name in ("shopper_product_scores", "product_complements", "shopper_spend_profiles")
+    if t.name
+    in (
+        "shopper_product_scores",
+        "shopper_new_products",
+        "product_complements",
+        "shopper_spend_profiles",
+    )
 }
 
 
@@ -220,6 +226,7 @@ def test_published_trees_change_the_decisions_taken_for_the_same_traffic(
     retailer = stack["DEMO_RETAILER_ID"]
     shopper = f"nightly-{unique}"
     pasta, sauce, milk = f"pasta-{unique}", f"sauce-{unique}", f"milk-{unique}"
+    parmesan, basil, olives = f"parmesan-{unique}", f"basil-{unique}", f"olives-{unique}"
     now = datetime.now(UTC)
     trees = BigtableTrees(clients.bigtable_client(project), BIGTABLE_INSTANCE)
     campaigns = FirestoreCampaignStore(clients.firestore_client(project)).active()
@@ -256,6 +263,10 @@ def test_published_trees_change_the_decisions_taken_for_the_same_traffic(
                     "score": 1 / r,
                 }
                 for r, p in enumerate([pasta, milk], start=1)
+            ],
+            "shopper_new_products": [  # never bought: what shoppers like them buy
+                {"retailer_id": retailer, "shopper_id": shopper, "product_id": p, "rank": r}
+                for r, p in enumerate([parmesan, basil, olives], start=1)
             ],
             "product_complements": [
                 {
@@ -307,6 +318,9 @@ def test_published_trees_change_the_decisions_taken_for_the_same_traffic(
     assert at_home is not None and at_home["tree_version"] == tree.tree_version
     shown_home = {e["experience_id"]: e["details"] for e in at_home["experiences"]}
     assert {f"usual:{pasta}", f"usual:{milk}", "basket:tension"} <= set(shown_home)
+    # The two best products new to the shopper, recommended at the root; not the third.
+    assert shown_home[f"new:{parmesan}"] == {"product_id": parmesan, "because_of": None}
+    assert f"new:{basil}" in shown_home and f"new:{olives}" not in shown_home
     assert shown_home["basket:tension"]["threshold"] == "32"  # above the usual 24
     after = answer_to(stack, shopper, add)
     assert after is not None

@@ -88,6 +88,10 @@ class Outputs:
             SpendProfile(20, Decimal(10), Decimal(20), Decimal(30), Decimal(45), 1.5),
         )
 
+    def new_products(self, run_id: str) -> Iterator[tuple[str, str, str, int]]:
+        yield ("r1", "s1", "nappies", 2)
+        yield ("r1", "s1", "baby-wipes", 1)
+
 
 class Trees:
     def __init__(self) -> None:

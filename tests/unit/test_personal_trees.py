@@ -183,3 +183,22 @@ def test_a_personal_tree_keeps_the_campaigns_and_products_for_this_shopper() -> 
     # Adding a targeted product the shopper was not expected to buy: no campaign node.
     _, decision = decide(tree, ShopperState(), "r1", add("other-7", 1, "1.00", 10), signing_key=KEY)
     assert decision is not None and decision.node_id == "root"
+
+
+def test_products_new_to_the_shopper_are_recommended_at_the_root() -> None:
+    # the first two new products, in rank order; one already shown as usual is skipped
+    tree = personal(campaigns=[], new_products=["milk", "nappies", "wipes", "crayons"])
+    _, first = decide(tree, ShopperState(), "r1", add("bread", 1, "2.00", 10), signing_key=KEY)
+    assert first is not None and first.node_id == "root"
+    assert set(shown(first)) == {
+        "usual:milk",
+        "usual:pasta",
+        "usual:sauce-a",
+        "new:nappies",
+        "new:wipes",
+        "basket:tension",
+    }
+    assert shown(first)["new:nappies"] == {"product_id": "nappies", "because_of": None}
+    without = personal(campaigns=[])
+    assert not any(e.startswith("new:") for e in without.experiences)
+    assert tree.tree_version != without.tree_version  # the new products are in the version
