@@ -151,3 +151,24 @@ def test_the_four_steps_fill_their_tables_with_sane_figures(
     for c in complements:
         assert c["support"] >= MIN_PAIR_SUPPORT and c["lift"] > 0
         assert c["product_id"] != c["complement_id"]
+    # Products new to each shopper: ranked 1..n, never one they bought in the year.
+    new = warehouse.query(
+        f"SELECT retailer_id, shopper_id, product_id, rank FROM "
+        f"`{project}.{dataset}.shopper_new_products` WHERE run_id = @run_id",
+        {"run_id": ctx.run_id},
+    )
+    assert len(new) == counts["shopper_new_products"] > 0
+    bought = {
+        (r["retailer_id"], r["shopper_id"], r["product_id"])
+        for r in warehouse.query(
+            f"SELECT DISTINCT retailer_id, shopper_id, product_id FROM "
+            f"`{project}.{dataset}.sold_products`"
+        )
+    }
+    assert not [r for r in new if (r["retailer_id"], r["shopper_id"], r["product_id"]) in bought]
+    new_ranks: dict[tuple[str, str], list[int]] = {}
+    for r in new:
+        new_ranks.setdefault((r["retailer_id"], r["shopper_id"]), []).append(r["rank"])
+    assert all(sorted(v) == list(range(1, len(v) + 1)) for v in new_ranks.values())
+    # The new-item comparison is stored: the challenger against popularity, paired.
+    assert ("product", "next_basket_new_items", "neighbours - g_topfreq_new") in methods
