@@ -16,11 +16,13 @@ and of every basket in the 28 days (``next_28_days``). Levels: ``product`` and
 Recall@10 and NDCG@10 per shopper, averaged; ``ranker - X`` rows carry a paired bootstrap
 95% interval of the mean difference. The next basket's recall is also split into items
 the shopper bought before (``repeat``) and new to them (``new``). Recommendations of new
-products (complementarity with the shopper's history) are judged on new items only,
-against the retailer's most popular products the shopper never bought
-(``g_topfreq_new``). ``complements`` ranks the same new products by popularity boosted
-by complementarity: ``baskets(b) * (1 + sum_h w_h max(lift(h, b) - 1, 0) / sum_h w_h)``,
-``h`` the shopper's products weighted by their 56-day decayed count.
+products are judged on new items only, against the retailer's most popular products the
+shopper never bought (``g_topfreq_new``): the challenger is ``neighbours`` (what the
+shoppers of the same retailer who shop like them buy, blended with 56-day popularity:
+``neighbours.py``), with its parts alone (``neighbours_only``, ``g_topfreq_new_56d``) and
+``complements`` (popularity boosted by pairwise co-purchase lift:
+``baskets(b) * (1 + sum_h w_h max(lift(h, b) - 1, 0) / sum_h w_h)``, ``h`` the shopper's
+products weighted by their 56-day decayed count) as ablations.
 
 The gate passes when the ranker's product recall@10 on the next basket beats P-TopFreq
 with the bootstrap interval of the difference above zero.

@@ -2,6 +2,8 @@
 
 - ``shopper_product_scores``: the ranker over each shopper's candidates at the end of
   history, their ``TOP_PRODUCTS`` best (rank 1 = best);
+- ``shopper_new_products``: their ``NEW_PRODUCTS`` best products never bought, from the
+  shoppers who shop like them (``neighbours.py``);
 - ``product_complements``: co-purchase lift over the last 365 days (``complements.py``);
 - ``shopper_spend_profiles``: each shopper's basket value quantiles and visits per week,
   from which the tension-cart thresholds are set (the next basket's value itself is
