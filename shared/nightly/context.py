@@ -9,6 +9,8 @@ Tables a step writes to carry ``run_id``; what the next steps read:
 
 - ``shopper_product_scores``: run_id, retailer_id, shopper_id, product_id, rank (1 = best),
   score -- each shopper's top products for their next basket (the ranker's output).
+- ``shopper_new_products``: run_id, retailer_id, shopper_id, product_id, rank -- products
+  the shopper never bought, from the shoppers who shop like them (``neighbours.py``).
 - ``product_complements``: run_id, retailer_id, product_id, complement_id, lift, support --
   co-purchase complementarity (pasta -> sauce).
 - ``shopper_spend_profiles``: run_id, retailer_id, shopper_id, baskets, value_p25,
