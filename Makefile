@@ -89,6 +89,13 @@ bench-decide: up
 bench-rewards: up
 	@$(PY) -m bench.rewards --json .local/bench/rewards.json
 
+# How the new-item recommender's settings were chosen: a grid over three validation
+# boundaries, then the chosen one on the evaluation boundary (docs/MODEL.md). No stack:
+# the data set's files only (~5 min).
+.PHONY: bench-new-items
+bench-new-items: setup
+	@$(PY) -m bench.new_items_grid --json .local/bench/new_items_grid.json
+
 # One shopper's erasure among the full Complete Journey history (load it first:
 # `cartwise backfill --weeks 1-53`, ~6 min): request -> every store done (docs/PRIVACY.md).
 .PHONY: bench-erasure

@@ -4,31 +4,34 @@ A new item is a product the shopper did not buy in the 365 days before the bound
 ``neighbours`` ranks the retailer's products the shopper never bought by
 
     score(s, b) = log(pop_56(b) / max pop_56 + 1e-4)
-                  + LAMBDA * log(nb(s, b) / max_b nb(s, b) + 1e-3)
+                  + WEIGHT * log(nb(s, b) / max_b nb(s, b) + 1e-3)
 
 - ``pop_56(b)``: the retailer's baskets holding ``b`` in the 56 days before the boundary
   (what sells now);
-- ``nb(s, b) = sum_{v in N(s)} cos(s, v) * [v bought b]``: ``N(s)`` the ``NEIGHBOURS``
-  shoppers of the same retailer most similar to ``s`` by the cosine of their sets of
-  products bought over the 365 days (what shoppers with the same habits buy besides what
-  ``s`` buys: complementarity at the level of whole shopping habits, where the pairwise
-  product lift of ``complements.py`` ties plain popularity).
+- ``nb(s, b) = sum_{v in N(s)} sim(s, v) * [v bought b]``: ``N(s)`` the ``NEIGHBOURS``
+  shoppers of the same retailer most similar to ``s``, ``sim`` the cosine of their
+  product vectors over the 365 days, each product weighted by ``log(1 + baskets)`` times
+  its inverse shopper frequency ``log(shoppers / (1 + buyers))`` (``SIMILARITY =
+  "log_idf"``; ``"binary"``: sets of products). What shoppers with the same habits buy
+  besides what ``s`` buys: complementarity at the level of whole shopping habits, where
+  the pairwise product lift of ``complements.py`` ties plain popularity.
 
 Neighbours never cross retailers: a retailer's shoppers inform only that retailer's
-recommendations. The settings were chosen on a validation boundary 56 days before the end
-of the data (docs/MODEL.md): every variant of the grid beat popularity there.
-Pure: numpy and scipy, no warehouse.
+recommendations. The settings were chosen on three validation boundaries before the
+evaluation boundary (``bench/new_items_grid.py``, docs/MODEL.md). Pure: numpy and scipy.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 NEIGHBOURS = 50
-LAMBDA = 3.0
+WEIGHT = 1.0
+SIMILARITY = "log_idf"  # or "binary"
 RECENT_DAYS = 56
 CHUNK = 256  # shoppers scored at once (a dense chunk x products matrix)
 
@@ -88,12 +91,33 @@ def _ranked(scores: np.ndarray, bought: np.ndarray, products: list[str], k: int)
     return [products[i] for i in order]
 
 
+def _normalized_profiles(history: RetailerHistory, bought: Any, similarity: str) -> Any:
+    """Each shopper's product vector, of unit norm (rows of a sparse matrix)."""
+    import scipy.sparse as sp
+
+    if similarity == "binary":
+        profiles = bought
+    elif similarity == "log_idf":
+        buyers = np.asarray(bought.sum(axis=0)).ravel()
+        idf = np.maximum(np.log(len(history.shoppers) / (1.0 + buyers)), 0.0)
+        counts = sp.csr_matrix(
+            (np.log1p(np.asarray(history.baskets, dtype=float)), (history.rows, history.columns)),
+            shape=bought.shape,
+        )
+        profiles = counts @ sp.diags(idf)
+    else:
+        raise ValueError(f"unknown similarity {similarity!r}: binary or log_idf")
+    norms = np.sqrt(np.asarray(profiles.multiply(profiles).sum(axis=1)).ravel())
+    return (sp.diags(1.0 / np.maximum(norms, 1e-12)) @ profiles).tocsr()
+
+
 def recommend(
     histories: Mapping[str, RetailerHistory],
     shoppers: Iterable[ShopperKey],
     k: int,
     neighbours: int = NEIGHBOURS,
-    weight: float = LAMBDA,
+    weight: float = WEIGHT,
+    similarity: str = SIMILARITY,
 ) -> dict[str, dict[ShopperKey, list[str]]]:
     """Per method, each shopper's ``k`` best products never bought.
 
@@ -126,21 +150,20 @@ def recommend(
         if popularity.max() <= 0:
             continue
         log_popularity = np.log(popularity / popularity.max() + 1e-4)
-        norms = np.sqrt(np.asarray(bought.sum(axis=1)).ravel())
-        normalized = sp.diags(1.0 / np.maximum(norms, 1e-9)) @ bought
+        normalized = _normalized_profiles(history, bought, similarity)
         index = {s: i for i, s in enumerate(history.shoppers)}
         present = [index[s] for s in names if s in index]
         n_neighbours = min(neighbours, len(history.shoppers) - 1)
         for start in range(0, len(present), CHUNK):
             ids = np.asarray(present[start : start + CHUNK])
-            similarity = (normalized[ids] @ normalized.T).toarray()
-            similarity[np.arange(len(ids)), ids] = 0.0
+            closeness = (normalized[ids] @ normalized.T).toarray()
+            closeness[np.arange(len(ids)), ids] = 0.0
             if n_neighbours > 0:
-                cut = np.argpartition(-similarity, n_neighbours - 1, axis=1)[:, n_neighbours:]
-                np.put_along_axis(similarity, cut, 0.0, axis=1)
+                cut = np.argpartition(-closeness, n_neighbours - 1, axis=1)[:, n_neighbours:]
+                np.put_along_axis(closeness, cut, 0.0, axis=1)
             else:
-                similarity[:] = 0.0
-            votes = np.asarray((sp.csr_matrix(similarity) @ bought).todense())
+                closeness[:] = 0.0
+            votes = np.asarray((sp.csr_matrix(closeness) @ bought).todense())
             for row, shopper_row in enumerate(ids.tolist()):
                 key = (retailer, history.shoppers[shopper_row])
                 own = bought.indices[bought.indptr[shopper_row] : bought.indptr[shopper_row + 1]]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from shared.nightly.neighbours import RetailerHistory, parse_packed, recommend
 
 
@@ -36,8 +38,13 @@ def test_parse_packed_keeps_counts_per_retailer() -> None:
     assert pairs == [("a1", 5, 1), ("a2", 3, 1), ("a3", 2, 1)]
 
 
-def test_neighbours_recommend_what_similar_shoppers_buy_and_never_what_was_bought() -> None:
-    out = recommend(_history(), [("r", "a1"), ("r", "p1")], k=3, neighbours=2)
+@pytest.mark.parametrize("similarity", ["binary", "log_idf"])
+def test_neighbours_recommend_what_similar_shoppers_buy_and_never_what_was_bought(
+    similarity: str,
+) -> None:
+    out = recommend(
+        _history(), [("r", "a1"), ("r", "p1")], k=3, neighbours=2, similarity=similarity
+    )
     # a1's two nearest shoppers are a2 (pasta, sauce, banana) and a3 (pasta, sauce,
     # parmesan), both at cosine 2/sqrt(6): a tie broken by recent popularity (8 vs 1).
     assert out["neighbours_only"][("r", "a1")][:2] == ["banana", "parmesan"]
@@ -65,3 +72,28 @@ def test_neighbours_never_cross_retailers() -> None:
     assert out["neighbours"][("other", "x")] == []
     # An unknown shopper (no history) gets no row, not a popular guess labelled personal.
     assert ("r", "ghost") not in recommend(_history(), [("r", "ghost")], k=3)["neighbours"]
+
+
+def test_log_idf_similarity_weighs_rare_shared_products_more() -> None:
+    # q shares the rare "saffron" with s; c shares the common "milk" and "bread" with s.
+    histories = parse_packed(
+        [
+            {"retailer_id": "r", "shopper_id": "s", "items": "milk:1:1;bread:1:1;saffron:1:1"},
+            {"retailer_id": "r", "shopper_id": "q", "items": "saffron:3:1;paella-pan:1:1"},
+            {"retailer_id": "r", "shopper_id": "c", "items": "milk:3:1;bread:3:1;cereal:3:1"},
+            {"retailer_id": "r", "shopper_id": "d", "items": "milk:1:1;jam:1:1"},
+            {"retailer_id": "r", "shopper_id": "e", "items": "bread:1:1;eggs:1:1"},
+        ]
+    )
+    only = {
+        similarity: recommend(histories, [("r", "s")], k=1, neighbours=1, similarity=similarity)[
+            "neighbours_only"
+        ][("r", "s")]
+        for similarity in ("binary", "log_idf")
+    }
+    # Sets: c (2 of 3 shared, cosine 0.67) is the nearest. Weighted: milk and bread,
+    # bought by 3 of 5 shoppers, weigh little (idf log(5/4)) and c's cereal dilutes them;
+    # the shared saffron (idf log(5/3)) makes q the nearest (cosine 0.63 against 0.17).
+    assert only == {"binary": ["cereal"], "log_idf": ["paella-pan"]}
+    with pytest.raises(ValueError, match="unknown similarity"):
+        recommend(histories, [("r", "s")], k=1, similarity="jaccard")
