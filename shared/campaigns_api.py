@@ -42,6 +42,7 @@ from shared.campaign_admin import (
 )
 from shared.campaigns import Campaign, Creative
 from shared.ingest import StoreUnavailableError
+from shared.ingest_api import ERROR_SCHEMA, error_response
 
 log = logging.getLogger(__name__)
 
@@ -354,12 +355,6 @@ def openapi() -> dict[str, Any]:
     definitions = campaign.pop("$defs", {})
     definitions.setdefault("Creative", Creative.model_json_schema())
 
-    def failure(description: str) -> dict[str, Any]:
-        return {
-            "description": description,
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-        }
-
     def ok(description: str, schema: dict[str, Any]) -> dict[str, Any]:
         return {"description": description, "content": {"application/json": {"schema": schema}}}
 
@@ -371,15 +366,15 @@ def openapi() -> dict[str, Any]:
         "schema": {"type": "string"},
     }
     common = {
-        "401": failure("Missing or unknown CSM key"),
-        "404": failure("No such campaign in your scope"),
+        "401": error_response("Missing or unknown CSM key"),
+        "404": error_response("No such campaign in your scope"),
     }
     writes = {
         **common,
-        "400": failure("Not a JSON object"),
-        "403": failure("Read-only role, or a retailer outside your scope"),
-        "409": failure("Conflicting campaign, existing id, archived, or invalid transition"),
-        "422": failure(
+        "400": error_response("Not a JSON object"),
+        "403": error_response("Read-only role, or a retailer outside your scope"),
+        "409": error_response("Conflicting campaign, existing id, archived, or invalid transition"),
+        "422": error_response(
             "Invalid fields (dates, budgets...), unknown retailers or products (details)"
         ),
     }
@@ -405,20 +400,7 @@ def openapi() -> dict[str, Any]:
                     "type": "object",
                     "description": "docs/CAMPAIGNS.md: the report's fields",
                 },
-                "Error": {
-                    "type": "object",
-                    "required": ["error"],
-                    "properties": {
-                        "error": {
-                            "type": "object",
-                            "required": ["code", "message"],
-                            "properties": {
-                                "code": {"type": "string"},
-                                "message": {"type": "string"},
-                            },
-                        }
-                    },
-                },
+                "Error": ERROR_SCHEMA,
             },
             "securitySchemes": {"csmKey": {"type": "http", "scheme": "bearer"}},
         },

@@ -15,7 +15,14 @@ from typing import Any, Protocol
 from shared.decide_service import CurrentExperiences
 from shared.events import IDENTIFIER
 from shared.ingest import StoreUnavailableError
-from shared.ingest_api import RETRY_AFTER_UNAVAILABLE_S, Response, error, header
+from shared.ingest_api import (
+    ERROR_SCHEMA,
+    RETRY_AFTER_UNAVAILABLE_S,
+    Response,
+    error,
+    error_response,
+    header,
+)
 from shared.retailers import ApiKeyStore, authenticate
 
 _ROUTE = re.compile(r"^/v1/shoppers/([^/]+)/experiences/?$")
@@ -73,13 +80,6 @@ def handle(
 def openapi() -> dict[str, Any]:
     schema = CurrentExperiences.model_json_schema(ref_template="#/components/schemas/{model}")
     definitions = schema.pop("$defs", {})
-    error_schema = {"$ref": "#/components/schemas/Error"}
-
-    def failure(description: str) -> dict[str, Any]:
-        return {
-            "description": description,
-            "content": {"application/json": {"schema": error_schema}},
-        }
 
     return {
         "openapi": "3.1.0",
@@ -88,20 +88,7 @@ def openapi() -> dict[str, Any]:
             "schemas": {
                 **definitions,
                 "CurrentExperiences": schema,
-                "Error": {
-                    "type": "object",
-                    "required": ["error"],
-                    "properties": {
-                        "error": {
-                            "type": "object",
-                            "required": ["code", "message"],
-                            "properties": {
-                                "code": {"type": "string"},
-                                "message": {"type": "string"},
-                            },
-                        }
-                    },
-                },
+                "Error": ERROR_SCHEMA,
             },
             "securitySchemes": {"apiKey": {"type": "apiKey", "in": "header", "name": "X-Api-Key"}},
         },
@@ -127,10 +114,10 @@ def openapi() -> dict[str, Any]:
                                 }
                             },
                         },
-                        "400": failure("Not a customer identifier"),
-                        "401": failure("Missing or unknown API key"),
-                        "404": failure("No experiences for this shopper of this retailer"),
-                        "503": failure("A store is unavailable (Retry-After)"),
+                        "400": error_response("Not a customer identifier"),
+                        "401": error_response("Missing or unknown API key"),
+                        "404": error_response("No experiences for this shopper of this retailer"),
+                        "503": error_response("A store is unavailable (Retry-After)"),
                     },
                 }
             },

@@ -195,7 +195,7 @@ def handle(
 
 # --- OpenAPI -----------------------------------------------------------------------------
 
-_ERROR = {
+ERROR_SCHEMA = {  # the body of every error answer of every cartwise HTTP API
     "type": "object",
     "required": ["error"],
     "properties": {
@@ -208,18 +208,20 @@ _ERROR = {
 }
 
 
+def error_response(description: str) -> dict[str, Any]:
+    """An OpenAPI response whose body is ``ERROR_SCHEMA`` (as ``components/schemas/Error``)."""
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+
+
 def openapi() -> dict[str, Any]:
     event_schema = event_json_schema()
     definitions = event_schema.pop("$defs", {})
     event_schema.pop("$id", None)
-    schemas: dict[str, Any] = {**definitions, "ShopperEvent": event_schema, "Error": _ERROR}
+    schemas: dict[str, Any] = {**definitions, "ShopperEvent": event_schema, "Error": ERROR_SCHEMA}
     text = json.dumps(schemas).replace("#/$defs/", "#/components/schemas/")
-
-    def error_response(description: str) -> dict[str, Any]:
-        return {
-            "description": description,
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-        }
 
     return {
         "openapi": "3.1.0",

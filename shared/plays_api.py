@@ -23,7 +23,14 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.ingest import StoreUnavailableError
-from shared.ingest_api import RETRY_AFTER_UNAVAILABLE_S, Response, error, header
+from shared.ingest_api import (
+    ERROR_SCHEMA,
+    RETRY_AFTER_UNAVAILABLE_S,
+    Response,
+    error,
+    error_response,
+    header,
+)
 from shared.retailers import ApiKeyStore, authenticate
 from shared.rewards import (
     MAX_EMAIL_LENGTH,
@@ -217,26 +224,10 @@ def openapi() -> dict[str, Any]:
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas |= schema.pop("$defs", {})
         schemas[model.__name__] = schema
-    schemas["Error"] = {
-        "type": "object",
-        "required": ["error"],
-        "properties": {
-            "error": {
-                "type": "object",
-                "required": ["code", "message"],
-                "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
-            }
-        },
-    }
+    schemas["Error"] = ERROR_SCHEMA
 
     def refusals(*statuses: str) -> dict[str, Any]:
-        return {
-            status: {
-                "description": REFUSALS[status],
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-            }
-            for status in statuses
-        }
+        return {status: error_response(REFUSALS[status]) for status in statuses}
 
     def outcome(description: str) -> dict[str, Any]:
         return {

@@ -22,7 +22,14 @@ from typing import Any
 
 from shared.events import IDENTIFIER
 from shared.ingest import StoreUnavailableError
-from shared.ingest_api import RETRY_AFTER_UNAVAILABLE_S, Response, error, header
+from shared.ingest_api import (
+    ERROR_SCHEMA,
+    RETRY_AFTER_UNAVAILABLE_S,
+    Response,
+    error,
+    error_response,
+    header,
+)
 from shared.privacy import (
     AuditLog,
     ErasureRequestStore,
@@ -179,13 +186,6 @@ def handle_maintenance(
 
 
 def openapi() -> dict[str, Any]:
-    error_schema = {"$ref": "#/components/schemas/Error"}
-
-    def failure(description: str) -> dict[str, Any]:
-        return {
-            "description": description,
-            "content": {"application/json": {"schema": error_schema}},
-        }
 
     shopper_body = {
         "required": True,
@@ -231,9 +231,9 @@ def openapi() -> dict[str, Any]:
         },
     }
     common = {
-        "400": failure("Invalid body or shopper id"),
-        "401": failure("Missing or unknown API key"),
-        "503": failure("A store is unavailable (Retry-After)"),
+        "400": error_response("Invalid body or shopper id"),
+        "401": error_response("Missing or unknown API key"),
+        "503": error_response("A store is unavailable (Retry-After)"),
     }
     return {
         "openapi": "3.1.0",
@@ -241,20 +241,7 @@ def openapi() -> dict[str, Any]:
         "components": {
             "schemas": {
                 "ErasureRequest": request,
-                "Error": {
-                    "type": "object",
-                    "required": ["error"],
-                    "properties": {
-                        "error": {
-                            "type": "object",
-                            "required": ["code", "message"],
-                            "properties": {
-                                "code": {"type": "string"},
-                                "message": {"type": "string"},
-                            },
-                        }
-                    },
-                },
+                "Error": ERROR_SCHEMA,
             },
             "securitySchemes": {"apiKey": {"type": "apiKey", "in": "header", "name": "X-Api-Key"}},
         },
@@ -294,7 +281,7 @@ def openapi() -> dict[str, Any]:
                                 }
                             },
                         },
-                        "404": failure("No such request for this retailer"),
+                        "404": error_response("No such request for this retailer"),
                         **common,
                     },
                 }

@@ -23,7 +23,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shared.ingest_api import Response, error
+from shared.ingest_api import ERROR_SCHEMA, Response, error, error_response
 from shared.nightly.runs import RUN_ID, RunRecord
 from shared.nightly.service import (
     STEP_NAMES,
@@ -140,11 +140,6 @@ def _schema(model: type[BaseModel]) -> dict[str, Any]:
 
 
 def openapi() -> dict[str, Any]:
-    def failure(description: str) -> dict[str, Any]:
-        return {
-            "description": description,
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-        }
 
     def json_body(ref: str) -> dict[str, Any]:
         return {
@@ -175,20 +170,7 @@ def openapi() -> dict[str, Any]:
                 "StepRequest": _schema(StepRequest),
                 "FinishRequest": _schema(FinishRequest),
                 "RunRecord": _schema(RunRecord),
-                "Error": {
-                    "type": "object",
-                    "required": ["error"],
-                    "properties": {
-                        "error": {
-                            "type": "object",
-                            "required": ["code", "message"],
-                            "properties": {
-                                "code": {"type": "string"},
-                                "message": {"type": "string"},
-                            },
-                        }
-                    },
-                },
+                "Error": ERROR_SCHEMA,
             },
             "securitySchemes": {"oidc": {"type": "http", "scheme": "bearer"}},
         },
@@ -200,8 +182,8 @@ def openapi() -> dict[str, Any]:
                     "requestBody": json_body("BeginRequest"),
                     "responses": {
                         "200": {"description": "{run_id, cutoff, started_at}"},
-                        "400": failure("Invalid body, or another cut-off for this run"),
-                        "503": failure("A store is unavailable (Retry-After)"),
+                        "400": error_response("Invalid body, or another cut-off for this run"),
+                        "503": error_response("A store is unavailable (Retry-After)"),
                     },
                 }
             },
@@ -219,12 +201,14 @@ def openapi() -> dict[str, Any]:
                     "requestBody": json_body("StepRequest"),
                     "responses": {
                         "200": summary,
-                        "400": failure("Invalid body"),
-                        "404": failure("Unknown step or run"),
-                        "409": failure("No scores to compile, or nothing compiled to publish"),
-                        "500": failure("The step failed (not retried)"),
-                        "501": failure("The model steps are not part of this build"),
-                        "503": failure("A store is unavailable (Retry-After; retried)"),
+                        "400": error_response("Invalid body"),
+                        "404": error_response("Unknown step or run"),
+                        "409": error_response(
+                            "No scores to compile, or nothing compiled to publish"
+                        ),
+                        "500": error_response("The step failed (not retried)"),
+                        "501": error_response("The model steps are not part of this build"),
+                        "503": error_response("A store is unavailable (Retry-After; retried)"),
                     },
                 }
             },
@@ -235,9 +219,9 @@ def openapi() -> dict[str, Any]:
                     "requestBody": json_body("FinishRequest"),
                     "responses": {
                         "200": record,
-                        "400": failure("Invalid body"),
-                        "404": failure("Unknown run"),
-                        "409": failure("Finished as published but never published"),
+                        "400": error_response("Invalid body"),
+                        "404": error_response("Unknown run"),
+                        "409": error_response("Finished as published but never published"),
                     },
                 }
             },
@@ -246,7 +230,7 @@ def openapi() -> dict[str, Any]:
                     "operationId": "getRun",
                     "description": "A run's record; `current` names the live (published) run",
                     "parameters": [run_id],
-                    "responses": {"200": record, "404": failure("Unknown run")},
+                    "responses": {"200": record, "404": error_response("Unknown run")},
                 }
             },
             "/openapi.json": {
