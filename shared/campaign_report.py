@@ -36,6 +36,15 @@ from shared.campaigns import Campaign
 Z_95 = 1.959964
 
 
+def welch_interval(
+    mean_a: float, var_a: float, n_a: int, mean_b: float, var_b: float, n_b: int
+) -> tuple[float, float, float]:
+    """``a`` minus ``b``: the difference of means and its Welch normal 95% interval."""
+    diff = mean_a - mean_b
+    se = math.sqrt(var_a / n_a + var_b / n_b)
+    return diff, diff - Z_95 * se, diff + Z_95 * se
+
+
 class ReportWarehouse(Protocol):
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]: ...
 
@@ -265,9 +274,8 @@ def uplift(
     if n_e < 2 or n_h < 2 or exposed.get(var) is None or held_out.get(var) is None:
         result["reason"] = "fewer than 2 shoppers in a group: no confidence interval"
         return result
-    se = math.sqrt(float(exposed[var]) / n_e + float(held_out[var]) / n_h)
-    diff = m_e - m_h
-    result["ci95"] = [_num(diff - Z_95 * se), _num(diff + Z_95 * se)]
+    _, low, high = welch_interval(m_e, float(exposed[var]), n_e, m_h, float(held_out[var]), n_h)
+    result["ci95"] = [_num(low), _num(high)]
     result["computable"] = True
     return result
 

@@ -19,7 +19,7 @@ import statistics
 from dataclasses import dataclass, field
 from datetime import datetime
 
-Z_95 = 1.959964
+from shared.campaign_report import welch_interval
 
 
 @dataclass(frozen=True)
@@ -50,9 +50,10 @@ def compare(exposed: list[float], held_out: list[float]) -> Comparison:
     m2 = statistics.fmean(held_out) if held_out else math.nan
     if n1 < 2 or n2 < 2:
         return Comparison(n1, n2, m1, m2, m1 - m2, math.nan, math.nan)
-    se = math.sqrt(statistics.variance(exposed) / n1 + statistics.variance(held_out) / n2)
-    diff = m1 - m2
-    return Comparison(n1, n2, m1, m2, diff, diff - Z_95 * se, diff + Z_95 * se)
+    diff, low, high = welch_interval(
+        m1, statistics.variance(exposed), n1, m2, statistics.variance(held_out), n2
+    )
+    return Comparison(n1, n2, m1, m2, diff, low, high)
 
 
 def quantile(values: list[float], q: float) -> float:
