@@ -99,27 +99,19 @@ def boundary_data(
     return histories, truth
 
 
-def popular_new(histories: dict[str, RetailerHistory], key: ShopperKey) -> list[str]:
-    return _popularity(histories[key[0]]).get(key[1], [])
-
-
-_cache: dict[int, dict[str, list[str]]] = {}
-
-
-def _popularity(history: RetailerHistory) -> dict[str, list[str]]:
+def popular_new(histories: dict[str, RetailerHistory]) -> dict[ShopperKey, list[str]]:
     """Per shopper, the retailer's 365-day most popular products they never bought."""
-    if id(history) not in _cache:
+    out: dict[ShopperKey, list[str]] = {}
+    for retailer, history in histories.items():
         counts: dict[str, int] = defaultdict(int)
-        for column, n in zip(history.columns, history.baskets, strict=True):
-            counts[history.products[column]] += n
-        ranked = sorted(counts, key=lambda p: (-counts[p], p))[:500]
         own: dict[int, set[str]] = defaultdict(set)
-        for row, column in zip(history.rows, history.columns, strict=True):
+        for row, column, n in zip(history.rows, history.columns, history.baskets, strict=True):
+            counts[history.products[column]] += n
             own[row].add(history.products[column])
-        _cache[id(history)] = {
-            s: [p for p in ranked if p not in own[i]][:K] for i, s in enumerate(history.shoppers)
-        }
-    return _cache[id(history)]
+        ranked = sorted(counts, key=lambda p: (-counts[p], p))[:500]
+        for i, shopper in enumerate(history.shoppers):
+            out[(retailer, shopper)] = [p for p in ranked if p not in own[i]][:K]
+    return out
 
 
 def recall(ranked: list[str], target: set[str]) -> float:
@@ -136,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     for days in (*VALIDATION_DAYS, EVALUATION_DAYS):
         histories, truth = boundary_data(lines, end - timedelta(days=days))
         keys = sorted(truth)
-        baseline = np.array([recall(popular_new(histories, k), truth[k]) for k in keys])
+        popular = popular_new(histories)
+        baseline = np.array([recall(popular[k], truth[k]) for k in keys])
         print(f"boundary -{days} d: {len(keys)} shoppers, popularity {baseline.mean():.4f}")
         for similarity, neighbours, weight in settings:
             name = f"{similarity} n={neighbours} w={weight:g}"
