@@ -76,8 +76,12 @@ def _pair(brand: str | None, category: str | None) -> str:
     return f"{brand or '?'} | {category or '?'}"
 
 
+def _evaluate_at(ctx: StepContext) -> datetime:
+    return next(b.at for b in boundaries(ctx.cutoff) if b.role == "evaluate")
+
+
 def _evaluate_boundary(ctx: StepContext) -> str:
-    return _timestamp(next(b.at for b in boundaries(ctx.cutoff) if b.role == "evaluate"))
+    return _timestamp(_evaluate_at(ctx))
 
 
 def _timestamp(at: datetime) -> str:
@@ -181,8 +185,8 @@ def load_new_item_recommendations(ctx: StepContext) -> dict[str, dict[ShopperKey
     """Per shopper, 10 products never bought: by complementarity, and by popularity."""
     sold = table_ref(ctx, "sold_products")
     candidates = table_ref(ctx, NIGHTLY_CANDIDATES.name)
-    evaluate_at = next(b.at for b in boundaries(ctx.cutoff) if b.role == "evaluate")
-    at = _evaluate_boundary(ctx)
+    evaluate_at = _evaluate_at(ctx)
+    at = _timestamp(evaluate_at)
     rows = ctx.warehouse.query(
         f"""
 WITH complements AS ({complements_select(ctx, evaluate_at)}),
@@ -544,9 +548,7 @@ def evaluate(ctx: StepContext) -> dict[str, object]:
         if v - targets.repeat.get(k, set()) and k in per_method["ranker"]
     }
     neighbours_started = time.monotonic()
-    histories = load_histories(
-        ctx, next(b.at for b in boundaries(ctx.cutoff) if b.role == "evaluate")
-    )
+    histories = load_histories(ctx, _evaluate_at(ctx))
     loaded = time.monotonic()
     new_items.update(recommend(histories, sorted(new_truth), K))
     log.info(
