@@ -27,15 +27,8 @@ from typing import Any
 
 import requests
 
+from bench.freeze import stack_env
 from emulators.config import StackSettings
-
-
-def stack_env(settings: StackSettings) -> dict[str, str]:
-    if not settings.env_file.exists():
-        sys.exit("the stack is not up: `make up` first")
-    env = dict(line.split("=", 1) for line in settings.env_file.read_text().splitlines() if line)
-    os.environ.update(env)
-    return env
 
 
 def counts(client: Any, project: str, retailer: str, shopper: str) -> dict[str, tuple[int, int]]:

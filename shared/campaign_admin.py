@@ -14,7 +14,6 @@ Every change is written to the audit log: who, when, what (the fields before and
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from shared.campaigns import Campaign, CampaignStatus, CampaignStore
 from shared.events import IDENTIFIER
+from shared.retailers import hash_api_key
 
 CSM_KEY_PREFIX = "cwc_"
 Role = Literal["admin", "csm", "analyst"]
@@ -71,9 +71,7 @@ class CsmAccountStore(Protocol):
     def get(self, key_hash: str) -> CsmAccount | None: ...
 
 
-def hash_key(key: str) -> str:
-    """SHA-256 suffices: keys are 256-bit random secrets, not guessable passwords."""
-    return hashlib.sha256(key.encode()).hexdigest()
+hash_key = hash_api_key  # CSM keys are hashed as the retailers' API keys are
 
 
 def issue_csm_key(
@@ -415,9 +413,9 @@ def update_campaign(
         current.starts_at,
         current.ends_at,
     )
-    _check(candidate, account, deps, now, new_period=period_changed)
     if candidate == current:
         return current
+    _check(candidate, account, deps, now, new_period=period_changed)
     deps.campaigns.put(candidate)
     _audit(deps, account, "update", current, candidate, now)
     return candidate
@@ -456,5 +454,10 @@ def change_status(
 
 
 def audit_of(account: CsmAccount, campaign_id: str, deps: AdminDependencies) -> list[AuditRecord]:
-    get_campaign(account, campaign_id, deps)
-    return sorted(deps.audit.of_campaign(campaign_id), key=lambda r: r.at)
+    """A campaign's audit trail, oldest first, for an account that may see the campaign."""
+    return audit_records(get_campaign(account, campaign_id, deps), deps)
+
+
+def audit_records(campaign: Campaign, deps: AdminDependencies) -> list[AuditRecord]:
+    """The audit trail of a campaign already read (and checked in scope), oldest first."""
+    return sorted(deps.audit.of_campaign(campaign.campaign_id), key=lambda r: r.at)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, Protocol
@@ -478,8 +478,3 @@ def format_report(report: Mapping[str, Any]) -> str:
     for item in report["not_available"]:
         lines.append(f"not available: {item}")
     return "\n".join(lines)
-
-
-def daily_rows(report: Mapping[str, Any]) -> Sequence[Mapping[str, Any]]:
-    rows: Sequence[Mapping[str, Any]] = report["daily"]
-    return rows

@@ -33,6 +33,7 @@ from shared.campaign_admin import (
     AdminError,
     CsmAccount,
     audit_of,
+    audit_records,
     authenticate,
     change_status,
     create_campaign,
@@ -42,7 +43,7 @@ from shared.campaign_admin import (
 )
 from shared.campaigns import Campaign, Creative
 from shared.ingest import StoreUnavailableError
-from shared.ingest_api import ERROR_SCHEMA, error_response
+from shared.ingest_api import ERROR_SCHEMA, error_response, header
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +62,7 @@ class HttpRequest:
     cookies: Mapping[str, str] = field(default_factory=dict)
 
     def header(self, name: str) -> str | None:
-        lowered = name.lower()
-        for key, value in self.headers.items():
-            if key.lower() == lowered:
-                return value
-        return None
+        return header(self.headers, name)
 
 
 @dataclass(frozen=True)
@@ -91,7 +88,7 @@ def _error(status: int, code: str, message: str, **extra: Any) -> HttpResponse:
 
 
 def _admin_error(exc: AdminError) -> HttpResponse:
-    return _json(exc.status, {"error": {**exc.details, "code": exc.code, "message": exc.message}})
+    return _error(exc.status, exc.code, exc.message, **exc.details)
 
 
 _API = re.compile(r"^/v1/campaigns(?:/([^/]+))?(?:/(activate|pause|archive|audit|report))?/?$")
@@ -294,14 +291,14 @@ def _page_for(
         try:
             created = create_campaign(account, data, deps.admin, now)
         except AdminError as exc:
-            if exc.status in (404, 403) and exc.code == "read_only":
+            if exc.code == "read_only":
                 raise
             return _html(exc.status, back_office.form_page(account, None, request.form, [exc]))
         return _redirect(f"/campaigns/{quote(created.campaign_id)}")
     if action is None:
         if method == "GET":
             campaign = get_campaign(account, campaign_id, deps.admin)
-            audit = audit_of(account, campaign_id, deps.admin)
+            audit = audit_records(campaign, deps.admin)
             return _html(200, back_office.form_page(account, campaign, None, [], audit))
         data = form_to_data(request.form, creating=False)
         try:
@@ -310,7 +307,7 @@ def _page_for(
             if exc.status == 404 or exc.code == "read_only":
                 raise
             campaign = get_campaign(account, campaign_id, deps.admin)
-            audit = audit_of(account, campaign_id, deps.admin)
+            audit = audit_records(campaign, deps.admin)
             page = back_office.form_page(account, campaign, request.form, [exc], audit)
             return _html(exc.status, page)
         return _redirect(f"/campaigns/{quote(campaign_id)}?saved=1")

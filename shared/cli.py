@@ -248,7 +248,7 @@ def _environment() -> str:
     return project
 
 
-def _suppressions(project: str, retailers: tuple[str, ...] | list[str]) -> Any:
+def suppressed_shoppers(project: str, retailers: tuple[str, ...] | list[str]) -> Any:
     """The erased and suppressed shoppers of these retailers (replays and backfills skip
     them); needs the shopper hash key (``SHOPPER_HASH_KEY``, in the local stack.env)."""
     from shared.adapters import clients
@@ -315,7 +315,7 @@ def republish_command(retailer_id: str, since: datetime, until: datetime) -> int
         since,
         until,
         progress=lambda n: print(f"\r  republished {n} events", end="", flush=True),
-        skip=_suppressions(project, [retailer_id]),
+        skip=suppressed_shoppers(project, [retailer_id]),
     )
     print(
         f"\nrepublished {sent} events of {retailer_id} from {since} to {until} "
@@ -437,7 +437,7 @@ def replay_command(args: argparse.Namespace) -> int:
             flush=True,
         )
 
-    skip = _suppressions(env["GOOGLE_CLOUD_PROJECT"], simulation.retailers)
+    skip = suppressed_shoppers(env["GOOGLE_CLOUD_PROJECT"], simulation.retailers)
     summary = replay(
         batches(
             without_shoppers(sessions(baskets, journey.products(), simulation, now), skip),
@@ -482,7 +482,7 @@ def backfill_command(args: argparse.Namespace) -> int:
     )
     summary = BackfillSummary()
     started = time.monotonic()
-    skip = _suppressions(project, simulation.retailers)
+    skip = suppressed_shoppers(project, simulation.retailers)
     jobs = [(week, households, simulation, now, skip) for week in weeks]
     with ProcessPoolExecutor(args.workers) as pool:
         for done, (tables, part) in enumerate(pool.map(_transform_week, jobs), start=1):

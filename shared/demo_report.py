@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from shared.campaign_report import welch_interval
+from shared.tracker_probes import percentile
 
 
 @dataclass(frozen=True)
@@ -58,10 +59,7 @@ def compare(exposed: list[float], held_out: list[float]) -> Comparison:
 
 def quantile(values: list[float], q: float) -> float:
     """Nearest-rank quantile (NaN for none)."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+    return percentile(values, q, math.nan)
 
 
 @dataclass(frozen=True)

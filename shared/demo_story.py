@@ -27,7 +27,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -66,7 +66,6 @@ class DemoOutcome:
 class Step:
     name: str
     seconds: float = 0.0
-    detail: dict[str, Any] = field(default_factory=dict)
 
 
 class LeakyTracker:
@@ -207,8 +206,9 @@ def run(options: DemoOptions, env: dict[str, str]) -> DemoOutcome:
     options.reports_dir.mkdir(parents=True, exist_ok=True)
     stamp = f"{datetime.now(UTC):%Y%m%d-%H%M%S}"
     html_path = options.reports_dir / f"demo-{stamp}.html"
-    html_path.write_text(render_html(figures))
-    (options.reports_dir / "latest.html").write_text(render_html(figures))
+    page = render_html(figures)
+    html_path.write_text(page)
+    (options.reports_dir / "latest.html").write_text(page)
     steps.append(Step("report", time.monotonic() - t0))
 
     _heading(6, "the stack stays up")
@@ -254,7 +254,7 @@ def _replay(
     from shared.adapters.ingest_http import HttpEventApi
     from shared.replay import batches, replay
     from shared.tracker_probes import Prober, ProbingApi, Results
-    from shared.tracker_simulator import sessions
+    from shared.tracker_simulator import sessions, without_shoppers
 
     households = journey.sample_households(
         options.replay_weeks, options.households, options.sample_seed or options.seed
@@ -275,8 +275,12 @@ def _replay(
     )
     tracker = LeakyTracker(probing, options.leak_every, options.seed)
     progress = _progress_line(len(baskets), results)
+    skip = cli.suppressed_shoppers(env["GOOGLE_CLOUD_PROJECT"], simulation.retailers)
     summary = replay(
-        batches(sessions(baskets, journey.products(), simulation, now), batch_size),
+        batches(
+            without_shoppers(sessions(baskets, journey.products(), simulation, now), skip),
+            batch_size,
+        ),
         tracker,
         concurrency=4,
         rate=options.rate,

@@ -91,12 +91,6 @@ class StoreRegistry:
             raise ValueError(f"store {store.name!r} is registered twice")
         self._stores[store.name] = store
 
-    def replace(self, store: RegisteredStore) -> None:
-        """Swap the eraser of a registered store (e.g. a provisional one)."""
-        if store.name not in self._stores:
-            raise KeyError(store.name)
-        self._stores[store.name] = store
-
     def __iter__(self) -> Iterator[RegisteredStore]:
         return iter(list(self._stores.values()))
 

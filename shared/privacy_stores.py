@@ -37,12 +37,11 @@ BIGTABLE_ERASERS: dict[str, DataClass] = {
 BIGTABLE_COVERED_BY = {EVENT_IDS_TABLE: SHOPPER_EVENTS_TABLE}
 BIGTABLE_WITHOUT_SHOPPERS = {RATE_LIMITS_TABLE}  # keys: retailer and second
 
-# Firestore collections holding shopper data: (database, collection) -> (class, time field).
-# The vault's provisional eraser until the rewards adapter plugs in its own.
-FIRESTORE_ERASERS: dict[tuple[str, str], tuple[DataClass, str]] = {
-    # The rewards game's: winners' claims (their e-mail addresses) and the plays.
-    (REWARDS_DATABASE, "claims"): (DataClass.REWARDS, "claimed_at"),
-    (REWARDS_DATABASE, "plays"): (DataClass.REWARDS, "played_at"),
+# Firestore collections holding shopper data, and their class: the rewards game's winners'
+# claims (their e-mail addresses) and plays, erased by the rewards adapters.
+FIRESTORE_ERASERS: dict[tuple[str, str], DataClass] = {
+    (REWARDS_DATABASE, "claims"): DataClass.REWARDS,
+    (REWARDS_DATABASE, "plays"): DataClass.REWARDS,
 }
 
 
@@ -86,7 +85,7 @@ def store_plan(system: SystemResources = SYSTEM) -> list[PlannedStore]:
                 PlannedStore(f"bigquery:{bq.name}", BIGQUERY_DATA_CLASSES[bq.name], kind, bq.name)
             )
     declared = {(d.name, c) for d in system.firestore_databases for c in d.collections}
-    for (database, collection), (data_class, _) in FIRESTORE_ERASERS.items():
+    for (database, collection), data_class in FIRESTORE_ERASERS.items():
         if (database, collection) not in declared:
             raise ValueError(f"firestore {database}/{collection} is not declared")
         plan.append(

@@ -96,24 +96,16 @@ READ_MODEL_RETENTION_DAYS = RAW_EVENT_RETENTION_DAYS
 # ceiling no contract may exceed. The ceiling is the partition expiration of the BigQuery
 # tables of that class (the backstop); each retailer's periods are applied by the
 # scheduled purge ("retention-purge").
-RETENTION = RetentionDefaults(
-    default_days={
-        DataClass.RAW_EVENTS: RAW_EVENT_RETENTION_DAYS,
-        DataClass.READ_MODELS: READ_MODEL_RETENTION_DAYS,
-        DataClass.HOT_STATE: HOT_STATE_RETENTION_DAYS,
-        DataClass.DECISIONS: READ_MODEL_RETENTION_DAYS,
-        DataClass.FEATURES: READ_MODEL_RETENTION_DAYS,
-        DataClass.REWARDS: READ_MODEL_RETENTION_DAYS,
-    },
-    ceiling_days={
-        DataClass.RAW_EVENTS: RAW_EVENT_RETENTION_DAYS,
-        DataClass.READ_MODELS: READ_MODEL_RETENTION_DAYS,
-        DataClass.HOT_STATE: HOT_STATE_RETENTION_DAYS,
-        DataClass.DECISIONS: READ_MODEL_RETENTION_DAYS,
-        DataClass.FEATURES: READ_MODEL_RETENTION_DAYS,
-        DataClass.REWARDS: READ_MODEL_RETENTION_DAYS,
-    },
-)
+_RETENTION_DAYS = {
+    DataClass.RAW_EVENTS: RAW_EVENT_RETENTION_DAYS,
+    DataClass.READ_MODELS: READ_MODEL_RETENTION_DAYS,
+    DataClass.HOT_STATE: HOT_STATE_RETENTION_DAYS,
+    DataClass.DECISIONS: READ_MODEL_RETENTION_DAYS,
+    DataClass.FEATURES: READ_MODEL_RETENTION_DAYS,
+    DataClass.REWARDS: READ_MODEL_RETENTION_DAYS,
+}
+# Today the default period is the ceiling for every class: contracts may only shorten it.
+RETENTION = RetentionDefaults(default_days=_RETENTION_DAYS, ceiling_days=_RETENTION_DAYS)
 
 # The data class of every BigQuery table that holds shopper data (tests check that every
 # table with a shopper column is here); the others hold none.

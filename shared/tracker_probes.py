@@ -26,10 +26,10 @@ POLL_S = 0.01
 PROBE_TIMEOUT_S = 15.0
 
 
-def percentile(values: list[float], q: float) -> float:
-    """The nearest-rank quantile ``q`` of ``values`` (0.0 for none)."""
+def percentile(values: list[float], q: float, empty: float = 0.0) -> float:
+    """The nearest-rank quantile ``q`` of ``values`` (``empty`` for none)."""
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else empty
 
 
 @dataclass(frozen=True)

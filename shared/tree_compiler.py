@@ -348,8 +348,8 @@ def compile_personal_tree(
         basket_nudge = (nudge.experience_id,)
 
     usual = [
-        ProductRecommendation(experience_id=f"usual:{s.product_id}", product_id=s.product_id)
-        for s in sorted(scores, key=lambda s: s.rank)[: rules.history_recommendations]
+        ProductRecommendation(experience_id=f"usual:{product}", product_id=product)
+        for product in usual_ids[: rules.history_recommendations]
     ]
     experiences |= {e.experience_id: e for e in usual}
     new = [

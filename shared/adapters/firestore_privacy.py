@@ -131,37 +131,3 @@ class FirestoreNightlyRunAges:
             if started and datetime.fromisoformat(str(started)) < cutoff:
                 found.append(snapshot.id)
         return found
-
-
-class FirestoreShopperDocuments:
-    """An eraser of one collection whose documents carry ``retailer_id``, ``shopper_id``
-    and a timestamp field (ISO text): deleted by shopper, or older than a cut-off."""
-
-    def __init__(self, client: Any, collection: str, time_field: str) -> None:
-        self._client = client
-        self._collection = client.collection(collection)
-        self._time_field = time_field
-
-    def _delete(self, snapshots: list[Any]) -> int:
-        for start in range(0, len(snapshots), WRITE_BATCH):
-            batch = self._client.batch()
-            for snapshot in snapshots[start : start + WRITE_BATCH]:
-                batch.delete(snapshot.reference)
-            batch.commit()
-        return len(snapshots)
-
-    def erase_shopper(self, retailer_id: str, shopper_id: str) -> int:
-        query = self._collection.where(filter=FieldFilter("retailer_id", "==", retailer_id)).where(
-            filter=FieldFilter("shopper_id", "==", shopper_id)
-        )
-        return self._delete(list(query.stream()))
-
-    def purge_before(self, retailer_id: str, cutoff: datetime) -> int:
-        query = self._collection.where(filter=FieldFilter("retailer_id", "==", retailer_id))
-        old = [
-            s
-            for s in query.stream()
-            if (s.to_dict() or {}).get(self._time_field)
-            and datetime.fromisoformat(str(s.to_dict()[self._time_field])) < cutoff
-        ]
-        return self._delete(old)

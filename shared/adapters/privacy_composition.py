@@ -40,10 +40,10 @@ def privacy_registry(
         BigtableShopperStates,
     )
     from shared.adapters.firestore_plays import FirestorePlayStore
-    from shared.adapters.firestore_privacy import FirestoreNightlyRunAges, FirestoreShopperDocuments
+    from shared.adapters.firestore_privacy import FirestoreNightlyRunAges
     from shared.adapters.firestore_rewards_vault import FirestoreRewardsVault
     from shared.privacy import RegisteredStore, ShopperDataStore
-    from shared.privacy_stores import FIRESTORE_ERASERS, store_plan
+    from shared.privacy_stores import store_plan
     from shared.resources import (
         EXPERIENCE_TREES_TABLE,
         REJECTED_EVENTS_TABLE,
@@ -89,11 +89,7 @@ def privacy_registry(
         elif planned.target == f"{REWARDS_DATABASE}/plays":
             store = FirestorePlayStore(clients.firestore_client(project, REWARDS_DATABASE))
         else:
-            database, collection = planned.target.split("/", 1)
-            _, time_field = FIRESTORE_ERASERS[(database, collection)]
-            store = FirestoreShopperDocuments(
-                clients.firestore_client(project, database), collection, time_field
-            )
+            raise ValueError(f"{planned.name}: no eraser is wired for {planned.target}")
         registry.register(RegisteredStore(planned.name, planned.data_class, store))
     return registry
 

@@ -118,22 +118,22 @@ def recommend(
     neighbours: int = NEIGHBOURS,
     weight: float = WEIGHT,
     similarity: str = SIMILARITY,
+    ablations: bool = True,
 ) -> dict[str, dict[ShopperKey, list[str]]]:
     """Per method, each shopper's ``k`` best products never bought.
 
-    Methods: ``neighbours`` (the blend above), and its two parts alone as ablations:
-    ``g_topfreq_new_56d`` (recent popularity) and ``neighbours_only``.
+    Methods: ``neighbours`` (the blend above), and, with ``ablations``, its two parts
+    alone: ``g_topfreq_new_56d`` (recent popularity) and ``neighbours_only``.
     """
     import scipy.sparse as sp  # not at import: the decision path never needs it
 
     wanted: dict[str, list[str]] = {}
     for retailer, shopper in shoppers:
         wanted.setdefault(retailer, []).append(shopper)
-    out: dict[str, dict[ShopperKey, list[str]]] = {
-        "neighbours": {},
-        "neighbours_only": {},
-        "g_topfreq_new_56d": {},
-    }
+    methods = (
+        ("neighbours", "neighbours_only", "g_topfreq_new_56d") if ablations else ("neighbours",)
+    )
+    out: dict[str, dict[ShopperKey, list[str]]] = {m: {} for m in methods}
     for retailer, names in sorted(wanted.items()):
         history = histories.get(retailer)
         if history is None or not history.shoppers:
@@ -172,8 +172,9 @@ def recommend(
                 nb_norm = nb / top if top > 0 else nb
                 blend = log_popularity + weight * np.log(nb_norm + 1e-3)
                 out["neighbours"][key] = _ranked(blend, own, history.products, k)
-                out["neighbours_only"][key] = _ranked(
-                    nb + 1e-9 * popularity, own, history.products, k
-                )
-                out["g_topfreq_new_56d"][key] = _ranked(popularity, own, history.products, k)
+                if ablations:
+                    out["neighbours_only"][key] = _ranked(
+                        nb + 1e-9 * popularity, own, history.products, k
+                    )
+                    out["g_topfreq_new_56d"][key] = _ranked(popularity, own, history.products, k)
     return out

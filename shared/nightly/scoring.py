@@ -39,7 +39,7 @@ def new_products(ctx: StepContext) -> list[Row]:
     """Each shopper's ``NEW_PRODUCTS`` best products never bought, by ``neighbours``."""
     histories = load_histories(ctx, end_of_history(ctx.cutoff))
     shoppers = [(r, s) for r, h in histories.items() for s in h.shoppers]
-    ranked = recommend(histories, shoppers, NEW_PRODUCTS)["neighbours"]
+    ranked = recommend(histories, shoppers, NEW_PRODUCTS, ablations=False)["neighbours"]
     return [
         {
             "run_id": ctx.run_id,

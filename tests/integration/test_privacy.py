@@ -236,9 +236,9 @@ def test_an_erased_shopper_is_nowhere_and_the_others_are_untouched(
 
     # Only the hashed traces remain: the suppression entry and the audit.
     hashed = ShopperHasher(stack["SHOPPER_HASH_KEY"].encode())(stack["DEMO_RETAILER_ID"], target)
-    assert store_scan.firestore_hits(project, hashed)["firestore:(default)/suppressions"] == 1
-    audit = store_scan.firestore_hits(project, hashed)["firestore:(default)/privacy_audit"]
-    assert audit == len(store_plan())
+    hits = store_scan.firestore_hits(project, hashed)
+    assert hits["firestore:(default)/suppressions"] == 1
+    assert hits["firestore:(default)/privacy_audit"] == len(store_plan())
 
     others_after = store_scan.others(project, target)
     for where in set(others_before) | set(others_after):
