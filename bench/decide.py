@@ -46,9 +46,9 @@ from bench.freeze import stack_env
 from emulators import processes
 from emulators import stack as local_stack
 from emulators.config import ROOT, StackSettings
-from shared.replay import Answer, ReplaySummary, batches, replay
-from shared.tracker_probes import POLL_S, Prober, ProbingApi, Results, percentile
-from shared.tracker_simulator import Session
+from shared.demo.probes import POLL_S, Prober, ProbingApi, Results, percentile
+from shared.journey.replay import Answer, ReplaySummary, batches, replay
+from shared.journey.tracker_simulator import Session
 
 DEFAULT_WEEKS = "48-53"
 
@@ -81,8 +81,8 @@ class DecisionTap:
     publishes, so an event is readable from the endpoint by then (an upper bound)."""
 
     def __init__(self, project: str, run_id: str, results: Results) -> None:
-        from shared.adapters import clients
-        from shared.resources import SHOPPER_EXPERIENCES_TOPIC
+        from shared.platform import clients
+        from shared.system.resources import SHOPPER_EXPERIENCES_TOPIC
 
         self._subscriber = clients.subscriber_client()
         self._path = self._subscriber.subscription_path(project, f"bench-decide-{run_id}")
@@ -102,7 +102,7 @@ class DecisionTap:
     def _run(self) -> None:
         from google.api_core.exceptions import DeadlineExceeded
 
-        from shared.adapters.pubsub_pull import pull_batch, settle
+        from shared.platform.pubsub_pull import pull_batch, settle
 
         while not self._stop.is_set():
             try:
@@ -133,7 +133,7 @@ class PublishingApi:
     of the bench's own, and answers 202 once Pub/Sub acknowledged them."""
 
     def __init__(self, topic: str) -> None:
-        from shared.adapters import clients
+        from shared.platform import clients
 
         self._publisher = clients.publisher_api()
         self._topic = topic
@@ -168,14 +168,14 @@ class PublishingApi:
 
 def set_up_retailer(project: str, retailer: str, now: datetime) -> tuple[str, dict[str, Any]]:
     """A fresh retailer: its API key, and its default tree from the campaigns live now."""
-    from shared.adapters import clients
-    from shared.adapters.bigtable_decisions import BigtableTrees
-    from shared.adapters.firestore_api_keys import FirestoreApiKeyStore
-    from shared.journey_campaigns import import_campaigns
-    from shared.resources import BIGTABLE_INSTANCE
-    from shared.retailers import new_api_key, register_api_key
-    from shared.tracker_simulator import Simulation, default_shift_weeks
-    from shared.tree_compiler import compile_default_tree
+    from shared.decisions.bigtable_state import BigtableTrees
+    from shared.decisions.compiler import compile_default_tree
+    from shared.journey.campaigns import import_campaigns
+    from shared.journey.tracker_simulator import Simulation, default_shift_weeks
+    from shared.platform import clients
+    from shared.retailers.firestore_api_keys import FirestoreApiKeyStore
+    from shared.retailers.keys import new_api_key, register_api_key
+    from shared.system.resources import BIGTABLE_INSTANCE
 
     api_key = new_api_key()
     store = FirestoreApiKeyStore(clients.firestore_client(project))
@@ -194,8 +194,8 @@ def set_up_retailer(project: str, retailer: str, now: datetime) -> tuple[str, di
 
 def traffic(retailer: str, weeks: str, now: datetime) -> Iterator[Session]:
     """The weeks' sessions in time order, every store under the bench retailer."""
-    from shared import journey
-    from shared.tracker_simulator import Simulation, default_shift_weeks, sessions
+    from shared.journey import dataset as journey
+    from shared.journey.tracker_simulator import Simulation, default_shift_weeks, sessions
 
     simulation = Simulation(shift_weeks=default_shift_weeks(now), retailers=(retailer,))
     baskets = journey.baskets(journey.parse_weeks(weeks))
@@ -284,7 +284,7 @@ def paused(settings: StackSettings, names: tuple[str, ...], enabled: bool) -> It
 def push_delivery(settings: StackSettings, project: str, run_id: str) -> Iterator[str]:
     """A bench topic whose push subscription calls the decision function; yields the topic."""
     from emulators.bootstrap import push_endpoint
-    from shared.adapters import clients
+    from shared.platform import clients
 
     decider = next(c for c in local_stack.components(settings) if c.name == "decide_events")
     env = {k: v for k, v in decider.env.items() if k != "WORKER_HEARTBEAT_FILE"}
@@ -334,7 +334,7 @@ def push_delivery(settings: StackSettings, project: str, run_id: str) -> Iterato
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from shared.adapters.ingest_http import HttpEventApi
+    from shared.journey.http_event_api import HttpEventApi
 
     settings = StackSettings()
     env = stack_env(settings)

@@ -35,7 +35,7 @@ def counts(client: Any, project: str, retailer: str, shopper: str) -> dict[str, 
     """Per BigQuery table with a shopper column: (the shopper's rows, the others' rows)."""
     from google.cloud import bigquery
 
-    from shared.resources import SYSTEM
+    from shared.system.resources import SYSTEM
 
     found: dict[str, tuple[int, int]] = {}
     for table in SYSTEM.bigquery_tables:
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=1800)
     args = parser.parse_args(argv)
     env = stack_env(StackSettings())
-    from shared.adapters import clients
+    from shared.platform import clients
 
     project = env["GOOGLE_CLOUD_PROJECT"]
     bigquery = clients.bigquery_client(project, env["BIGQUERY_EMULATOR_HOST"])

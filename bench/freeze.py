@@ -30,8 +30,9 @@ from typing import Any
 
 from bench.ingest import generate_bodies
 from emulators.config import StackSettings
-from shared.freezer import InboundMessage, transform
-from shared.tracker_probes import percentile
+from shared.contract.messages import InboundMessage
+from shared.demo.probes import percentile
+from shared.freezer.service import transform
 
 SAMPLE = 200
 POLL_S = 0.25
@@ -82,10 +83,10 @@ def seen(client: Any, project: str, retailer: str, ids: list[str]) -> set[str]:
 def run(count: int, seed: int, timeout_s: float, ordering_keys: bool = True) -> dict[str, Any]:
     from google.pubsub_v1.types import PubsubMessage
 
-    from shared.adapters import clients
-    from shared.adapters.bigquery_read_models import BigQueryReadModelSink, count_rows
-    from shared.read_models import READ_MODELS
-    from shared.resources import SHOPPER_EVENTS_TOPIC
+    from shared.freezer.bigquery_read_models import BigQueryReadModelSink, count_rows
+    from shared.freezer.read_models import READ_MODELS
+    from shared.platform import clients
+    from shared.system.resources import SHOPPER_EVENTS_TOPIC
 
     env = stack_env(StackSettings())
     project = env["GOOGLE_CLOUD_PROJECT"]

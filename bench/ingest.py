@@ -48,8 +48,8 @@ import requests
 
 from emulators import processes
 from emulators.config import ROOT, StackSettings
-from shared.events import MAX_EVENTS_PER_REQUEST, EventType, validate_event
-from shared.ingest import MAX_REQUEST_BYTES, EventRecord, make_record, message_head
+from shared.contract.events import MAX_EVENTS_PER_REQUEST, EventType, validate_event
+from shared.ingestion.service import MAX_REQUEST_BYTES, EventRecord, make_record, message_head
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 TARGET_EVENTS_PER_S = 10_000
@@ -470,8 +470,8 @@ def isolated_target(settings: StackSettings, project: str) -> Iterator[Target]:
     dropped afterwards, which also frees the emulators' memory at once.
     """
     from emulators.bootstrap import create_bigtable
-    from shared.adapters import clients
-    from shared.resources import SYSTEM
+    from shared.platform import clients
+    from shared.system.resources import SYSTEM
 
     suffix = f"{os.getpid()}-{uuid.uuid4().hex[:6]}"
     target = Target(project, f"bench-{suffix}", f"bench-shopper-events-{suffix}", True)
@@ -889,7 +889,7 @@ class RawGrpcClient:
         )
         from google.pubsub_v1.types import PublishRequest, PublishResponse
 
-        from shared.resources import EVENT_IDS_TABLE, SHOPPER_EVENTS_TABLE
+        from shared.system.resources import EVENT_IDS_TABLE, SHOPPER_EVENTS_TABLE
 
         self._mutate_request = MutateRowsRequest.pb()
         self._read_request = ReadRowsRequest.pb()
@@ -917,7 +917,7 @@ class RawGrpcClient:
         )
 
     def _send(self, request: Any) -> None:
-        from shared.ingest import StoreUnavailableError
+        from shared.platform.errors import StoreUnavailableError
 
         failed = [
             entry.status.message
@@ -936,7 +936,7 @@ class RawGrpcClient:
             pass
 
     def write(self, records: Sequence[EventRecord]) -> None:
-        from shared.resources import EVENT_FAMILY
+        from shared.system.resources import EVENT_FAMILY
 
         events = self._mutate_request(table_name=self._events_table)
         for record in records:
@@ -958,7 +958,7 @@ class RawGrpcClient:
             self._publish(request, timeout=10)
 
     def mark_published(self, records: Sequence[EventRecord]) -> None:
-        from shared.resources import ID_FAMILY
+        from shared.system.resources import ID_FAMILY
 
         request = self._mutate_request(table_name=self._ids_table)
         for record in records:
@@ -985,7 +985,7 @@ class RawGrpcClient:
 
 def remove_rows(target: Target, retailer_id: str, bodies: Sequence[bytes]) -> int:
     """Delete the Bigtable rows these requests made (the emulator keeps all in memory)."""
-    from shared.ingest import id_key, reverse_micros, shopper_prefix
+    from shared.ingestion.service import id_key, reverse_micros, shopper_prefix
 
     events_keys: list[bytes] = []
     ids_keys: list[bytes] = []
@@ -1040,7 +1040,7 @@ def _ceiling_run(
 
     With ``min_seconds``, the batches start over (the same rows, overwritten) until then.
     """
-    from shared.ingest import StoreUnavailableError
+    from shared.platform.errors import StoreUnavailableError
 
     store: Any
     publisher: Any
@@ -1483,7 +1483,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from emulators.stack import read_state
-    from shared.resources import BIGTABLE_INSTANCE, SHOPPER_EVENTS_TOPIC
+    from shared.system.resources import BIGTABLE_INSTANCE, SHOPPER_EVENTS_TOPIC
 
     settings = StackSettings()
     stack_env = read_stack_env(settings, stack_function=args.stack_function)

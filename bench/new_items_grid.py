@@ -30,10 +30,10 @@ from typing import Any
 
 import numpy as np
 
-from shared.journey import read
+from shared.journey.dataset import read
+from shared.journey.tracker_simulator import Simulation
 from shared.nightly.metrics import paired_bootstrap
 from shared.nightly.neighbours import RetailerHistory, ShopperKey, recommend
-from shared.tracker_simulator import Simulation
 
 VALIDATION_DAYS = (56, 84, 112)
 EVALUATION_DAYS = 28

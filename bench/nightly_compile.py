@@ -39,8 +39,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from google.cloud import bigquery
 
-    from shared.adapters import clients
-    from shared.resources import BIGQUERY_DATASET
+    from shared.platform import clients
+    from shared.system.resources import BIGQUERY_DATASET
     from tests.integration.test_nightly import OUTPUT_TABLES
 
     env = dict(

@@ -32,13 +32,13 @@ import requests
 
 from bench.freeze import stack_env
 from emulators.config import StackSettings
-from shared.tracker_probes import percentile
+from shared.demo.probes import percentile
 
 
 def _campaign(env: dict[str, str], odds: float, prize: Decimal, budget: Decimal) -> Any:
-    from shared.adapters import clients
-    from shared.adapters.firestore_campaigns import FirestoreCampaignStore
-    from shared.campaigns import Campaign
+    from shared.campaigns.firestore_campaigns import FirestoreCampaignStore
+    from shared.campaigns.model import Campaign
+    from shared.platform import clients
 
     now = datetime.now(UTC)
     campaign = Campaign(
@@ -61,7 +61,7 @@ def _campaign(env: dict[str, str], odds: float, prize: Decimal, budget: Decimal)
 def _phase(
     env: dict[str, str], key: bytes, campaign: Any, plays: int, concurrency: int
 ) -> dict[str, Any]:
-    from shared.play_tokens import VALIDITY, PlayGrant, sign
+    from shared.decisions.play_tokens import VALIDITY, PlayGrant, sign
 
     expires = datetime.now(UTC) + VALIDITY
     tokens = [
@@ -115,9 +115,9 @@ def _phase(
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from shared.adapters import rewards_composition
-    from shared.resources import PLAYS_TOPIC, REWARDS_DATABASE
-    from shared.rewards import ledger
+    from shared.rewards import composition as rewards_composition
+    from shared.rewards.game import ledger
+    from shared.system.resources import PLAYS_TOPIC, REWARDS_DATABASE
 
     settings = StackSettings()
     env = stack_env(settings)

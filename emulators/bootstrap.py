@@ -1,6 +1,6 @@
 """Create every declared resource on the emulators (idempotent).
 
-The declaration is ``shared.resources.SYSTEM``; the Pulumi program reads the same one.
+The declaration is ``shared.system.resources.SYSTEM``; the Pulumi program reads the same one.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from datetime import timedelta
 from google.api_core.exceptions import AlreadyExists, Conflict
 
 from emulators.config import StackSettings, function_ports
-from shared.adapters import clients
-from shared.resources import GcRule, SystemResources
+from shared.platform import clients
+from shared.system.resources import GcRule, SystemResources
 
 log = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ from zoneinfo import ZoneInfo
 from croniter import croniter
 
 from emulators.config import StackSettings, function_ports
-from shared.logs import configure
-from shared.resources import SYSTEM, SchedulerJob, SystemResources
+from shared.platform.logs import configure
+from shared.system.resources import SYSTEM, SchedulerJob, SystemResources
 
 log = logging.getLogger("cartwise.scheduler")
 

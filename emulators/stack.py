@@ -27,8 +27,8 @@ from typing import Any
 
 from emulators import processes
 from emulators.config import ROOT, StackSettings, function_ports
-from shared.resources import SYSTEM, SystemResources
-from shared.workflow_render import environment
+from shared.system.resources import SYSTEM, SystemResources
+from shared.system.workflow_render import environment
 
 log = logging.getLogger("cartwise.stack")
 
@@ -180,7 +180,7 @@ def components(settings: StackSettings, system: SystemResources = SYSTEM) -> lis
             # What the cloud gives each workflow as user environment variables (the URLs
             # of the functions it calls): docs/NIGHTLY.md.
             env=environment(system, function_urls(settings, system)),
-            code=(ROOT / "workflows", ROOT / "shared" / "workflow_render.py"),
+            code=(ROOT / "workflows", ROOT / "shared" / "system" / "workflow_render.py"),
         ),
     ]
     function_env = {
@@ -435,7 +435,7 @@ def _demo_api_key(settings: StackSettings) -> str:
     path = settings.local_dir / "demo-api-key"
     if path.exists():
         return path.read_text().strip()
-    from shared.retailers import new_api_key
+    from shared.retailers.keys import new_api_key
 
     key = new_api_key()
     path.write_text(key)
@@ -450,7 +450,7 @@ def _demo_csm_key(settings: StackSettings) -> str:
         return path.read_text().strip()
     import secrets
 
-    from shared.campaign_admin import CSM_KEY_PREFIX
+    from shared.campaigns.admin import CSM_KEY_PREFIX
 
     settings.local_dir.mkdir(parents=True, exist_ok=True)
     key = CSM_KEY_PREFIX + secrets.token_urlsafe(32)
@@ -461,11 +461,11 @@ def _demo_csm_key(settings: StackSettings) -> str:
 
 def _provision(settings: StackSettings) -> dict[str, str]:
     from emulators.bootstrap import create_all
-    from shared.adapters.clients import firestore_client
-    from shared.adapters.firestore_api_keys import FirestoreApiKeyStore
-    from shared.adapters.firestore_campaign_admin import FirestoreCsmAccounts
-    from shared.campaign_admin import issue_csm_key
-    from shared.retailers import register_api_key
+    from shared.campaigns.admin import issue_csm_key
+    from shared.campaigns.firestore_admin import FirestoreCsmAccounts
+    from shared.platform.clients import firestore_client
+    from shared.retailers.firestore_api_keys import FirestoreApiKeyStore
+    from shared.retailers.keys import register_api_key
 
     create_all(settings, SYSTEM)
     api_key = _demo_api_key(settings)

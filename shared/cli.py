@@ -14,7 +14,7 @@ import warnings
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared.ingest import shopper_prefix
+from shared.ingestion.service import shopper_prefix
 
 
 def _stack_env() -> dict[str, str]:
@@ -91,8 +91,8 @@ def demo_session(shopper_id: str, start: datetime) -> list[dict[str, Any]]:
 
 
 def session_demo() -> int:
-    from shared.adapters import clients
-    from shared.resources import (
+    from shared.platform import clients
+    from shared.system.resources import (
         BIGTABLE_INSTANCE,
         REJECTED_EVENTS_TABLE,
         SHOPPER_EVENTS_TABLE,
@@ -192,8 +192,8 @@ def session_demo() -> int:
 
 
 def _expected_rows(retailer: str, events: list[dict[str, Any]]) -> int:
-    from shared.events import validate_event
-    from shared.read_models import rows_for
+    from shared.contract.events import validate_event
+    from shared.freezer.read_models import rows_for
 
     total = 0
     for raw in events:
@@ -207,9 +207,9 @@ def _frozen_rows(
     env: dict[str, str], shopper: str, expected_rows: int, wait_s: float
 ) -> dict[str, int]:
     """Rows of ``shopper`` per read model, once the freezer has written them all."""
-    from shared.adapters import clients
-    from shared.adapters.bigquery_read_models import count_rows
-    from shared.read_models import READ_MODELS
+    from shared.freezer.bigquery_read_models import count_rows
+    from shared.freezer.read_models import READ_MODELS
+    from shared.platform import clients
 
     project = env["GOOGLE_CLOUD_PROJECT"]
     client = clients.bigquery_client(project, env["BIGQUERY_EMULATOR_HOST"])
@@ -251,9 +251,9 @@ def _environment() -> str:
 def suppressed_shoppers(project: str, retailers: tuple[str, ...] | list[str]) -> Any:
     """The erased and suppressed shoppers of these retailers (replays and backfills skip
     them); needs the shopper hash key (``SHOPPER_HASH_KEY``, in the local stack.env)."""
-    from shared.adapters import clients
-    from shared.adapters.firestore_privacy import FirestoreSuppressionList
-    from shared.privacy import KnownSuppressions
+    from shared.platform import clients
+    from shared.privacy.firestore_records import FirestoreSuppressionList
+    from shared.privacy.service import KnownSuppressions
 
     key = os.environ.get("SHOPPER_HASH_KEY", "")
     if len(key) < 16:
@@ -270,10 +270,10 @@ def suppressed_shoppers(project: str, retailers: tuple[str, ...] | list[str]) ->
 
 
 def retention_command(retailer_id: str, settings: list[str]) -> int:
-    from shared.adapters import clients
-    from shared.adapters.firestore_privacy import FirestoreRetention
-    from shared.resources import RETENTION
-    from shared.retention import RetentionError, periods
+    from shared.platform import clients
+    from shared.privacy.firestore_records import FirestoreRetention
+    from shared.privacy.retention import RetentionError, periods
+    from shared.system.resources import RETENTION
 
     store = FirestoreRetention(clients.firestore_client(_environment()), RETENTION)
     days: dict[str, int] = {}
@@ -296,11 +296,11 @@ def retention_command(retailer_id: str, settings: list[str]) -> int:
 
 
 def republish_command(retailer_id: str, since: datetime, until: datetime) -> int:
-    from shared.adapters import clients
-    from shared.adapters.bigtable_events import BigtableEventArchive
-    from shared.adapters.pubsub_publisher import PubSubEventPublisher
-    from shared.republish import republish
-    from shared.resources import BIGTABLE_INSTANCE, SHOPPER_EVENTS_TOPIC
+    from shared.freezer.republish import republish
+    from shared.ingestion.bigtable_events import BigtableEventArchive
+    from shared.ingestion.pubsub_publisher import PubSubEventPublisher
+    from shared.platform import clients
+    from shared.system.resources import BIGTABLE_INSTANCE, SHOPPER_EVENTS_TOPIC
 
     project = _environment()
     archive = BigtableEventArchive(clients.bigtable_client(project).instance(BIGTABLE_INSTANCE))
@@ -329,9 +329,9 @@ def redrive_command(max_messages: int) -> int:
 
     from google.pubsub_v1.types import PubsubMessage
 
-    from shared.adapters import clients
-    from shared.republish import clean_attributes
-    from shared.resources import SHOPPER_EVENTS_DEAD_LETTER_TOPIC, SHOPPER_EVENTS_TOPIC
+    from shared.freezer.republish import clean_attributes
+    from shared.platform import clients
+    from shared.system.resources import SHOPPER_EVENTS_DEAD_LETTER_TOPIC, SHOPPER_EVENTS_TOPIC
 
     project = _environment()
     subscriber = clients.subscriber_client()
@@ -372,7 +372,7 @@ def redrive_command(max_messages: int) -> int:
 
 
 def _simulation(args: argparse.Namespace) -> Any:
-    from shared.tracker_simulator import Simulation, default_shift_weeks
+    from shared.journey.tracker_simulator import Simulation, default_shift_weeks
 
     shift = args.shift_weeks
     if shift is None:
@@ -383,9 +383,9 @@ def _simulation(args: argparse.Namespace) -> Any:
 def replay_api_keys(env: dict[str, str], retailers: tuple[str, ...]) -> dict[str, str]:
     """The simulated retailers' keys on the local stack: chosen once, registered each run."""
     from emulators.config import StackSettings
-    from shared.adapters.clients import firestore_client
-    from shared.adapters.firestore_api_keys import FirestoreApiKeyStore
-    from shared.retailers import new_api_key, register_api_key
+    from shared.platform.clients import firestore_client
+    from shared.retailers.firestore_api_keys import FirestoreApiKeyStore
+    from shared.retailers.keys import new_api_key, register_api_key
 
     path = StackSettings().local_dir / "replay-api-keys.json"
     keys: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
@@ -405,10 +405,10 @@ def _bar(done: int, total: int, width: int = 24) -> str:
 
 
 def replay_command(args: argparse.Namespace) -> int:
-    from shared import journey
-    from shared.adapters.ingest_http import HttpEventApi
-    from shared.replay import ReplaySummary, batches, replay
-    from shared.tracker_simulator import sessions, without_shoppers
+    from shared.journey import dataset as journey
+    from shared.journey.http_event_api import HttpEventApi
+    from shared.journey.replay import ReplaySummary, batches, replay
+    from shared.journey.tracker_simulator import sessions, without_shoppers
 
     env = _stack_env()
     os.environ.update(env)
@@ -457,11 +457,11 @@ def replay_command(args: argparse.Namespace) -> int:
 def backfill_command(args: argparse.Namespace) -> int:
     from concurrent.futures import ProcessPoolExecutor
 
-    from shared import journey
-    from shared.adapters import clients
-    from shared.adapters.bigquery_bulk_load import BigQueryBulkLoader
-    from shared.backfill import BackfillSummary, load
-    from shared.read_models import READ_MODELS
+    from shared.freezer.bigquery_bulk_load import BigQueryBulkLoader
+    from shared.freezer.read_models import READ_MODELS
+    from shared.journey import dataset as journey
+    from shared.journey.backfill import BackfillSummary, load
+    from shared.platform import clients
 
     project = _environment()
     simulation = _simulation(args)
@@ -523,9 +523,9 @@ def backfill_command(args: argparse.Namespace) -> int:
 def _transform_week(
     job: tuple[int, frozenset[int] | None, Any, datetime, Any],
 ) -> tuple[Any, Any]:
-    from shared import journey
-    from shared.backfill import BackfillSummary, transform
-    from shared.tracker_simulator import sessions, without_shoppers
+    from shared.journey import dataset as journey
+    from shared.journey.backfill import BackfillSummary, transform
+    from shared.journey.tracker_simulator import sessions, without_shoppers
 
     week, households, simulation, now, skip = job
     summary = BackfillSummary()
@@ -536,10 +536,10 @@ def _transform_week(
 
 
 def import_campaigns_command(args: argparse.Namespace) -> int:
-    from shared.adapters import clients
-    from shared.adapters.bigquery_bulk_load import BigQueryBulkLoader
-    from shared.adapters.firestore_campaigns import FirestoreCampaignStore
-    from shared.journey_campaigns import JOURNEY_TABLES, import_campaigns
+    from shared.campaigns.firestore_campaigns import FirestoreCampaignStore
+    from shared.freezer.bigquery_bulk_load import BigQueryBulkLoader
+    from shared.journey.campaigns import JOURNEY_TABLES, import_campaigns
+    from shared.platform import clients
 
     project = _environment()
     simulation = _simulation(args)
@@ -568,11 +568,11 @@ def import_campaigns_command(args: argparse.Namespace) -> int:
 
 
 def compile_trees_command(args: argparse.Namespace) -> int:
-    from shared.adapters import clients
-    from shared.adapters.bigtable_decisions import BigtableTrees
-    from shared.adapters.firestore_campaigns import FirestoreCampaignStore
-    from shared.resources import BIGTABLE_INSTANCE
-    from shared.tree_compiler import compile_default_tree
+    from shared.campaigns.firestore_campaigns import FirestoreCampaignStore
+    from shared.decisions.bigtable_state import BigtableTrees
+    from shared.decisions.compiler import compile_default_tree
+    from shared.platform import clients
+    from shared.system.resources import BIGTABLE_INSTANCE
 
     project = _environment()
     now = datetime.now(UTC)
@@ -590,11 +590,11 @@ def compile_trees_command(args: argparse.Namespace) -> int:
 
 
 def report_command(args: argparse.Namespace) -> int:
-    from shared.adapters import clients
-    from shared.adapters.bigquery_warehouse import BigQueryWarehouse
-    from shared.adapters.firestore_campaigns import FirestoreCampaignStore
-    from shared.campaign_report import campaign_report, format_report
-    from shared.read_models import DATASET
+    from shared.campaigns.firestore_campaigns import FirestoreCampaignStore
+    from shared.campaigns.report import campaign_report, format_report
+    from shared.freezer.read_models import DATASET
+    from shared.platform import clients
+    from shared.platform.bigquery_warehouse import BigQueryWarehouse
 
     project = _environment()
     campaign = FirestoreCampaignStore(clients.firestore_client(project)).get(args.campaign)
@@ -609,9 +609,9 @@ def report_command(args: argparse.Namespace) -> int:
 
 
 def csm_key_command(args: argparse.Namespace) -> int:
-    from shared.adapters import clients
-    from shared.adapters.firestore_campaign_admin import FirestoreCsmAccounts
-    from shared.campaign_admin import issue_csm_key
+    from shared.campaigns.admin import issue_csm_key
+    from shared.campaigns.firestore_admin import FirestoreCsmAccounts
+    from shared.platform import clients
 
     project = _environment()
     try:
@@ -752,7 +752,7 @@ def nightly_command(args: argparse.Namespace) -> int:
 
 
 def _weeks(text: str) -> tuple[int, int]:
-    from shared.journey import parse_weeks
+    from shared.journey.dataset import parse_weeks
 
     try:
         return parse_weeks(text)
@@ -761,7 +761,7 @@ def _weeks(text: str) -> tuple[int, int]:
 
 
 def _journey_options(parser: argparse.ArgumentParser) -> None:
-    from shared.tracker_simulator import DEFAULT_SEED
+    from shared.journey.tracker_simulator import DEFAULT_SEED
 
     parser.add_argument("--weeks", type=_weeks, required=True, help="e.g. 1-2 (of 1-53)")
     parser.add_argument("--households", type=int, help="a seeded sample of this many households")
@@ -779,7 +779,7 @@ def _moment(text: str) -> datetime:
 
 
 def demo_command(args: argparse.Namespace) -> int:
-    from shared import demo_story
+    from shared.demo import story as demo_story
 
     env = _stack_env()
     os.environ.update(env)
@@ -798,8 +798,8 @@ def demo_command(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from shared.demo_story import DemoOptions
-    from shared.tracker_simulator import DEFAULT_SEED
+    from shared.demo.story import DemoOptions
+    from shared.journey.tracker_simulator import DEFAULT_SEED
 
     parser = argparse.ArgumentParser(prog="cartwise")
     commands = parser.add_subparsers(dest="command", required=True)

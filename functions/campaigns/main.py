@@ -9,26 +9,26 @@ from typing import Any
 import flask
 import functions_framework
 
-from shared import logs
-from shared.campaigns_api import CampaignsDependencies, HttpRequest, handle
-from shared.settings import CampaignsSettings
+from shared.campaigns.api import CampaignsDependencies, HttpRequest, handle
+from shared.platform import logs
+from shared.system.settings import CampaignsSettings
 
 
 @functools.cache
 def dependencies() -> CampaignsDependencies:
     """Built once per instance, on first use: clients are reused across requests."""
-    from shared.adapters import clients
-    from shared.adapters.bigquery_campaign_report import BigQueryProductCatalog
-    from shared.adapters.bigquery_warehouse import BigQueryWarehouse
-    from shared.adapters.firestore_campaign_admin import (
+    from shared.campaigns.admin import AdminDependencies
+    from shared.campaigns.bigquery_catalog import BigQueryProductCatalog
+    from shared.campaigns.firestore_admin import (
         FirestoreAuditLog,
         FirestoreCsmAccounts,
         FirestoreRetailerDirectory,
     )
-    from shared.adapters.firestore_campaigns import FirestoreCampaignStore
-    from shared.campaign_admin import AdminDependencies
-    from shared.campaign_report import campaign_report
-    from shared.campaigns import Campaign
+    from shared.campaigns.firestore_campaigns import FirestoreCampaignStore
+    from shared.campaigns.model import Campaign
+    from shared.campaigns.report import campaign_report
+    from shared.platform import clients
+    from shared.platform.bigquery_warehouse import BigQueryWarehouse
 
     settings = CampaignsSettings()
     logs.configure(settings.log_level)

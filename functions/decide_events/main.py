@@ -10,9 +10,9 @@ from typing import Any
 
 import functions_framework
 
-from shared.adapters.composition import decider as dependencies
-from shared.decide_service import decide_batch
-from shared.freezer import decode_push
+from shared.contract.messages import decode_push
+from shared.decisions.composition import decider as dependencies
+from shared.decisions.service import decide_batch
 
 
 @functions_framework.cloud_event

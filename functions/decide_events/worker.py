@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 import threading
 
-from shared.adapters.composition import decider as dependencies
-from shared.adapters.pubsub_pull import main, serve
-from shared.decide_service import decide_batch
-from shared.freezer import InboundMessage, TransientSinkError
-from shared.ingest import StoreUnavailableError
+from shared.contract.messages import InboundMessage
+from shared.decisions.composition import decider as dependencies
+from shared.decisions.service import decide_batch
+from shared.platform.errors import StoreUnavailableError
+from shared.platform.pubsub_pull import main, serve
+from shared.platform.sinks import TransientSinkError
 
 log = logging.getLogger("decide_events.worker")
 

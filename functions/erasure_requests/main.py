@@ -8,8 +8,8 @@ from typing import Any
 import flask
 import functions_framework
 
-from shared.adapters.privacy_composition import erasure_api as dependencies
-from shared.privacy_api import MAX_BODY_BYTES, handle_erasure_api
+from shared.privacy.api import MAX_BODY_BYTES, handle_erasure_api
+from shared.privacy.composition import erasure_api as dependencies
 
 
 @functions_framework.http

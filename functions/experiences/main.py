@@ -9,17 +9,17 @@ from typing import Any
 import flask
 import functions_framework
 
-from shared import logs
-from shared.experiences_api import ExperiencesDependencies, handle
-from shared.ingest_api import CachedApiKeys
-from shared.settings import ExperiencesSettings
+from shared.decisions.experiences_api import ExperiencesDependencies, handle
+from shared.platform import logs
+from shared.retailers.keys import CachedApiKeys
+from shared.system.settings import ExperiencesSettings
 
 
 @functools.cache
 def dependencies() -> ExperiencesDependencies:
-    from shared.adapters import clients
-    from shared.adapters.bigtable_decisions import BigtableShopperStates
-    from shared.adapters.firestore_api_keys import FirestoreApiKeyStore
+    from shared.decisions.bigtable_state import BigtableShopperStates
+    from shared.platform import clients
+    from shared.retailers.firestore_api_keys import FirestoreApiKeyStore
 
     settings = ExperiencesSettings()
     logs.configure(settings.log_level)

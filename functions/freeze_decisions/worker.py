@@ -12,11 +12,13 @@ import logging
 import threading
 from dataclasses import dataclass
 
-from shared import logs
-from shared.adapters.pubsub_pull import main, serve
-from shared.decision_read_models import transform_decisions
-from shared.freezer import DeadLetterSink, InboundMessage, ReadModelSink, TransientSinkError
-from shared.settings import DecisionFreezerSettings
+from shared.contract.messages import InboundMessage
+from shared.decisions.read_models import transform_decisions
+from shared.freezer.service import ReadModelSink
+from shared.platform import logs
+from shared.platform.pubsub_pull import main, serve
+from shared.platform.sinks import DeadLetterSink, TransientSinkError
+from shared.system.settings import DecisionFreezerSettings
 
 log = logging.getLogger("freeze_decisions.worker")
 
@@ -30,11 +32,11 @@ class DecisionFreezer:
 
 @functools.cache
 def dependencies() -> DecisionFreezer:
-    from shared.adapters import clients
-    from shared.adapters.bigquery_read_models import BigQueryReadModelSink
-    from shared.adapters.dead_letters import DeadLetterFanout
-    from shared.decision_read_models import DECISION_TABLES
-    from shared.read_models import DEAD_LETTERS
+    from shared.decisions.read_models import DECISION_TABLES
+    from shared.freezer.bigquery_read_models import BigQueryReadModelSink
+    from shared.freezer.read_models import DEAD_LETTERS
+    from shared.platform import clients
+    from shared.platform.pubsub_dead_letters import DeadLetterFanout
 
     settings = DecisionFreezerSettings()
     logs.configure(settings.log_level)

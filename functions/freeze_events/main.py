@@ -6,8 +6,9 @@ from typing import Any
 
 import functions_framework
 
-from shared.adapters.composition import freezer as dependencies
-from shared.freezer import decode_push, freeze
+from shared.contract.messages import decode_push
+from shared.freezer.composition import freezer as dependencies
+from shared.freezer.service import freeze
 
 
 @functions_framework.cloud_event

@@ -15,9 +15,10 @@ from __future__ import annotations
 import logging
 import threading
 
-from shared.adapters.composition import freezer as dependencies
-from shared.adapters.pubsub_pull import main, serve
-from shared.freezer import TransientSinkError, freeze
+from shared.freezer.composition import freezer as dependencies
+from shared.freezer.service import freeze
+from shared.platform.pubsub_pull import main, serve
+from shared.platform.sinks import TransientSinkError
 
 log = logging.getLogger("freeze_events.worker")
 

@@ -13,11 +13,12 @@ import logging
 import threading
 from dataclasses import dataclass
 
-from shared import logs
-from shared.adapters.pubsub_pull import main, serve
-from shared.freezer import DeadLetterSink, InboundMessage, TransientSinkError
-from shared.play_freezer import PlaySink, transform_plays
-from shared.settings import PlayFreezerSettings
+from shared.contract.messages import InboundMessage
+from shared.platform import logs
+from shared.platform.pubsub_pull import main, serve
+from shared.platform.sinks import DeadLetterSink, TransientSinkError
+from shared.rewards.play_freezer import PlaySink, transform_plays
+from shared.system.settings import PlayFreezerSettings
 
 log = logging.getLogger("freeze_plays.worker")
 
@@ -31,11 +32,11 @@ class PlayFreezer:
 
 @functools.cache
 def dependencies() -> PlayFreezer:
-    from shared.adapters import clients
-    from shared.adapters.bigquery_plays import BigQueryPlaySink
-    from shared.adapters.bigquery_read_models import BigQueryReadModelSink
-    from shared.adapters.dead_letters import DeadLetterFanout
-    from shared.read_models import DEAD_LETTERS
+    from shared.freezer.bigquery_read_models import BigQueryReadModelSink
+    from shared.freezer.read_models import DEAD_LETTERS
+    from shared.platform import clients
+    from shared.platform.pubsub_dead_letters import DeadLetterFanout
+    from shared.rewards.bigquery_plays import BigQueryPlaySink
 
     settings = PlayFreezerSettings()
     logs.configure(settings.log_level)

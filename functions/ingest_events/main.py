@@ -9,27 +9,28 @@ from typing import Any
 import flask
 import functions_framework
 
-from shared import logs
-from shared.ingest import MAX_REQUEST_BYTES
-from shared.ingest_api import CachedApiKeys, IngestDependencies, handle
-from shared.settings import IngestSettings
+from shared.ingestion.api import IngestDependencies, handle
+from shared.ingestion.service import MAX_REQUEST_BYTES
+from shared.platform import logs
+from shared.retailers.keys import CachedApiKeys
+from shared.system.settings import IngestSettings
 
 
 @functools.cache
 def dependencies() -> IngestDependencies:
     """Built once per instance, on first use: clients are reused across requests."""
-    from shared.adapters import clients
-    from shared.adapters.bigtable_events import BigtableEventStore, BigtableRejectedEventStore
-    from shared.adapters.bigtable_rate_limits import BigtableRateLimiter
-    from shared.adapters.firestore_api_keys import FirestoreApiKeyStore
-    from shared.adapters.firestore_privacy import FirestoreSuppressionList
-    from shared.adapters.firestore_retailers import FirestoreRetailerRates
-    from shared.adapters.pubsub_publisher import (
+    from shared.ingestion.bigtable_events import BigtableEventStore, BigtableRejectedEventStore
+    from shared.ingestion.bigtable_rate_limits import BigtableRateLimiter
+    from shared.ingestion.pubsub_publisher import (
         PubSubEventPublisher,
         PubSubRejectedEventPublisher,
         RejectedEventFanout,
     )
-    from shared.privacy import ShopperHasher, SuppressionFilter
+    from shared.platform import clients
+    from shared.privacy.firestore_records import FirestoreSuppressionList
+    from shared.privacy.service import ShopperHasher, SuppressionFilter
+    from shared.retailers.firestore_api_keys import FirestoreApiKeyStore
+    from shared.retailers.firestore_retailers import FirestoreRetailerRates
 
     settings = IngestSettings()
     logs.configure(settings.log_level)

@@ -10,22 +10,22 @@ from typing import Any
 import flask
 import functions_framework
 
-from shared import logs
+from shared.decisions.compiler import PersonalRules
 from shared.nightly.context import StepContext
 from shared.nightly.service import NightlyDependencies
 from shared.nightly.steps_api import handle
-from shared.settings import NightlyStepsSettings
-from shared.tree_compiler import PersonalRules
+from shared.platform import logs
+from shared.system.settings import NightlyStepsSettings
 
 
 @functools.cache
 def dependencies() -> NightlyDependencies:
-    from shared.adapters import clients
-    from shared.adapters.bigquery_nightly_outputs import BigQueryNightlyOutputs
-    from shared.adapters.bigtable_decisions import BigtableTrees
-    from shared.adapters.firestore_campaigns import FirestoreCampaignStore
-    from shared.adapters.firestore_nightly_runs import FirestoreNightlyRuns
-    from shared.adapters.transient import is_transient
+    from shared.campaigns.firestore_campaigns import FirestoreCampaignStore
+    from shared.decisions.bigtable_state import BigtableTrees
+    from shared.nightly.bigquery_outputs import BigQueryNightlyOutputs
+    from shared.nightly.firestore_runs import FirestoreNightlyRuns
+    from shared.platform import clients
+    from shared.platform.transient import is_transient
 
     settings = NightlyStepsSettings()
     logs.configure(settings.log_level)
@@ -50,10 +50,10 @@ def model_context(settings: NightlyStepsSettings, run_id: str, cutoff: date) -> 
     """The model steps' context, with the modelling half's adapters (imported when needed)."""
     from pathlib import Path
 
-    from shared.adapters import clients
-    from shared.adapters.bigquery_warehouse import BigQueryWarehouse
-    from shared.adapters.local_artifacts import LocalArtifactStore
+    from shared.nightly.local_artifacts import LocalArtifactStore
     from shared.nightly.tables import NIGHTLY_TABLES
+    from shared.platform import clients
+    from shared.platform.bigquery_warehouse import BigQueryWarehouse
 
     client = clients.bigquery_client(settings.project, settings.bigquery_emulator_host)
     return StepContext(

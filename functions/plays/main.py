@@ -9,13 +9,13 @@ from typing import Any
 import flask
 import functions_framework
 
-from shared.plays_api import MAX_BODY_BYTES, PlaysDependencies, handle
+from shared.rewards.api import MAX_BODY_BYTES, PlaysDependencies, handle
 
 
 @functools.cache
 def dependencies() -> PlaysDependencies:
     """Built once per instance, on first use: clients are reused across requests."""
-    from shared.adapters import rewards_composition
+    from shared.rewards import composition as rewards_composition
 
     built, api_keys = rewards_composition.plays()
     return PlaysDependencies(

@@ -8,8 +8,8 @@ from typing import Any
 import flask
 import functions_framework
 
-from shared.adapters.privacy_composition import privacy_maintenance as dependencies
-from shared.privacy_api import handle_maintenance
+from shared.privacy.api import handle_maintenance
+from shared.privacy.composition import privacy_maintenance as dependencies
 
 
 @functions_framework.http

@@ -14,12 +14,18 @@ import logging
 import threading
 from dataclasses import dataclass
 
-from shared import logs
-from shared.adapters.pubsub_pull import main, serve
-from shared.events import EventType, OrderStatusChangedEvent
-from shared.freezer import DeadLetterSink, InboundMessage, PoisonMessage, TransientSinkError, parse
-from shared.rewards import VOIDING_STATUSES, RewardsDependencies, TransientVoidError, void_order
-from shared.settings import VoidPlaysSettings
+from shared.contract.events import EventType, OrderStatusChangedEvent
+from shared.contract.messages import InboundMessage, PoisonMessage, parse
+from shared.platform import logs
+from shared.platform.pubsub_pull import main, serve
+from shared.platform.sinks import DeadLetterSink, TransientSinkError
+from shared.rewards.game import (
+    VOIDING_STATUSES,
+    RewardsDependencies,
+    TransientVoidError,
+    void_order,
+)
+from shared.system.settings import VoidPlaysSettings
 
 log = logging.getLogger("void_plays.worker")
 
@@ -34,10 +40,11 @@ class VoidPlays:
 
 @functools.cache
 def dependencies() -> VoidPlays:
-    from shared.adapters import clients, rewards_composition
-    from shared.adapters.bigquery_read_models import BigQueryReadModelSink
-    from shared.adapters.dead_letters import DeadLetterFanout
-    from shared.read_models import DEAD_LETTERS
+    from shared.freezer.bigquery_read_models import BigQueryReadModelSink
+    from shared.freezer.read_models import DEAD_LETTERS
+    from shared.platform import clients
+    from shared.platform.pubsub_dead_letters import DeadLetterFanout
+    from shared.rewards import composition as rewards_composition
 
     settings = VoidPlaysSettings()
     logs.configure(settings.log_level)

@@ -1,4 +1,4 @@
-"""cartwise on Google Cloud: ``pulumi up`` deploys ``shared.resources.SYSTEM``.
+"""cartwise on Google Cloud: ``pulumi up`` deploys ``shared.system.resources.SYSTEM``.
 
 Configuration is read here only (``Pulumi.<stack>.yaml``); the components are in
 ``cartwise_infra``.
@@ -12,7 +12,7 @@ import pulumi
 
 from cartwise_infra.config import CONFIG_KEYS, config_value, stack_config
 from cartwise_infra.program import deploy
-from shared.resources import SYSTEM
+from shared.system.resources import SYSTEM
 
 ROOT = Path(__file__).resolve().parents[2]
 

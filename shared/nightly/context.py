@@ -22,28 +22,11 @@ Tables a step writes to carry ``run_id``; what the next steps read:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Protocol
+from typing import Protocol
 
-Row = dict[str, Any]
-
-
-class Warehouse(Protocol):
-    """The SQL warehouse (BigQuery; bqemulator locally)."""
-
-    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
-        """Run a statement (CREATE TABLE AS, MERGE, DELETE ...), waiting for it."""
-        ...
-
-    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Row]:
-        """Run a query and return its rows as dicts."""
-        ...
-
-    def replace_rows(self, table: str, run_id: str, rows: Sequence[Row]) -> None:
-        """Delete the table's rows of ``run_id``, then write ``rows`` (bulk, not streaming)."""
-        ...
+from shared.platform.warehouse import Warehouse
 
 
 class ArtifactStore(Protocol):

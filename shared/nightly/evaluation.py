@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from shared.nightly.complements import complements_select
-from shared.nightly.context import Row, StepContext
+from shared.nightly.context import StepContext
 from shared.nightly.features import HISTORY_DAYS, HORIZON_DAYS, boundaries, table_ref
 from shared.nightly.metrics import distinct, ndcg_at_k, paired_bootstrap, recall_at_k
 from shared.nightly.neighbours import RECENT_DAYS, RetailerHistory, parse_packed, recommend
@@ -53,6 +53,7 @@ from shared.nightly.training import (
     load_shoppers,
     value_matrix,
 )
+from shared.platform.warehouse import Row
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import logging
 import time
 
 from shared.nightly.complements import complements_select
-from shared.nightly.context import Row, StepContext
+from shared.nightly.context import StepContext
 from shared.nightly.evaluation import load_histories, rank_by
 from shared.nightly.features import end_of_history, table_ref
 from shared.nightly.neighbours import recommend
@@ -28,6 +28,7 @@ from shared.nightly.tables import (
     SHOPPER_SPEND_PROFILES,
 )
 from shared.nightly.training import load_candidates, load_model
+from shared.platform.warehouse import Row
 
 log = logging.getLogger(__name__)
 

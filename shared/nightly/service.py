@@ -21,7 +21,16 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
-from shared.campaigns import Campaign
+from shared.campaigns.model import Campaign
+from shared.decisions.compiler import (
+    Complement,
+    PersonalRules,
+    ScoredProduct,
+    SpendProfile,
+    compile_default_tree,
+    compile_personal_tree,
+)
+from shared.decisions.trees import ExperienceTree
 from shared.nightly.context import StepContext
 from shared.nightly.runs import (
     CurrentRun,
@@ -30,15 +39,6 @@ from shared.nightly.runs import (
     RunRecord,
     StepRecord,
 )
-from shared.tree_compiler import (
-    Complement,
-    PersonalRules,
-    ScoredProduct,
-    SpendProfile,
-    compile_default_tree,
-    compile_personal_tree,
-)
-from shared.trees import ExperienceTree
 
 log = logging.getLogger(__name__)
 

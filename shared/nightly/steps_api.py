@@ -23,7 +23,6 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shared.ingest_api import ERROR_SCHEMA, Response, error, error_response
 from shared.nightly.runs import RUN_ID, RunRecord
 from shared.nightly.service import (
     STEP_NAMES,
@@ -36,6 +35,7 @@ from shared.nightly.service import (
     get_run,
     run_step,
 )
+from shared.platform.http import ERROR_SCHEMA, Response, error, error_response
 
 log = logging.getLogger(__name__)
 _M = TypeVar("_M", bound=BaseModel)

@@ -7,8 +7,8 @@ the other five are the run's outputs (see ``shared/nightly/context.py``).
 
 from __future__ import annotations
 
-from shared.read_models import DATASET
-from shared.resource_model import BigQueryTable, Column
+from shared.freezer.read_models import DATASET
+from shared.platform.resource_model import BigQueryTable, Column
 
 RUN_ID = Column(name="run_id", type="STRING", mode="REQUIRED", description="The nightly run")
 RETAILER = Column(name="retailer_id", type="STRING", mode="REQUIRED")

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from shared.nightly.context import Row, StepContext
+from shared.nightly.context import StepContext
 from shared.nightly.features import table_ref
 from shared.nightly.tables import (
     CANDIDATE_FEATURES,
@@ -23,6 +23,7 @@ from shared.nightly.tables import (
     NIGHTLY_SHOPPERS,
     SHOPPER_FEATURES,
 )
+from shared.platform.warehouse import Row
 
 log = logging.getLogger(__name__)
 

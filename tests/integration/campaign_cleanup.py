@@ -7,9 +7,9 @@ from collections.abc import Iterable
 
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from shared.adapters import clients
-from shared.adapters.firestore_campaign_admin import ACCOUNTS, AUDIT
-from shared.campaign_admin import hash_key
+from shared.campaigns.admin import hash_key
+from shared.campaigns.firestore_admin import ACCOUNTS, AUDIT
+from shared.platform import clients
 
 TABLES = (
     "sold_products",

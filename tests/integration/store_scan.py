@@ -1,6 +1,6 @@
 """Scan every table of every store for a string (a shopper id, an e-mail address).
 
-Enumerated from ``shared.resources.SYSTEM``, so that a new table is covered without a
+Enumerated from ``shared.system.resources.SYSTEM``, so that a new table is covered without a
 change here: every Bigtable table (keys and cell values), every BigQuery table (every
 STRING column; ``dead_letters`` decoded from base64), every Firestore database (the
 declared collections and any other found, sub-collections included), and the nightly
@@ -20,8 +20,8 @@ from google.cloud.bigtable.row_filters import (
     ValueRegexFilter,
 )
 
-from shared.adapters import clients
-from shared.resources import BIGTABLE_INSTANCE, SYSTEM
+from shared.platform import clients
+from shared.system.resources import BIGTABLE_INSTANCE, SYSTEM
 
 
 def _regex(text: str) -> bytes:

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from emulators.config import ROOT
-from shared.adapters import clients
-from shared.adapters.firestore_campaign_admin import FirestoreCsmAccounts
-from shared.campaign_admin import issue_csm_key
+from shared.campaigns.admin import issue_csm_key
+from shared.campaigns.firestore_admin import FirestoreCsmAccounts
+from shared.platform import clients
 from tests.integration.campaign_cleanup import campaigns_ending_with, remove
 
 pytestmark = pytest.mark.integration

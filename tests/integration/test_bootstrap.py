@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 
-from shared.adapters import clients
-from shared.adapters.firestore_api_keys import FirestoreApiKeyStore
-from shared.resources import SYSTEM
-from shared.retailers import authenticate
+from shared.platform import clients
+from shared.retailers.firestore_api_keys import FirestoreApiKeyStore
+from shared.retailers.keys import authenticate
+from shared.system.resources import SYSTEM
 
 pytestmark = pytest.mark.integration
 

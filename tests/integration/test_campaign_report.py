@@ -14,11 +14,11 @@ import pytest
 import requests
 
 from shared import cli
-from shared.adapters import clients
-from shared.adapters.firestore_campaign_admin import FirestoreCsmAccounts
-from shared.adapters.firestore_campaigns import FirestoreCampaignStore
-from shared.campaign_admin import issue_csm_key
-from shared.campaigns import Campaign
+from shared.campaigns.admin import issue_csm_key
+from shared.campaigns.firestore_admin import FirestoreCsmAccounts
+from shared.campaigns.firestore_campaigns import FirestoreCampaignStore
+from shared.campaigns.model import Campaign
+from shared.platform import clients
 from tests.integration.campaign_cleanup import remove
 
 pytestmark = pytest.mark.integration
@@ -292,7 +292,7 @@ def test_a_real_complete_journey_campaign_reports_what_the_data_has_and_names_th
 ) -> None:
     """cj-18 as imported from the data set (no decisions, no held-out group): the data set's
     reach and redemptions, and plainly no uplift."""
-    from shared import journey
+    from shared.journey import dataset as journey
 
     assert cli.main(["import-campaigns", "--shift-weeks", "455"]) == 0  # idempotent
     capsys.readouterr()

@@ -12,13 +12,13 @@ import pytest
 import requests
 
 from emulators.config import StackSettings
-from shared.adapters import clients
-from shared.adapters.bigtable_decisions import BigtableTrees
-from shared.adapters.pubsub_publisher import PubSubEventPublisher
-from shared.events import validate_event
-from shared.ingest import make_record, message_head
-from shared.play_tokens import verify
-from shared.resources import BIGTABLE_INSTANCE, SHOPPER_EVENTS_TOPIC
+from shared.contract.events import validate_event
+from shared.decisions.bigtable_state import BigtableTrees
+from shared.decisions.play_tokens import verify
+from shared.ingestion.pubsub_publisher import PubSubEventPublisher
+from shared.ingestion.service import make_record, message_head
+from shared.platform import clients
+from shared.system.resources import BIGTABLE_INSTANCE, SHOPPER_EVENTS_TOPIC
 from tests.factories import event
 from tests.integration.test_freezer import query
 from tests.integration.test_ingest_api import post
@@ -171,10 +171,10 @@ def test_campaigns_compile_into_the_default_tree_and_other_retailers_see_nothing
     stack: dict[str, str], unique: str
 ) -> None:
     from shared import cli
-    from shared.adapters.firestore_api_keys import FirestoreApiKeyStore
-    from shared.adapters.firestore_campaigns import FirestoreCampaignStore
-    from shared.campaigns import Campaign
-    from shared.retailers import issue_api_key
+    from shared.campaigns.firestore_campaigns import FirestoreCampaignStore
+    from shared.campaigns.model import Campaign
+    from shared.retailers.firestore_api_keys import FirestoreApiKeyStore
+    from shared.retailers.keys import issue_api_key
 
     retailer = stack["DEMO_RETAILER_ID"]
     brand = f"BRAND-{unique}"

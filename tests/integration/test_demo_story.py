@@ -21,12 +21,13 @@ from typing import Any
 
 import pytest
 
-from shared import cli, demo_story
-from shared.adapters import clients
-from shared.adapters.firestore_campaigns import FirestoreCampaignStore
-from shared.campaigns import Campaign
-from shared.resources import SHOPPER_EVENTS_TOPIC, SHOPPER_EXPERIENCES_TOPIC
-from shared.tracker_simulator import RETAILERS
+from shared import cli
+from shared.campaigns.firestore_campaigns import FirestoreCampaignStore
+from shared.campaigns.model import Campaign
+from shared.demo import story as demo_story
+from shared.journey.tracker_simulator import RETAILERS
+from shared.platform import clients
+from shared.system.resources import SHOPPER_EVENTS_TOPIC, SHOPPER_EXPERIENCES_TOPIC
 
 pytestmark = pytest.mark.integration
 

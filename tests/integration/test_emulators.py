@@ -9,7 +9,7 @@ from google.cloud import bigquery, bigtable
 from google.cloud.bigtable import column_family, row_filters
 from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 
-from shared.adapters import clients
+from shared.platform import clients
 
 pytestmark = pytest.mark.integration
 

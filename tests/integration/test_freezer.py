@@ -19,8 +19,8 @@ import pytest
 from google.pubsub_v1.types import PubsubMessage
 
 from shared import cli
-from shared.adapters import clients
-from shared.resources import (
+from shared.platform import clients
+from shared.system.resources import (
     SHOPPER_EVENTS_DEAD_LETTER_TOPIC,
     SHOPPER_EVENTS_TOPIC,
 )
@@ -228,7 +228,7 @@ def test_events_become_exactly_the_expected_rows_even_after_redelivery_and_repla
     # Forced redelivery: the very same messages, published again.
     project = stack["GOOGLE_CLOUD_PROJECT"]
     publisher = clients.publisher_api()
-    from shared.adapters.bigtable_events import BigtableEventArchive
+    from shared.ingestion.bigtable_events import BigtableEventArchive
 
     archive = BigtableEventArchive(clients.bigtable_client(project).instance("cartwise"))
     stored = [

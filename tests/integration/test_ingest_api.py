@@ -12,11 +12,12 @@ import pytest
 import requests
 from google.cloud.bigtable.row_set import RowSet
 
-from shared.adapters import clients
-from shared.adapters.firestore_api_keys import FirestoreApiKeyStore
-from shared.adapters.firestore_retailers import FirestoreRetailerRates
-from shared.ingest import id_key, shopper_prefix
-from shared.resources import (
+from shared.ingestion.service import id_key, shopper_prefix
+from shared.platform import clients
+from shared.retailers.firestore_api_keys import FirestoreApiKeyStore
+from shared.retailers.firestore_retailers import FirestoreRetailerRates
+from shared.retailers.keys import issue_api_key
+from shared.system.resources import (
     BIGTABLE_INSTANCE,
     EVENT_IDS_TABLE,
     REJECTED_EVENTS_TABLE,
@@ -24,7 +25,6 @@ from shared.resources import (
     SHOPPER_EVENTS_TABLE,
     SHOPPER_EVENTS_TOPIC,
 )
-from shared.retailers import issue_api_key
 from tests.factories import PAYLOADS, event
 
 pytestmark = pytest.mark.integration

@@ -17,7 +17,7 @@ from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 
 from emulators import processes
 from emulators.config import ROOT, StackSettings
-from shared.resources import REJECTED_EVENTS_TOPIC, SHOPPER_EVENTS_TOPIC
+from shared.system.resources import REJECTED_EVENTS_TOPIC, SHOPPER_EVENTS_TOPIC
 from tests.factories import event
 from tests.integration.serving import PRODUCT_FUNCTIONS, serve_function
 

@@ -12,12 +12,13 @@ import pytest
 
 from emulators.bootstrap import create_bigquery
 from emulators.config import StackSettings
-from shared import cli, journey
-from shared.adapters import clients
-from shared.backfill import BackfillSummary, transform
-from shared.read_models import DATASET, READ_MODELS
-from shared.resources import SYSTEM
-from shared.tracker_simulator import DEFAULT_SEED, Simulation, sessions
+from shared import cli
+from shared.freezer.read_models import DATASET, READ_MODELS
+from shared.journey import dataset as journey
+from shared.journey.backfill import BackfillSummary, transform
+from shared.journey.tracker_simulator import DEFAULT_SEED, Simulation, sessions
+from shared.platform import clients
+from shared.system.resources import SYSTEM
 from tests.integration.test_freezer import query
 
 pytestmark = pytest.mark.integration

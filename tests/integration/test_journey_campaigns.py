@@ -6,9 +6,10 @@ import json
 
 import pytest
 
-from shared import cli, journey
-from shared.adapters import clients
-from shared.adapters.firestore_campaigns import FirestoreCampaignStore
+from shared import cli
+from shared.campaigns.firestore_campaigns import FirestoreCampaignStore
+from shared.journey import dataset as journey
+from shared.platform import clients
 from tests.integration.test_freezer import query
 
 pytestmark = pytest.mark.integration

@@ -25,13 +25,13 @@ import requests
 
 from emulators import processes
 from emulators.config import ROOT, StackSettings
-from shared.adapters import clients
-from shared.adapters.bigtable_decisions import BigtableTrees
-from shared.adapters.firestore_campaigns import FirestoreCampaignStore
+from shared.campaigns.firestore_campaigns import FirestoreCampaignStore
+from shared.decisions.bigtable_state import BigtableTrees
+from shared.decisions.compiler import compile_default_tree
 from shared.nightly.tables import NIGHTLY_TABLES
-from shared.resources import BIGQUERY_DATASET, BIGTABLE_INSTANCE, SYSTEM
-from shared.tree_compiler import compile_default_tree
-from shared.workflow_render import environment
+from shared.platform import clients
+from shared.system.resources import BIGQUERY_DATASET, BIGTABLE_INSTANCE, SYSTEM
+from shared.system.workflow_render import environment
 from tests.factories import event
 from tests.integration.serving import serve_function
 from tests.integration.test_decisions import experiences

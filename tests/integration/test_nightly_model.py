@@ -18,15 +18,15 @@ import pytest
 from emulators.bootstrap import create_bigquery
 from emulators.config import StackSettings
 from shared import cli
-from shared.adapters import clients
-from shared.adapters.bigquery_warehouse import BigQueryWarehouse
-from shared.adapters.local_artifacts import LocalArtifactStore
+from shared.freezer.read_models import DATASET, READ_MODELS
 from shared.nightly.complements import MIN_PAIR_SUPPORT
 from shared.nightly.context import StepContext
+from shared.nightly.local_artifacts import LocalArtifactStore
 from shared.nightly.steps import STEPS
 from shared.nightly.tables import NIGHTLY_TABLES
-from shared.read_models import DATASET, READ_MODELS
-from shared.resources import SYSTEM
+from shared.platform import clients
+from shared.platform.bigquery_warehouse import BigQueryWarehouse
+from shared.system.resources import SYSTEM
 
 pytestmark = pytest.mark.integration
 

@@ -20,16 +20,18 @@ import requests
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from emulators.config import ROOT
-from shared.adapters import clients
-from shared.adapters.bigquery_read_models import BigQueryReadModelSink
-from shared.adapters.bigtable_events import BigtableEventStore
-from shared.adapters.bigtable_raw import Cell, micros, mutate_rows
-from shared.adapters.firestore_privacy import FirestoreRetention
-from shared.events import validate_event
-from shared.ingest import make_record, message_head, shopper_prefix
-from shared.privacy import ShopperHasher
-from shared.privacy_stores import store_plan
-from shared.resources import (
+from shared.contract.events import validate_event
+from shared.freezer.bigquery_read_models import BigQueryReadModelSink
+from shared.ingestion.bigtable_events import BigtableEventStore
+from shared.ingestion.service import make_record, message_head, shopper_prefix
+from shared.platform import clients
+from shared.platform.bigtable_raw import Cell, micros, mutate_rows
+from shared.privacy.firestore_records import FirestoreRetention
+from shared.privacy.retention import DataClass
+from shared.privacy.service import ShopperHasher
+from shared.privacy.store_plan import store_plan
+from shared.retailers.keys import issue_api_key
+from shared.system.resources import (
     BIGTABLE_INSTANCE,
     EXPERIENCE_TREES_TABLE,
     REJECTED_EVENTS_TABLE,
@@ -41,8 +43,6 @@ from shared.resources import (
     SYSTEM,
     TREE_FAMILY,
 )
-from shared.retailers import issue_api_key
-from shared.retention import DataClass
 from tests.factories import event
 from tests.integration import store_scan
 from tests.integration.test_freezer import query
@@ -257,7 +257,7 @@ def test_an_objecting_shoppers_events_are_refused_and_not_stored(
     retailer = f"objection-{unique}"
     key = issue_api_key(
         __import__(
-            "shared.adapters.firestore_api_keys", fromlist=["FirestoreApiKeyStore"]
+            "shared.retailers.firestore_api_keys", fromlist=["FirestoreApiKeyStore"]
         ).FirestoreApiKeyStore(clients.firestore_client(project)),
         retailer,
         datetime.now(UTC),

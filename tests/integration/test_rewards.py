@@ -20,21 +20,21 @@ import pytest
 import requests
 
 from emulators.config import StackSettings
-from shared import rewards_cli
-from shared.adapters import clients
-from shared.adapters.firestore_api_keys import FirestoreApiKeyStore
-from shared.adapters.firestore_campaigns import FirestoreCampaignStore
-from shared.adapters.firestore_plays import (
+from shared.campaigns.firestore_campaigns import FirestoreCampaignStore
+from shared.campaigns.model import Campaign
+from shared.decisions.play_tokens import VALIDITY, PlayGrant, sign
+from shared.platform import clients
+from shared.retailers.firestore_api_keys import FirestoreApiKeyStore
+from shared.retailers.keys import issue_api_key
+from shared.rewards import ledger_cli as rewards_cli
+from shared.rewards.firestore_plays import (
     FirestoreBudgetSlots,
     FirestorePlayStore,
     FirestoreVoidedOrders,
 )
-from shared.adapters.firestore_rewards_vault import FirestoreRewardsVault
-from shared.campaigns import Campaign
-from shared.play_tokens import VALIDITY, PlayGrant, sign
-from shared.resources import REWARDS_DATABASE
-from shared.retailers import issue_api_key
-from shared.rewards import Play, WinEntry, play_id_of, token_hash
+from shared.rewards.firestore_vault import FirestoreRewardsVault
+from shared.rewards.game import Play, WinEntry, play_id_of, token_hash
+from shared.system.resources import REWARDS_DATABASE
 from tests.factories import event
 from tests.integration.test_freezer import query
 from tests.integration.test_ingest_api import post
@@ -448,8 +448,8 @@ def test_the_decision_engines_invitation_is_playable_end_to_end(
 ) -> None:
     """cart_validated -> decide_events signs a play token -> the tracker reads it from the
     experiences endpoint -> POST /v1/plays with it (the two functions share the key)."""
-    from shared.adapters.bigtable_decisions import BigtableTrees
-    from shared.resources import BIGTABLE_INSTANCE
+    from shared.decisions.bigtable_state import BigtableTrees
+    from shared.system.resources import BIGTABLE_INSTANCE
     from tests.integration.test_decisions import wait_for_answer
     from tests.unit.test_decisions import pasta_tree
 
@@ -561,7 +561,7 @@ def test_a_message_that_is_no_shopper_event_is_dead_lettered_by_void_plays(
 ) -> None:
     from google.pubsub_v1.types import PubsubMessage
 
-    from shared.resources import SHOPPER_EVENTS_TOPIC
+    from shared.system.resources import SHOPPER_EVENTS_TOPIC
 
     project = stack["GOOGLE_CLOUD_PROJECT"]
     published = clients.publisher_api().publish(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from shared.resource_model import (
+from shared.platform.resource_model import (
     Access,
     Bucket,
     Function,
@@ -14,7 +14,7 @@ from shared.resource_model import (
     SystemResources,
     Workflow,
 )
-from shared.resources import (
+from shared.system.resources import (
     BIGQUERY_DATASET,
     FREEZER_SUBSCRIPTION,
     REWARDS_DATABASE,

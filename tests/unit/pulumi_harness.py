@@ -15,8 +15,8 @@ import yaml
 
 from cartwise_infra.config import StackConfig, stack_config
 from cartwise_infra.program import deploy
-from shared.resource_model import SystemResources
-from shared.resources import SYSTEM
+from shared.platform.resource_model import SystemResources
+from shared.system.resources import SYSTEM
 
 ROOT = Path(__file__).resolve().parents[2]
 PULUMI_DIR = ROOT / "infra" / "pulumi"

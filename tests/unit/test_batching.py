@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from shared.batching import chunked
+from shared.platform.batching import chunked
 
 
 def test_chunks_respect_count_and_size_and_keep_order() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from google.cloud.bigtable_v2.types import ReadRowsRequest, ReadRowsResponse
 
-from shared.adapters.bigtable_raw import read_rows
+from shared.platform.bigtable_raw import read_rows
 
 Chunk = ReadRowsResponse.CellChunk
 

@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from shared.campaign_admin import CsmAccount, conflicts, hash_key
-from shared.campaign_report import Z_95, uplift
-from shared.campaigns import Campaign
-from shared.campaigns_api import form_to_data
-from shared.tree_compiler import PersonalRules, ScoredProduct, personal_generosity, products_of
+from shared.campaigns.admin import CsmAccount, conflicts, hash_key
+from shared.campaigns.api import form_to_data
+from shared.campaigns.model import Campaign
+from shared.campaigns.report import Z_95, uplift
+from shared.decisions.compiler import PersonalRules, ScoredProduct, personal_generosity, products_of
 
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
 
@@ -128,8 +128,8 @@ def test_uplift_interval_is_welch_normal_by_hand() -> None:
 def test_pages_escape_what_csms_typed_and_the_openapi_document_is_json() -> None:
     import json
 
-    from shared.back_office import form_page, list_page
-    from shared.campaigns_api import openapi
+    from shared.campaigns.api import openapi
+    from shared.campaigns.back_office import form_page, list_page
 
     hostile = campaign(name="<script>alert(1)</script>", brand='"><img src=x>')
     admin = account("admin", None)

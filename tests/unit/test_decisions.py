@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from shared.decisions import Decision, apply, decide, holds
-from shared.events import EventType, ShopperEvent, validate_event
-from shared.play_tokens import InvalidTokenError, PlayGrant, sign, verify
-from shared.trees import (
+from shared.contract.events import EventType, ShopperEvent, validate_event
+from shared.decisions.engine import Decision, apply, decide, holds
+from shared.decisions.play_tokens import InvalidTokenError, PlayGrant, sign, verify
+from shared.decisions.trees import (
     BasketValue,
     CampaignRule,
     EventIs,

@@ -6,7 +6,7 @@ import math
 import random
 from datetime import UTC, datetime, timedelta
 
-from shared.demo_report import (
+from shared.demo.report import (
     CampaignUplift,
     DemoFigures,
     aa_verdict,

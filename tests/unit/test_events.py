@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from shared.events import (
+from shared.contract.events import (
     EventType,
     Rejection,
     canonical_json,

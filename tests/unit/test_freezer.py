@@ -7,15 +7,11 @@ from typing import Any
 
 import pytest
 
-from shared.freezer import (
-    InboundMessage,
-    PoisonMessage,
-    TransientSinkError,
-    freeze,
-    transform,
-)
-from shared.read_models import READ_MODELS, Row
-from shared.resources import SYSTEM
+from shared.contract.messages import InboundMessage, PoisonMessage
+from shared.freezer.read_models import READ_MODELS, Row
+from shared.freezer.service import freeze, transform
+from shared.platform.sinks import TransientSinkError
+from shared.system.resources import SYSTEM
 from tests.factories import PAYLOADS, event
 
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)

@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 from cartwise_infra.bundles import function_bundle, runtime_bundle
-from shared.resources import SYSTEM
+from shared.system.resources import SYSTEM
 from tests.unit.pulumi_harness import ROOT, build, system_build
 
 
@@ -25,8 +25,8 @@ def test_function_bundle_holds_its_folder_at_the_root_and_shared() -> None:
     bundle = function_bundle(ROOT, "ingest_events")
     assert bundle.files["main.py"] == (ROOT / "functions/ingest_events/main.py").read_bytes()
     assert "functions/ingest_events/main.py" in bundle.files
-    assert "shared/resources.py" in bundle.files
-    assert "shared/adapters/clients.py" in bundle.files
+    assert "shared/system/resources.py" in bundle.files
+    assert "shared/platform/clients.py" in bundle.files
     assert not [p for p in bundle.files if "__pycache__" in p or p.endswith(".pyc")]
     assert not [p for p in bundle.files if p.startswith("functions/experiences/")]
     requirements = bundle.files["requirements.txt"].decode().splitlines()
@@ -43,7 +43,7 @@ def test_bundle_hash_changes_with_the_code_it_holds_only(tmp_path: Path) -> None
     (root / "functions/experiences/main.py").write_text("# changed\n")
     assert function_bundle(root, "ingest_events").digest == before.digest
     # shared/ is in every bundle: a change there changes the hash.
-    with (root / "shared/ingest.py").open("a") as file:
+    with (root / "shared/ingestion/service.py").open("a") as file:
         file.write("# changed\n")
     after = function_bundle(root, "ingest_events")
     assert after.digest != before.digest
@@ -53,7 +53,7 @@ def test_bundle_hash_changes_with_the_code_it_holds_only(tmp_path: Path) -> None
 def test_runtime_image_bundle_holds_every_function_and_a_dockerfile() -> None:
     bundle = runtime_bundle(ROOT)
     assert "functions/decide_events/worker.py" in bundle.files
-    assert "shared/decide_service.py" in bundle.files
+    assert "shared/decisions/service.py" in bundle.files
     assert b"pip install" in bundle.files["Dockerfile"]
 
 

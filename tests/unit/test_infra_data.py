@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.resources import REWARDS_DATABASE, SYSTEM
+from shared.system.resources import REWARDS_DATABASE, SYSTEM
 from tests.unit.pulumi_harness import Program, build, stack_file, system_build
 
 DAY_MS = 86_400_000

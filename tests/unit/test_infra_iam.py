@@ -10,8 +10,8 @@ import pytest
 from pydantic import ValidationError
 
 from cartwise_infra.context import account_id, cloud_name
-from shared.resource_model import Access, FirestoreDatabase, Job
-from shared.resources import (
+from shared.platform.resource_model import Access, FirestoreDatabase, Job
+from shared.system.resources import (
     BIGQUERY_DATASET,
     DEFAULT_DATABASE,
     REWARDS_DATABASE,

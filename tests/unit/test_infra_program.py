@@ -12,8 +12,8 @@ import pytest
 
 from cartwise_infra.context import account_id, cloud_name
 from cartwise_infra.orchestration import workflow_files
-from shared.resource_model import Topic
-from shared.resources import SYSTEM
+from shared.platform.resource_model import Topic
+from shared.system.resources import SYSTEM
 from tests.unit.infra_systems import NIGHTLY_WORKFLOW, extended_system, nightly_workflows_dir
 from tests.unit.pulumi_harness import ROOT, Program, build, extended_build, system_build
 

@@ -8,20 +8,20 @@ from typing import Any
 
 import pytest
 
-from shared.events import validate_event
-from shared.ingest import (
+from shared.contract.events import validate_event
+from shared.ingestion.service import (
     EventRecord,
     IngestResult,
     ParsedEvent,
     RejectedEvent,
     StoredId,
-    StoreUnavailableError,
     event_row_key,
     ingest,
     make_record,
     message_head,
     shopper_prefix,
 )
+from shared.platform.errors import StoreUnavailableError
 from tests.factories import event
 
 

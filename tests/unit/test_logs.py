@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 import logging
 
-from shared.logs import JsonFormatter, correlation_id
+from shared.platform.logs import JsonFormatter, correlation_id
 
 
 def test_json_log_line_carries_severity_message_extras_and_correlation() -> None:

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shared.adapters.local_artifacts import LocalArtifactStore
 from shared.nightly.evaluation import Result, Targets, compare, gate, rank_by, split_recall
 from shared.nightly.features import HORIZON_DAYS, boundaries, end_of_history
+from shared.nightly.local_artifacts import LocalArtifactStore
 from shared.nightly.training import FEATURES, Candidates, fit_ranker
 
 

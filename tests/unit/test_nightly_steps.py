@@ -12,15 +12,15 @@ from typing import Any
 
 import pytest
 
-from shared.campaigns import Campaign
-from shared.ingest import StoreUnavailableError
-from shared.ingest_api import Response
+from shared.campaigns.model import Campaign
+from shared.decisions.compiler import Complement, ScoredProduct, SpendProfile
+from shared.decisions.trees import ExperienceTree
 from shared.nightly.context import StepContext
 from shared.nightly.runs import CurrentRun, RunRecord, RunStatus, StepRecord
 from shared.nightly.service import NightlyDependencies
 from shared.nightly.steps_api import handle
-from shared.tree_compiler import Complement, ScoredProduct, SpendProfile
-from shared.trees import ExperienceTree
+from shared.platform.errors import StoreUnavailableError
+from shared.platform.http import Response
 from tests.unit.test_tree_compiler import campaign
 
 NOW = datetime(2026, 11, 23, 2, 30, tzinfo=UTC)

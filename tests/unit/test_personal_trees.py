@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
-from shared.decisions import decide
-from shared.tree_compiler import (
+from shared.decisions.compiler import (
     Complement,
     PersonalRules,
     ScoredProduct,
@@ -17,7 +16,13 @@ from shared.tree_compiler import (
     compile_personal_tree,
     personal_generosity,
 )
-from shared.trees import ExperienceTree, PersonalizedPromotion, ShopperState, first_applicable
+from shared.decisions.engine import decide
+from shared.decisions.trees import (
+    ExperienceTree,
+    PersonalizedPromotion,
+    ShopperState,
+    first_applicable,
+)
 from tests.unit.test_decisions import KEY, T0, add, remove, shown
 from tests.unit.test_tree_compiler import campaign
 

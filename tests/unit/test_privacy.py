@@ -8,9 +8,11 @@ from typing import Any
 
 import pytest
 
-from shared.events import validate_event
-from shared.ingest import ParsedEvent, ingest
-from shared.privacy import (
+from shared.contract.events import validate_event
+from shared.ingestion.service import ParsedEvent, ingest
+from shared.journey.tracker_simulator import Session, without_shoppers
+from shared.privacy.retention import DataClass, RetailerRetention, RetentionError, validate_periods
+from shared.privacy.service import (
     AuditRecord,
     ErasureRequest,
     KnownSuppressions,
@@ -25,10 +27,8 @@ from shared.privacy import (
     request_erasure,
     run_erasure,
 )
-from shared.privacy_stores import store_names, store_plan
-from shared.resources import BIGQUERY_DATA_CLASSES, RETENTION, SYSTEM
-from shared.retention import DataClass, RetailerRetention, RetentionError, validate_periods
-from shared.tracker_simulator import Session, without_shoppers
+from shared.privacy.store_plan import store_names, store_plan
+from shared.system.resources import BIGQUERY_DATA_CLASSES, RETENTION, SYSTEM
 from tests.factories import event
 
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
@@ -147,7 +147,7 @@ def test_the_store_plan_covers_every_table_with_shoppers() -> None:
 
 
 def test_a_new_bigtable_table_without_an_eraser_is_refused() -> None:
-    from shared.resource_model import BigtableTable, ColumnFamily, GcRule
+    from shared.platform.resource_model import BigtableTable, ColumnFamily, GcRule
     from tests.unit.infra_systems import with_changes
 
     extra = BigtableTable(name="clicks", families=(ColumnFamily(name="c", gc=GcRule()),))
@@ -334,8 +334,8 @@ def test_bigquery_streaming_buffer_refusal_becomes_pending_work() -> None:
     keeps the store pending; any other bad request is a bug and is raised."""
     from google.api_core.exceptions import BadRequest
 
-    from shared.adapters.bigquery_privacy import BigQueryShopperRows
-    from shared.play_read_models import PLAYS
+    from shared.privacy.bigquery_erasers import BigQueryShopperRows
+    from shared.rewards.read_models import PLAYS
 
     class Client:
         def __init__(self, message: str) -> None:
@@ -360,7 +360,7 @@ def test_bigquery_streaming_buffer_refusal_becomes_pending_work() -> None:
 
 
 def test_dead_letter_owners_are_found_at_any_depth() -> None:
-    from shared.adapters.bigquery_privacy import _owners
+    from shared.privacy.bigquery_erasers import _owners
 
     message = {"retailer_id": "r", "ingested_at": "t", "event": {"shopper_id": "s", "x": [1]}}
     assert _owners(message) == {("r", "s")}
@@ -369,8 +369,8 @@ def test_dead_letter_owners_are_found_at_any_depth() -> None:
 
 
 def test_erasure_api_answers_only_the_requesting_retailer() -> None:
-    from shared.privacy_api import ErasureApiDependencies, handle_erasure_api
-    from shared.retailers import ApiKey, hash_api_key
+    from shared.privacy.api import ErasureApiDependencies, handle_erasure_api
+    from shared.retailers.keys import ApiKey, hash_api_key
 
     class Keys:
         def put(self, key: ApiKey) -> None: ...

@@ -29,10 +29,10 @@ PERSONALIZATION_ROOTS = (
     "shared.nightly.service",
 )
 FORBIDDEN = (
-    "shared.adapters.firestore_rewards_vault",
-    "shared.adapters.*rewards*",
+    "shared.rewards.firestore_vault",
+    "shared.rewards.composition",
     # The eraser registry reaches the vault: it stays out of these paths too.
-    "shared.adapters.privacy_composition",
+    "shared.privacy.composition",
 )
 
 
@@ -99,26 +99,26 @@ def test_the_roots_exist() -> None:
 
 def test_no_personalization_module_reaches_the_rewards_vault_adapter() -> None:
     closure = import_closure(PERSONALIZATION_ROOTS)
-    assert "shared.ingest" in closure and "shared.adapters.composition" in closure
+    assert "shared.ingestion.service" in closure and "shared.freezer.composition" in closure
     assert violations(closure) == {}
 
 
 def test_the_check_catches_an_indirect_import(tmp_path: Path) -> None:
     """A vault import three hops away, inside a function, is found."""
-    (tmp_path / "shared" / "adapters").mkdir(parents=True)
+    (tmp_path / "shared" / "rewards").mkdir(parents=True)
     (tmp_path / "functions" / "ingest_events").mkdir(parents=True)
-    for package in ("shared", "shared/adapters", "functions", "functions/ingest_events"):
+    for package in ("shared", "shared/rewards", "functions", "functions/ingest_events"):
         (tmp_path / package / "__init__.py").write_text("")
     (tmp_path / "functions/ingest_events/main.py").write_text("from shared import helper\n")
     (tmp_path / "shared/helper.py").write_text(
-        "def f():\n    from .adapters import firestore_rewards_vault\n"
+        "def f():\n    from .rewards import firestore_vault\n"
     )
-    (tmp_path / "shared/adapters/firestore_rewards_vault.py").write_text("X = 1\n")
+    (tmp_path / "shared/rewards/firestore_vault.py").write_text("X = 1\n")
     closure = import_closure(("functions.ingest_events.main",), tmp_path)
-    assert violations(closure) == {"shared.adapters.firestore_rewards_vault": "shared.helper"}
+    assert violations(closure) == {"shared.rewards.firestore_vault": "shared.helper"}
 
 
 @pytest.mark.parametrize("module", ["functions.privacy_maintenance.main"])
 def test_the_privacy_path_does_reach_the_registry(module: str) -> None:
     """The check is not vacuous: the erasure path imports what the others must not."""
-    assert "shared.adapters.privacy_composition" in import_closure((module,))
+    assert "shared.privacy.composition" in import_closure((module,))

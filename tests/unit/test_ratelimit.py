@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from shared.ratelimit import TokenBuckets
+from shared.ingestion.ratelimit import TokenBuckets
 
 
 def test_bucket_grants_its_rate_and_says_how_long_to_wait() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from shared.replay import Answer, Batch, Pacer, batches, replay
-from shared.tracker_simulator import Session
+from shared.journey.replay import Answer, Batch, Pacer, batches, replay
+from shared.journey.tracker_simulator import Session
 
 
 def session(retailer: str, basket: int, events: int) -> Session:

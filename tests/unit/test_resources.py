@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from shared.resources import SYSTEM
+from shared.system.resources import SYSTEM
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from shared.retailers import (
+from shared.retailers.keys import (
     API_KEY_PREFIX,
     ApiKey,
     authenticate,

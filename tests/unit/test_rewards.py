@@ -10,12 +10,11 @@ from decimal import Decimal
 
 import pytest
 
-from shared.campaigns import Campaign
-from shared.freezer import InboundMessage
-from shared.play_freezer import transform_plays
-from shared.play_tokens import VALIDITY, PlayGrant, sign
-from shared.plays_api import handle, openapi
-from shared.rewards import (
+from shared.campaigns.model import Campaign
+from shared.contract.messages import InboundMessage
+from shared.decisions.play_tokens import VALIDITY, PlayGrant, sign
+from shared.rewards.api import handle, openapi
+from shared.rewards.game import (
     DRAW_RESOLUTION,
     Play,
     PlayRefusedError,
@@ -28,6 +27,7 @@ from shared.rewards import (
     slot_count,
     valid_email,
 )
+from shared.rewards.play_freezer import transform_plays
 
 KEY = b"k" * 32
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)

@@ -7,7 +7,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 from emulators.scheduler import fire, next_fire_times
-from shared.resources import SchedulerJob
+from shared.system.resources import SchedulerJob
 
 JOB = SchedulerJob(
     name="purge",
@@ -58,7 +58,7 @@ def test_fire_posts_the_job_body_to_its_target() -> None:
 def test_a_workflow_job_starts_an_execution_with_its_body_as_argument() -> None:
     from emulators.config import StackSettings
     from emulators.scheduler import job_body, job_url
-    from shared.resources import SYSTEM
+    from shared.system.resources import SYSTEM
 
     job = next(j for j in SYSTEM.schedules() if j.name == "nightly-schedule")
     settings = StackSettings()

@@ -8,9 +8,9 @@ from decimal import Decimal
 
 import pytest
 
-from shared import journey
-from shared.events import validate_event
-from shared.tracker_simulator import (
+from shared.contract.events import validate_event
+from shared.journey import dataset as journey
+from shared.journey.tracker_simulator import (
     DATA_END,
     RETAILERS,
     Simulation,
@@ -105,7 +105,7 @@ def test_prices_discounts_and_odd_quantities() -> None:
 def test_event_ids_are_version_5_uuids() -> None:
     import uuid
 
-    from shared.tracker_simulator import _NAMESPACE, name_based_uuid
+    from shared.journey.tracker_simulator import _NAMESPACE, name_based_uuid
 
     for name in ("8451:464:31198570044:0", "x", "1:2:3:40"):
         assert name_based_uuid(name) == str(uuid.uuid5(_NAMESPACE, name))

@@ -6,10 +6,10 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from shared.campaigns import Campaign
-from shared.decisions import decide
-from shared.tree_compiler import compile_default_tree
-from shared.trees import ExperienceTree, ShopperState
+from shared.campaigns.model import Campaign
+from shared.decisions.compiler import compile_default_tree
+from shared.decisions.engine import decide
+from shared.decisions.trees import ExperienceTree, ShopperState
 from tests.unit.test_decisions import KEY, T0, add, remove, shown
 
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from shared.ttl_cache import TtlCache
+from shared.platform.ttl_cache import TtlCache
 
 
 def test_values_and_misses_are_cached_until_the_ttl_then_reloaded() -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from shared.resources import SYSTEM, Workflow
-from shared.workflow_render import (
+from shared.system.resources import SYSTEM, Workflow
+from shared.system.workflow_render import (
     WorkflowRenderError,
     environment,
     problems,

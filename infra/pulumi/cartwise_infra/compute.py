@@ -17,7 +17,7 @@ from cartwise_infra import iam
 from cartwise_infra.bundles import Bundle, function_bundle, runtime_bundle
 from cartwise_infra.context import Context, cloud_name
 from cartwise_infra.messaging import Messaging
-from shared.resource_model import Access, Function, Job, Secret, Sizing, Worker
+from shared.platform.resource_model import Access, Function, Job, Secret, Sizing, Worker
 
 RUNTIME = "python311"
 

@@ -11,7 +11,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from cartwise_infra.config import StackConfig
-from shared.resource_model import Sizing, SystemResources
+from shared.platform.resource_model import Sizing, SystemResources
 
 # APIs the system uses; enabled by the program (and by DEPLOY.md before the first run).
 APIS = (
@@ -108,7 +108,8 @@ class Context:
 
     def function_url_env(self) -> dict[str, str]:
         """The user environment variable that gives a workflow each function's URL: the
-        same names the local stack gives the workflows emulator (``shared.workflow_render``)."""
-        from shared.workflow_render import url_variable
+        same names the local stack gives the workflows emulator
+        (``shared.system.workflow_render``)."""
+        from shared.system.workflow_render import url_variable
 
         return {f.name: url_variable(f.name) for f in self.system.functions}

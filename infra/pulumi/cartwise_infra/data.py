@@ -10,7 +10,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from cartwise_infra.context import Context
-from shared.resource_model import BigQueryTable, GcRule
+from shared.platform.resource_model import BigQueryTable, GcRule
 
 DAY_MS = 86_400_000
 

@@ -12,7 +12,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from cartwise_infra.context import Context, account_id, cloud_name
-from shared.resource_model import Access
+from shared.platform.resource_model import Access
 
 PUBLISHER = "roles/pubsub.publisher"
 SUBSCRIBER = "roles/pubsub.subscriber"

@@ -11,7 +11,7 @@ import pulumi_gcp as gcp
 
 from cartwise_infra.context import Context
 from cartwise_infra.iam import PUBLISHER, SUBSCRIBER
-from shared.resource_model import Subscription
+from shared.platform.resource_model import Subscription
 
 
 def consumed(ctx: Context) -> set[str]:

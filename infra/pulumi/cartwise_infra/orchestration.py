@@ -19,7 +19,7 @@ import pulumi_gcp as gcp
 
 from cartwise_infra import iam
 from cartwise_infra.context import Context, cloud_name
-from shared.resource_model import Access, SchedulerJob, Workflow
+from shared.platform.resource_model import Access, SchedulerJob, Workflow
 
 WORKFLOW_SUFFIX = ".workflows.yaml"
 # Variables every workflow has (Cloud Workflows' own).

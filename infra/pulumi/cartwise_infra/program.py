@@ -1,7 +1,7 @@
 """The whole system from its declaration: ``deploy(SYSTEM, stack, ...)``.
 
 Nothing here lists resources: every topic, table, function, worker, job, workflow and
-schedule comes from ``shared.resources.SYSTEM`` and the files in ``workflows/``.
+schedule comes from ``shared.system.resources.SYSTEM`` and the files in ``workflows/``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from cartwise_infra.orchestration import (
     workflow_declarations,
     workflow_files,
 )
-from shared.resource_model import Access, SystemResources
+from shared.platform.resource_model import Access, SystemResources
 
 
 @dataclass(frozen=True)

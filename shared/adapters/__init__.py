@@ -1,1 +1,0 @@
-"""Storage and messaging adapters: one module per backend, clients injected."""

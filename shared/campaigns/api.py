@@ -1,0 +1,458 @@
+"""The campaigns function over HTTP: the JSON API and the back office's pages.
+
+JSON API (credentials: ``Authorization: Bearer cwc_...`` or ``X-Csm-Key``):
+
+- ``GET /v1/campaigns``, ``POST /v1/campaigns``
+- ``GET /v1/campaigns/{id}``, ``PATCH /v1/campaigns/{id}``
+- ``POST /v1/campaigns/{id}/activate|pause|archive``
+- ``GET /v1/campaigns/{id}/audit``, ``GET /v1/campaigns/{id}/report``
+- ``GET /openapi.json``
+
+Back office (server-rendered pages; the key is given once on ``/login`` and kept in an
+HttpOnly, SameSite=Strict cookie): ``/campaigns``, ``/campaigns/new``,
+``/campaigns/{id}``, ``/campaigns/{id}/report``.
+
+Every refusal has a status and a body ``{"error": {"code", "message", ...}}``; a campaign
+outside the caller's scope is a 404, as if it did not exist.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+from shared.campaigns import back_office
+from shared.campaigns.admin import (
+    AdminDependencies,
+    AdminError,
+    CsmAccount,
+    audit_of,
+    audit_records,
+    authenticate,
+    change_status,
+    create_campaign,
+    get_campaign,
+    list_campaigns,
+    update_campaign,
+)
+from shared.campaigns.model import Campaign, Creative
+from shared.platform.errors import StoreUnavailableError
+from shared.platform.http import ERROR_SCHEMA, error_response, header
+
+log = logging.getLogger(__name__)
+
+COOKIE = "cw_csm"
+MAX_BODY_BYTES = 256 * 1024
+ReportFunction = Callable[[Campaign, datetime], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    method: str
+    path: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    form: Mapping[str, str] = field(default_factory=dict)
+    cookies: Mapping[str, str] = field(default_factory=dict)
+
+    def header(self, name: str) -> str | None:
+        return header(self.headers, name)
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    status: int
+    body: str
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class CampaignsDependencies:
+    admin: AdminDependencies
+    report: ReportFunction
+
+
+def _json(status: int, body: Any, **headers: str) -> HttpResponse:
+    return HttpResponse(status, json.dumps(body), headers=dict(headers))
+
+
+def _error(status: int, code: str, message: str, **extra: Any) -> HttpResponse:
+    return _json(status, {"error": {"code": code, "message": message, **extra}})
+
+
+def _admin_error(exc: AdminError) -> HttpResponse:
+    return _error(exc.status, exc.code, exc.message, **exc.details)
+
+
+_API = re.compile(r"^/v1/campaigns(?:/([^/]+))?(?:/(activate|pause|archive|audit|report))?/?$")
+_PAGE = re.compile(r"^/campaigns(?:/([^/]+))?(?:/(activate|pause|archive|report))?/?$")
+
+
+def _api_key(request: HttpRequest) -> str | None:
+    authorization = request.header("Authorization") or ""
+    if authorization.lower().startswith("bearer "):
+        return authorization[7:].strip()
+    return request.header("X-Csm-Key")
+
+
+def _api(
+    request: HttpRequest, match: re.Match[str], deps: CampaignsDependencies, now: datetime
+) -> HttpResponse:
+    account = authenticate(deps.admin.accounts, _api_key(request))
+    if account is None:
+        return _error(401, "unauthenticated", "missing or unknown CSM key (Authorization: Bearer)")
+    campaign_id, action = match.group(1), match.group(2)
+    method = request.method
+    if campaign_id is None:
+        if method == "GET":
+            campaigns = list_campaigns(account, deps.admin)
+            return _json(200, {"campaigns": [c.model_dump(mode="json") for c in campaigns]})
+        if method == "POST":
+            data = _body(request)
+            return _json(
+                201, create_campaign(account, data, deps.admin, now).model_dump(mode="json")
+            )
+        return _error(405, "method_not_allowed", "use GET or POST", allow="GET, POST")
+    if action is None:
+        if method == "GET":
+            return _json(
+                200, get_campaign(account, campaign_id, deps.admin).model_dump(mode="json")
+            )
+        if method == "PATCH":
+            data = _body(request)
+            updated = update_campaign(account, campaign_id, data, deps.admin, now)
+            return _json(200, updated.model_dump(mode="json"))
+        return _error(405, "method_not_allowed", "use GET or PATCH", allow="GET, PATCH")
+    if action in ("audit", "report"):
+        if method != "GET":
+            return _error(405, "method_not_allowed", "use GET", allow="GET")
+        if action == "audit":
+            records = audit_of(account, campaign_id, deps.admin)
+            return _json(200, {"audit": [r.model_dump(mode="json") for r in records]})
+        campaign = get_campaign(account, campaign_id, deps.admin)
+        return _json(200, deps.report(campaign, now))
+    if method != "POST":
+        return _error(405, "method_not_allowed", "use POST", allow="POST")
+    changed = change_status(account, campaign_id, action, deps.admin, now)  # type: ignore[arg-type]
+    return _json(200, changed.model_dump(mode="json"))
+
+
+def _body(request: HttpRequest) -> dict[str, Any]:
+    if len(request.body) > MAX_BODY_BYTES:
+        raise AdminError(413, "too_large", f"the body exceeds {MAX_BODY_BYTES} bytes")
+    try:
+        data = json.loads(request.body or b"null")
+    except ValueError as exc:
+        raise AdminError(400, "invalid_json", f"the body is not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise AdminError(400, "invalid_json", "the body is a JSON object of campaign fields")
+    return data
+
+
+# --- the back office's pages -----------------------------------------------------------
+
+
+def _redirect(location: str, **headers: str) -> HttpResponse:
+    return HttpResponse(303, "", "text/html; charset=utf-8", {"Location": location, **headers})
+
+
+def _html(status: int, body: str, **headers: str) -> HttpResponse:
+    return HttpResponse(
+        status,
+        body,
+        "text/html; charset=utf-8",
+        {
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+            "img-src https: data:; form-action 'self'; frame-ancestors 'none'",
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "no-store",
+            **headers,
+        },
+    )
+
+
+def _cookie(request: HttpRequest, value: str, max_age: int) -> str:
+    secure = "; Secure" if (request.header("X-Forwarded-Proto") or "") == "https" else ""
+    return f"{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in re.split(r"[,\n]", text) if part.strip()]
+
+
+_OPTIONAL = (
+    "brand",
+    "generosity_min_pct",
+    "reward",
+    "budget",
+    "win_probability",
+    "prize_value",
+    "max_per_session",
+)
+_REQUIRED_SCALARS = ("name", "experience_type", "generosity_pct", "threshold", "control_share")
+
+
+def _moment(text: str) -> str:
+    """A datetime-local field (no zone) is taken as UTC."""
+    text = text.strip()
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}", text):
+        return f"{text}:00+00:00"
+    return text
+
+
+def form_to_data(form: Mapping[str, str], *, creating: bool) -> dict[str, Any]:
+    """The campaign fields of a submitted form (empty optional fields clear them)."""
+    data: dict[str, Any] = {}
+    if creating:
+        data["campaign_id"] = form.get("campaign_id", "").strip()
+        data["status"] = "active" if form.get("activate") == "on" else "draft"
+    for name in _REQUIRED_SCALARS:
+        value = form.get(name, "").strip()
+        if value:
+            data[name] = value
+    for name in _OPTIONAL:
+        value = form.get(name, "").strip()
+        data[name] = value or None
+    for name in ("starts_at", "ends_at"):
+        data[name] = _moment(form.get(name, ""))
+    for name in ("retailer_ids", "targeted_product_ids", "targeted_brands", "targeted_categories"):
+        data[name] = _split(form.get(name, ""))
+    title = form.get("creative_title", "").strip()
+    if title:
+        data["creative"] = {
+            "title": title,
+            "text": form.get("creative_text", "").strip(),
+            "image_url": form.get("creative_image_url", "").strip() or None,
+        }
+    else:
+        data["creative"] = None
+    return data
+
+
+def _page(
+    request: HttpRequest,
+    match: re.Match[str] | None,
+    deps: CampaignsDependencies,
+    now: datetime,
+) -> HttpResponse:
+    if request.path in ("/", ""):
+        return _redirect("/campaigns")
+    if request.path.rstrip("/") == "/login":
+        if request.method == "POST":
+            key = request.form.get("key", "").strip()
+            if authenticate(deps.admin.accounts, key) is None:
+                return _html(401, back_office.login_page("Unknown or revoked key."))
+            return _redirect("/campaigns", **{"Set-Cookie": _cookie(request, key, 8 * 3600)})
+        return _html(200, back_office.login_page())
+    if request.path.rstrip("/") == "/logout":
+        return _redirect("/login", **{"Set-Cookie": _cookie(request, "", 0)})
+    if match is None:
+        return _html(404, back_office.message_page("Not found", f"No page {request.path}."))
+    account = authenticate(deps.admin.accounts, request.cookies.get(COOKIE))
+    if account is None:
+        return _redirect("/login")
+    campaign_id, action = match.group(1), match.group(2)
+    try:
+        return _page_for(request, account, campaign_id, action, deps, now)
+    except AdminError as exc:
+        if exc.status == 404:
+            return _html(404, back_office.message_page("Not found", exc.message, account))
+        if exc.status == 403 and exc.code == "read_only":
+            return _html(403, back_office.message_page("Read only", exc.message, account))
+        raise
+
+
+def _page_for(
+    request: HttpRequest,
+    account: CsmAccount,
+    campaign_id: str | None,
+    action: str | None,
+    deps: CampaignsDependencies,
+    now: datetime,
+) -> HttpResponse:
+    method = request.method
+    if campaign_id is None:
+        if method != "GET":
+            return _html(405, back_office.message_page("Not allowed", "Use the form.", account))
+        return _html(200, back_office.list_page(account, list_campaigns(account, deps.admin)))
+    if campaign_id == "new" and action is None:
+        if method == "GET":
+            if not account.can_write:
+                raise AdminError(403, "read_only", "the analyst role cannot create campaigns")
+            return _html(200, back_office.form_page(account, None, {}, []))
+        data = form_to_data(request.form, creating=True)
+        try:
+            created = create_campaign(account, data, deps.admin, now)
+        except AdminError as exc:
+            if exc.code == "read_only":
+                raise
+            return _html(exc.status, back_office.form_page(account, None, request.form, [exc]))
+        return _redirect(f"/campaigns/{quote(created.campaign_id)}")
+    if action is None:
+        if method == "GET":
+            campaign = get_campaign(account, campaign_id, deps.admin)
+            audit = audit_records(campaign, deps.admin)
+            return _html(200, back_office.form_page(account, campaign, None, [], audit))
+        data = form_to_data(request.form, creating=False)
+        try:
+            update_campaign(account, campaign_id, data, deps.admin, now)
+        except AdminError as exc:
+            if exc.status == 404 or exc.code == "read_only":
+                raise
+            campaign = get_campaign(account, campaign_id, deps.admin)
+            audit = audit_records(campaign, deps.admin)
+            page = back_office.form_page(account, campaign, request.form, [exc], audit)
+            return _html(exc.status, page)
+        return _redirect(f"/campaigns/{quote(campaign_id)}?saved=1")
+    if action == "report":
+        campaign = get_campaign(account, campaign_id, deps.admin)
+        return _html(200, back_office.report_page(account, deps.report(campaign, now)))
+    if method != "POST":
+        return _html(405, back_office.message_page("Not allowed", "Use the buttons.", account))
+    try:
+        change_status(account, campaign_id, action, deps.admin, now)  # type: ignore[arg-type]
+    except AdminError as exc:
+        if exc.status == 404 or exc.code == "read_only":
+            raise
+        return _html(exc.status, back_office.message_page("Refused", exc.message, account))
+    return _redirect("/campaigns")
+
+
+def handle(
+    request: HttpRequest, deps: Callable[[], CampaignsDependencies], now: datetime
+) -> HttpResponse:
+    path = request.path
+    try:
+        if path.rstrip("/") == "/openapi.json" and request.method == "GET":
+            return _json(200, openapi())
+        api = _API.match(path)
+        if api:
+            return _api(request, api, deps(), now)
+        if path.startswith("/v1/"):
+            return _error(404, "not_found", f"no route {request.method} {path}")
+        return _page(request, _PAGE.match(path), deps(), now)
+    except AdminError as exc:
+        return _admin_error(exc)
+    except StoreUnavailableError:
+        return _error(503, "unavailable", "a store is unavailable; retry")
+
+
+# --- OpenAPI ---------------------------------------------------------------------------
+
+
+def openapi() -> dict[str, Any]:
+    campaign = Campaign.model_json_schema(ref_template="#/components/schemas/{model}")
+    definitions = campaign.pop("$defs", {})
+    definitions.setdefault("Creative", Creative.model_json_schema())
+
+    def ok(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+        return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+    ref = {"$ref": "#/components/schemas/Campaign"}
+    id_param = {
+        "name": "campaign_id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string"},
+    }
+    common = {
+        "401": error_response("Missing or unknown CSM key"),
+        "404": error_response("No such campaign in your scope"),
+    }
+    writes = {
+        **common,
+        "400": error_response("Not a JSON object"),
+        "403": error_response("Read-only role, or a retailer outside your scope"),
+        "409": error_response("Conflicting campaign, existing id, archived, or invalid transition"),
+        "422": error_response(
+            "Invalid fields (dates, budgets...), unknown retailers or products (details)"
+        ),
+    }
+    status_action = {
+        "post": {
+            "parameters": [id_param],
+            "responses": {"200": ok("The campaign, changed", ref), **writes},
+        }
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "cartwise campaigns API",
+            "version": "1.0.0",
+            "description": "Campaigns of the CSMs: roles admin, csm (scoped to retailers) "
+            "and analyst (read only). Every change is audited.",
+        },
+        "components": {
+            "schemas": {
+                **definitions,
+                "Campaign": campaign,
+                "Report": {
+                    "type": "object",
+                    "description": "docs/CAMPAIGNS.md: the report's fields",
+                },
+                "Error": ERROR_SCHEMA,
+            },
+            "securitySchemes": {"csmKey": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"csmKey": []}],
+        "paths": {
+            "/v1/campaigns": {
+                "get": {
+                    "operationId": "listCampaigns",
+                    "responses": {"200": ok("The campaigns in your scope", {}), **common},
+                },
+                "post": {
+                    "operationId": "createCampaign",
+                    "requestBody": {"content": {"application/json": {"schema": ref}}},
+                    "responses": {"201": ok("Created", ref), **writes},
+                },
+            },
+            "/v1/campaigns/{campaign_id}": {
+                "get": {
+                    "operationId": "getCampaign",
+                    "parameters": [id_param],
+                    "responses": {"200": ok("The campaign", ref), **common},
+                },
+                "patch": {
+                    "operationId": "updateCampaign",
+                    "parameters": [id_param],
+                    "requestBody": {"content": {"application/json": {"schema": {}}}},
+                    "responses": {"200": ok("The campaign, changed", ref), **writes},
+                },
+            },
+            "/v1/campaigns/{campaign_id}/activate": status_action,
+            "/v1/campaigns/{campaign_id}/pause": status_action,
+            "/v1/campaigns/{campaign_id}/archive": status_action,
+            "/v1/campaigns/{campaign_id}/audit": {
+                "get": {
+                    "operationId": "getCampaignAudit",
+                    "parameters": [id_param],
+                    "responses": {"200": ok("Who changed what, when", {}), **common},
+                }
+            },
+            "/v1/campaigns/{campaign_id}/report": {
+                "get": {
+                    "operationId": "getCampaignReport",
+                    "parameters": [id_param],
+                    "responses": {
+                        "200": ok("The report", {"$ref": "#/components/schemas/Report"}),
+                        **common,
+                    },
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "operationId": "openapi",
+                    "security": [],
+                    "responses": {"200": {"description": "This document"}},
+                }
+            },
+        },
+    }

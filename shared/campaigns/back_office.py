@@ -1,0 +1,407 @@
+"""The back office's pages: plain server-rendered HTML, inline SVG charts, no script.
+
+Every value written into a page goes through ``html.escape``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from html import escape
+from typing import Any
+from urllib.parse import quote
+
+from shared.campaigns.admin import AdminError, AuditRecord, CsmAccount
+from shared.campaigns.model import Campaign
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;margin:0;color:#1d2433;background:#f6f7f9}
+header{background:#1d3557;color:#fff;padding:.6em 1.2em;display:flex;gap:1em;align-items:center}
+header a{color:#fff} header .who{margin-left:auto;font-size:.9em}
+main{padding:1em 1.5em;max-width:1100px}
+table{border-collapse:collapse;width:100%;background:#fff}
+th,td{border-bottom:1px solid #dde;padding:.35em .5em;text-align:left;font-size:.92em}
+.status{padding:.1em .5em;border-radius:.8em;background:#e0e6ef}
+.status.active{background:#c9f2d4} .status.paused{background:#ffe8b3}
+.status.archived{background:#ddd;color:#666}
+form.inline{display:inline} button{cursor:pointer}
+fieldset{background:#fff;border:1px solid #ccd;margin-bottom:1em}
+label{display:block;margin:.4em 0 .1em;font-weight:600;font-size:.9em}
+input,select,textarea{width:100%;max-width:42em;padding:.3em;box-sizing:border-box}
+input[type=checkbox]{width:auto}
+.errors{background:#fde2e1;border:1px solid #e5a3a0;padding:.5em 1em;margin-bottom:1em}
+.figures{display:grid;grid-template-columns:repeat(auto-fill,minmax(12em,1fr));gap:.6em}
+.figure{background:#fff;border:1px solid #dde;padding:.6em}
+.figure b{display:block;font-size:1.3em}
+.na{color:#8a4b00} .chart{background:#fff;border:1px solid #dde;margin:.6em 0;padding:.4em}
+"""
+
+
+def _layout(title: str, body: str, account: CsmAccount | None = None) -> str:
+    who = ""
+    if account is not None:
+        scope = ", ".join(account.retailer_ids) if account.retailer_ids else "all retailers"
+        who = (
+            f'<span class="who">{escape(account.csm_id)} ({escape(account.role)}; '
+            f'{escape(scope)}) <form class="inline" method="post" action="/logout">'
+            '<button type="submit">Log out</button></form></span>'
+        )
+    return (
+        "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        f"<title>{escape(title)} - cartwise</title><style>{_STYLE}</style></head><body>"
+        '<header><b>cartwise</b><a href="/campaigns">Campaigns</a>'
+        f"{who}</header><main><h1>{escape(title)}</h1>{body}</main></body></html>"
+    )
+
+
+def login_page(error: str | None = None) -> str:
+    message = f'<div class="errors" role="alert">{escape(error)}</div>' if error else ""
+    body = (
+        f"{message}<form method=post action=/login><label for=key>Access key</label>"
+        "<input id=key name=key type=password autocomplete=off required>"
+        "<p><button type=submit id=login>Log in</button></p></form>"
+    )
+    return _layout("Log in", body)
+
+
+def message_page(title: str, message: str, account: CsmAccount | None = None) -> str:
+    return _layout(title, f"<p>{escape(message)}</p><p><a href=/campaigns>Back</a></p>", account)
+
+
+def _status(status: str) -> str:
+    return f'<span class="status {escape(status)}">{escape(status)}</span>'
+
+
+def _actions(campaign: Campaign) -> str:
+    allowed = {
+        "draft": ("activate", "archive"),
+        "active": ("pause", "archive"),
+        "paused": ("activate", "archive"),
+        "archived": (),
+    }[campaign.status]
+    cid = quote(campaign.campaign_id)
+    return "".join(
+        f'<form class="inline" method="post" action="/campaigns/{cid}/{a}">'
+        f'<button type="submit" name="do" value="{a}">{a.capitalize()}</button></form> '
+        for a in allowed
+    )
+
+
+def list_page(account: CsmAccount, campaigns: Sequence[Campaign]) -> str:
+    rows = "".join(
+        f'<tr><td><a href="/campaigns/{quote(c.campaign_id)}">{escape(c.campaign_id)}</a></td>'
+        f"<td>{escape(c.name)}</td><td>{escape(c.brand or '')}</td>"
+        f"<td>{escape(', '.join(c.retailer_ids))}</td><td>{escape(c.experience_type)}</td>"
+        f"<td>{c.starts_at:%Y-%m-%d} to {c.ends_at:%Y-%m-%d}</td><td>{_status(c.status)}</td>"
+        f'<td><a href="/campaigns/{quote(c.campaign_id)}/report">Report</a> '
+        f"{_actions(c) if account.can_write else ''}</td></tr>"
+        for c in campaigns
+    )
+    new = '<p><a href="/campaigns/new" id="new-campaign">New campaign</a></p>'
+    body = (
+        f"{new if account.can_write else ''}<table id=campaigns><thead><tr><th>Id</th>"
+        "<th>Name</th><th>Brand</th><th>Retailers</th><th>Experience</th><th>Period</th>"
+        f"<th>Status</th><th></th></tr></thead><tbody>{rows}</tbody></table>"
+        f"<p>{len(campaigns)} campaigns.</p>"
+    )
+    return _layout("Campaigns", body, account)
+
+
+def _value_of(campaign: Campaign | None, name: str) -> str:
+    if campaign is None:
+        return ""
+    if name.startswith("creative_"):
+        creative = campaign.creative
+        if creative is None:
+            return ""
+        value = getattr(creative, name.removeprefix("creative_"))
+    else:
+        value = getattr(campaign, name)
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return ", ".join(value)
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%dT%H:%M")
+    return str(value)
+
+
+_EXPERIENCES = (
+    "personalized_promotion",
+    "gamified_promotion",
+    "product_recommendation",
+    "tension_cart",
+)
+
+
+def form_page(
+    account: CsmAccount,
+    campaign: Campaign | None,
+    submitted: Mapping[str, str] | None,
+    errors: Sequence[AdminError],
+    audit: Sequence[AuditRecord] = (),
+) -> str:
+    def value(name: str) -> str:
+        if submitted is not None and name in submitted:
+            return escape(submitted[name])
+        return escape(_value_of(campaign, name))
+
+    def field(name: str, label: str, kind: str = "text", hint: str = "", **attrs: str) -> str:
+        extra = "".join(f' {k}="{escape(v)}"' for k, v in attrs.items())
+        note = f" <small>{escape(hint)}</small>" if hint else ""
+        return (
+            f'<label for="{name}">{escape(label)}{note}</label>'
+            f'<input id="{name}" name="{name}" type="{kind}" value="{value(name)}"{extra}>'
+        )
+
+    chosen = value("experience_type") or "personalized_promotion"
+    options = "".join(
+        f'<option value="{e}"{" selected" if e == chosen else ""}>{e.replace("_", " ")}</option>'
+        for e in _EXPERIENCES
+    )
+    problems = ""
+    if errors:
+        items = []
+        for error in errors:
+            fields = error.details.get("fields") or []
+            if fields:
+                items += [
+                    f"<li><b>{escape(f['field'])}</b>: {escape(f['reason'])}</li>" for f in fields
+                ]
+            else:
+                items.append(f"<li>{escape(error.message)}</li>")
+        problems = f'<div class="errors" role="alert" id="errors"><ul>{"".join(items)}</ul></div>'
+    creating = campaign is None
+    readonly = not account.can_write or (campaign is not None and campaign.status == "archived")
+    if campaign is None:
+        action = "/campaigns/new"
+        title = "New campaign"
+        identity = field(
+            "campaign_id", "Campaign id", required="required", pattern="[A-Za-z0-9._:-]+"
+        )
+    else:
+        action = f"/campaigns/{quote(campaign.campaign_id)}"
+        title = f"Campaign {campaign.name}"
+        identity = (
+            f"<p>Id <b>{escape(campaign.campaign_id)}</b> {_status(campaign.status)} "
+            f'<a href="/campaigns/{quote(campaign.campaign_id)}/report">Report</a></p>'
+        )
+    body = (
+        f'{problems}<form method=post action="{action}" id=campaign-form>'
+        f"<fieldset><legend>Campaign</legend>{identity}"
+        + field("name", "Name", required="required")
+        + field("brand", "Brand (who runs it)")
+        + field("retailer_ids", "Retailers", hint="comma-separated ids", required="required")
+        + f'<label for="experience_type">Experience</label>'
+        f'<select id="experience_type" name="experience_type">{options}</select>'
+        + field("starts_at", "Starts (UTC)", "datetime-local", required="required")
+        + field("ends_at", "Ends (UTC)", "datetime-local", required="required")
+        + "</fieldset><fieldset><legend>Targeting</legend>"
+        + field("targeted_product_ids", "Product ids", hint="comma-separated")
+        + field("targeted_brands", "Brands", hint="comma-separated")
+        + field("targeted_categories", "Categories", hint="comma-separated")
+        + "</fieldset><fieldset><legend>Rules and budget</legend>"
+        + field("generosity_min_pct", "Generosity at least (%)", "number", step="0.1")
+        + field("generosity_pct", "Generosity at most (%)", "number", step="0.1")
+        + field(
+            "threshold",
+            "Threshold: spend on the targeted products that unlocks it",
+            "number",
+            step="0.01",
+        )
+        + field("reward", "Reward (tension cart)")
+        + field("budget", "Budget", "number", step="0.01")
+        + field("win_probability", "Win probability (gamified)", "number", step="0.001")
+        + field("prize_value", "Prize value (gamified)", "number", step="0.01")
+        + field("control_share", "Control-group share", "number", hint="0 to 0.99", step="0.01")
+        + field("max_per_session", "Shows per session at most", "number", step="1")
+        + "</fieldset><fieldset><legend>Creative</legend>"
+        + field("creative_title", "Title")
+        + field("creative_text", "Text")
+        + field("creative_image_url", "Image URL", "url")
+        + "</fieldset>"
+        + (
+            "<label><input type=checkbox name=activate id=activate> Activate now</label>"
+            if creating
+            else ""
+        )
+        + (
+            ""
+            if readonly
+            else f"<p><button type=submit id=save>{'Create' if creating else 'Save'}</button></p>"
+        )
+        + "</form>"
+    )
+    if audit:
+        rows = "".join(
+            f"<tr><td>{r.at:%Y-%m-%d %H:%M:%S}</td><td>{escape(r.csm_id)}</td>"
+            f"<td>{escape(r.action)}</td><td>{escape(', '.join(sorted(r.changes)))}</td></tr>"
+            for r in audit
+        )
+        body += (
+            "<h2>Audit</h2><table id=audit><thead><tr><th>When (UTC)</th><th>Who</th>"
+            f"<th>What</th><th>Fields</th></tr></thead><tbody>{rows}</tbody></table>"
+        )
+    return _layout(title, body, account)
+
+
+# --- charts ----------------------------------------------------------------------------
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def uplift_chart(report: Mapping[str, Any]) -> str:
+    """Exposed vs held-out means, with the difference's 95% interval, per metric."""
+    width, bar = 760, 26
+    parts = []
+    y = 10
+    for name, metric in report["uplift"].items():
+        label = name.replace("_", " ")
+        e, h = metric["exposed"]["mean"], metric["held_out"]["mean"]
+        top = max(v for v in (e, h, 1e-9) if v is not None)
+        parts.append(f'<text x="0" y="{y + 12}" font-size="13" font-weight="600">{label}</text>')
+        y += 18
+        for side, mean, color in (("exposed", e, "#2a9d8f"), ("held out", h, "#adb5bd")):
+            length = 0 if mean is None else 300 * mean / top
+            parts.append(
+                f'<text x="0" y="{y + 17}" font-size="12">{side}</text>'
+                f'<rect x="80" y="{y}" width="{length:.1f}" height="{bar - 4}" fill="{color}"/>'
+                f'<text x="{85 + length:.1f}" y="{y + 17}" font-size="12">{_fmt(mean)}</text>'
+            )
+            y += bar
+        if metric["computable"]:
+            low, high = metric["ci95"]
+            note = f"difference {_fmt(metric['difference'])} (95% CI {_fmt(low)} to {_fmt(high)})"
+        else:
+            note = f"uplift not computable: {metric['reason']}"
+        parts.append(f'<text x="80" y="{y + 12}" font-size="12" fill="#555">{escape(note)}</text>')
+        y += 28
+    return (
+        f'<svg class="chart" id="uplift-chart" role="img" aria-label="uplift" width="{width}" '
+        f'height="{y}" viewBox="0 0 {width} {y}">{"".join(parts)}</svg>'
+    )
+
+
+def line_chart(
+    chart_id: str, title: str, points: Sequence[tuple[str, float]], limit: float | None = None
+) -> str:
+    """A small line chart over days (x) with an optional horizontal limit line."""
+    width, height, left, bottom = 640, 220, 60, 30
+    plot_w, plot_h = width - left - 10, height - bottom - 20
+    if not points or (not any(v for _, v in points) and not limit):
+        return (
+            f'<svg class="chart" id="{chart_id}" width="{width}" height="40"><text x="10" '
+            f'y="25" font-size="13">{escape(title)}: no data</text></svg>'
+        )
+    top = max([p[1] for p in points] + ([limit] if limit else []) + [1e-9])
+    step = plot_w / max(len(points) - 1, 1)
+
+    def xy(i: int, v: float) -> tuple[float, float]:
+        return left + i * step, 20 + plot_h * (1 - v / top)
+
+    path = " ".join(f"{x:.1f},{y:.1f}" for x, y in (xy(i, v) for i, (_, v) in enumerate(points)))
+    parts = [
+        f'<text x="{left}" y="14" font-size="13" font-weight="600">{escape(title)}</text>',
+        f'<line x1="{left}" y1="{20 + plot_h}" x2="{left + plot_w}" y2="{20 + plot_h}" '
+        'stroke="#999"/>',
+        f'<text x="4" y="24" font-size="11">{_fmt(top)}</text>',
+        f'<text x="4" y="{20 + plot_h}" font-size="11">0</text>',
+        f'<polyline fill="none" stroke="#1d3557" stroke-width="2" points="{path}"/>',
+        f'<text x="{left}" y="{height - 8}" font-size="11">{escape(points[0][0])}</text>',
+        f'<text x="{left + plot_w - 70}" y="{height - 8}" font-size="11">'
+        f"{escape(points[-1][0])}</text>",
+    ]
+    if limit:
+        _, y = xy(0, limit)
+        parts.append(
+            f'<line x1="{left}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}" stroke="#e63946" '
+            f'stroke-dasharray="4 3"/><text x="{left + plot_w - 110}" y="{y + 14:.1f}" '
+            f'font-size="11" fill="#e63946">budget {_fmt(limit)}</text>'
+        )
+    return (
+        f'<svg class="chart" id="{chart_id}" role="img" aria-label="{escape(title)}" '
+        f'width="{width}" height="{height}" viewBox="0 0 {width} {height}">{"".join(parts)}</svg>'
+    )
+
+
+def report_page(account: CsmAccount, report: Mapping[str, Any]) -> str:
+    c, e, s, p, t = (
+        report["campaign"],
+        report["exposure"],
+        report["shoppers"],
+        report["participation"],
+        report["targeted_sales"],
+    )
+    figures = [
+        ("Impressions", e["impressions"]),
+        ("Clicks", e["clicks"]),
+        ("Click-through rate", e["click_through_rate"]),
+        ("Eligible shoppers", s["eligible"]),
+        ("Exposed shoppers", s["exposed"]),
+        ("Held-out shoppers", s["held_out"]),
+        ("Plays", p["plays"]),
+        ("Participation rate", p["participation_rate"]),
+        ("Wins (net of voided)", p["wins"]),
+        ("Cost", p["cost"]),
+        ("Budget", c["budget"]),
+        ("Targeted sales", t["amount"]),
+        ("Targeted items sold", t["quantity"]),
+        ("Targeted buyers", t["buyers"]),
+    ]
+    journey = report.get("journey")
+    if journey:
+        figures += [
+            ("CJ shoppers reached", journey["reached_shoppers"]),
+            ("CJ coupon redemptions", journey["redemptions"]),
+            ("CJ redeeming shoppers", journey["redeeming_shoppers"]),
+            ("CJ coupon products sales", journey["coupon_products_sales"]["amount"]),
+            (
+                "of which to reached shoppers",
+                journey["coupon_products_sales"]["amount_by_reached_shoppers"],
+            ),
+        ]
+    cards = "".join(
+        f'<div class="figure">{escape(label)}<b>{escape(_fmt(value, 4 if "rate" in label else 2))}'
+        "</b></div>"
+        for label, value in figures
+    )
+    missing = "".join(f"<li>{escape(item)}</li>" for item in report["not_available"])
+    daily = report["daily"]
+    body = (
+        f"<p>{escape(c['experience_type'])} on {escape(', '.join(c['retailer_ids']))}, "
+        f"{escape(report['period']['from'][:10])} to {escape(report['period']['to'][:10])}; "
+        f'{_status(c["status"])} <a href="/campaigns/{quote(c["campaign_id"])}">Edit</a></p>'
+        f'<div class="figures" id="figures">{cards}</div>'
+        + (
+            f'<h2>Not available</h2><ul class="na" id="not-available">{missing}</ul>'
+            if missing
+            else ""
+        )
+        + "<h2>Uplift: exposed vs held out</h2>"
+        + uplift_chart(report)
+        + "<h2>Daily sales of the targeted products</h2>"
+        + line_chart(
+            "sales-chart",
+            "targeted sales per day",
+            [(d["day"], d["targeted_sales"]) for d in daily],
+        )
+        + "<h2>Budget consumed</h2>"
+        + line_chart(
+            "budget-chart",
+            "cumulative cost of wins",
+            [(d["day"], d["cost_cumulative"]) for d in daily],
+            c["budget"],
+        )
+        + f"<p><small>Computed {escape(report['computed_at'])} from the cold read models. "
+        f'JSON: <a href="/v1/campaigns/{quote(c["campaign_id"])}/report">API</a> '
+        "(needs the key as a bearer token).</small></p>"
+    )
+    return _layout(f"Report: {c['name']}", body, account)

@@ -1,0 +1,88 @@
+"""The freezer: shopper-event messages into cold read models, exactly once in effect.
+
+Delivery is at-least-once; the effect is exactly-once because every row has a
+deterministic ``row_id`` and the sink inserts only rows whose ``row_id`` is not there yet
+(a MERGE), after de-duplicating the batch itself. A message that can never be frozen
+(not JSON, unknown schema version, invalid event) is a *poison* message: it goes to the
+dead-letter sink with its reason and is acknowledged; a sink failure is transient: the
+whole batch is retried.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Protocol
+
+from pydantic import BaseModel
+
+from shared.contract.messages import InboundMessage, PoisonMessage, parse
+from shared.freezer.read_models import Row, rows_for
+from shared.platform.sinks import DeadLetterSink
+
+log = logging.getLogger(__name__)
+
+
+class ReadModelSink(Protocol):
+    def write(self, table: str, rows: Sequence[Row]) -> int:
+        """Insert the rows whose row_id is new; return how many were inserted."""
+        ...
+
+
+class FreezeOutcome(BaseModel):
+    events: int
+    rows_inserted: dict[str, int]
+    poison: int
+
+
+def transform(
+    messages: Sequence[InboundMessage],
+) -> tuple[dict[str, list[Row]], list[PoisonMessage], int]:
+    """Rows per table (de-duplicated on row_id), poison messages, and events counted."""
+    tables: dict[str, dict[str, Row]] = defaultdict(dict)
+    poison: list[PoisonMessage] = []
+    events: set[str] = set()
+    for message in messages:
+        parsed = parse(message)
+        if isinstance(parsed, str):
+            poison.append(
+                PoisonMessage(
+                    message_id=message.message_id,
+                    reason=parsed,
+                    data=message.data,
+                    attributes=message.attributes,
+                )
+            )
+            continue
+        retailer_id, event, ingested_at = parsed
+        events.add(f"{retailer_id}#{event.event_id}")
+        for table, rows in rows_for(retailer_id, event, ingested_at).items():
+            for row in rows:
+                tables[table].setdefault(row["row_id"], row)
+    return {t: list(rows.values()) for t, rows in tables.items()}, poison, len(events)
+
+
+def freeze(
+    messages: Sequence[InboundMessage], *, sink: ReadModelSink, dead_letters: DeadLetterSink
+) -> FreezeOutcome:
+    """Freeze one batch; raise ``TransientSinkError`` to have the whole batch redelivered."""
+    tables, poison, events = transform(messages)
+    if poison:
+        dead_letters.send(poison)
+        for item in poison:
+            log.warning(
+                "poison message dead-lettered",
+                extra={"message_id": item.message_id, "reason": item.reason},
+            )
+    inserted = {table: sink.write(table, rows) for table, rows in sorted(tables.items())}
+    log.info(
+        "batch frozen",
+        extra={
+            "events": events,
+            "rows_inserted": inserted,
+            "poison": len(poison),
+            "messages": len(messages),
+        },
+    )
+    return FreezeOutcome(events=events, rows_inserted=inserted, poison=len(poison))

@@ -1,0 +1,121 @@
+"""``Warehouse`` on google-cloud-bigquery: statements, queries and bulk row replacement.
+
+Query parameters are typed from their Python values. ``replace_rows`` deletes the run's
+rows, then writes the new ones in one Parquet load job (no streaming buffer, so the rows
+can be deleted again by a re-run at once, on BigQuery as on bqemulator).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from google.cloud import bigquery
+
+from shared.platform.resource_model import BigQueryTable, Column
+from shared.platform.warehouse import Row
+
+log = logging.getLogger(__name__)
+
+TIMEOUT_S = 900.0
+
+_ARROW_TYPES: dict[str, Any] = {
+    "STRING": pa.string(),
+    "INT64": pa.int64(),
+    "FLOAT64": pa.float64(),
+    "BOOL": pa.bool_(),
+    "NUMERIC": pa.decimal128(38, 9),
+    "TIMESTAMP": pa.timestamp("us", tz="UTC"),
+    "DATE": pa.date32(),
+}
+
+
+def _parameter(name: str, value: Any) -> bigquery.ScalarQueryParameter:
+    if isinstance(value, bool):
+        kind = "BOOL"
+    elif isinstance(value, int):
+        kind = "INT64"
+    elif isinstance(value, float):
+        kind = "FLOAT64"
+    elif isinstance(value, Decimal):
+        kind = "NUMERIC"
+    elif isinstance(value, datetime):
+        kind = "TIMESTAMP"
+    elif isinstance(value, date):
+        kind = "DATE"
+    elif isinstance(value, str):
+        kind = "STRING"
+    else:
+        raise TypeError(f"query parameter {name}: unsupported type {type(value).__name__}")
+    return bigquery.ScalarQueryParameter(name, kind, value)
+
+
+def _job_config(params: Mapping[str, Any] | None) -> bigquery.QueryJobConfig:
+    return bigquery.QueryJobConfig(
+        query_parameters=[_parameter(k, v) for k, v in (params or {}).items()]
+    )
+
+
+def _arrow_column(column: Column, rows: Sequence[Row]) -> Any:
+    values = [row.get(column.name) for row in rows]
+    if column.type == "NUMERIC":
+        values = [None if v is None else Decimal(str(v)) for v in values]
+    return pa.array(values, type=_ARROW_TYPES[column.type])
+
+
+def parquet_of(table: BigQueryTable, rows: Sequence[Row]) -> bytes:
+    """The rows as one Parquet file, columns in declaration order and types."""
+    arrow = pa.table(
+        [_arrow_column(c, rows) for c in table.columns], names=[c.name for c in table.columns]
+    )
+    buffer = io.BytesIO()
+    pq.write_table(arrow, buffer, compression="zstd")
+    return buffer.getvalue()
+
+
+class BigQueryWarehouse:
+    """The warehouse port; ``tables`` are the declarations ``replace_rows`` may write."""
+
+    def __init__(
+        self, client: Any, project: str, dataset: str, tables: Sequence[BigQueryTable]
+    ) -> None:
+        self._client = client
+        self._project = project
+        self._dataset = dataset
+        self._tables = {t.name: t for t in tables}
+
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        job = self._client.query(sql, job_config=_job_config(params), timeout=TIMEOUT_S)
+        job.result(timeout=TIMEOUT_S)
+
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Row]:
+        job = self._client.query(sql, job_config=_job_config(params), timeout=TIMEOUT_S)
+        result = job.result(timeout=TIMEOUT_S, page_size=50_000)
+        return [dict(row.items()) for row in result]
+
+    def replace_rows(self, table: str, run_id: str, rows: Sequence[Row]) -> None:
+        declared = self._tables[table]
+        target = f"{self._project}.{self._dataset}.{declared.name}"
+        delete = f"DELETE FROM `{target}` WHERE run_id = @run_id"  # noqa: S608
+        self.execute(delete, {"run_id": run_id})
+        if not rows:
+            return
+        self._client.load_table_from_file(
+            io.BytesIO(parquet_of(declared, rows)),
+            target,
+            job_config=bigquery.LoadJobConfig(
+                source_format=bigquery.SourceFormat.PARQUET,
+                schema=[
+                    bigquery.SchemaField(c.name, c.type, mode=c.mode) for c in declared.columns
+                ],
+                write_disposition=bigquery.WriteDisposition.WRITE_APPEND,
+            ),
+            timeout=TIMEOUT_S,
+        ).result(timeout=TIMEOUT_S)
+        log.info("rows replaced", extra={"table": table, "run_id": run_id, "rows": len(rows)})

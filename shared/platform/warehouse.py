@@ -1,0 +1,25 @@
+"""The SQL warehouse port: statements, queries, bulk row replacement (BigQuery's adapter:
+``shared.platform.bigquery_warehouse``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+Row = dict[str, Any]
+
+
+class Warehouse(Protocol):
+    """The SQL warehouse (BigQuery; bqemulator locally)."""
+
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        """Run a statement (CREATE TABLE AS, MERGE, DELETE ...), waiting for it."""
+        ...
+
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Row]:
+        """Run a query and return its rows as dicts."""
+        ...
+
+    def replace_rows(self, table: str, run_id: str, rows: Sequence[Row]) -> None:
+        """Delete the table's rows of ``run_id``, then write ``rows`` (bulk, not streaming)."""
+        ...

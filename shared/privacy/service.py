@@ -1,0 +1,438 @@
+"""GDPR: retention purges, erasure requests and the suppression (opt-out) list.
+
+Every store that holds shopper data is one ``ShopperDataStore`` (an *eraser*), listed in
+a registry (``StoreRegistry``) under a stable name and a data class. The purge and the
+erasure walk the registry; a new store is covered by adding its eraser there.
+
+Shoppers are only ever recorded here by a keyed hash: HMAC-SHA256 with a secret key
+(Secret Manager ``shopper-hash-key``), first derived per retailer
+(``HMAC(key, retailer_id)``), then applied to the shopper id. Without the key a hash
+cannot be reversed to the customer identifier by trying candidate ids.
+
+Pure domain logic: no cloud API here (adapters in ``shared/adapters/``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+from shared.platform.ttl_cache import TtlCache
+from shared.privacy.retention import DataClass, RetailerRetention, RetentionDefaults, cutoffs
+
+log = logging.getLogger(__name__)
+
+SuppressionReason = Literal["erased", "objected"]
+RequestStatus = Literal["running", "done"]
+
+
+# --- hashing -----------------------------------------------------------------------------
+
+
+class ShopperHasher:
+    """HMAC-SHA256 of a shopper id under a per-retailer key derived from one secret."""
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) < 16:
+            raise ValueError("the shopper hash key must be at least 16 bytes")
+        self._key = key
+
+    def __call__(self, retailer_id: str, shopper_id: str) -> str:
+        retailer_key = hmac.new(self._key, retailer_id.encode(), hashlib.sha256).digest()
+        return hmac.new(retailer_key, shopper_id.encode(), hashlib.sha256).hexdigest()
+
+
+# --- the erasers -------------------------------------------------------------------------
+
+
+class StorePendingError(RuntimeError):
+    """The store cannot do this work yet (BigQuery rows still in the streaming buffer):
+    the work stays pending and is retried, never skipped."""
+
+
+class ShopperDataStore(Protocol):
+    """One store holding shopper data (an *eraser*); both methods are idempotent and work
+    in bounded batches. They return how many records (rows, documents) they deleted."""
+
+    def erase_shopper(self, retailer_id: str, shopper_id: str) -> int:
+        """Delete everything of one shopper of one retailer."""
+        ...
+
+    def purge_before(self, retailer_id: str, cutoff: datetime) -> int:
+        """Delete the retailer's records older than ``cutoff``."""
+        ...
+
+
+@dataclass(frozen=True)
+class RegisteredStore:
+    name: str  # e.g. "bigquery:orders", "bigtable:shopper_state", "firestore:rewards/claims"
+    data_class: DataClass
+    store: ShopperDataStore
+
+
+class StoreRegistry:
+    """The erasers of every store, by name (order kept: the erasure's order)."""
+
+    def __init__(self, stores: Iterable[RegisteredStore] = ()) -> None:
+        self._stores: dict[str, RegisteredStore] = {}
+        for store in stores:
+            self.register(store)
+
+    def register(self, store: RegisteredStore) -> None:
+        if store.name in self._stores:
+            raise ValueError(f"store {store.name!r} is registered twice")
+        self._stores[store.name] = store
+
+    def __iter__(self) -> Iterator[RegisteredStore]:
+        return iter(list(self._stores.values()))
+
+    def names(self) -> list[str]:
+        return list(self._stores)
+
+    def get(self, name: str) -> RegisteredStore:
+        return self._stores[name]
+
+
+# --- records -----------------------------------------------------------------------------
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class StoreReceipt(_Model):
+    status: Literal["pending", "done"]
+    deleted: int = 0
+    at: datetime | None = None
+    attempts: int = 0
+    last_error: str | None = None
+
+
+class ErasureRequest(_Model):
+    request_id: str
+    retailer_id: str
+    shopper_hash: str
+    # The customer identifier, needed to find the shopper's data: kept only while the
+    # request runs, removed when it is done (then only the hash remains).
+    shopper_id: str | None
+    status: RequestStatus
+    requested_at: datetime
+    finished_at: datetime | None = None
+    receipts: dict[str, StoreReceipt] = {}
+
+    def public(self) -> dict[str, object]:
+        """What the API answers: never the customer identifier."""
+        return self.model_dump(mode="json", exclude={"shopper_id"})
+
+
+class Suppression(_Model):
+    retailer_id: str
+    shopper_hash: str
+    reason: SuppressionReason
+    at: datetime
+
+
+class AuditRecord(_Model):
+    kind: Literal["purge", "erasure"]
+    at: datetime
+    retailer_id: str
+    store: str
+    deleted: int
+    cutoff: datetime | None = None
+    shopper_hash: str | None = None
+    request_id: str | None = None
+
+
+# --- ports -------------------------------------------------------------------------------
+
+
+class ErasureRequestStore(Protocol):
+    def put(self, request: ErasureRequest) -> None: ...
+
+    def get(self, request_id: str) -> ErasureRequest | None: ...
+
+    def running(self, limit: int) -> list[ErasureRequest]:
+        """Requests not done yet, oldest first."""
+        ...
+
+
+class SuppressionList(Protocol):
+    def add(self, suppression: Suppression) -> None: ...
+
+    def hashes(self, retailer_id: str, reasons: Sequence[SuppressionReason]) -> frozenset[str]:
+        """The retailer's suppressed shoppers' hashes, for these reasons."""
+        ...
+
+
+class AuditLog(Protocol):
+    def record(self, records: Sequence[AuditRecord]) -> None: ...
+
+
+class RetentionSource(Protocol):
+    def retailers(self) -> list[str]:
+        """Every retailer whose data the purge must look at."""
+        ...
+
+    def retention(self, retailer_id: str) -> RetailerRetention: ...
+
+
+# --- suppression -------------------------------------------------------------------------
+
+
+class SuppressionFilter:
+    """Which shoppers of a retailer to skip, from the suppression list: each retailer's
+    hashes are re-read at most every ``ttl_s`` (ingest), or once (a replay's run)."""
+
+    def __init__(
+        self,
+        suppressions: SuppressionList,
+        hasher: ShopperHasher,
+        reasons: Sequence[SuppressionReason],
+        ttl_s: float = float("inf"),
+    ) -> None:
+        self._suppressions = suppressions
+        self._hasher = hasher
+        self._reasons = tuple(reasons)
+        self._cache: TtlCache[frozenset[str]] = TtlCache(ttl_s)
+
+    def _load(self, retailer_id: str) -> frozenset[str]:
+        return self._suppressions.hashes(retailer_id, self._reasons)
+
+    def __call__(self, retailer_id: str, shopper_id: str) -> bool:
+        """True if the shopper is suppressed (their data must not be processed)."""
+        hashes = self._cache.get(retailer_id, self._load)
+        return bool(hashes) and self._hasher(retailer_id, shopper_id) in hashes
+
+
+class KnownSuppressions:
+    """A snapshot of the suppressed hashes of some retailers (picklable: a backfill's
+    worker processes each get one)."""
+
+    def __init__(self, key: bytes, hashes: dict[str, frozenset[str]]) -> None:
+        self._key = key
+        self._hashes = hashes
+        self._hasher: ShopperHasher | None = None
+
+    @classmethod
+    def load(
+        cls,
+        suppressions: SuppressionList,
+        key: bytes,
+        retailers: Iterable[str],
+        reasons: Sequence[SuppressionReason] = ("erased", "objected"),
+    ) -> KnownSuppressions:
+        return cls(key, {r: suppressions.hashes(r, reasons) for r in retailers})
+
+    def __call__(self, retailer_id: str, shopper_id: str) -> bool:
+        hashes = self._hashes.get(retailer_id)
+        if not hashes:
+            return False
+        if self._hasher is None:
+            self._hasher = ShopperHasher(self._key)
+        return self._hasher(retailer_id, shopper_id) in hashes
+
+    def __len__(self) -> int:
+        return sum(len(h) for h in self._hashes.values())
+
+
+def object_to_processing(
+    suppressions: SuppressionList,
+    hasher: ShopperHasher,
+    retailer_id: str,
+    shopper_id: str,
+    now: datetime,
+) -> Suppression:
+    """The shopper objects to processing: their future events are refused at ingest."""
+    suppression = Suppression(
+        retailer_id=retailer_id,
+        shopper_hash=hasher(retailer_id, shopper_id),
+        reason="objected",
+        at=now,
+    )
+    suppressions.add(suppression)
+    return suppression
+
+
+# --- erasure -----------------------------------------------------------------------------
+
+
+def request_erasure(
+    requests: ErasureRequestStore,
+    suppressions: SuppressionList,
+    hasher: ShopperHasher,
+    store_names: Sequence[str],
+    retailer_id: str,
+    shopper_id: str,
+    now: datetime,
+    new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+) -> ErasureRequest:
+    """Record the request (it runs asynchronously); replays and backfills skip the
+    shopper from now on."""
+    shopper_hash = hasher(retailer_id, shopper_id)
+    suppressions.add(
+        Suppression(retailer_id=retailer_id, shopper_hash=shopper_hash, reason="erased", at=now)
+    )
+    request = ErasureRequest(
+        request_id=new_id(),
+        retailer_id=retailer_id,
+        shopper_hash=shopper_hash,
+        shopper_id=shopper_id,
+        status="running",
+        requested_at=now,
+        receipts={name: StoreReceipt(status="pending") for name in store_names},
+    )
+    requests.put(request)
+    log.info(
+        "erasure requested",
+        extra={"request_id": request.request_id, "retailer_id": retailer_id},
+    )
+    return request
+
+
+def run_erasure(
+    request: ErasureRequest,
+    registry: StoreRegistry,
+    requests: ErasureRequestStore,
+    audit: AuditLog,
+    clock: Callable[[], datetime],
+    is_transient: Callable[[BaseException], bool],
+) -> ErasureRequest:
+    """Erase the shopper from every store whose receipt is still pending; progress is
+    saved after each store. Done when every store is done: the customer identifier is
+    then dropped from the request, and one audit record per store is written."""
+    if request.status == "done" or request.shopper_id is None:
+        return request
+    receipts = dict(request.receipts)
+    for entry in registry:
+        receipt = receipts.get(entry.name, StoreReceipt(status="pending"))
+        if receipt.status == "done":
+            continue
+        attempts = receipt.attempts + 1
+        try:
+            deleted = entry.store.erase_shopper(request.retailer_id, request.shopper_id)
+        except StorePendingError as exc:
+            receipts[entry.name] = receipt.model_copy(
+                update={"attempts": attempts, "last_error": f"pending: {exc}"}
+            )
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            receipts[entry.name] = receipt.model_copy(
+                update={"attempts": attempts, "last_error": f"unavailable: {exc}"}
+            )
+        else:
+            receipts[entry.name] = StoreReceipt(
+                status="done", deleted=receipt.deleted + deleted, at=clock(), attempts=attempts
+            )
+        request = request.model_copy(update={"receipts": dict(receipts)})
+        requests.put(request)
+    if all(r.status == "done" for r in receipts.values()):
+        finished = clock()
+        audit.record(
+            [
+                AuditRecord(
+                    kind="erasure",
+                    at=r.at or finished,
+                    retailer_id=request.retailer_id,
+                    store=name,
+                    deleted=r.deleted,
+                    shopper_hash=request.shopper_hash,
+                    request_id=request.request_id,
+                )
+                for name, r in receipts.items()
+            ]
+        )
+        request = request.model_copy(
+            update={"status": "done", "finished_at": finished, "shopper_id": None}
+        )
+        requests.put(request)
+        log.info(
+            "erasure done",
+            extra={
+                "request_id": request.request_id,
+                "deleted": sum(r.deleted for r in receipts.values()),
+            },
+        )
+    return request
+
+
+def run_pending_erasures(
+    registry: StoreRegistry,
+    requests: ErasureRequestStore,
+    audit: AuditLog,
+    clock: Callable[[], datetime],
+    is_transient: Callable[[BaseException], bool],
+    limit: int = 20,
+) -> list[ErasureRequest]:
+    """Advance every running request (the scheduled sweep); return them as they are now."""
+    return [
+        run_erasure(request, registry, requests, audit, clock, is_transient)
+        for request in requests.running(limit)
+    ]
+
+
+# --- retention purge -------------------------------------------------------------------
+
+
+class PurgeReport(_Model):
+    at: datetime
+    deleted: dict[str, int]  # "retailer/store" -> records deleted
+    pending: dict[str, str] = {}  # "retailer/store" -> why it must be retried
+
+
+def purge(
+    registry: StoreRegistry,
+    source: RetentionSource,
+    defaults: RetentionDefaults,
+    audit: AuditLog,
+    now: datetime,
+    is_transient: Callable[[BaseException], bool],
+) -> PurgeReport:
+    """Delete, in every store, each retailer's data older than its contractual period.
+
+    Idempotent (a second run deletes nothing more); each store deletes in bounded
+    batches; one audit record per retailer and store. A store that cannot do the work yet
+    is reported pending (the next scheduled run retries it)."""
+    deleted: dict[str, int] = {}
+    pending: dict[str, str] = {}
+    records: list[AuditRecord] = []
+    for retailer_id in source.retailers():
+        cut = cutoffs(defaults, source.retention(retailer_id), now)
+        for entry in registry:
+            key = f"{retailer_id}/{entry.name}"
+            cutoff = cut[entry.data_class]
+            try:
+                count = entry.store.purge_before(retailer_id, cutoff)
+            except StorePendingError as exc:
+                pending[key] = str(exc)
+                continue
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                pending[key] = f"unavailable: {exc}"
+                continue
+            deleted[key] = count
+            records.append(
+                AuditRecord(
+                    kind="purge",
+                    at=now,
+                    retailer_id=retailer_id,
+                    store=entry.name,
+                    deleted=count,
+                    cutoff=cutoff,
+                )
+            )
+    audit.record(records)
+    log.info(
+        "retention purge",
+        extra={"deleted": sum(deleted.values()), "pending": len(pending)},
+    )
+    return PurgeReport(at=now, deleted=deleted, pending=pending)

@@ -1,0 +1,525 @@
+"""The one declaration of the system's cloud resources.
+
+Read by the local bootstrap (``emulators.bootstrap``) and by the Pulumi program, so that
+what runs locally is what is deployed. Pure data: nothing here talks to a cloud API.
+"""
+
+from __future__ import annotations
+
+from shared.decisions.read_models import DECISION_TABLES
+from shared.freezer.read_models import DATASET as BIGQUERY_DATASET  # re-exported
+from shared.freezer.read_models import DEAD_LETTERS, READ_MODELS
+from shared.journey.campaigns import JOURNEY_TABLES
+from shared.nightly.tables import NIGHTLY_TABLES
+from shared.platform.resource_model import (
+    Access,
+    BigQueryDataset,
+    BigQueryTable,
+    BigtableTable,
+    Column,
+    ColumnFamily,
+    FirestoreDatabase,
+    Function,
+    GcRule,
+    RetryPolicy,
+    SchedulerJob,
+    Secret,
+    Sizing,
+    Subscription,
+    SystemResources,
+    Topic,
+    Worker,
+    Workflow,
+)
+from shared.privacy.retention import DataClass, RetentionDefaults
+from shared.rewards.read_models import PLAY_TABLES
+
+__all__ = [
+    "BIGQUERY_DATASET",
+    "Access",
+    "BigQueryDataset",
+    "BigQueryTable",
+    "BigtableTable",
+    "Column",
+    "ColumnFamily",
+    "FirestoreDatabase",
+    "Function",
+    "GcRule",
+    "RetryPolicy",
+    "SchedulerJob",
+    "Secret",
+    "Sizing",
+    "Subscription",
+    "SystemResources",
+    "Topic",
+    "Worker",
+    "Workflow",
+]
+
+PROJECT_PREFIX_LOCAL = "demo-"
+
+# --- The system ------------------------------------------------------------------------
+
+SHOPPER_EVENTS_TOPIC = "shopper-events"
+SHOPPER_EVENTS_DEAD_LETTER_TOPIC = "shopper-events-dead-letter"
+REJECTED_EVENTS_TOPIC = "rejected-events"
+FREEZER_SUBSCRIPTION = "shopper-events-freezer"
+BIGTABLE_INSTANCE = "cartwise"
+SHOPPER_EVENTS_TABLE = "shopper_events"
+EVENT_FAMILY = "event"
+EVENT_IDS_TABLE = "event_ids"
+ID_FAMILY = "id"
+REJECTED_EVENTS_TABLE = "rejected_events"
+REJECTED_FAMILY = "rejected"
+REJECTED_EVENT_RETENTION_DAYS = 90
+RATE_LIMITS_TABLE = "rate_limits"
+RATE_LIMIT_FAMILY = "n"
+DEFAULT_DATABASE = "(default)"
+REWARDS_DATABASE = "rewards"
+
+RAW_EVENT_RETENTION_DAYS = 1000
+
+SHOPPER_EXPERIENCES_TOPIC = "shopper-experiences"
+DECIDER_SUBSCRIPTION = "shopper-events-decide"
+SHOPPER_EXPERIENCES_DEAD_LETTER_TOPIC = "shopper-experiences-dead-letter"
+DECISION_FREEZER_SUBSCRIPTION = "shopper-experiences-freezer"
+SHOPPER_STATE_TABLE = "shopper_state"
+STATE_FAMILY = "s"
+EXPERIENCE_TREES_TABLE = "experience_trees"
+TREE_FAMILY = "t"
+HOT_STATE_RETENTION_DAYS = 90
+
+# Cold read models are kept as long as raw events (BigQuery partition expiration).
+READ_MODEL_RETENTION_DAYS = RAW_EVENT_RETENTION_DAYS
+
+# Retention per data class (docs/PRIVACY.md): the default contractual period, and the
+# ceiling no contract may exceed. The ceiling is the partition expiration of the BigQuery
+# tables of that class (the backstop); each retailer's periods are applied by the
+# scheduled purge ("retention-purge").
+_RETENTION_DAYS = {
+    DataClass.RAW_EVENTS: RAW_EVENT_RETENTION_DAYS,
+    DataClass.READ_MODELS: READ_MODEL_RETENTION_DAYS,
+    DataClass.HOT_STATE: HOT_STATE_RETENTION_DAYS,
+    DataClass.DECISIONS: READ_MODEL_RETENTION_DAYS,
+    DataClass.FEATURES: READ_MODEL_RETENTION_DAYS,
+    DataClass.REWARDS: READ_MODEL_RETENTION_DAYS,
+}
+# Today the default period is the ceiling for every class: contracts may only shorten it.
+RETENTION = RetentionDefaults(default_days=_RETENTION_DAYS, ceiling_days=_RETENTION_DAYS)
+
+# The data class of every BigQuery table that holds shopper data (tests check that every
+# table with a shopper column is here); the others hold none.
+BIGQUERY_DATA_CLASSES: dict[str, DataClass] = {
+    **{t.name: DataClass.READ_MODELS for t in (*READ_MODELS, *JOURNEY_TABLES)},
+    DEAD_LETTERS.name: DataClass.RAW_EVENTS,
+    **{t.name: DataClass.DECISIONS for t in DECISION_TABLES},
+    **{t.name: DataClass.FEATURES for t in NIGHTLY_TABLES if "shopper_id" in t.column_names},
+    **{t.name: DataClass.REWARDS for t in PLAY_TABLES},
+}
+
+
+def _expiring(table: BigQueryTable) -> BigQueryTable:
+    """A partitioned table's partitions expire at its data class's ceiling."""
+    data_class = BIGQUERY_DATA_CLASSES.get(table.name)
+    if table.partition_field is None or data_class is None:
+        return table
+    return table.model_copy(
+        update={"partition_expiration_days": RETENTION.ceiling_days[data_class]}
+    )
+
+
+SHOPPER_HASH_KEY_SECRET = "shopper-hash-key"  # noqa: S105 (the secret's name)
+ERASURE_FUNCTION = "erasure_requests"
+PRIVACY_FUNCTION = "privacy_maintenance"
+RETENTION_PURGE_JOB = "retention-purge"
+ERASURE_SWEEP_JOB = "erasure-sweep"
+PLAY_SIGNING_KEY_SECRET = "play-signing-key"  # noqa: S105 (the secret's name)
+
+# The rewards game (docs/REWARDS.md): the only components that reach the rewards database.
+PLAYS_FUNCTION = "plays"
+VOID_PLAYS_WORKER = "void_plays"
+FREEZE_PLAYS_WORKER = "freeze_plays"
+PLAYS_TOPIC = "plays"
+PLAYS_DEAD_LETTER_TOPIC = "plays-dead-letter"
+PLAYS_FREEZER_SUBSCRIPTION = "plays-freezer"
+VOID_PLAYS_SUBSCRIPTION = "shopper-events-void-plays"
+
+NIGHTLY_WORKFLOW = "nightly"
+NIGHTLY_STEPS_FUNCTION = "nightly_steps"
+
+
+def inspection(topic: str) -> Subscription:
+    """The operators' subscription of a terminal topic (dead letters, rejected events).
+
+    Nothing reads it automatically, so nothing should ever be dropped from it: a message an
+    operator's tool nacks (or lets expire) 100 times is dead-lettered onto the same topic,
+    i.e. queued again as a new message, instead of being retried forever or lost.
+    """
+    return Subscription(
+        name=f"{topic}-inspect",
+        topic=topic,
+        ack_deadline_s=60,
+        dead_letter_topic=topic,
+        max_delivery_attempts=100,
+    )
+
+
+SYSTEM = SystemResources(
+    topics=(
+        Topic(name=SHOPPER_EVENTS_TOPIC),
+        Topic(name=SHOPPER_EVENTS_DEAD_LETTER_TOPIC),
+        Topic(name=REJECTED_EVENTS_TOPIC),
+        Topic(name=SHOPPER_EXPERIENCES_TOPIC),
+        Topic(name=SHOPPER_EXPERIENCES_DEAD_LETTER_TOPIC),
+        Topic(name=PLAYS_TOPIC),
+        Topic(name=PLAYS_DEAD_LETTER_TOPIC),
+    ),
+    subscriptions=(
+        Subscription(
+            name=FREEZER_SUBSCRIPTION,
+            topic=SHOPPER_EVENTS_TOPIC,
+            ack_deadline_s=60,
+            dead_letter_topic=SHOPPER_EVENTS_DEAD_LETTER_TOPIC,
+            max_delivery_attempts=10,
+        ),
+        inspection(SHOPPER_EVENTS_DEAD_LETTER_TOPIC),
+        inspection(REJECTED_EVENTS_TOPIC),
+        Subscription(
+            name=DECIDER_SUBSCRIPTION,
+            topic=SHOPPER_EVENTS_TOPIC,
+            ack_deadline_s=30,
+            dead_letter_topic=SHOPPER_EVENTS_DEAD_LETTER_TOPIC,
+            max_delivery_attempts=10,
+            enable_message_ordering=True,  # a shopper's events one after the other
+        ),
+        Subscription(
+            name=DECISION_FREEZER_SUBSCRIPTION,
+            topic=SHOPPER_EXPERIENCES_TOPIC,
+            ack_deadline_s=60,
+            dead_letter_topic=SHOPPER_EXPERIENCES_DEAD_LETTER_TOPIC,
+            max_delivery_attempts=10,
+        ),
+        inspection(SHOPPER_EXPERIENCES_DEAD_LETTER_TOPIC),
+        # Order status changes void unpaid wins. Every event is delivered (the emulator
+        # applies no filter); the worker skips all but order_status_changed.
+        Subscription(
+            name=VOID_PLAYS_SUBSCRIPTION,
+            topic=SHOPPER_EVENTS_TOPIC,
+            ack_deadline_s=60,
+            dead_letter_topic=SHOPPER_EVENTS_DEAD_LETTER_TOPIC,
+            max_delivery_attempts=10,
+        ),
+        Subscription(
+            name=PLAYS_FREEZER_SUBSCRIPTION,
+            topic=PLAYS_TOPIC,
+            ack_deadline_s=60,
+            dead_letter_topic=PLAYS_DEAD_LETTER_TOPIC,
+            max_delivery_attempts=10,
+        ),
+        inspection(PLAYS_DEAD_LETTER_TOPIC),
+    ),
+    bigtable_instance=BIGTABLE_INSTANCE,
+    bigtable_tables=(
+        BigtableTable(
+            name=SHOPPER_EVENTS_TABLE,
+            families=(
+                ColumnFamily(
+                    name=EVENT_FAMILY,
+                    gc=GcRule(max_versions=1, max_age_days=RAW_EVENT_RETENTION_DAYS),
+                ),
+            ),
+        ),
+        BigtableTable(
+            name=EVENT_IDS_TABLE,
+            families=(
+                ColumnFamily(
+                    name=ID_FAMILY,
+                    gc=GcRule(max_versions=1, max_age_days=RAW_EVENT_RETENTION_DAYS),
+                ),
+            ),
+        ),
+        BigtableTable(
+            name=RATE_LIMITS_TABLE,
+            families=(
+                ColumnFamily(name=RATE_LIMIT_FAMILY, gc=GcRule(max_versions=1, max_age_days=1)),
+            ),
+        ),
+        BigtableTable(
+            name=SHOPPER_STATE_TABLE,
+            families=(
+                ColumnFamily(
+                    name=STATE_FAMILY,
+                    gc=GcRule(max_versions=1, max_age_days=HOT_STATE_RETENTION_DAYS),
+                ),
+            ),
+        ),
+        BigtableTable(
+            name=EXPERIENCE_TREES_TABLE,
+            families=(ColumnFamily(name=TREE_FAMILY, gc=GcRule(max_versions=1)),),
+        ),
+        BigtableTable(
+            name=REJECTED_EVENTS_TABLE,
+            families=(
+                ColumnFamily(
+                    name=REJECTED_FAMILY,
+                    gc=GcRule(max_versions=1, max_age_days=REJECTED_EVENT_RETENTION_DAYS),
+                ),
+            ),
+        ),
+    ),
+    bigquery_datasets=(
+        BigQueryDataset(
+            name=BIGQUERY_DATASET,
+            description="cartwise cold read models",
+            partition_expiration_days=READ_MODEL_RETENTION_DAYS,
+        ),
+    ),
+    bigquery_tables=tuple(
+        _expiring(t)
+        for t in (
+            *READ_MODELS,
+            DEAD_LETTERS,
+            *DECISION_TABLES,
+            *JOURNEY_TABLES,
+            *NIGHTLY_TABLES,
+            *PLAY_TABLES,
+        )
+    ),
+    firestore_databases=(
+        FirestoreDatabase(
+            name=DEFAULT_DATABASE,
+            description="retailers, API keys, campaigns, nightly runs, privacy",
+            collections=(
+                "api_keys",
+                "retailers",
+                "campaigns",
+                "nightly_runs",
+                "nightly",
+                "erasure_requests",
+                "suppressions",
+                "privacy_audit",
+            ),
+        ),
+        FirestoreDatabase(
+            name=REWARDS_DATABASE,
+            description="winners' e-mail addresses and payouts; rewards code path only",
+            # The rewards game, and privacy_maintenance, which erases and purges the
+            # vault (it never reads it for anything else).
+            reserved_for=(PLAYS_FUNCTION, VOID_PLAYS_WORKER, PRIVACY_FUNCTION),
+            collections=("claims", "plays", "budget_slots", "voided_orders"),
+        ),
+    ),
+    functions=(
+        Function(
+            name="ingest_events",
+            signature="http",
+            entry_point="ingest_events",
+            public=True,
+            description="Shopper Event API: POST /v1/events",
+            env_url_name="INGEST_URL",
+            local_workers=2,  # one per core: docs/BENCHMARKS.md
+            local_threads=4,
+            # 10,000 events/s at peak, in requests of a few events each.
+            sizing=Sizing(memory="1Gi", cpu="2", min_instances=2, max_instances=100, timeout_s=30),
+            access=Access(
+                publishes=(SHOPPER_EVENTS_TOPIC, REJECTED_EVENTS_TOPIC),
+                bigtable_writes=(
+                    SHOPPER_EVENTS_TABLE,
+                    EVENT_IDS_TABLE,
+                    REJECTED_EVENTS_TABLE,
+                    RATE_LIMITS_TABLE,
+                ),
+                firestore_reads=(DEFAULT_DATABASE,),  # API keys, rates, suppression list
+                secrets=(SHOPPER_HASH_KEY_SECRET,),
+            ),
+        ),
+        Function(
+            name="experiences",
+            signature="http",
+            entry_point="experiences",
+            public=True,
+            description="Experiences API: GET /v1/shoppers/{shopper_id}/experiences",
+            env_url_name="EXPERIENCES_URL",
+            local_threads=8,
+            sizing=Sizing(min_instances=2, max_instances=50, timeout_s=10),
+            access=Access(
+                bigtable_reads=(SHOPPER_STATE_TABLE,), firestore_reads=(DEFAULT_DATABASE,)
+            ),
+        ),
+        Function(
+            name="campaigns",
+            signature="http",
+            entry_point="campaigns",
+            # Reached by the CSMs' browsers: the function checks its own credentials (CSM
+            # access keys with roles, docs/CAMPAIGNS.md), as the tracker endpoints check
+            # API keys; nothing is served without one but the login page and OpenAPI.
+            public=True,
+            description="Campaigns API, back office and reports: /v1/campaigns, /campaigns",
+            env_url_name="CAMPAIGNS_URL",
+            local_threads=4,
+            sizing=Sizing(min_instances=0, max_instances=5, timeout_s=120),
+            access=Access(firestore_writes=(DEFAULT_DATABASE,), bigquery_reads=(BIGQUERY_DATASET,)),
+        ),
+        Function(
+            name=PLAYS_FUNCTION,
+            signature="http",
+            entry_point="plays",
+            public=True,  # tracker-facing, like ingest_events: the retailer's X-Api-Key
+            description="Rewards game: POST /v1/plays, POST /v1/plays/{play_id}/claim",
+            env_url_name="PLAYS_URL",
+            local_threads=8,
+            sizing=Sizing(min_instances=1, max_instances=20, timeout_s=30),
+            access=Access(
+                publishes=(PLAYS_TOPIC,),
+                # (default): API keys and campaigns read, Campaign.budget_exhausted written.
+                firestore_writes=(DEFAULT_DATABASE, REWARDS_DATABASE),
+                secrets=(PLAY_SIGNING_KEY_SECRET,),  # verifies the play tokens
+            ),
+        ),
+        Function(
+            name=ERASURE_FUNCTION,
+            signature="http",
+            entry_point="erasure_requests",
+            public=True,  # retailers' back ends, authenticated by their X-Api-Key
+            description="Erasure requests and objections: POST/GET /v1/erasure-requests, "
+            "POST /v1/suppressions (docs/PRIVACY.md)",
+            env_url_name="ERASURE_URL",
+            local_threads=4,
+            sizing=Sizing(min_instances=0, max_instances=5, timeout_s=30),
+            access=Access(firestore_writes=(DEFAULT_DATABASE,), secrets=(SHOPPER_HASH_KEY_SECRET,)),
+        ),
+        Function(
+            name=PRIVACY_FUNCTION,
+            signature="http",
+            entry_point="privacy_maintenance",
+            public=False,  # Cloud Scheduler only (OIDC)
+            description="POST /purge (retention), POST /erasures/run (pending erasure "
+            "requests): every store (docs/PRIVACY.md)",
+            env_url_name="PRIVACY_MAINTENANCE_URL",
+            # One sweep at a time: an erasure request's receipts are saved as it goes.
+            local_threads=1,
+            sizing=Sizing(
+                memory="1Gi", min_instances=0, max_instances=1, concurrency=1, timeout_s=1800
+            ),
+            access=Access(
+                bigtable_writes=(
+                    SHOPPER_EVENTS_TABLE,
+                    EVENT_IDS_TABLE,
+                    SHOPPER_STATE_TABLE,
+                    EXPERIENCE_TREES_TABLE,
+                    REJECTED_EVENTS_TABLE,
+                ),
+                bigquery_writes=(BIGQUERY_DATASET,),
+                firestore_writes=(DEFAULT_DATABASE, REWARDS_DATABASE),
+                secrets=(SHOPPER_HASH_KEY_SECRET,),
+            ),
+        ),
+        Function(
+            name=NIGHTLY_STEPS_FUNCTION,
+            signature="http",
+            entry_point="nightly_steps",
+            public=False,  # invoked by the nightly workflow's service account only (OIDC)
+            description="Nightly steps: POST /runs, POST /steps/{name} (docs/NIGHTLY.md)",
+            env_url_name="NIGHTLY_STEPS_URL",
+            local_threads=4,
+            sizing=Sizing(memory="4Gi", cpu="2", min_instances=0, max_instances=1, timeout_s=1800),
+            access=Access(
+                bigquery_writes=(BIGQUERY_DATASET,),
+                bigtable_writes=(EXPERIENCE_TREES_TABLE,),
+                firestore_writes=(DEFAULT_DATABASE,),
+            ),
+        ),
+    ),
+    workers=(
+        Worker(
+            name="freeze_events",
+            subscription=FREEZER_SUBSCRIPTION,
+            description="Freezer: shopper events into BigQuery read models (pull worker)",
+            instances=2,
+            sizing=Sizing(memory="2Gi"),
+            access=Access(
+                publishes=(SHOPPER_EVENTS_DEAD_LETTER_TOPIC,), bigquery_writes=(BIGQUERY_DATASET,)
+            ),
+        ),
+        Worker(
+            name="decide_events",
+            subscription=DECIDER_SUBSCRIPTION,
+            description="Decisions: shopper events along their experience trees (pull worker)",
+            instances=4,
+            sizing=Sizing(memory="1Gi"),
+            access=Access(
+                publishes=(SHOPPER_EXPERIENCES_TOPIC, SHOPPER_EVENTS_DEAD_LETTER_TOPIC),
+                bigtable_reads=(EXPERIENCE_TREES_TABLE,),
+                bigtable_writes=(SHOPPER_STATE_TABLE,),
+                firestore_reads=(DEFAULT_DATABASE,),
+                bigquery_writes=(BIGQUERY_DATASET,),  # dead-letter counts
+                secrets=(PLAY_SIGNING_KEY_SECRET,),
+            ),
+        ),
+        Worker(
+            name="freeze_decisions",
+            subscription=DECISION_FREEZER_SUBSCRIPTION,
+            description="Decisions into BigQuery read models (pull worker)",
+            sizing=Sizing(memory="1Gi"),
+            access=Access(
+                publishes=(SHOPPER_EXPERIENCES_DEAD_LETTER_TOPIC,),
+                bigquery_writes=(BIGQUERY_DATASET,),
+            ),
+        ),
+        Worker(
+            name=VOID_PLAYS_WORKER,
+            subscription=VOID_PLAYS_SUBSCRIPTION,
+            description="Rewards: a cancelled or returned order voids its unpaid wins (pull)",
+            access=Access(
+                publishes=(PLAYS_TOPIC, SHOPPER_EVENTS_DEAD_LETTER_TOPIC),
+                # (default): Campaign.budget_exhausted cleared when a void frees a slot.
+                firestore_writes=(DEFAULT_DATABASE, REWARDS_DATABASE),
+                bigquery_writes=(BIGQUERY_DATASET,),  # dead-letter counts
+            ),
+        ),
+        Worker(
+            name=FREEZE_PLAYS_WORKER,
+            subscription=PLAYS_FREEZER_SUBSCRIPTION,
+            description="Rewards: plays into the BigQuery plays table (pull worker)",
+            access=Access(
+                publishes=(PLAYS_DEAD_LETTER_TOPIC,), bigquery_writes=(BIGQUERY_DATASET,)
+            ),
+        ),
+    ),
+    scheduler_jobs=(
+        SchedulerJob(
+            name=RETENTION_PURGE_JOB,
+            schedule="15 3 * * *",  # after the nightly run has read yesterday's history
+            function=PRIVACY_FUNCTION,
+            path="/purge",
+        ),
+        SchedulerJob(
+            name=ERASURE_SWEEP_JOB,
+            schedule="* * * * *",  # runs pending erasure requests; retries pending stores
+            function=PRIVACY_FUNCTION,
+            path="/erasures/run",
+        ),
+    ),
+    secrets=(
+        Secret(
+            name=PLAY_SIGNING_KEY_SECRET,
+            env="PLAY_SIGNING_KEY",
+            description="HMAC key that signs play tokens (decide_events)",
+        ),
+        Secret(
+            name=SHOPPER_HASH_KEY_SECRET,
+            env="SHOPPER_HASH_KEY",
+            description="HMAC key of shopper hashes: suppression list, erasure audit",
+        ),
+    ),
+    workflows=(
+        Workflow(
+            name=NIGHTLY_WORKFLOW,
+            description="features -> train -> evaluate and gate -> score -> compile trees "
+            "-> publish (docs/NIGHTLY.md)",
+            schedule="30 2 * * *",  # after the day's last baskets are frozen
+            argument="{}",  # a new run: run id from the execution, cut-off yesterday
+            access=Access(invokes=(NIGHTLY_STEPS_FUNCTION,)),
+        ),
+    ),
+)

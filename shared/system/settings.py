@@ -1,0 +1,192 @@
+"""Settings of each function: one frozen pydantic-settings object, prefixed env names."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.system.resources import (
+    BIGQUERY_DATASET,
+    BIGTABLE_INSTANCE,
+    DECIDER_SUBSCRIPTION,
+    DECISION_FREEZER_SUBSCRIPTION,
+    FREEZER_SUBSCRIPTION,
+    PLAYS_DEAD_LETTER_TOPIC,
+    PLAYS_FREEZER_SUBSCRIPTION,
+    PLAYS_TOPIC,
+    REJECTED_EVENTS_TOPIC,
+    REWARDS_DATABASE,
+    SHOPPER_EVENTS_DEAD_LETTER_TOPIC,
+    SHOPPER_EVENTS_TOPIC,
+    SHOPPER_EXPERIENCES_DEAD_LETTER_TOPIC,
+    SHOPPER_EXPERIENCES_TOPIC,
+    VOID_PLAYS_SUBSCRIPTION,
+)
+
+
+class CloudSettings(BaseSettings):
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+    project: str = Field(validation_alias=AliasChoices("GOOGLE_CLOUD_PROJECT", "GCP_PROJECT"))
+    bigquery_emulator_host: str | None = Field(
+        default=None, validation_alias="BIGQUERY_EMULATOR_HOST"
+    )
+    log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
+
+
+class IngestSettings(CloudSettings):
+    """Settings of ``ingest_events`` (env prefix ``INGEST_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="INGEST_", frozen=True, extra="ignore")
+
+    bigtable_instance: str = BIGTABLE_INSTANCE
+    events_topic: str = SHOPPER_EVENTS_TOPIC
+    rejected_topic: str = REJECTED_EVENTS_TOPIC
+    default_rate_limit_per_s: float = 20_000.0
+    api_key_cache_ttl_s: float = 60.0
+    publish_timeout_s: float = 10.0
+    # The suppression list (objections to processing) is re-read at most this often.
+    suppression_cache_ttl_s: float = 30.0
+    shopper_hash_key: str = Field(min_length=16, validation_alias="SHOPPER_HASH_KEY")
+
+
+class FreezerSettings(CloudSettings):
+    """Settings of ``freeze_events`` (env prefix ``FREEZER_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="FREEZER_", frozen=True, extra="ignore")
+
+    subscription: str = FREEZER_SUBSCRIPTION
+    dead_letter_topic: str = SHOPPER_EVENTS_DEAD_LETTER_TOPIC
+    dataset: str = BIGQUERY_DATASET
+    batch_max_messages: int = 2000
+    batch_max_wait_s: float = 0.5
+    heartbeat_file: str | None = Field(default=None, validation_alias="WORKER_HEARTBEAT_FILE")
+
+
+class DeciderSettings(CloudSettings):
+    """Settings of ``decide_events`` (env prefix ``DECIDER_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="DECIDER_", frozen=True, extra="ignore")
+
+    subscription: str = DECIDER_SUBSCRIPTION
+    bigtable_instance: str = BIGTABLE_INSTANCE
+    experiences_topic: str = SHOPPER_EXPERIENCES_TOPIC
+    dead_letter_topic: str = SHOPPER_EVENTS_DEAD_LETTER_TOPIC
+    # The key that signs play tokens (Secret Manager in the cloud); the local stack sets one.
+    signing_key: str = Field(min_length=16, validation_alias="PLAY_SIGNING_KEY")
+    batch_max_messages: int = 500
+    pull_loops: int = Field(default=4, ge=1)  # some pull while others read, decide, write
+    heartbeat_file: str | None = Field(default=None, validation_alias="WORKER_HEARTBEAT_FILE")
+
+
+class ExperiencesSettings(CloudSettings):
+    """Settings of ``experiences`` (env prefix ``EXPERIENCES_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="EXPERIENCES_", frozen=True, extra="ignore")
+
+    bigtable_instance: str = BIGTABLE_INSTANCE
+    api_key_cache_ttl_s: float = 60.0
+
+
+class DecisionFreezerSettings(CloudSettings):
+    """Settings of ``freeze_decisions`` (env prefix ``DECISION_FREEZER_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="DECISION_FREEZER_", frozen=True, extra="ignore")
+
+    subscription: str = DECISION_FREEZER_SUBSCRIPTION
+    dead_letter_topic: str = SHOPPER_EXPERIENCES_DEAD_LETTER_TOPIC
+    batch_max_messages: int = 2000
+    batch_max_wait_s: float = 0.5
+    heartbeat_file: str | None = Field(default=None, validation_alias="WORKER_HEARTBEAT_FILE")
+
+
+class NightlyStepsSettings(CloudSettings):
+    """Settings of ``nightly_steps`` (env prefix ``NIGHTLY_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="NIGHTLY_", frozen=True, extra="ignore")
+
+    dataset: str = BIGQUERY_DATASET
+    bigtable_instance: str = BIGTABLE_INSTANCE
+    # Model files: a directory locally (the cloud's Cloud Storage prefix comes with Pulumi).
+    artifacts_dir: str = ".local/nightly-artifacts"
+    tree_validity_hours: int = Field(default=48, ge=1)
+    basket_reward: str = "free delivery on this order"
+    write_batch: int = Field(default=500, ge=1)
+
+
+class CampaignsSettings(CloudSettings):
+    """Settings of ``campaigns`` (env prefix ``CAMPAIGNS_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="CAMPAIGNS_", frozen=True, extra="ignore")
+
+    dataset: str = BIGQUERY_DATASET
+    account_cache_ttl_s: float = 30.0
+
+
+class PlaysSettings(CloudSettings):
+    """Settings of ``plays`` (env prefix ``PLAYS_``): the rewards game's HTTP function."""
+
+    model_config = SettingsConfigDict(env_prefix="PLAYS_", frozen=True, extra="ignore")
+
+    # The key that verifies play tokens (the one decide_events signs them with).
+    signing_key: str = Field(min_length=16, validation_alias="PLAY_SIGNING_KEY")
+    rewards_database: str = REWARDS_DATABASE
+    plays_topic: str = PLAYS_TOPIC
+    api_key_cache_ttl_s: float = 60.0
+
+
+class VoidPlaysSettings(CloudSettings):
+    """Settings of ``void_plays`` (env prefix ``VOID_PLAYS_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="VOID_PLAYS_", frozen=True, extra="ignore")
+
+    subscription: str = VOID_PLAYS_SUBSCRIPTION
+    dead_letter_topic: str = SHOPPER_EVENTS_DEAD_LETTER_TOPIC
+    rewards_database: str = REWARDS_DATABASE
+    plays_topic: str = PLAYS_TOPIC
+    dataset: str = BIGQUERY_DATASET
+    batch_max_messages: int = 1000
+    batch_max_wait_s: float = 0.5
+    heartbeat_file: str | None = Field(default=None, validation_alias="WORKER_HEARTBEAT_FILE")
+
+
+class PlayFreezerSettings(CloudSettings):
+    """Settings of ``freeze_plays`` (env prefix ``PLAY_FREEZER_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="PLAY_FREEZER_", frozen=True, extra="ignore")
+
+    subscription: str = PLAYS_FREEZER_SUBSCRIPTION
+    dead_letter_topic: str = PLAYS_DEAD_LETTER_TOPIC
+    batch_max_messages: int = 2000
+    batch_max_wait_s: float = 0.5
+    heartbeat_file: str | None = Field(default=None, validation_alias="WORKER_HEARTBEAT_FILE")
+
+
+class RewardsOpsSettings(CloudSettings):
+    """Settings of the operators' rewards CLI (env prefix ``REWARDS_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="REWARDS_", frozen=True, extra="ignore")
+
+    rewards_database: str = REWARDS_DATABASE
+    plays_topic: str = PLAYS_TOPIC
+
+
+class ErasureSettings(CloudSettings):
+    """Settings of ``erasure_requests`` (env prefix ``ERASURE_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="ERASURE_", frozen=True, extra="ignore")
+
+    api_key_cache_ttl_s: float = 60.0
+    shopper_hash_key: str = Field(min_length=16, validation_alias="SHOPPER_HASH_KEY")
+
+
+class PrivacySettings(CloudSettings):
+    """Settings of ``privacy_maintenance`` (env prefix ``PRIVACY_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="PRIVACY_", frozen=True, extra="ignore")
+
+    bigtable_instance: str = BIGTABLE_INSTANCE
+    dataset: str = BIGQUERY_DATASET
+    batch_size: int = Field(default=1000, ge=1, le=100_000)
+    requests_per_sweep: int = Field(default=20, ge=1)
+    shopper_hash_key: str = Field(min_length=16, validation_alias="SHOPPER_HASH_KEY")
