@@ -1,1 +1,12 @@
-"""TODO"""
+"""The Complete Journey: a year of real grocery baskets as shopper traffic.
+
+``dataset`` reads the 84.51 data set (behaviour and campaigns only), ``tracker_simulator``
+turns baskets into the sessions real trackers would send, ``replay`` sends them through
+the Shopper Event API (``http_event_api``), ``backfill`` loads history straight into the
+read models, ``campaigns`` imports the data set's campaigns.
+
+Entry points: ``replay.replay``, ``backfill.load``, ``campaigns.import_campaigns``,
+``commands`` (``cartwise replay``, ``backfill``, ``import-campaigns``).
+Stores: through the API (replay); BigQuery read models (backfill); Firestore
+``campaigns`` and BigQuery campaign tables (import).
+"""

@@ -1,1 +1,13 @@
-"""The nightly pipeline: features, training, evaluation, scoring, tree compilation."""
+"""The nightly: features, training, evaluation and gate, scoring, trees, publication.
+
+Cloud Workflows calls ``steps_api`` (``functions/nightly_steps``) step by step; ``service``
+runs each step for a ``run_id`` (idempotent), ``runs`` keeps the run records; the model
+steps (``features``, ``training``, ``evaluation``, ``scoring``, ``neighbours``,
+``complements``, ``metrics``) work on the contract of ``context`` and the tables of
+``tables``; ``service`` compiles personal trees with ``shared.decisions.compiler``.
+
+Entry points: ``steps_api.handle``, ``service``, ``steps.STEPS``, ``commands``
+(``cartwise nightly``).
+Stores: BigQuery (reads the read models; writes the nightly tables), Firestore
+``nightly_runs``, Bigtable ``experience_trees``, model files (``local_artifacts``).
+"""
