@@ -31,6 +31,16 @@ class StackSettings(BaseSettings):
     # a soft memory limit (docs/LOCAL_STACK.md).
     bigtable_gogc: int = 1000
     bigtable_memory_limit: str = "4GiB"
+    # Firestore and BigQuery keep their data under ``data_dir`` across `down` / `up`
+    # (README, "The local stack"); false: both start empty and nothing is saved.
+    persist_data: bool = True
+    # `down` exports each Firestore database over the emulator's HTTP API before it stops
+    # the process; one database's export (or import at `up`) may take this long.
+    firestore_export_timeout_s: float = 300.0
+    # SIGTERM, then SIGKILL after this long; the BigQuery emulator closes its DuckDB file
+    # on SIGTERM (a checkpoint; the WAL would replay after a SIGKILL anyway).
+    stop_timeout_s: float = 15.0
+    bigquery_stop_timeout_s: float = 60.0
 
     @cached_property
     def logs_dir(self) -> Path:
@@ -38,7 +48,19 @@ class StackSettings(BaseSettings):
 
     @cached_property
     def data_dir(self) -> Path:
+        """What the emulators keep across restarts; under ``local_dir``, so a stack with
+        another ``local_dir`` (the tests' second stack) never sees this one's data."""
         return self.local_dir / "data"
+
+    @cached_property
+    def firestore_data_dir(self) -> Path:
+        """One export per Firestore database, ``<database>/<database>.overall_export_metadata``."""
+        return self.data_dir / "firestore"
+
+    @cached_property
+    def bigquery_data_dir(self) -> Path:
+        """bqemulator's DuckDB file, ``bqemulator.duckdb`` (its name is fixed by bqemulator)."""
+        return self.data_dir / "bigquery"
 
     @cached_property
     def state_file(self) -> Path:

@@ -3,7 +3,8 @@
 Every component is a background process in its own process group, logging to
 ``.local/logs/<component>.log``; pids live in ``.local/stack.json``. ``up`` is idempotent:
 healthy components are kept, dead ones restarted; ``down`` stops every group and checks
-that no port is still held.
+that no port is still held. Firestore and BigQuery keep their data in ``.local/data``
+across ``down`` / ``up``; Bigtable and Pub/Sub keep nothing.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import sys
 import time
 import urllib.error
@@ -48,6 +50,11 @@ class Component:
     code: tuple[Path, ...] = ()  # restarted by `up` when these files change
     # A heartbeat left by a previous process must not pass for the new one's: removed at start.
     heartbeat: Path | None = None
+    # What an in-memory emulator keeps across restarts (Firestore): `down` saves it while
+    # the process still runs; `up` loads it into a freshly started one once it is healthy.
+    save: Callable[[], None] | None = None
+    load: Callable[[], bool] | None = None  # False: there was nothing saved
+    stop_timeout_s: float | None = None  # SIGTERM, then SIGKILL; None: the settings' default
 
 
 def fingerprint(paths: tuple[Path, ...]) -> str:
@@ -109,6 +116,7 @@ def heartbeat_health(path: Path, max_age_s: float) -> HealthCheck:
 def components(settings: StackSettings, system: SystemResources = SYSTEM) -> list[Component]:
     s = settings
     gcloud = "gcloud"
+    databases = [d.name for d in system.firestore_databases]
     found: list[Component] = [
         Component(
             "pubsub",
@@ -144,6 +152,8 @@ def components(settings: StackSettings, system: SystemResources = SYSTEM) -> lis
             [gcloud, "emulators", "firestore", "start", f"--host-port={s.host}:{s.firestore_port}"],
             (s.firestore_port,),
             http_health(f"http://{s.host}:{s.firestore_port}/"),
+            save=(lambda: save_firestore(s, databases)) if s.persist_data else None,
+            load=(lambda: load_firestore(s, databases)) if s.persist_data else None,
         ),
         Component(
             "bigquery",
@@ -160,9 +170,12 @@ def components(settings: StackSettings, system: SystemResources = SYSTEM) -> lis
                 str(s.bigquery_grpc_port),
                 "--log-level",
                 "warning",
+                # A DuckDB file instead of memory: datasets, tables and rows survive.
+                *(["--data-dir", str(s.bigquery_data_dir)] if s.persist_data else []),
             ],
             (s.bigquery_port, s.bigquery_grpc_port),
             http_health(f"http://{s.host}:{s.bigquery_port}/readyz"),
+            stop_timeout_s=s.bigquery_stop_timeout_s,
         ),
         Component(
             "workflows",
@@ -273,6 +286,110 @@ def urls(settings: StackSettings, system: SystemResources = SYSTEM) -> dict[str,
     }
 
 
+# --- what the emulators keep across restarts ---------------------------------------------
+# BigQuery: bqemulator's DuckDB file (`--data-dir`). Firestore keeps its data in memory, and
+# its own `--export-on-exit` saves nothing here (gcloud 528: "Database name
+# projects/P/databases/ has invalid trailing /"; and one database at most): `down` exports
+# each declared database through the emulator's HTTP API while it still runs, and `up`
+# imports them into a freshly started emulator before anything else writes to it.
+# Bigtable and Pub/Sub keep nothing: their emulators cannot.
+
+
+def _firestore_call(settings: StackSettings, action: str, body: dict[str, str]) -> None:
+    url = (
+        f"http://{settings.host}:{settings.firestore_port}"
+        f"/emulator/v1/projects/{settings.project}:{action}"
+    )
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(  # noqa: S310
+            request, timeout=settings.firestore_export_timeout_s
+        ) as response:
+            response.read()
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode(errors="replace").strip()
+        raise StackError(
+            f"Firestore {action} of {body['database']}: HTTP {exc.code} {detail}"
+        ) from exc
+    except OSError as exc:
+        raise StackError(f"Firestore {action} of {body['database']}: {exc}") from exc
+
+
+def _firestore_export(root: Path, database: str) -> Path:
+    return root / database / f"{database}.overall_export_metadata"
+
+
+def _firestore_importing(settings: StackSettings) -> Path:
+    """Present while the running emulator may hold only part of the saved data."""
+    return settings.data_dir / "firestore.importing"
+
+
+def save_firestore(settings: StackSettings, databases: list[str]) -> None:
+    """Export every database into a new directory, then put it in place of the last save:
+    an export cut short never replaces a complete one."""
+    target = settings.firestore_data_dir
+    if _firestore_importing(settings).exists():
+        raise StackError(f"the emulator did not finish importing {target}: not saved over it")
+    staging = target.with_name(target.name + ".new")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for database in databases:
+        _firestore_call(
+            settings,
+            "export",
+            {
+                "database": f"projects/{settings.project}/databases/{database}",
+                "export_directory": str(staging),
+                "export_name": database,
+            },
+        )
+        if not _firestore_export(staging, database).exists():
+            raise StackError(f"Firestore export of {database} wrote no metadata in {staging}")
+    previous = target.with_name(target.name + ".old")
+    shutil.rmtree(previous, ignore_errors=True)
+    if target.exists():
+        target.rename(previous)
+    staging.rename(target)
+    shutil.rmtree(previous, ignore_errors=True)
+
+
+def load_firestore(settings: StackSettings, databases: list[str]) -> bool:
+    """Import the last save, if any, into a freshly started emulator; False if none."""
+    target = settings.firestore_data_dir
+    previous = target.with_name(target.name + ".old")  # a save stopped between two renames
+    source = target if target.exists() else previous if previous.exists() else None
+    marker = _firestore_importing(settings)
+    if source is None:
+        marker.unlink(missing_ok=True)
+        return False
+    marker.touch()
+    for database in databases:
+        export = _firestore_export(source, database)
+        if not export.exists():
+            continue
+        try:
+            _firestore_call(
+                settings,
+                "import",
+                {
+                    "database": f"projects/{settings.project}/databases/{database}",
+                    "export_directory": str(export),
+                },
+            )
+        except StackError as exc:
+            raise StackError(
+                f"{exc}: the saved data in {source} could not be loaded; move it away to "
+                f"start Firestore empty"
+            ) from exc
+    marker.unlink()
+    return True
+
+
 # --- state -------------------------------------------------------------------------------
 
 
@@ -361,7 +478,11 @@ def _start_stage(settings: StackSettings, stage: list[Component], pids: dict[str
     for component in to_start:
         old = pids.get(component.name)
         if old is not None:
-            processes.stop_group(old)
+            if component.save is not None and processes.is_alive(old):
+                problem = _save(component.name, component.save)
+                if problem:
+                    print(f"  warning: {problem}", file=sys.stderr)
+            processes.stop_group(old, _stop_timeout(settings, component))
         for port in component.ports:
             if not processes.port_is_free(settings.host, port):
                 raise StackError(
@@ -407,6 +528,11 @@ def _start_stage(settings: StackSettings, stage: list[Component], pids: dict[str
                     f"({component.health()}): see "
                     f"{settings.logs_dir / (component.name + '.log')}"
                 )
+    for component in to_start:
+        if component.load is not None:
+            started = time.monotonic()
+            if component.load():
+                print(f"  loaded {component.name} data in {time.monotonic() - started:.1f}s")
 
 
 def _play_signing_key(settings: StackSettings) -> str:
@@ -519,27 +645,78 @@ def up(settings: StackSettings) -> float:
     return time.monotonic() - started
 
 
+def _stop_timeout(settings: StackSettings, component: Component | None) -> float:
+    if component is None or component.stop_timeout_s is None:
+        return settings.stop_timeout_s
+    return component.stop_timeout_s
+
+
+def _save(name: str, save: Callable[[], None]) -> str | None:
+    """Save what component ``name`` keeps across restarts; the problem, if it could not."""
+    started = time.monotonic()
+    try:
+        save()
+    except (StackError, OSError) as exc:
+        return f"{name} data not saved ({exc}); the last save is kept"
+    print(f"  saved {name} data in {time.monotonic() - started:.1f}s")
+    return None
+
+
 def down(settings: StackSettings) -> list[str]:
-    """Stop every component; return the problems left (ports still held)."""
+    """Stop every component; return the problems left (data not saved, ports still held).
+
+    Functions, workers and the scheduler stop first, so that nothing writes while the
+    emulators save what they keep across restarts; then the emulators stop.
+    """
     pids = read_state(settings)
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        list(pool.map(processes.stop_group, pids.values()))
+    found = {c.name: c for c in components(settings)}
+    emulators = {name for name, c in found.items() if c.stage == 0}
+
+    def stop(names: list[str]) -> None:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(
+                pool.map(
+                    lambda name: processes.stop_group(
+                        pids[name], _stop_timeout(settings, found.get(name))
+                    ),
+                    names,
+                )
+            )
+
+    stop([name for name in pids if name not in emulators])
+    problems = []
+    for name in pids:
+        component = found.get(name)
+        if component and component.save is not None and processes.is_alive(pids[name]):
+            problem = _save(name, component.save)
+            if problem:
+                problems.append(problem)
+    stop([name for name in pids if name in emulators])
     settings.state_file.unlink(missing_ok=True)
     settings.env_file.unlink(missing_ok=True)
-    held = [
+    problems += [
         f"port {port} ({c.name}) still held"
-        for c in components(settings)
+        for c in found.values()
         for port in c.ports
         if processes.port_is_open(settings.host, port)
     ]
-    return held
+    return problems
 
 
 def print_status(rows: list[ComponentStatus]) -> None:
-    print(f"{'component':<16}{'pid':<9}{'state':<10}detail")
-    for row in rows:
-        state = "healthy" if row.healthy else ("DOWN" if not row.alive else "UNHEALTHY")
-        print(f"{row.name:<16}{row.pid or '-'!s:<9}{state:<10}{row.problem or ''}")
+    """One line per component; each column as wide as its widest value, plus two spaces."""
+    table = [("component", "pid", "state", "detail")] + [
+        (
+            row.name,
+            str(row.pid or "-"),
+            "healthy" if row.healthy else ("DOWN" if not row.alive else "UNHEALTHY"),
+            row.problem or "",
+        )
+        for row in rows
+    ]
+    name_w, pid_w, state_w = (max(len(line[i]) for line in table) + 2 for i in range(3))
+    for name, pid, state, detail in table:
+        print(f"{name:<{name_w}}{pid:<{pid_w}}{state:<{state_w}}{detail}")
 
 
 def main(argv: list[str] | None = None) -> int:
