@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(f"history: {history}; erasing {retailer}/{shopper} ({top.n} orders)", flush=True)
 
-    from shared.cli import replay_api_keys
+    from shared.journey.replay_keys import replay_api_keys
 
     keys = replay_api_keys(env, (retailer,))
     headers = {"X-Api-Key": keys[retailer], "Content-Type": "application/json"}

@@ -1000,18 +1000,19 @@ def remove_rows(target: Target, retailer_id: str, bodies: Sequence[bytes]) -> in
 
 
 def function_dependencies() -> Any:
-    """``ingest_events``' own ``dependencies()``: the adapters, clients and settings it uses."""
-    path = ROOT / "functions" / FUNCTION_NAME / "main.py"
-    spec = importlib.util.spec_from_file_location(f"bench_{FUNCTION_NAME}", path)
+    """``ingest_events``' own dependencies (``shared.ingestion.composition.ingest()``): the
+    adapters, clients and settings the function uses."""
+    path = ROOT / "shared" / "ingestion" / "composition.py"
+    spec = importlib.util.spec_from_file_location(f"bench_{FUNCTION_NAME}_composition", path)
     if spec is None or spec.loader is None:
         raise BenchError(f"cannot load {path}")
     module = importlib.util.module_from_spec(spec)
     os.environ["LOG_LEVEL"] = "WARNING"  # its logs.configure() is for the function's logs
     try:
         spec.loader.exec_module(module)
-        return module.dependencies()
+        return module.ingest()
     except Exception as exc:  # the code may be mid-edit: say so, do not guess
-        raise BenchError(f"{path}: dependencies() failed: {exc!r}") from exc
+        raise BenchError(f"{path}: ingest() failed: {exc!r}") from exc
 
 
 @dataclass
@@ -1522,7 +1523,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         else:
             say("creating the bench's own Bigtable instance (ingest's tables) and topics ...")
             target = resources.enter_context(isolated_target(settings, project))
-        os.environ.update(target.function_env())  # for the ceiling's dependencies() too
+        os.environ.update(target.function_env())  # for the ceiling's ingest() too
         try:
             with contextlib.ExitStack() as serving:
                 if args.stack_function:

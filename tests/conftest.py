@@ -69,6 +69,10 @@ def stack(stack_settings: StackSettings) -> Iterator[dict[str, str]]:
     """The whole local stack: reused when already healthy, else started and stopped here."""
     rows = local_stack.status(stack_settings)
     started_here = not (stack_settings.env_file.exists() and any(r.alive for r in rows))
+    if started_here:
+        # A stack the tests start neither loads nor saves data (README: what survives
+        # `make down`): every test run starts empty and leaves `make demo`'s data alone.
+        stack_settings = stack_settings.model_copy(update={"persist_data": False})
     if not all(r.healthy for r in rows):
         local_stack.up(stack_settings)  # starts it, or repairs it (restarts changed functions)
     env = read_env_file(stack_settings)

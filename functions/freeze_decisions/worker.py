@@ -7,60 +7,21 @@ messages that are not decisions are dead-lettered with their reason.
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
-from dataclasses import dataclass
 
 from shared.contract.messages import InboundMessage
-from shared.decisions.read_models import transform_decisions
-from shared.freezer.service import ReadModelSink
-from shared.platform import logs
+from shared.decisions.composition import decision_freezer as dependencies
+from shared.decisions.read_models import freeze_decisions
 from shared.platform.pubsub_pull import main, serve
-from shared.platform.sinks import DeadLetterSink, TransientSinkError
-from shared.system.settings import DecisionFreezerSettings
+from shared.platform.sinks import TransientSinkError
 
 log = logging.getLogger("freeze_decisions.worker")
 
 
-@dataclass(frozen=True)
-class DecisionFreezer:
-    settings: DecisionFreezerSettings
-    sink: ReadModelSink
-    dead_letters: DeadLetterSink
-
-
-@functools.cache
-def dependencies() -> DecisionFreezer:
-    from shared.decisions.read_models import DECISION_TABLES
-    from shared.freezer.bigquery_read_models import BigQueryReadModelSink
-    from shared.freezer.read_models import DEAD_LETTERS
-    from shared.platform import clients
-    from shared.platform.pubsub_dead_letters import DeadLetterFanout
-
-    settings = DecisionFreezerSettings()
-    logs.configure(settings.log_level)
-    bigquery = clients.bigquery_client(settings.project, settings.bigquery_emulator_host)
-    sink = BigQueryReadModelSink(bigquery, settings.project, (*DECISION_TABLES, DEAD_LETTERS))
-    return DecisionFreezer(
-        settings=settings,
-        sink=sink,
-        dead_letters=DeadLetterFanout(
-            clients.publisher_api(),
-            clients.topic_path(settings.project, settings.dead_letter_topic),
-            sink,
-            DEAD_LETTERS.name,
-            source="decision-freezer",
-        ),
-    )
-
-
 def _freeze(batch: list[InboundMessage]) -> None:
     deps = dependencies()
-    tables, poison = transform_decisions(batch)
-    if poison:
-        deps.dead_letters.send(poison)
-    inserted = {t: deps.sink.write(t, rows) for t, rows in sorted(tables.items())}
+    inserted = freeze_decisions(batch, sink=deps.sink, dead_letters=deps.dead_letters)
     log.info("decisions frozen", extra={"messages": len(batch), "rows_inserted": inserted})
 
 

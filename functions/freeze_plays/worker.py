@@ -8,58 +8,21 @@ plays are dead-lettered with their reason.
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
-from dataclasses import dataclass
 
 from shared.contract.messages import InboundMessage
-from shared.platform import logs
 from shared.platform.pubsub_pull import main, serve
-from shared.platform.sinks import DeadLetterSink, TransientSinkError
-from shared.rewards.play_freezer import PlaySink, transform_plays
-from shared.system.settings import PlayFreezerSettings
+from shared.platform.sinks import TransientSinkError
+from shared.rewards.composition import play_freezer as dependencies
+from shared.rewards.play_freezer import freeze_plays
 
 log = logging.getLogger("freeze_plays.worker")
 
 
-@dataclass(frozen=True)
-class PlayFreezer:
-    settings: PlayFreezerSettings
-    sink: PlaySink
-    dead_letters: DeadLetterSink
-
-
-@functools.cache
-def dependencies() -> PlayFreezer:
-    from shared.freezer.bigquery_read_models import BigQueryReadModelSink
-    from shared.freezer.read_models import DEAD_LETTERS
-    from shared.platform import clients
-    from shared.platform.pubsub_dead_letters import DeadLetterFanout
-    from shared.rewards.bigquery_plays import BigQueryPlaySink
-
-    settings = PlayFreezerSettings()
-    logs.configure(settings.log_level)
-    bigquery = clients.bigquery_client(settings.project, settings.bigquery_emulator_host)
-    return PlayFreezer(
-        settings=settings,
-        sink=BigQueryPlaySink(bigquery, settings.project),
-        dead_letters=DeadLetterFanout(
-            clients.publisher_api(),
-            clients.topic_path(settings.project, settings.dead_letter_topic),
-            BigQueryReadModelSink(bigquery, settings.project, (DEAD_LETTERS,)),
-            DEAD_LETTERS.name,
-            source="play-freezer",
-        ),
-    )
-
-
 def _freeze(batch: list[InboundMessage]) -> None:
     deps = dependencies()
-    rows, poison = transform_plays(batch)
-    if poison:
-        deps.dead_letters.send(poison)
-    written = deps.sink.write(rows) if rows else 0
+    written = freeze_plays(batch, sink=deps.sink, dead_letters=deps.dead_letters)
     log.info("plays frozen", extra={"messages": len(batch), "rows_written": written})
 
 

@@ -2,68 +2,14 @@
 
 from __future__ import annotations
 
-import functools
 import json
-from datetime import date, timedelta
 from typing import Any
 
 import flask
 import functions_framework
 
-from shared.decisions.compiler import PersonalRules
-from shared.nightly.context import StepContext
-from shared.nightly.service import NightlyDependencies
+from shared.nightly.composition import nightly_steps as dependencies
 from shared.nightly.steps_api import handle
-from shared.platform import logs
-from shared.system.settings import NightlyStepsSettings
-
-
-@functools.cache
-def dependencies() -> NightlyDependencies:
-    from shared.campaigns.firestore_campaigns import FirestoreCampaignStore
-    from shared.decisions.bigtable_state import BigtableTrees
-    from shared.nightly.bigquery_outputs import BigQueryNightlyOutputs
-    from shared.nightly.firestore_runs import FirestoreNightlyRuns
-    from shared.platform import clients
-    from shared.platform.transient import is_transient
-
-    settings = NightlyStepsSettings()
-    logs.configure(settings.log_level)
-    bigquery = clients.bigquery_client(settings.project, settings.bigquery_emulator_host)
-    firestore = clients.firestore_client(settings.project)
-    return NightlyDependencies(
-        runs=FirestoreNightlyRuns(firestore),
-        outputs=BigQueryNightlyOutputs(bigquery, settings.project, settings.dataset),
-        campaigns=FirestoreCampaignStore(firestore),
-        trees=BigtableTrees(clients.bigtable_client(settings.project), settings.bigtable_instance),
-        model_context=functools.partial(model_context, settings),
-        is_transient=is_transient,
-        rules=PersonalRules(
-            basket_reward=settings.basket_reward,
-            validity=timedelta(hours=settings.tree_validity_hours),
-        ),
-        write_batch=settings.write_batch,
-    )
-
-
-def model_context(settings: NightlyStepsSettings, run_id: str, cutoff: date) -> StepContext:
-    """The model steps' context, with the modelling half's adapters (imported when needed)."""
-    from pathlib import Path
-
-    from shared.nightly.local_artifacts import LocalArtifactStore
-    from shared.nightly.tables import NIGHTLY_TABLES
-    from shared.platform import clients
-    from shared.platform.bigquery_warehouse import BigQueryWarehouse
-
-    client = clients.bigquery_client(settings.project, settings.bigquery_emulator_host)
-    return StepContext(
-        run_id=run_id,
-        cutoff=cutoff,
-        project=settings.project,
-        dataset=settings.dataset,
-        warehouse=BigQueryWarehouse(client, settings.project, settings.dataset, NIGHTLY_TABLES),
-        artifacts=LocalArtifactStore(Path(settings.artifacts_dir)),
-    )
 
 
 @functions_framework.http

@@ -2,28 +2,14 @@
 
 from __future__ import annotations
 
-import functools
 import json
 from typing import Any
 
 import flask
 import functions_framework
 
-from shared.rewards.api import MAX_BODY_BYTES, PlaysDependencies, handle
-
-
-@functools.cache
-def dependencies() -> PlaysDependencies:
-    """Built once per instance, on first use: clients are reused across requests."""
-    from shared.rewards import composition as rewards_composition
-
-    built, api_keys = rewards_composition.plays()
-    return PlaysDependencies(
-        api_keys=api_keys,
-        rewards=built.rewards,
-        vault=built.vault,
-        unavailable=rewards_composition.unavailable_errors(),
-    )
+from shared.rewards.api import MAX_BODY_BYTES, handle
+from shared.rewards.composition import plays as dependencies
 
 
 @functions_framework.http

@@ -1,8 +1,11 @@
-"""The decider's dependencies, built once per process (clients created on first use).
+"""The composition root of the decisions: ``decide_events``, ``experiences``, ``freeze_decisions``.
 
-Shared by ``decide_events``'s two entry points (``functions/decide_events/worker.py`` and
-``functions/decide_events/main.py``), so that both run the same service on the same
-adapters.
+``decider()`` builds the dependencies of ``decide_events``'s two entry points
+(``functions/decide_events/worker.py`` and ``functions/decide_events/main.py``), so that
+both run the same service on the same adapters; ``experiences()`` those of
+``functions/experiences/main.py``; ``decision_freezer()`` those of
+``functions/freeze_decisions/worker.py``. Each is built once per process, its clients
+created on first use, never at import.
 """
 
 from __future__ import annotations
@@ -10,16 +13,26 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
+from shared.decisions.experiences_api import ExperiencesDependencies
 from shared.decisions.service import DecideDependencies
+from shared.freezer.service import ReadModelSink
 from shared.platform import logs
 from shared.platform.sinks import DeadLetterSink
-from shared.system.settings import DeciderSettings
+from shared.retailers.keys import CachedApiKeys
+from shared.system.settings import DeciderSettings, DecisionFreezerSettings, ExperiencesSettings
 
 
 @dataclass(frozen=True)
 class DeciderComposition:
     settings: DeciderSettings
     service: DecideDependencies
+    dead_letters: DeadLetterSink
+
+
+@dataclass(frozen=True)
+class DecisionFreezer:
+    settings: DecisionFreezerSettings
+    sink: ReadModelSink
     dead_letters: DeadLetterSink
 
 
@@ -55,5 +68,51 @@ def decider() -> DeciderComposition:
             BigQueryReadModelSink(bigquery, settings.project, (DEAD_LETTERS,)),
             DEAD_LETTERS.name,
             source="decider",
+        ),
+    )
+
+
+@functools.cache
+def experiences() -> ExperiencesDependencies:
+    """The ``experiences`` function's: its API-key store and the shoppers' live states."""
+    from shared.decisions.bigtable_state import BigtableShopperStates
+    from shared.platform import clients
+    from shared.retailers.firestore_api_keys import FirestoreApiKeyStore
+
+    settings = ExperiencesSettings()
+    logs.configure(settings.log_level)
+    return ExperiencesDependencies(
+        api_keys=CachedApiKeys(
+            FirestoreApiKeyStore(clients.firestore_client(settings.project)),
+            settings.api_key_cache_ttl_s,
+        ),
+        experiences=BigtableShopperStates(
+            clients.bigtable_client(settings.project), settings.bigtable_instance
+        ),
+    )
+
+
+@functools.cache
+def decision_freezer() -> DecisionFreezer:
+    """The ``freeze_decisions`` worker's: the BigQuery decision tables and dead letters."""
+    from shared.decisions.read_models import DECISION_TABLES
+    from shared.freezer.bigquery_read_models import BigQueryReadModelSink
+    from shared.freezer.read_models import DEAD_LETTERS
+    from shared.platform import clients
+    from shared.platform.pubsub_dead_letters import DeadLetterFanout
+
+    settings = DecisionFreezerSettings()
+    logs.configure(settings.log_level)
+    bigquery = clients.bigquery_client(settings.project, settings.bigquery_emulator_host)
+    sink = BigQueryReadModelSink(bigquery, settings.project, (*DECISION_TABLES, DEAD_LETTERS))
+    return DecisionFreezer(
+        settings=settings,
+        sink=sink,
+        dead_letters=DeadLetterFanout(
+            clients.publisher_api(),
+            clients.topic_path(settings.project, settings.dead_letter_topic),
+            sink,
+            DEAD_LETTERS.name,
+            source="decision-freezer",
         ),
     )

@@ -16,7 +16,9 @@ from pydantic import ValidationError
 from shared.contract.messages import InboundMessage, PoisonMessage
 from shared.decisions.engine import Decision
 from shared.freezer.read_models import DATASET, Row
+from shared.freezer.service import ReadModelSink
 from shared.platform.resource_model import BigQueryTable, Column
+from shared.platform.sinks import DeadLetterSink
 
 _KEYS = (
     Column(name="row_id", type="STRING", mode="REQUIRED"),
@@ -141,3 +143,17 @@ def transform_decisions(
             for row in rows:
                 tables[table].setdefault(row["row_id"], row)
     return {t: list(rows.values()) for t, rows in tables.items() if rows}, poison
+
+
+def freeze_decisions(
+    messages: Sequence[InboundMessage], *, sink: ReadModelSink, dead_letters: DeadLetterSink
+) -> dict[str, int]:
+    """Freeze one batch of decisions (one MERGE per table); rows inserted per table.
+
+    The messages that are not decisions are dead-lettered with their reason; a sink
+    failure raises ``TransientSinkError`` to have the whole batch redelivered.
+    """
+    tables, poison = transform_decisions(messages)
+    if poison:
+        dead_letters.send(poison)
+    return {t: sink.write(t, rows) for t, rows in sorted(tables.items())}

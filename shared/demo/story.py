@@ -42,8 +42,8 @@ log = logging.getLogger(__name__)
 class DemoOptions:
     history_weeks: tuple[int, int] = (1, 44)
     replay_weeks: tuple[int, int] = (45, 45)
-    households: int | None = 300  # replayed households (the history has them all)
-    history_households: int | None = 1_200  # a seeded sample: the story in under 15 min
+    households: int | None = 300  # replayed households, a seeded sample (None or 0: all)
+    history_households: int | None = 1_200  # a seeded sample (None or 0: all): under 15 min
     rate: float = 150.0  # events/s through the Shopper Event API
     probes_per_s: float = 5.0  # tracker fetches of experiences, sampled
     leak_every: int = 1_000  # one event in this many leaks an e-mail address (refused)
@@ -108,8 +108,10 @@ def shift_weeks(options: DemoOptions, now: datetime) -> int:
 
 def run(options: DemoOptions, env: dict[str, str]) -> DemoOutcome:
     """The story, step by step, printed as it goes."""
-    from shared import cli
+    from shared.decisions.commands import compile_trees_command
+    from shared.journey.commands import backfill_command, import_campaigns_command
     from shared.journey.tracker_simulator import Simulation
+    from shared.nightly.commands import nightly_command
 
     started = time.monotonic()
     steps: list[Step] = []
@@ -137,11 +139,11 @@ def run(options: DemoOptions, env: dict[str, str]) -> DemoOutcome:
         )
         step = Step("history")
         t0 = time.monotonic()
-        code = cli.import_campaigns_command(_args(seed=options.seed, shift_weeks=shift))
+        code = import_campaigns_command(_args(seed=options.seed, shift_weeks=shift))
         if code == 0:  # the retailers' default trees, whatever the nightly gate decides
-            code = cli.compile_trees_command(_args(retailer=list(simulation.retailers)))
+            code = compile_trees_command(_args(retailer=list(simulation.retailers)))
         if code == 0:
-            code = cli.backfill_command(
+            code = backfill_command(
                 _args(
                     weeks=options.history_weeks,
                     households=options.history_households,
@@ -161,7 +163,7 @@ def run(options: DemoOptions, env: dict[str, str]) -> DemoOutcome:
         step = Step("nightly")
         t0 = time.monotonic()
         run_id = f"demo-{now:%Y%m%d-%H%M%S}"
-        code = cli.nightly_command(_args(run_id=run_id, cutoff=None, json=False))
+        code = nightly_command(_args(run_id=run_id, cutoff=None, json=False))
         step.seconds = time.monotonic() - t0
         steps.append(step)
         gate_passed = code == 0
@@ -250,18 +252,19 @@ def _args(**values: Any) -> Any:
 def _replay(
     options: DemoOptions, simulation: Any, env: dict[str, str], now: datetime
 ) -> tuple[ReplaySummary, int, list[float]]:
-    from shared import cli
     from shared.demo.probes import Prober, ProbingApi, Results
     from shared.journey import dataset as journey
     from shared.journey.http_event_api import HttpEventApi
     from shared.journey.replay import batches, replay
+    from shared.journey.replay_keys import replay_api_keys
     from shared.journey.tracker_simulator import sessions, without_shoppers
+    from shared.privacy.commands import suppressed_shoppers
 
     households = journey.sample_households(
         options.replay_weeks, options.households, options.sample_seed or options.seed
     )
     baskets = list(journey.baskets(options.replay_weeks, households))
-    keys = cli.replay_api_keys(env, simulation.retailers)
+    keys = replay_api_keys(env, simulation.retailers)
     results = Results()
     prober = Prober(env["EXPERIENCES_URL"], keys, results, threads=4)
     batch_size = 50
@@ -276,7 +279,7 @@ def _replay(
     )
     tracker = LeakyTracker(probing, options.leak_every, options.seed)
     progress = _progress_line(len(baskets), results)
-    skip = cli.suppressed_shoppers(env["GOOGLE_CLOUD_PROJECT"], simulation.retailers)
+    skip = suppressed_shoppers(env["GOOGLE_CLOUD_PROJECT"], simulation.retailers)
     summary = replay(
         batches(
             without_shoppers(sessions(baskets, journey.products(), simulation, now), skip),

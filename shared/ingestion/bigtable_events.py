@@ -15,7 +15,7 @@ import hashlib
 import json
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from google.api_core.exceptions import GoogleAPIError
 from google.cloud.bigtable.row_filters import CellsColumnLimitFilter
@@ -42,6 +42,7 @@ from shared.system.resources import (
 if TYPE_CHECKING:
     from google.cloud.bigtable.client import Client
     from google.cloud.bigtable.instance import Instance
+    from google.cloud.bigtable.table import Table
 
 
 class BigtableEventStore:
@@ -184,3 +185,13 @@ class BigtableEventArchive:
         for row in self._events.read_rows(filter_=chain):
             cell = row.cells[EVENT_FAMILY][b"message"][0]
             yield record_from_message(row.row_key.decode(), cell.value)
+
+
+def read_prefix(table: Table, prefix: str, limit: int | None = None) -> list[Any]:
+    """The rows of ``table`` whose keys start with ``prefix`` (at most ``limit``), as the
+    client library's row objects (inspection: ``cartwise session``)."""
+    from google.cloud.bigtable.row_set import RowSet
+
+    row_set = RowSet()
+    row_set.add_row_range_with_prefix(prefix)
+    return list(table.read_rows(row_set=row_set, limit=limit))

@@ -179,8 +179,11 @@ def households(weeks: tuple[int, int]) -> list[int]:
 
 
 def sample_households(weeks: tuple[int, int], size: int | None, seed: int) -> frozenset[int] | None:
-    """A seeded sample of the households of a week range (``None``: all of them)."""
-    if size is None:
+    """A seeded sample of ``size`` households of a week range (``None`` or 0: all of them,
+    as ``--households 0`` says on the command line)."""
+    if size is not None and size < 0:
+        raise ValueError(f"a sample of {size} households: 0 (all) or more")
+    if not size:
         return None
     everyone = households(weeks)
     return frozenset(random.Random(f"{seed}:households").sample(everyone, min(size, len(everyone))))

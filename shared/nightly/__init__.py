@@ -6,8 +6,8 @@ steps (``features``, ``training``, ``evaluation``, ``scoring``, ``neighbours``,
 ``complements``, ``metrics``) work on the contract of ``context`` and the tables of
 ``tables``; ``service`` compiles personal trees with ``shared.decisions.compiler``.
 
-Entry points: ``steps_api.handle``, ``service``, ``steps.STEPS``, ``commands``
-(``cartwise nightly``).
+Entry points: ``steps_api.handle`` with ``composition.nightly_steps``
+(``functions/nightly_steps``), ``steps.STEPS``, ``commands`` (``cartwise nightly``).
 Stores: BigQuery (reads the read models; writes the nightly tables), Firestore
 ``nightly_runs``, Bigtable ``experience_trees``, model files (``local_artifacts``).
 """

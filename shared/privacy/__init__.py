@@ -8,7 +8,8 @@ requests, the maintenance entry the Scheduler calls); erasers per backend
 
 Entry points: ``api.handle_erasure_api`` (``functions/erasure_requests``),
 ``api.handle_maintenance`` (``functions/privacy_maintenance``), ``composition``,
-``commands`` (``cartwise retention``).
+``commands`` (``cartwise retention``; ``commands.suppressed_shoppers``, the lookup that
+replays, backfills and republish run first).
 Stores: every store that holds shopper data (the store plan); Firestore
 ``erasure_requests``, ``suppressions``, ``privacy_audit``, retention settings.
 """

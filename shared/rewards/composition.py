@@ -1,7 +1,12 @@
-"""The rewards game's dependencies, built once per process (clients created on first use).
+"""The composition root of the rewards game: ``plays``, ``void_plays``, ``freeze_plays``.
 
-Kept apart from ``composition.py`` on purpose: that module serves the ingestion, freezing
-and decision code paths, which must never import the rewards vault (e-mail addresses).
+``plays()`` builds ``functions/plays/main.py``'s dependencies, ``void_plays()``
+``functions/void_plays/worker.py``'s and ``play_freezer()``
+``functions/freeze_plays/worker.py``'s, each once per process (settings read, clients
+created on first use, never at import); ``build`` wires the game's stores, also for
+``ledger_cli`` and ``bench/rewards.py``. This module reaches the rewards vault (e-mail
+addresses): the ingestion, freezing, decision and training code paths never import it
+(tests/unit/test_privacy_imports.py).
 """
 
 from __future__ import annotations
@@ -10,7 +15,12 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
+from shared.platform import logs
+from shared.platform.sinks import DeadLetterSink
+from shared.rewards.api import PlaysDependencies
 from shared.rewards.game import RewardsDependencies, RewardsVault
+from shared.rewards.play_freezer import PlaySink
+from shared.system.settings import PlayFreezerSettings, VoidPlaysSettings
 
 
 @dataclass(frozen=True)
@@ -19,6 +29,21 @@ class RewardsComposition:
     vault: RewardsVault
     default_client: Any
     rewards_client: Any
+
+
+@dataclass(frozen=True)
+class VoidPlays:
+    settings: VoidPlaysSettings
+    rewards: RewardsDependencies
+    dead_letters: DeadLetterSink
+    transient: tuple[type[Exception], ...]
+
+
+@dataclass(frozen=True)
+class PlayFreezer:
+    settings: PlayFreezerSettings
+    sink: PlaySink
+    dead_letters: DeadLetterSink
 
 
 def unavailable_errors() -> tuple[type[Exception], ...]:
@@ -76,9 +101,9 @@ def build(
 
 
 @functools.cache
-def plays() -> tuple[RewardsComposition, Any]:
-    """The ``plays`` function's: the game, and its API-key store."""
-    from shared.platform import clients, logs
+def plays() -> PlaysDependencies:
+    """The ``plays`` function's: the game, its vault and its API-key store."""
+    from shared.platform import clients
     from shared.retailers.firestore_api_keys import FirestoreApiKeyStore
     from shared.retailers.keys import CachedApiKeys
     from shared.system.settings import PlaysSettings
@@ -92,4 +117,66 @@ def plays() -> tuple[RewardsComposition, Any]:
         FirestoreApiKeyStore(clients.firestore_client(settings.project)),
         settings.api_key_cache_ttl_s,
     )
-    return built, keys
+    return PlaysDependencies(
+        api_keys=keys,
+        rewards=built.rewards,
+        vault=built.vault,
+        unavailable=unavailable_errors(),
+    )
+
+
+@functools.cache
+def void_plays() -> VoidPlays:
+    """The ``void_plays`` worker's: the game (no signing key: it never issues a token)."""
+    from shared.freezer.bigquery_read_models import BigQueryReadModelSink
+    from shared.freezer.read_models import DEAD_LETTERS
+    from shared.platform import clients
+    from shared.platform.pubsub_dead_letters import DeadLetterFanout
+    from shared.platform.sinks import TransientSinkError
+    from shared.rewards.game import TransientVoidError
+
+    settings = VoidPlaysSettings()
+    logs.configure(settings.log_level)
+    built = build(settings.project, settings.rewards_database, settings.plays_topic, signing_key="")
+    bigquery = clients.bigquery_client(settings.project, settings.bigquery_emulator_host)
+    return VoidPlays(
+        settings=settings,
+        rewards=built.rewards,
+        dead_letters=DeadLetterFanout(
+            clients.publisher_api(),
+            clients.topic_path(settings.project, settings.dead_letter_topic),
+            BigQueryReadModelSink(bigquery, settings.project, (DEAD_LETTERS,)),
+            DEAD_LETTERS.name,
+            source="void-plays",
+        ),
+        transient=(
+            TransientSinkError,
+            TransientVoidError,
+            *unavailable_errors(),
+        ),
+    )
+
+
+@functools.cache
+def play_freezer() -> PlayFreezer:
+    """The ``freeze_plays`` worker's: the BigQuery ``plays`` sink and its dead letters."""
+    from shared.freezer.bigquery_read_models import BigQueryReadModelSink
+    from shared.freezer.read_models import DEAD_LETTERS
+    from shared.platform import clients
+    from shared.platform.pubsub_dead_letters import DeadLetterFanout
+    from shared.rewards.bigquery_plays import BigQueryPlaySink
+
+    settings = PlayFreezerSettings()
+    logs.configure(settings.log_level)
+    bigquery = clients.bigquery_client(settings.project, settings.bigquery_emulator_host)
+    return PlayFreezer(
+        settings=settings,
+        sink=BigQueryPlaySink(bigquery, settings.project),
+        dead_letters=DeadLetterFanout(
+            clients.publisher_api(),
+            clients.topic_path(settings.project, settings.dead_letter_topic),
+            BigQueryReadModelSink(bigquery, settings.project, (DEAD_LETTERS,)),
+            DEAD_LETTERS.name,
+            source="play-freezer",
+        ),
+    )

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 
 from shared.contract.messages import InboundMessage, PoisonMessage
+from shared.platform.sinks import DeadLetterSink
 
 
 class PlayRow(BaseModel):
@@ -76,3 +77,17 @@ def transform_plays(
         known = rows.get(row.play_id)
         rows[row.play_id] = row if known is None else combine(known, row)
     return [r.model_dump(mode="json") for r in rows.values()], poison
+
+
+def freeze_plays(
+    messages: Sequence[InboundMessage], *, sink: PlaySink, dead_letters: DeadLetterSink
+) -> int:
+    """Freeze one batch of plays (one MERGE on play_id); how many rows were written.
+
+    The messages that are not plays are dead-lettered with their reason; a sink failure
+    raises ``TransientSinkError`` to have the whole batch redelivered.
+    """
+    rows, poison = transform_plays(messages)
+    if poison:
+        dead_letters.send(poison)
+    return sink.write(rows) if rows else 0

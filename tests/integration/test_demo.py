@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared import cli
+from shared.demo import commands as demo_commands
 
 pytestmark = pytest.mark.integration
 
@@ -12,7 +12,7 @@ pytestmark = pytest.mark.integration
 def test_the_demo_finds_its_events_in_every_store(
     stack: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert cli.session_demo() == 0
+    assert demo_commands.session_demo() == 0
     out = capsys.readouterr().out
     assert "accepted 8, duplicates 0, rejected 1" in out
     assert "accepted 0, duplicates 8" in out

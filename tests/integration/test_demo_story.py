@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
-from shared import cli
 from shared.campaigns.firestore_campaigns import FirestoreCampaignStore
 from shared.campaigns.model import Campaign
+from shared.decisions.commands import compile_trees_command
 from shared.demo import story as demo_story
 from shared.journey.tracker_simulator import RETAILERS
 from shared.platform import clients
@@ -111,7 +111,7 @@ def test_the_report_matches_an_independent_count(
     events = Drain(project, SHOPPER_EVENTS_TOPIC)
     decisions = Drain(project, SHOPPER_EXPERIENCES_TOPIC)
     try:
-        assert cli.compile_trees_command(argparse.Namespace(retailer=list(RETAILERS))) == 0
+        assert compile_trees_command(argparse.Namespace(retailer=list(RETAILERS))) == 0
         outcome = demo_story.run(options, stack)
         published = events.messages()
         decided = decisions.messages()
@@ -120,7 +120,7 @@ def test_the_report_matches_an_independent_count(
         decisions.close()
         for campaign in campaigns:
             store.put(campaign.model_copy(update={"status": "archived"}))
-        cli.compile_trees_command(argparse.Namespace(retailer=list(RETAILERS)))
+        compile_trees_command(argparse.Namespace(retailer=list(RETAILERS)))
     out = capsys.readouterr().out
     assert outcome.code == 0, out
     figures = outcome.figures

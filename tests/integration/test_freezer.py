@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from google.pubsub_v1.types import PubsubMessage
 
-from shared import cli
+from shared.freezer.commands import republish_command
 from shared.platform import clients
 from shared.system.resources import (
     SHOPPER_EVENTS_DEAD_LETTER_TOPIC,
@@ -246,7 +246,7 @@ def test_events_become_exactly_the_expected_rows_even_after_redelivery_and_repla
         timeout=30,
     )
     # And a replay of the whole range with the operator's command.
-    assert cli.republish_command(stack["DEMO_RETAILER_ID"], start, datetime.now(UTC)) == 0
+    assert republish_command(stack["DEMO_RETAILER_ID"], start, datetime.now(UTC)) == 0
 
     # A sentinel per shopper, published after: once frozen, the shopper's earlier
     # messages were handled too (the stream delivers one shopper's messages in order).

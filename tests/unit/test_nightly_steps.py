@@ -291,7 +291,7 @@ def test_routes_and_refusals(deps: NightlyDependencies) -> None:
 
 
 def test_the_evaluation_table_is_printed_in_aligned_columns() -> None:
-    from shared.cli import format_table
+    from shared.platform.terminal import format_table
 
     text = format_table(
         [

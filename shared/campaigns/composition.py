@@ -1,0 +1,53 @@
+"""The composition root of ``campaigns`` (``functions/campaigns/main.py``).
+
+``campaigns()`` builds the function's dependencies once per process: its settings, its
+Firestore and BigQuery clients (created on first use, never at import), the back office's
+stores and the campaign report.
+"""
+
+from __future__ import annotations
+
+import functools
+from datetime import datetime
+from typing import Any
+
+from shared.campaigns.api import CampaignsDependencies
+from shared.platform import logs
+from shared.system.settings import CampaignsSettings
+
+
+@functools.cache
+def campaigns() -> CampaignsDependencies:
+    """Built once per instance, on first use: clients are reused across requests."""
+    from shared.campaigns.admin import AdminDependencies
+    from shared.campaigns.bigquery_catalog import BigQueryProductCatalog
+    from shared.campaigns.firestore_admin import (
+        FirestoreAuditLog,
+        FirestoreCsmAccounts,
+        FirestoreRetailerDirectory,
+    )
+    from shared.campaigns.firestore_campaigns import FirestoreCampaignStore
+    from shared.campaigns.model import Campaign
+    from shared.campaigns.report import campaign_report
+    from shared.platform import clients
+    from shared.platform.bigquery_warehouse import BigQueryWarehouse
+
+    settings = CampaignsSettings()
+    logs.configure(settings.log_level)
+    firestore = clients.firestore_client(settings.project)
+    bigquery = clients.bigquery_client(settings.project, settings.bigquery_emulator_host)
+    warehouse = BigQueryWarehouse(bigquery, settings.project, settings.dataset, ())
+
+    def report(campaign: Campaign, now: datetime) -> dict[str, Any]:
+        return campaign_report(campaign, warehouse, settings.project, settings.dataset, now)
+
+    return CampaignsDependencies(
+        admin=AdminDependencies(
+            accounts=FirestoreCsmAccounts(firestore, settings.account_cache_ttl_s),
+            campaigns=FirestoreCampaignStore(firestore),
+            audit=FirestoreAuditLog(firestore),
+            retailers=FirestoreRetailerDirectory(firestore),
+            products=BigQueryProductCatalog(bigquery, settings.project, settings.dataset),
+        ),
+        report=report,
+    )
