@@ -51,13 +51,19 @@ typecheck: setup
 	@echo "types: mypy"
 	@$(VENV)/bin/mypy shared emulators tests infra/pulumi/cartwise_infra infra/pulumi/__main__.py $(wildcard functions bench)
 
-unit: setup
-	@$(VENV)/bin/pytest tests/unit -q
+# Unit tests need nothing: they run in their own session with no emulator variable set.
+NO_EMULATORS := env -u PUBSUB_EMULATOR_HOST -u BIGTABLE_EMULATOR_HOST -u FIRESTORE_EMULATOR_HOST \
+	-u BIGQUERY_EMULATOR_HOST -u STORAGE_EMULATOR_HOST -u WORKFLOWS_EMULATOR_URL
 
-# The test run starts the stack it needs (or reuses a healthy one) and stops what it started.
-test: setup lint typecheck
-	@echo "tests: pytest (unit + integration on the local emulators)"
-	@$(VENV)/bin/pytest -q --durations=10
+unit: setup
+	@echo "tests: unit (pure logic, no emulator variable set)"
+	@$(NO_EMULATORS) $(VENV)/bin/pytest tests/unit -q
+
+# The integration run starts the stack it needs (or reuses a healthy one) and stops what
+# it started.
+test: setup lint typecheck unit
+	@echo "tests: integration (on the local emulators)"
+	@$(VENV)/bin/pytest tests/integration -q --durations=10
 
 demo: up
 	@$(PY) -m shared.cli demo

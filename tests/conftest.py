@@ -67,6 +67,7 @@ def stack_settings() -> StackSettings:
 @pytest.fixture(scope="session")
 def stack(stack_settings: StackSettings) -> Iterator[dict[str, str]]:
     """The whole local stack: reused when already healthy, else started and stopped here."""
+    guard(stack_settings.emulator_env())  # before anything is started or reused
     rows = local_stack.status(stack_settings)
     started_here = not (stack_settings.env_file.exists() and any(r.alive for r in rows))
     if started_here:

@@ -5,6 +5,7 @@ Screenshots are kept under .local/artifacts/back-office/ (the path is printed)."
 from __future__ import annotations
 
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -113,14 +114,28 @@ def run_in_browser(
         assert driver.save_screenshot(str(path))
         return path
 
-    def navigate_by_clicking(element: Any) -> None:
+    def navigate_by_clicking(find: Any) -> None:
         """Click something that loads a new page, and wait until the new page is there:
-        the click can return before the browser leaves the old page (a stale element)."""
+        the click can return before the browser leaves the old page (a stale element).
+        ``find`` locates the element afresh: Chromium can refuse a node it has just handed
+        out ("does not belong to the document") while it settles a page, and the click is
+        then tried again on the element found anew."""
+        from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
         from selenium.webdriver.support import expected_conditions
         from selenium.webdriver.support.ui import WebDriverWait
 
-        page = driver.find_element(By.TAG_NAME, "html")
-        element.click()
+        for attempt in range(3):
+            page = driver.find_element(By.TAG_NAME, "html")
+            try:
+                find().click()
+                break
+            except (StaleElementReferenceException, WebDriverException) as exc:
+                settling = isinstance(exc, StaleElementReferenceException) or (
+                    "belong to the document" in str(exc)
+                )
+                if attempt == 2 or not settling:
+                    raise
+                time.sleep(0.5)
         wait = WebDriverWait(driver, 60)
         wait.until(expected_conditions.staleness_of(page))
         wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
@@ -128,15 +143,15 @@ def run_in_browser(
     driver.get(f"{url}/campaigns")
     assert driver.current_url.endswith("/login")  # no session yet
     driver.find_element(By.ID, "key").send_keys("cwc_wrong")
-    navigate_by_clicking(driver.find_element(By.ID, "login"))
+    navigate_by_clicking(lambda: driver.find_element(By.ID, "login"))
     assert "Unknown or revoked key" in driver.find_element(By.CSS_SELECTOR, ".errors").text
     driver.find_element(By.ID, "key").send_keys(key)
-    navigate_by_clicking(driver.find_element(By.ID, "login"))
+    navigate_by_clicking(lambda: driver.find_element(By.ID, "login"))
     assert driver.find_element(By.TAG_NAME, "h1").text == "Campaigns"
     assert f"csm-{suffix} (csm; {retailer})" in driver.find_element(By.CLASS_NAME, "who").text
     shot("1-list")
 
-    navigate_by_clicking(driver.find_element(By.ID, "new-campaign"))
+    navigate_by_clicking(lambda: driver.find_element(By.ID, "new-campaign"))
     starts = (now + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
     ends = (now + timedelta(days=20)).strftime("%Y-%m-%dT%H:%M")
 
@@ -170,7 +185,7 @@ def run_in_browser(
         }
     )
     Select(driver.find_element(By.ID, "experience_type")).select_by_value("gamified_promotion")
-    navigate_by_clicking(driver.find_element(By.ID, "save"))
+    navigate_by_clicking(lambda: driver.find_element(By.ID, "save"))
     problems = driver.find_element(By.ID, "errors").text
     assert "ends_at must be after starts_at" in problems, problems
     shot("2-form-refused")
@@ -178,7 +193,7 @@ def run_in_browser(
     assert driver.find_element(By.ID, "name").get_attribute("value") == "Browser-made campaign"
     fill({"starts_at": starts, "ends_at": ends})
     driver.find_element(By.ID, "activate").click()
-    navigate_by_clicking(driver.find_element(By.ID, "save"))
+    navigate_by_clicking(lambda: driver.find_element(By.ID, "save"))
     assert driver.current_url.endswith(f"/campaigns/{cid}"), driver.current_url
     assert "active" in driver.find_element(By.CLASS_NAME, "status").text
     audit = driver.find_element(By.ID, "audit").text
@@ -188,7 +203,7 @@ def run_in_browser(
     driver.get(f"{url}/campaigns")
     rows = driver.find_elements(By.CSS_SELECTOR, "#campaigns tbody tr")
     assert [r.find_element(By.TAG_NAME, "a").text for r in rows] == [cid]
-    navigate_by_clicking(rows[0].find_element(By.LINK_TEXT, "Report"))
+    navigate_by_clicking(lambda: rows[0].find_element(By.LINK_TEXT, "Report"))
     assert driver.find_element(By.TAG_NAME, "h1").text == "Report: Browser-made campaign"
     for chart in ("uplift-chart", "sales-chart", "budget-chart"):
         assert driver.find_element(By.ID, chart).is_displayed()

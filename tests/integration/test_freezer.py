@@ -262,49 +262,91 @@ def test_events_become_exactly_the_expected_rows_even_after_redelivery_and_repla
     assert_rows_match(stack, shoppers, expected)
 
 
-def test_a_poison_message_is_dead_lettered_with_its_reason_and_the_stream_flows(
-    stack: dict[str, str], unique: str, dead_letter_tap: Tap
-) -> None:
-    project = stack["GOOGLE_CLOUD_PROJECT"]
-    publisher = clients.publisher_api()
-    topic = clients.topic_path(project, SHOPPER_EVENTS_TOPIC)
+def publish_poison(stack: dict[str, str], unique: str) -> set[str]:
+    """Two messages no consumer of ``shopper-events`` can handle: not JSON, and an event of
+    an unknown schema version. Every consumer (freezer, decider, void_plays) dead-letters
+    them with its own name; the tests below tell them apart by ``dead_lettered_by``."""
     bad_version = {
         "retailer_id": "r",
         "ingested_at": datetime.now(UTC).isoformat(),
         "event": {**event(), "schema_version": 99},
     }
-    response = publisher.publish(
-        topic=topic,
+    response = clients.publisher_api().publish(
+        topic=clients.topic_path(stack["GOOGLE_CLOUD_PROJECT"], SHOPPER_EVENTS_TOPIC),
         messages=[
             PubsubMessage(data=b"\x00 not json", attributes={"probe": unique}),
             PubsubMessage(data=json.dumps(bad_version).encode(), attributes={"probe": unique}),
         ],
         timeout=30,
     )
-    poison_ids = set(response.message_ids)
+    return set(response.message_ids)
+
+
+def dead_lettered_by(
+    tap: Tap, poison_ids: set[str], source: str, wait_s: float = 60
+) -> dict[str, str]:
+    """The reasons ``source`` gave for each poison message (waits until it gave them all)."""
+    reasons: dict[str, str] = {}
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline and set(reasons) != poison_ids:
+        for m in tap.collect(poison_ids, key="original_message_id", wait_s=2):
+            if m.attributes["dead_lettered_by"] == source:
+                reasons[m.attributes["original_message_id"]] = m.attributes["dead_letter_reason"]
+    return reasons
+
+
+def counted_dead_letters(
+    stack: dict[str, str], poison_ids: set[str], source: str
+) -> list[dict[str, Any]]:
+    """The ``dead_letters`` rows ``source`` wrote for the poison messages (waits for them)."""
+    project = stack["GOOGLE_CLOUD_PROJECT"]
+    deadline = time.monotonic() + 30
+    while True:
+        rows = query(
+            stack,
+            f"SELECT message_id, reason, data_base64 FROM `{project}.cartwise.dead_letters` "
+            "WHERE message_id IN UNNEST(@ids) AND source = @source",
+            ids=sorted(poison_ids),
+            source=source,
+        )
+        if {r["message_id"] for r in rows} == poison_ids or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.5)
+
+
+def test_a_poison_message_is_dead_lettered_by_the_freezer_with_its_reason_and_the_stream_flows(
+    stack: dict[str, str], unique: str, dead_letter_tap: Tap
+) -> None:
+    poison_ids = publish_poison(stack, unique)
     shopper = f"fz-{unique}"
     good = event("page_viewed", shopper)
     assert post(stack, [good]).json()["accepted"] == 1
 
-    dead = dead_letter_tap.collect(poison_ids, key="original_message_id", wait_s=60)
-    assert {m.attributes["original_message_id"] for m in dead} == poison_ids
-    reasons = {
-        m.attributes["original_message_id"]: m.attributes["dead_letter_reason"] for m in dead
-    }
+    reasons = dead_lettered_by(dead_letter_tap, poison_ids, "freezer")
+    assert set(reasons) == poison_ids
     assert any(r.startswith("not a shopper-event message") for r in reasons.values())
     assert any("schema_version" in r for r in reasons.values())
     assert wait_for_rows(stack, [shopper], {"page_views": 1}) == {"page_views": 1}
-    counted = query(
-        stack,
-        f"SELECT message_id, reason, data_base64 FROM `{project}.cartwise.dead_letters` "
-        "WHERE message_id IN UNNEST(@ids)",
-        ids=sorted(poison_ids),
-    )
+    counted = counted_dead_letters(stack, poison_ids, "freezer")
     assert {r["message_id"] for r in counted} == poison_ids
     assert (
         base64.b64decode(next(r for r in counted if r["reason"].startswith("not a"))["data_base64"])
         == b"\x00 not json"
     )
+
+
+def test_the_decider_quarantines_poison_on_its_own_subscription(
+    stack: dict[str, str], unique: str, dead_letter_tap: Tap
+) -> None:
+    """The decider reads the same topic through its own (ordered) subscription: it sets the
+    same poison aside under its own name, in the topic and in ``dead_letters``."""
+    poison_ids = publish_poison(stack, unique)
+    reasons = dead_lettered_by(dead_letter_tap, poison_ids, "decider")
+    assert set(reasons) == poison_ids
+    assert any(r.startswith("not a shopper-event message") for r in reasons.values())
+    assert any("schema_version" in r for r in reasons.values())
+    counted = counted_dead_letters(stack, poison_ids, "decider")
+    assert {r["message_id"] for r in counted} == poison_ids
 
 
 def test_the_push_form_freezes_a_cloudevent(stack: dict[str, str], unique: str) -> None:

@@ -41,8 +41,15 @@ class Tap:
             timeout=10,
         )
 
-    def collect(self, wanted: set[str], key: str = "event_id", wait_s: float = 10) -> list[Any]:
-        """Messages whose ``key`` is in ``wanted``: until all came and a pull finds nothing."""
+    def collect(
+        self,
+        wanted: set[str],
+        key: str = "event_id",
+        wait_s: float = 10,
+        everything: list[Any] | None = None,
+    ) -> list[Any]:
+        """Messages whose ``key`` is in ``wanted``: until all came and a pull finds nothing
+        (every message pulled on the way is appended to ``everything``, if given)."""
         found: list[Any] = []
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
@@ -59,6 +66,8 @@ class Tap:
                     subscription=self.path,
                     ack_ids=[m.ack_id for m in response.received_messages],
                 )
+            if everything is not None:
+                everything += [m.message for m in response.received_messages]
             found += [
                 m.message for m in response.received_messages if self._key(m.message, key) in wanted
             ]
@@ -145,6 +154,8 @@ def test_every_event_type_is_stored_and_published_with_ordering_and_attributes(
         assert message.attributes["type"] == body["event"]["type"]
         assert message.attributes["schema_version"] == "1"
         assert body["ingested_at"]
+        # The decider's ordered subscription relies on one ordering key per shopper.
+        assert message.ordering_key == f"{stack['DEMO_RETAILER_ID']}#{shopper}"
 
 
 def test_a_duplicate_is_stored_and_published_once_and_reported(

@@ -35,9 +35,11 @@ from shared.system.resources import (
     BIGTABLE_INSTANCE,
     EXPERIENCE_TREES_TABLE,
     REJECTED_EVENTS_TABLE,
+    REJECTED_EVENTS_TOPIC,
     REJECTED_FAMILY,
     RETENTION,
     REWARDS_DATABASE,
+    SHOPPER_EVENTS_TOPIC,
     SHOPPER_STATE_TABLE,
     STATE_FAMILY,
     SYSTEM,
@@ -46,7 +48,7 @@ from shared.system.resources import (
 from tests.factories import event
 from tests.integration import store_scan
 from tests.integration.test_freezer import query
-from tests.integration.test_ingest_api import post
+from tests.integration.test_ingest_api import Tap, post
 from tests.integration.test_nightly import execute
 
 pytestmark = pytest.mark.integration
@@ -272,11 +274,30 @@ def test_an_objecting_shoppers_events_are_refused_and_not_stored(
     )
     assert answer.status_code == 201, answer.text
     assert objector not in answer.text
-    sent = post(stack, [event(shopper_id=objector), event(shopper_id=f"ok-{unique}")], api_key=key)
-    body = sent.json()
-    assert sent.status_code == 202 and body["accepted"] == 1
-    assert [r["reasons"][0]["code"] for r in body["rejected"]] == ["shopper_suppressed"]
-    time.sleep(3)
+    accepted_tap = Tap(project, SHOPPER_EVENTS_TOPIC, f"obj-{unique}")
+    rejected_tap = Tap(project, REJECTED_EVENTS_TOPIC, f"obj-rejected-{unique}")
+    try:
+        ok = event(shopper_id=f"ok-{unique}")
+        sent = post(stack, [event(shopper_id=objector), ok], api_key=key)
+        body = sent.json()
+        assert sent.status_code == 202 and body["accepted"] == 1
+        assert [r["reasons"][0]["code"] for r in body["rejected"]] == ["shopper_suppressed"]
+        # Not even on the topics: everything published around the request, up to the
+        # accepted event of the same request, carries nothing of the objector.
+        published: list[Any] = []
+        assert accepted_tap.collect({ok["event_id"]}, everything=published)
+        rejected_tap.collect(set(), wait_s=2, everything=published)
+        assert [m for m in published if objector.encode() in m.data] == []
+        assert not [m for m in published if objector in str(dict(m.attributes))]
+    finally:
+        accepted_tap.delete()
+        rejected_tap.delete()
+    # Once the same request's accepted event is frozen, the objector's would have been too.
+    bigquery = clients.bigquery_client(project, stack["BIGQUERY_EMULATOR_HOST"])
+    deadline = time.monotonic() + 60
+    while not any(store_scan.bigquery_hits(bigquery, project, ok["shopper_id"]).values()):
+        assert time.monotonic() < deadline, "the accepted event was never frozen"
+        time.sleep(0.5)
     assert not any(store_scan.scan(project, objector, ARTIFACTS).values())
     bad = requests.post(
         f"{stack['ERASURE_URL']}/v1/suppressions", json={"shopper": 1}, headers=headers, timeout=30

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -50,6 +50,15 @@ def key(stack_settings: StackSettings, stack: dict[str, str]) -> bytes:
 
 def firestore(stack: dict[str, str], database: str = "(default)") -> Any:
     return clients.firestore_client(stack["GOOGLE_CLOUD_PROJECT"], database)
+
+
+@pytest.fixture(autouse=True)
+def _game_removed(stack: dict[str, str], unique: str) -> Iterator[None]:
+    """Each test's game (``game-{unique}``, active for 30 days on the demo retailer) is
+    removed after it: a later test or ``make demo`` compiling the demo retailer's default
+    tree must not find it."""
+    yield
+    firestore(stack).collection("campaigns").document(f"game-{unique}").delete()
 
 
 def game(
@@ -381,8 +390,18 @@ def test_the_email_lives_in_the_rewards_database_only_and_wins_get_paid(
     assert rewards_cli.main(["pay", won["play_id"]]) == 0  # idempotent
     found = ledger(campaign.campaign_id, capsys)
     assert (found["wins_paid"], found["paid"], found["owed"]) == (1, "10", "0")
-    # A paid win is not voided by a later return.
+    # A paid win is not voided by a later return. void_plays marks the order voided before
+    # it looks at the order's plays (shared/rewards/game.py: void_order): once the marker is
+    # there, the worker is handling the return; the play must stay paid and unvoided after.
     order_event(stack, f"o-{unique}", "returned", shopper)
+    orders = FirestoreVoidedOrders(firestore(stack, REWARDS_DATABASE))
+    wait_until(lambda: orders.voided(retailer, f"o-{unique}"), what="the return seen")
+    plays = FirestorePlayStore(firestore(stack, REWARDS_DATABASE))
+    settled = time.monotonic() + 3  # the void of the same call lands in milliseconds
+    while time.monotonic() < settled:
+        stored = plays.get(won["play_id"])
+        assert stored is not None and stored[0].paid and not stored[0].voided
+        time.sleep(0.2)
 
     rows = wait_until(
         lambda: (r := bigquery_plays(stack, campaign.campaign_id)) and r[0]["paid"] and r,
@@ -398,7 +417,6 @@ def test_the_email_lives_in_the_rewards_database_only_and_wins_get_paid(
     project = stack["GOOGLE_CLOUD_PROJECT"]
     everything = query(stack, f"SELECT * FROM `{project}.cartwise.plays`")
     assert everything and not [r for r in everything if email in json.dumps(r, default=str)]
-    plays = FirestorePlayStore(firestore(stack, REWARDS_DATABASE))
     stored = plays.get(won["play_id"])
     assert stored is not None and stored[0].paid and not stored[0].voided
 

@@ -15,6 +15,7 @@ import pytest
 from emulators import processes
 from emulators import stack as local_stack
 from emulators.config import StackSettings
+from tests.conftest import guard
 
 pytestmark = pytest.mark.integration
 
@@ -34,6 +35,7 @@ def isolated(tmp_path: Path) -> Iterator[StackSettings]:
         workflows_port=base.workflows_port + 1000,
         functions_base_port=base.functions_base_port + 1000,
     )
+    guard(settings.emulator_env())  # a demo- project on loopback, before anything starts
     saved = dict(os.environ)
     try:
         yield settings
