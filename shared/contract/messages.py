@@ -34,6 +34,16 @@ class PoisonMessage(BaseModel):
     data: bytes
     attributes: dict[str, str]
 
+    @classmethod
+    def of(cls, message: InboundMessage, reason: str) -> PoisonMessage:
+        """``message`` set aside, as it came, with why it can never be handled."""
+        return cls(
+            message_id=message.message_id,
+            reason=reason,
+            data=message.data,
+            attributes=message.attributes,
+        )
+
 
 class EventMessage(BaseModel):
     """What ``ingest_events`` publishes (docs/INGEST.md)."""

@@ -131,11 +131,8 @@ def transform_decisions(
             decision = Decision.model_validate_json(message.data)
         except ValidationError as exc:
             poison.append(
-                PoisonMessage(
-                    message_id=message.message_id,
-                    reason=f"not a decision: {exc.errors(include_url=False)[0]['msg']}",
-                    data=message.data,
-                    attributes=message.attributes,
+                PoisonMessage.of(
+                    message, f"not a decision: {exc.errors(include_url=False)[0]['msg']}"
                 )
             )
             continue

@@ -103,14 +103,7 @@ def decide_batch(
     for message in messages:
         parsed = parse(message)
         if isinstance(parsed, str):
-            outcome.poison.append(
-                PoisonMessage(
-                    message_id=message.message_id,
-                    reason=parsed,
-                    data=message.data,
-                    attributes=message.attributes,
-                )
-            )
+            outcome.poison.append(PoisonMessage.of(message, parsed))
             continue
         retailer_id, event, ingested_at = parsed
         by_shopper[(retailer_id, event.shopper_id)].append(event)

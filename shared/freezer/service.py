@@ -46,14 +46,7 @@ def transform(
     for message in messages:
         parsed = parse(message)
         if isinstance(parsed, str):
-            poison.append(
-                PoisonMessage(
-                    message_id=message.message_id,
-                    reason=parsed,
-                    data=message.data,
-                    attributes=message.attributes,
-                )
-            )
+            poison.append(PoisonMessage.of(message, parsed))
             continue
         retailer_id, event, ingested_at = parsed
         events.add(f"{retailer_id}#{event.event_id}")

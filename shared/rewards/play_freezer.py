@@ -66,12 +66,7 @@ def transform_plays(
             row = PlayRow.model_validate_json(message.data)
         except ValidationError as exc:
             poison.append(
-                PoisonMessage(
-                    message_id=message.message_id,
-                    reason=f"not a play: {exc.errors(include_url=False)[0]['msg']}",
-                    data=message.data,
-                    attributes=message.attributes,
-                )
+                PoisonMessage.of(message, f"not a play: {exc.errors(include_url=False)[0]['msg']}")
             )
             continue
         known = rows.get(row.play_id)

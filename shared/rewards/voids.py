@@ -28,14 +28,7 @@ def void_batch(
             continue  # most of the stream: nothing to do with the game
         parsed = parse(message)
         if isinstance(parsed, str):
-            poison.append(
-                PoisonMessage(
-                    message_id=message.message_id,
-                    reason=parsed,
-                    data=message.data,
-                    attributes=message.attributes,
-                )
-            )
+            poison.append(PoisonMessage.of(message, parsed))
             continue
         retailer_id, event, _ = parsed
         if isinstance(event, OrderStatusChangedEvent) and event.payload.status in VOIDING_STATUSES:
