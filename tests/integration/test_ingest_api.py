@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -301,15 +302,25 @@ def test_a_retailer_over_its_rate_gets_429_with_retry_after(
     key = issue_api_key(FirestoreApiKeyStore(firestore), retailer, datetime.now(UTC))
     FirestoreRetailerRates(firestore, default_per_s=1).set(retailer, 10)
     # 10 events a second: two requests of 10 inside one second cannot both pass. Keep
-    # sending until refused (a window boundary may let a second request through).
-    started = time.monotonic()
-    answers = [post(stack, [event() for _ in range(10)], api_key=key) for _ in range(4)]
-    elapsed = time.monotonic() - started
-    statuses = [a.status_code for a in answers]
+    # sending until refused, however fast or slow the machine: each answer is counted in
+    # the wall-clock second it was sent and answered in (the window is the server's second,
+    # on this machine's clock); an answer that straddles two seconds is not counted.
+    answers: list[tuple[int, int, requests.Response]] = []
+    for _ in range(50):
+        sent = math.floor(time.time())
+        answer = post(stack, [event() for _ in range(10)], api_key=key)
+        answers.append((sent, math.floor(time.time()), answer))
+        if answer.status_code == 429:
+            break
+    statuses = [a.status_code for _, _, a in answers]
     assert statuses[0] == 202
-    assert 429 in statuses, statuses
-    assert statuses.count(202) <= int(elapsed) + 2  # 10 events per started second at most
-    limited = next(a for a in answers if a.status_code == 429)
+    assert statuses[-1] == 429, statuses
+    per_second: dict[int, int] = {}
+    for sent, answered, answer in answers:
+        if sent == answered and answer.status_code == 202:
+            per_second[sent] = per_second.get(sent, 0) + 10
+    assert all(events <= 10 for events in per_second.values()), per_second
+    limited = answers[-1][2]
     assert limited.json()["error"]["code"] == "rate_limited"
     assert int(limited.headers["Retry-After"]) == 1
     # Another retailer is not affected.
