@@ -3,11 +3,22 @@ back to the stream with its original attributes, acknowledge it."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from google.pubsub_v1.types import PubsubMessage
 
 from shared.freezer.republish import clean_attributes
+
+
+def ordering_key(data: bytes) -> str:
+    """The shopper's ordering key (``{retailer}#{shopper}``, as ingest publishes it) of a
+    shopper-event message; none for a message that is not one (it was poison)."""
+    try:
+        body = json.loads(data)
+        return f"{body['retailer_id']}#{body['event']['shopper_id']}"
+    except (ValueError, KeyError, TypeError):
+        return ""
 
 
 def redrive(
@@ -29,7 +40,9 @@ def redrive(
             topic=topic,
             messages=[
                 PubsubMessage(
-                    data=m.message.data, attributes=clean_attributes(dict(m.message.attributes))
+                    data=m.message.data,
+                    attributes=clean_attributes(dict(m.message.attributes)),
+                    ordering_key=ordering_key(m.message.data),
                 )
                 for m in received
             ],

@@ -124,6 +124,8 @@ def test_a_dead_lettered_event_is_redriven_without_dead_letter_attributes_and_fr
     assert dict(back[0].attributes) == original_attributes
     assert not set(back[0].attributes) & set(DEAD_LETTER_ATTRIBUTES)
     assert json.loads(back[0].data)["event"]["event_id"] == lost["event_id"]
+    # Back in its shopper's order on the decider's ordered subscription.
+    assert back[0].ordering_key == f"{stack['DEMO_RETAILER_ID']}#{shopper}"
     redriven = re.search(r"re-drove (\d+) dead-lettered messages to shopper-events", printed)
     assert redriven and int(redriven.group(1)) >= 1, printed
     assert re.search(rf"^\s+1  {re.escape(reason)}$", printed, re.MULTILINE), printed
