@@ -53,16 +53,20 @@ def redrive_command(max_messages: int) -> int:
     subscription = subscriber.subscription_path(
         project, f"{SHOPPER_EVENTS_DEAD_LETTER_TOPIC}-inspect"
     )
-    reasons = redrive(
+    run = redrive(
         subscriber,
         clients.publisher_api(),
         subscription,
         clients.topic_path(project, SHOPPER_EVENTS_TOPIC),
         max_messages,
     )
-    print(f"re-drove {len(reasons)} dead-lettered messages to {SHOPPER_EVENTS_TOPIC}")
-    for reason, count in Counter(reasons).most_common():
+    print(f"re-drove {len(run.reasons)} dead-lettered messages to {SHOPPER_EVENTS_TOPIC}")
+    for reason, count in Counter(run.reasons).most_common():
         print(f"  {count:>6}  {reason[:100]}")
+    if run.copies:
+        print(f"acknowledged {run.copies} more copies of them (one per consumer that set it aside)")
+    if run.reached_newer:
+        print("stopped at messages dead-lettered after the start (run again for those)")
     return 0
 
 

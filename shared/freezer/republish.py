@@ -54,8 +54,16 @@ def republish(
 
 
 DEAD_LETTER_ATTRIBUTES = ("dead_letter_reason", "original_message_id", "dead_lettered_by")
+# What Pub/Sub adds to a message its dead-letter policy forwards (after too many failed
+# deliveries): CloudPubSubDeadLetterSourceDeliveryCount, ...SourceSubscription, etc.
+PUBSUB_DEAD_LETTER_PREFIX = "CloudPubSubDeadLetter"
 
 
 def clean_attributes(attributes: dict[str, str]) -> dict[str, str]:
-    """The original message's attributes, without what dead-lettering added."""
-    return {k: v for k, v in attributes.items() if k not in DEAD_LETTER_ATTRIBUTES}
+    """The original message's attributes, without what dead-lettering added (ours, or
+    Pub/Sub's dead-letter policy's)."""
+    return {
+        k: v
+        for k, v in attributes.items()
+        if k not in DEAD_LETTER_ATTRIBUTES and not k.startswith(PUBSUB_DEAD_LETTER_PREFIX)
+    }

@@ -7,19 +7,19 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from google.api_core.exceptions import GoogleAPIError
-from google.pubsub_v1.types import PubsubMessage
-
 from shared.contract.messages import PoisonMessage
+from shared.platform.errors import StoreUnavailableError
+from shared.platform.pubsub_publish import SyncPublisher
 from shared.platform.sinks import TransientSinkError
 
-TIMEOUT_S = 10.0
 
+class DeadLetterFanout(SyncPublisher):
+    """Publishes in requests within Pub/Sub's per-request limits (``SyncPublisher``): a
+    batch of 2,000 poison messages once made every publish fail, and the batch that
+    carried them was redelivered for ever, holding up the good messages behind it."""
 
-class DeadLetterFanout:
     def __init__(self, api: Any, topic_path: str, sink: Any, table: str, source: str) -> None:
-        self._api = api  # clients.publisher_api()
-        self._topic = topic_path
+        super().__init__(api, topic_path)  # api: clients.publisher_api()
         self._sink = sink
         self._table = table
         self._source = source
@@ -27,23 +27,22 @@ class DeadLetterFanout:
     def send(self, poison: Sequence[PoisonMessage]) -> None:
         now = datetime.now(UTC)
         try:
-            self._api.publish(
-                topic=self._topic,
-                messages=[
-                    PubsubMessage(
-                        data=item.data,
-                        attributes={
+            self._publish(
+                [
+                    (
+                        item.data,
+                        {
                             **item.attributes,
                             "dead_letter_reason": item.reason[:1000],
                             "original_message_id": item.message_id,
                             "dead_lettered_by": self._source,
                         },
+                        "",
                     )
                     for item in poison
-                ],
-                timeout=TIMEOUT_S,
+                ]
             )
-        except GoogleAPIError as exc:
+        except StoreUnavailableError as exc:
             raise TransientSinkError(f"dead-letter topic: {exc}") from exc
         self._sink.write(
             self._table,

@@ -21,6 +21,10 @@ from shared.platform.errors import StoreUnavailableError
 TIMEOUT_S = 10.0
 
 
+# Pub/Sub's documented limits per Publish request: 1,000 messages and 10 MB
+# (https://cloud.google.com/pubsub/quotas#resource_limits); 8 MiB leaves room for the
+# request's own framing. A batch beyond them is refused whole ("Too many messages to
+# publish"), and retrying it can never succeed.
 MAX_MESSAGES_PER_RPC = 1000
 
 
@@ -28,6 +32,17 @@ MAX_BYTES_PER_RPC = 8 * 1024 * 1024
 
 
 Message = tuple[bytes, dict[str, str], str]  # data, attributes, ordering key
+
+
+def message_size(message: Message) -> int:
+    """What a message weighs in a Publish request: data, attributes, key (plus framing)."""
+    data, attributes, ordering_key = message
+    return (
+        len(data)
+        + sum(len(k) + len(v.encode()) for k, v in attributes.items())
+        + len(ordering_key)
+        + 64
+    )
 
 
 class SyncPublisher:
@@ -41,9 +56,7 @@ class SyncPublisher:
 
     def _publish(self, messages: list[Message]) -> None:
         try:
-            for chunk in chunked(
-                messages, MAX_MESSAGES_PER_RPC, MAX_BYTES_PER_RPC, lambda m: len(m[0]) + 256
-            ):
+            for chunk in chunked(messages, MAX_MESSAGES_PER_RPC, MAX_BYTES_PER_RPC, message_size):
                 # A raw protobuf: proto-plus wrappers per message cost more than the RPC.
                 request = PublishRequest.pb()(topic=self._topic)
                 add = request.messages.add

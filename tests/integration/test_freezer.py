@@ -380,3 +380,54 @@ def test_the_push_form_freezes_a_cloudevent(stack: dict[str, str], unique: str) 
     assert [(r["event_id"], r["retailer_id"], r["status"]) for r in rows] == [
         (e["event_id"], "r-push", "delivered")
     ]
+
+
+def test_more_poison_than_one_publish_request_carries_is_dead_lettered_whole(
+    stack: dict[str, str], unique: str
+) -> None:
+    """Pub/Sub takes at most 1,000 messages per ``Publish`` request (the emulator enforces
+    it too). The dead-letter sink splits what it sets aside: a batch of 2,000 poison
+    messages once made its one publish fail for ever, and the freezer redelivered that
+    batch, holding up every event behind it. Here 1,001 land on a topic of the test's own
+    (so that no re-drive ever takes them) and in ``dead_letters``."""
+    from shared.contract.messages import PoisonMessage
+    from shared.freezer.bigquery_read_models import BigQueryReadModelSink
+    from shared.freezer.read_models import DEAD_LETTERS
+    from shared.platform.pubsub_dead_letters import DeadLetterFanout
+
+    project = stack["GOOGLE_CLOUD_PROJECT"]
+    topic = f"dead-letters-{unique}"
+    clients.publisher_api().create_topic(name=clients.topic_path(project, topic), timeout=10)
+    tap = Tap(project, topic, f"tap-{topic}")
+    try:
+        source = f"test-{unique}"
+        poison = [
+            PoisonMessage(
+                message_id=f"{unique}-{i}", reason="not JSON", data=b"\x00", attributes={}
+            )
+            for i in range(1001)
+        ]
+        DeadLetterFanout(
+            clients.publisher_api(),
+            clients.topic_path(project, topic),
+            BigQueryReadModelSink(
+                clients.bigquery_client(project, stack["BIGQUERY_EMULATOR_HOST"]),
+                project,
+                (DEAD_LETTERS,),
+            ),
+            DEAD_LETTERS.name,
+            source,
+        ).send(poison)
+        ids = {p.message_id for p in poison}
+        came = tap.collect(ids, key="original_message_id", wait_s=60)
+        assert {m.attributes["original_message_id"] for m in came} == ids
+        assert len(came) == 1001
+        counted = query(
+            stack,
+            f"SELECT COUNT(*) AS n FROM `{project}.cartwise.dead_letters` WHERE source = @s",
+            s=source,
+        )
+        assert counted[0]["n"] == 1001
+    finally:
+        tap.delete()
+        clients.publisher_api().delete_topic(topic=clients.topic_path(project, topic), timeout=10)

@@ -72,35 +72,42 @@ def wait_for_count(
     return rows
 
 
-def dead_letter(stack: dict[str, str], raw_event: dict[str, Any], reason: str) -> dict[str, str]:
-    """Set a valid event aside exactly as a consumer does with a message it cannot handle
-    (the consumers' own dead-letter sink, ``DeadLetterFanout``): the message as ingest
-    publishes it, on ``shopper-events-dead-letter`` with the dead-letter attributes, and
-    counted in ``dead_letters``. It stands for a message dead-lettered before a fix (or
-    after 10 failed deliveries): one a re-drive must bring back. Returns the attributes
-    ingest gave it."""
+def dead_letter(
+    stack: dict[str, str],
+    raw_event: dict[str, Any],
+    reason: str,
+    sources: tuple[str, ...] = ("freezer",),
+) -> dict[str, str]:
+    """Set a valid event aside exactly as consumers do with a message they cannot handle
+    (the consumers' own dead-letter sink, ``DeadLetterFanout``), once per consumer named
+    in ``sources``: the message as ingest publishes it, on ``shopper-events-dead-letter``
+    with the dead-letter attributes, and counted in ``dead_letters``. It stands for a
+    message dead-lettered before a fix (or after 10 failed deliveries): one a re-drive must
+    bring back. Returns the attributes ingest gave it."""
     project = stack["GOOGLE_CLOUD_PROJECT"]
     retailer = stack["DEMO_RETAILER_ID"]
     parsed = validate_event(raw_event)
     assert not isinstance(parsed, list), parsed
     record = make_record(retailer, parsed, message_head(retailer, datetime.now(UTC)))
     bigquery = clients.bigquery_client(project, stack["BIGQUERY_EMULATOR_HOST"])
-    DeadLetterFanout(
-        clients.publisher_api(),
-        clients.topic_path(project, SHOPPER_EVENTS_DEAD_LETTER_TOPIC),
-        BigQueryReadModelSink(bigquery, project, (DEAD_LETTERS,)),
-        DEAD_LETTERS.name,
-        "freezer",
-    ).send(
-        [
-            PoisonMessage(
-                message_id=f"ops-{uuid.uuid4().hex}",
-                reason=reason,
-                data=record.message,
-                attributes=record.attributes,
-            )
-        ]
-    )
+    message_id = f"ops-{uuid.uuid4().hex}"
+    for source in sources:
+        DeadLetterFanout(
+            clients.publisher_api(),
+            clients.topic_path(project, SHOPPER_EVENTS_DEAD_LETTER_TOPIC),
+            BigQueryReadModelSink(bigquery, project, (DEAD_LETTERS,)),
+            DEAD_LETTERS.name,
+            source,
+        ).send(
+            [
+                PoisonMessage(
+                    message_id=message_id,
+                    reason=reason,
+                    data=record.message,
+                    attributes=record.attributes,
+                )
+            ]
+        )
     return dict(record.attributes)
 
 
@@ -109,18 +116,18 @@ def test_a_dead_lettered_event_is_redriven_without_dead_letter_attributes_and_fr
 ) -> None:
     """``cartwise redrive-dead-letters`` takes what sits on the inspection subscription
     back to ``shopper-events`` with its original data and attributes but none of the
-    dead-letter ones, prints how many it re-drove and each reason counted; the re-driven
-    event is then frozen, exactly once."""
+    dead-letter ones, one copy though two consumers set it aside, prints how many it
+    re-drove and each reason counted; the re-driven event is then frozen, exactly once."""
     shopper = f"ops-redrive-{unique}"
     lost = event("page_viewed", shopper)
     reason = f"test_operations: fixed since ({unique})"
-    original_attributes = dead_letter(stack, lost, reason)
+    original_attributes = dead_letter(stack, lost, reason, sources=("freezer", "decider"))
 
     assert redrive_command(100_000) == 0
     printed = capsys.readouterr().out
 
     back = stream_tap.collect({lost["event_id"]}, wait_s=30)
-    assert len(back) == 1, "the dead-lettered event did not come back on shopper-events"
+    assert len(back) == 1, f"{len(back)} copies of the dead-lettered event came back"
     assert dict(back[0].attributes) == original_attributes
     assert not set(back[0].attributes) & set(DEAD_LETTER_ATTRIBUTES)
     assert json.loads(back[0].data)["event"]["event_id"] == lost["event_id"]
@@ -129,6 +136,7 @@ def test_a_dead_lettered_event_is_redriven_without_dead_letter_attributes_and_fr
     redriven = re.search(r"re-drove (\d+) dead-lettered messages to shopper-events", printed)
     assert redriven and int(redriven.group(1)) >= 1, printed
     assert re.search(rf"^\s+1  {re.escape(reason)}$", printed, re.MULTILINE), printed
+    assert re.search(r"acknowledged \d+ more copies", printed), printed
 
     rows = wait_for_count(stack, "page_views", shopper, 1)
     assert [(r["event_id"], r["retailer_id"], r["url"]) for r in rows] == [
@@ -140,6 +148,38 @@ def test_a_dead_lettered_event_is_redriven_without_dead_letter_attributes_and_fr
     assert post(stack, [sentinel]).json()["accepted"] == 1
     assert len(wait_for_count(stack, "searches", shopper, 1)) == 1
     assert [r["event_id"] for r in rows_of(stack, "page_views", [shopper])] == [lost["event_id"]]
+
+
+def test_a_redrive_leaves_what_was_dead_lettered_after_it_started_for_the_next_run(
+    stack: dict[str, str], unique: str, stream_tap: StreamTap
+) -> None:
+    """A run re-drives only what was dead-lettered before it started: consumers dead-letter
+    a message that is still poison again at once, onto the subscription the run reads, and
+    a run that took those too fed itself (a dozen poison messages became thousands in a
+    minute in CI). The later message is not lost: the next run takes it."""
+    from shared.freezer.pubsub_redrive import redrive
+
+    project = stack["GOOGLE_CLOUD_PROJECT"]
+    before, after = event("page_viewed", f"ops-a-{unique}"), event("page_viewed", f"ops-b-{unique}")
+    dead_letter(stack, before, f"test_operations: before ({unique})")
+    time.sleep(1.0)  # publish times are the emulator's clock, this machine's
+    started = datetime.now(UTC)
+    time.sleep(1.0)
+    dead_letter(stack, after, f"test_operations: after ({unique})")
+    subscriber = clients.subscriber_client()
+    subscription = subscriber.subscription_path(
+        project, f"{SHOPPER_EVENTS_DEAD_LETTER_TOPIC}-inspect"
+    )
+    topic = clients.topic_path(project, SHOPPER_EVENTS_TOPIC)
+
+    first = redrive(subscriber, clients.publisher_api(), subscription, topic, 100_000, started)
+    came = stream_tap.collect({before["event_id"], after["event_id"]}, wait_s=10)
+    assert [m.attributes["event_id"] for m in came] == [before["event_id"]]
+    assert first.reached_newer
+
+    redrive(subscriber, clients.publisher_api(), subscription, topic, 100_000)
+    came = stream_tap.collect({after["event_id"]}, wait_s=30)
+    assert [m.attributes["event_id"] for m in came] == [after["event_id"]]
 
 
 def test_republish_skips_suppressed_shoppers(

@@ -95,10 +95,13 @@ def assert_unauthenticated(response: requests.Response) -> None:
 
 def retailer_probes(stack: dict[str, str], api_key: str, shopper: str) -> dict[str, Probe]:
     """One authenticated call per API that takes a retailer key. Each is accepted (not 401)
-    while the key is valid: an event stored (202), no experiences yet for a new shopper and
-    no such erasure request (404 ``not_found``, answered only after authentication)."""
+    while the key is valid: an event stored (202), no experiences for a shopper who never
+    sent one (another than the ingest probe's, whose event the decider may already have
+    decided on) and no such erasure request (404 ``not_found``, answered only after
+    authentication)."""
     headers = {"X-Api-Key": api_key}
-    experiences = f"{stack['EXPERIENCES_URL']}/v1/shoppers/{shopper}/experiences"
+    silent = f"silent-{shopper}"
+    experiences = f"{stack['EXPERIENCES_URL']}/v1/shoppers/{silent}/experiences"
     erasure = f"{stack['ERASURE_URL']}/v1/erasure-requests/{uuid.uuid4().hex}"
     return {
         "ingest": lambda: post(stack, [event("page_viewed", shopper)], api_key=api_key),
