@@ -1,4 +1,7 @@
-"""Valid shopper events for tests, one per type, with overridable fields."""
+"""Valid shopper events for tests, one per type, with overridable fields.
+
+Each event gets a new shopper unless the test names one: a test on a long-lived stack
+never finds, nor leaves, another run's history under a shared default shopper."""
 
 from __future__ import annotations
 
@@ -35,14 +38,14 @@ PAYLOADS: dict[str, dict[str, Any]] = {
 
 def event(
     kind: str = "page_viewed",
-    shopper_id: str = "shopper-1",
+    shopper_id: str | None = None,
     occurred_at: datetime | None = None,
     **payload: Any,
 ) -> dict[str, Any]:
     return {
         "event_id": str(uuid.uuid4()),
         "type": kind,
-        "shopper_id": shopper_id,
+        "shopper_id": shopper_id or f"shopper-{uuid.uuid4().hex[:12]}",
         "session_id": "session-1",
         "occurred_at": (occurred_at or datetime.now(UTC) - timedelta(seconds=1)).isoformat(),
         "schema_version": 1,

@@ -24,7 +24,6 @@ from typing import Any
 from shared.freezer.republish import clean_attributes
 from shared.platform.pubsub_publish import SyncPublisher
 
-
 # A pull waits for messages up to its deadline (the emulator answers an empty pull just
 # before it): the end of a run costs one such wait.
 PULL_TIMEOUT_S = 10.0

@@ -108,3 +108,64 @@ def test_replaying_a_week_and_backfilling_it_give_the_same_rows(
     assert cli.main(["backfill", *WEEKS, "--dataset", backfill_dataset, "--workers", "1"]) == 0
     again = json.loads(capsys.readouterr().out.split("\n", 1)[1])
     assert sum(again["inserted"].values()) == 0
+
+
+def summary_of(printed: str) -> dict[str, Any]:
+    """The JSON summary a replay or backfill prints after its header lines."""
+    return dict(json.loads(printed[printed.index("\n{") + 1 :]))
+
+
+def test_replays_and_backfills_skip_suppressed_shoppers(
+    stack: dict[str, str], backfill_dataset: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A shopper who objected (or was erased) is never brought back by a replay or a
+    backfill: the replay does not send their events (ingest would refuse them anyway), the
+    backfill, which writes the read models directly, leaves them out; the others' rows are
+    all there. The suppression is removed afterwards (the demo replays the same data)."""
+    from shared.privacy.firestore_records import SUPPRESSIONS, FirestoreSuppressionList
+    from shared.privacy.service import ShopperHasher, Suppression
+
+    expected = expected_rows()
+    order = expected["orders"][0]
+    retailer, target = str(order["retailer_id"]), str(order["shopper_id"])
+    theirs = {
+        t: [r for r in rows if r["shopper_id"] == target and r["retailer_id"] == retailer]
+        for t, rows in expected.items()
+    }
+    events = sum(len(rows) for table, rows in expected.items() if table != "sold_products")
+    their_events = sum(len(rows) for table, rows in theirs.items() if table != "sold_products")
+    assert 0 < their_events < events
+
+    suppression = Suppression(
+        retailer_id=retailer,
+        shopper_hash=ShopperHasher(stack["SHOPPER_HASH_KEY"].encode())(retailer, target),
+        reason="objected",
+        at=datetime.now(UTC),
+    )
+    firestore = clients.firestore_client(stack["GOOGLE_CLOUD_PROJECT"])
+    FirestoreSuppressionList(firestore).add(suppression)
+    try:
+        assert cli.main(["backfill", *WEEKS, "--dataset", backfill_dataset, "--workers", "1"]) == 0
+        printed = capsys.readouterr().out
+        assert "skipping 1 erased or suppressed shoppers" in printed, printed
+        backfilled = summary_of(printed)
+        assert backfilled["events"] == events - their_events
+        assert backfilled["inserted"] == {
+            t: len(rows) - len(theirs[t]) for t, rows in sorted(expected.items())
+        }
+        for table in expected:
+            found = query(
+                stack,
+                f"SELECT COUNT(*) AS n FROM `{stack['GOOGLE_CLOUD_PROJECT']}.{backfill_dataset}"
+                f".{table}` WHERE shopper_id = @s",
+                s=target,
+            )
+            assert found[0]["n"] == 0, table
+
+        assert cli.main(["replay", *WEEKS, "--concurrency", "2"]) == 0
+        replayed = summary_of(capsys.readouterr().out)
+        assert replayed["sent"] == events - their_events
+        assert replayed["rejected"] == replayed["failed_batches"] == 0
+    finally:
+        key = f"{suppression.retailer_id}:{suppression.shopper_hash}:{suppression.reason}"
+        firestore.collection(SUPPRESSIONS).document(key).delete()
