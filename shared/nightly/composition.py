@@ -63,4 +63,5 @@ def model_context(settings: NightlyStepsSettings, run_id: str, cutoff: date) -> 
         dataset=settings.dataset,
         warehouse=BigQueryWarehouse(client, settings.project, settings.dataset, NIGHTLY_TABLES),
         artifacts=LocalArtifactStore(Path(settings.artifacts_dir)),
+        gate_min_lift=settings.gate_min_lift,
     )

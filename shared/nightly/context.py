@@ -45,3 +45,6 @@ class StepContext:
     dataset: str  # the read models' dataset; features and outputs live beside them
     warehouse: Warehouse
     artifacts: ArtifactStore
+    # The gate's margin: the ranker must beat P-TopFreq by at least this relative lift of
+    # next-basket recall@10 (0: any surely positive difference, docs/MODEL.md).
+    gate_min_lift: float = 0.0

@@ -572,7 +572,7 @@ def evaluate(ctx: StepContext) -> dict[str, object]:
     ctx.warehouse.replace_rows(
         MODEL_EVALUATIONS.name, ctx.run_id, [r.row(ctx.run_id) for r in results]
     )
-    summary = gate(results)
+    summary = gate(results, ctx.gate_min_lift)
     summary["table"] = [{k: v for k, v in r.__dict__.items()} for r in results]
     summary["seconds"] = round(time.monotonic() - started, 1)
     log.info("model evaluated", extra={k: v for k, v in summary.items() if k != "table"})
@@ -586,15 +586,20 @@ def _find(results: Sequence[Result], level: str, target: str, method: str, metri
     raise KeyError((level, target, method, metric))
 
 
-def gate(results: Sequence[Result]) -> dict[str, Any]:
-    """Passes when the ranker beats P-TopFreq on next-basket product recall@10, surely."""
+def gate(results: Sequence[Result], min_lift: float = 0.0) -> dict[str, Any]:
+    """Passes when the ranker beats P-TopFreq on next-basket product recall@10, surely,
+    and by at least ``min_lift`` (relative)."""
     try:
         ranker = _find(results, "product", "next_basket", "ranker", "recall@10")
         baseline = _find(results, "product", "next_basket", GATE_METHOD, "recall@10")
         diff = _find(results, "product", "next_basket", f"ranker - {GATE_METHOD}", "recall@10")
     except KeyError:
         return {"gate_passed": False, "shoppers": 0, "reason": "no shopper to evaluate"}
-    passed = ranker.value > baseline.value and diff.ci_low is not None and diff.ci_low > 0
+    passed = (
+        ranker.value > baseline.value * (1.0 + min_lift)
+        and diff.ci_low is not None
+        and diff.ci_low > 0
+    )
     return {
         "gate_passed": bool(passed),
         "shoppers": ranker.shoppers,
@@ -602,4 +607,5 @@ def gate(results: Sequence[Result]) -> dict[str, Any]:
         "p_topfreq_recall@10": round(baseline.value, 4),
         "relative_lift": round(ranker.value / baseline.value - 1.0, 4) if baseline.value else None,
         "difference_ci95": [round(diff.ci_low or 0.0, 4), round(diff.ci_high or 0.0, 4)],
+        "min_lift": min_lift,
     }

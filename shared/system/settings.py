@@ -112,6 +112,8 @@ class NightlyStepsSettings(CloudSettings):
     tree_validity_hours: int = Field(default=48, ge=1)
     basket_reward: str = "free delivery on this order"
     write_batch: int = Field(default=500, ge=1)
+    # The relative lift over P-TopFreq the ranker needs to pass the gate (0.05: +5 %).
+    gate_min_lift: float = Field(default=0.0, ge=0.0)
 
 
 class CampaignsSettings(CloudSettings):

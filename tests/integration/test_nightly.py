@@ -10,7 +10,7 @@ The model steps themselves run in ``test_the_whole_workflow_with_the_model_steps
 
 from __future__ import annotations
 
-import importlib.util
+import contextlib
 import json
 import time
 import urllib.error
@@ -33,14 +33,12 @@ from shared.platform import clients
 from shared.system.resources import BIGQUERY_DATASET, BIGTABLE_INSTANCE, SYSTEM
 from shared.system.workflow_render import environment
 from tests.factories import event
-from tests.integration.serving import serve_function
+from tests.integration.serving import PRODUCT_FUNCTIONS, serve_function
 from tests.integration.test_decisions import experiences
 from tests.integration.test_freezer import query
 from tests.integration.test_ingest_api import post
 
 pytestmark = pytest.mark.integration
-
-MODEL_STEPS_BUILT = importlib.util.find_spec("shared.nightly.steps") is not None
 
 # The model steps' outputs the tree compiler reads (seeded directly by these tests).
 OUTPUT_TABLES: dict[str, list[tuple[str, str]]] = {
@@ -75,34 +73,45 @@ def execute(
 # --- the workflow's control flow, against a scripted step service --------------------------
 
 
+@contextlib.contextmanager
+def workflows_on(steps_url: str) -> Iterator[str]:
+    """A workflows emulator serving the real workflow file, its rendered environment
+    pointing at the step service ``steps_url``; its URL."""
+    settings = StackSettings()
+    port = processes.free_port()
+    pid = processes.start(
+        [
+            str(settings.workflows_bin / "python"),
+            str(ROOT / "emulators/workflows/serve.py"),
+            "--host",
+            settings.host,
+            "--port",
+            str(port),
+            str(ROOT / "workflows"),
+        ],
+        log_file=settings.logs_dir / f"test-nightly-workflows-{port}.log",
+        env={"PATH": "/usr/bin:/bin", **environment(SYSTEM, {"nightly_steps": steps_url})},
+        cwd=ROOT,
+    )
+    try:
+        assert processes.wait_until(lambda: processes.port_is_open(settings.host, port), 30)
+        yield f"http://{settings.host}:{port}"
+    finally:
+        processes.stop_group(pid)
+
+
 @pytest.fixture(scope="module")
 def scripted(stack: dict[str, str]) -> Iterator[tuple[str, str]]:
     """(workflows emulator URL, scripted steps URL): the real workflow file, served with its
     rendered environment pointing at a scripted step service."""
     settings = StackSettings()
-    with serve_function(
-        settings, "scripted_nightly_steps", "scripted_nightly_steps", "http"
-    ) as steps_url:
-        port = processes.free_port()
-        pid = processes.start(
-            [
-                str(settings.workflows_bin / "python"),
-                str(ROOT / "emulators/workflows/serve.py"),
-                "--host",
-                settings.host,
-                "--port",
-                str(port),
-                str(ROOT / "workflows"),
-            ],
-            log_file=settings.logs_dir / f"test-nightly-workflows-{port}.log",
-            env={"PATH": "/usr/bin:/bin", **environment(SYSTEM, {"nightly_steps": steps_url})},
-            cwd=ROOT,
-        )
-        try:
-            assert processes.wait_until(lambda: processes.port_is_open(settings.host, port), 30)
-            yield f"http://{settings.host}:{port}", steps_url
-        finally:
-            processes.stop_group(pid)
+    with (
+        serve_function(
+            settings, "scripted_nightly_steps", "scripted_nightly_steps", "http"
+        ) as steps_url,
+        workflows_on(steps_url) as workflows,
+    ):
+        yield workflows, steps_url
 
 
 def calls(steps_url: str, run_id: str) -> list[str]:
@@ -348,7 +357,6 @@ def test_published_trees_change_the_decisions_taken_for_the_same_traffic(
     assert {(r["node_id"], r["personal_tree"]) for r in frozen} >= wanted
 
 
-@pytest.mark.skipif(not MODEL_STEPS_BUILT, reason="shared.nightly.steps is not in this build")
 def test_the_whole_workflow_with_the_model_steps(stack: dict[str, str], unique: str) -> None:
     """The modelling half merged: every step runs for real, on a small backfill."""
     from shared.cli import main as cartwise
@@ -364,3 +372,49 @@ def test_the_whole_workflow_with_the_model_steps(stack: dict[str, str], unique: 
     assert isinstance(evaluation["gate_passed"], bool) and "table" in evaluation
     if summary["outcome"] == "published":
         assert summary["steps"]["compile_trees"]["summary"]["personal_trees"] > 0
+
+
+def test_a_run_refused_by_the_gate_on_the_real_steps_changes_nothing_live(
+    stack: dict[str, str], stack_settings: StackSettings, unique: str
+) -> None:
+    """The gate on the real step service: every step runs for real on the stack's data,
+    with a margin no model can reach (``NIGHTLY_GATE_MIN_LIFT``, +100,000 %), so the gate
+    refuses; the run is recorded ``refused_by_gate``, neither scoring, tree compilation
+    nor publication runs, the ``nightly/current`` pointer and the live default tree are
+    what they were before."""
+    from shared.cli import main as cartwise
+    from shared.nightly.firestore_runs import POINTER, RUNS
+
+    project = stack["GOOGLE_CLOUD_PROJECT"]
+    retailer = stack["DEMO_RETAILER_ID"]
+    assert cartwise(["backfill", "--weeks", "41-53", "--households", "30", "--workers", "1"]) == 0
+    firestore = clients.firestore_client(project)
+    pointer = firestore.collection(POINTER[0]).document(POINTER[1])
+    trees = BigtableTrees(clients.bigtable_client(project), BIGTABLE_INSTANCE)
+    live = compile_default_tree(
+        retailer, FirestoreCampaignStore(firestore).active(), datetime.now(UTC)
+    )
+    trees.put([live])  # a known live tree (what `cartwise compile-trees` writes)
+    pointer_before = pointer.get().to_dict()
+
+    run_id = f"refused-{unique}"
+    env = {"NIGHTLY_GATE_MIN_LIFT": "1000"}
+    with (
+        serve_function(
+            stack_settings, "nightly_steps", "nightly_steps", "http", env, PRODUCT_FUNCTIONS
+        ) as steps_url,
+        workflows_on(steps_url) as workflows,
+    ):
+        status, summary = execute(workflows, project, {"run_id": run_id}, 600)
+    assert status == 200, summary
+    assert summary["outcome"] == "refused_by_gate", summary
+    evaluation = summary["steps"]["evaluate"]["summary"]
+    assert evaluation["gate_passed"] is False and evaluation["min_lift"] == 1000, evaluation
+    assert evaluation["shoppers"] > 0, evaluation  # refused on the margin, not on no data
+    assert summary["steps"]["score"] is None
+    assert summary["steps"]["compile_trees"] is None and summary["steps"]["publish"] is None
+    assert pointer.get().to_dict() == pointer_before
+    after = BigtableTrees(clients.bigtable_client(project), BIGTABLE_INSTANCE).default(retailer)
+    assert after is not None and after.tree_version == live.tree_version
+    run = firestore.collection(RUNS).document(run_id).get().to_dict() or {}
+    assert run.get("status") == "refused_by_gate", run

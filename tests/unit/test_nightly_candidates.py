@@ -117,6 +117,9 @@ def test_gate_needs_a_difference_surely_above_zero() -> None:
     assert gate(unsure)["gate_passed"] is False
     worse = [_result("ranker", 0.15), _result("p_topfreq", 0.16), passing[2]]
     assert gate(worse)["gate_passed"] is False
+    # NIGHTLY_GATE_MIN_LIFT: +25 % over 0.16 is 0.20, which 0.20 does not exceed.
+    assert gate(passing, 0.2)["gate_passed"] is True
+    assert gate(passing, 0.25)["gate_passed"] is False
 
 
 def test_local_artifacts_round_trip_and_refuse_escaping_names(tmp_path: Path) -> None:
