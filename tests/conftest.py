@@ -26,6 +26,18 @@ class UnsafeStackError(RuntimeError):
     pass
 
 
+# The per-test timeout of tests marked ``heavy``, above every wait inside them (the longest:
+# a nightly workflow execution waited on for up to 600 s, after a backfill). Others keep
+# pyproject's 300 s.
+HEAVY_TIMEOUT_S = 1200
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("heavy") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(HEAVY_TIMEOUT_S))
+
+
 def _is_loopback(host: str) -> bool:
     try:
         return ipaddress.ip_address(socket.gethostbyname(host)).is_loopback

@@ -287,6 +287,7 @@ def test_cartwise_report_prints_the_same_report(
     assert cli.main(["report", "no-such-campaign"]) == 1
 
 
+@pytest.mark.heavy
 def test_a_real_complete_journey_campaign_reports_what_the_data_has_and_names_the_rest(
     stack: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -9,6 +9,7 @@ from shared.demo import commands as demo_commands
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.heavy
 def test_the_demo_finds_its_events_in_every_store(
     stack: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -70,6 +70,7 @@ class Drain:
         self.client.delete_subscription(subscription=self.path, timeout=10)
 
 
+@pytest.mark.heavy
 def test_the_report_matches_an_independent_count(
     stack: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

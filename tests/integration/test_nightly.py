@@ -357,6 +357,7 @@ def test_published_trees_change_the_decisions_taken_for_the_same_traffic(
     assert {(r["node_id"], r["personal_tree"]) for r in frozen} >= wanted
 
 
+@pytest.mark.heavy
 def test_the_whole_workflow_with_the_model_steps(stack: dict[str, str], unique: str) -> None:
     """The modelling half merged: every step runs for real, on a small backfill."""
     from shared.cli import main as cartwise
@@ -374,6 +375,7 @@ def test_the_whole_workflow_with_the_model_steps(stack: dict[str, str], unique: 
         assert summary["steps"]["compile_trees"]["summary"]["personal_trees"] > 0
 
 
+@pytest.mark.heavy
 def test_a_run_refused_by_the_gate_on_the_real_steps_changes_nothing_live(
     stack: dict[str, str], stack_settings: StackSettings, unique: str
 ) -> None:

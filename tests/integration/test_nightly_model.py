@@ -59,6 +59,7 @@ def sliced(stack: dict[str, str]) -> Iterator[tuple[str, object]]:
         client.delete_dataset(name, delete_contents=True, not_found_ok=True)
 
 
+@pytest.mark.heavy
 def test_the_four_steps_fill_their_tables_with_sane_figures(
     stack: dict[str, str], sliced: tuple[str, object], tmp_path: Path
 ) -> None:

@@ -178,6 +178,7 @@ def _erasure(stack: dict[str, str], shopper: str, timeout_s: float = 300) -> dic
     raise AssertionError(f"erasure not done in {timeout_s}s")
 
 
+@pytest.mark.heavy
 def test_an_erased_shopper_is_nowhere_and_the_others_are_untouched(
     stack: dict[str, str], unique: str
 ) -> None:
@@ -337,6 +338,7 @@ def _value(column: Any, moment: datetime, retailer: str, shopper: str, tag: str)
     }[column.type]
 
 
+@pytest.mark.heavy
 def test_retention_purges_exactly_the_old_records_of_each_class(
     stack: dict[str, str], unique: str
 ) -> None:
