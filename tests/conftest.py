@@ -6,7 +6,8 @@ import ipaddress
 import os
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import pytest
@@ -105,3 +106,27 @@ def stack(stack_settings: StackSettings) -> Iterator[dict[str, str]]:
 def unique() -> str:
     """A fresh suffix for resource names owned by one test."""
     return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def retailer_key(stack: dict[str, str]) -> Iterator[Callable[[str], str]]:
+    """``issue(retailer_id)``: a new API key of a retailer the test owns; the keys and the
+    retailers' documents are deleted afterwards (the purge visits every retailer with a
+    key: leftovers would make later runs of a long-lived stack slower)."""
+    from shared.platform import clients
+    from shared.retailers.firestore_api_keys import COLLECTION as API_KEYS
+    from shared.retailers.firestore_api_keys import FirestoreApiKeyStore
+    from shared.retailers.keys import hash_api_key, issue_api_key
+
+    firestore = clients.firestore_client(stack["GOOGLE_CLOUD_PROJECT"])
+    issued: list[tuple[str, str]] = []
+
+    def issue(retailer_id: str) -> str:
+        key = issue_api_key(FirestoreApiKeyStore(firestore), retailer_id, datetime.now(UTC))
+        issued.append((retailer_id, key))
+        return key
+
+    yield issue
+    for retailer_id, key in issued:
+        firestore.collection(API_KEYS).document(hash_api_key(key)).delete()
+        firestore.collection("retailers").document(retailer_id).delete()

@@ -4,6 +4,7 @@ reads each step's experiences from the experiences endpoint; redeliveries change
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -168,13 +169,11 @@ def test_a_session_moves_along_the_tree_step_by_step(
 
 
 def test_campaigns_compile_into_the_default_tree_and_other_retailers_see_nothing(
-    stack: dict[str, str], unique: str
+    stack: dict[str, str], unique: str, retailer_key: Callable[[str], str]
 ) -> None:
     from shared import cli
     from shared.campaigns.firestore_campaigns import FirestoreCampaignStore
     from shared.campaigns.model import Campaign
-    from shared.retailers.firestore_api_keys import FirestoreApiKeyStore
-    from shared.retailers.keys import issue_api_key
 
     retailer = stack["DEMO_RETAILER_ID"]
     brand = f"BRAND-{unique}"
@@ -219,7 +218,7 @@ def test_campaigns_compile_into_the_default_tree_and_other_retailers_see_nothing
         assert shown[f"c-{unique}:tension"]["missing"] == str(max(0, 10 - value))
         assert shown[f"c-{unique}:promotion"]["generosity_pct"] == "10"
 
-        other = issue_api_key(FirestoreApiKeyStore(firestore), f"other-{unique}", now)
+        other = retailer_key(f"other-{unique}")
         assert experiences(stack, shopper, other).status_code == 404
     finally:
         campaigns.put(

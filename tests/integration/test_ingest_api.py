@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,9 +15,7 @@ from google.cloud.bigtable.row_set import RowSet
 
 from shared.ingestion.service import id_key, shopper_prefix
 from shared.platform import clients
-from shared.retailers.firestore_api_keys import FirestoreApiKeyStore
 from shared.retailers.firestore_retailers import FirestoreRetailerRates
-from shared.retailers.keys import issue_api_key
 from shared.system.resources import (
     BIGTABLE_INSTANCE,
     EVENT_IDS_TABLE,
@@ -294,12 +292,12 @@ def test_request_level_refusals(stack: dict[str, str]) -> None:
 
 
 def test_a_retailer_over_its_rate_gets_429_with_retry_after(
-    stack: dict[str, str], unique: str
+    stack: dict[str, str], unique: str, retailer_key: Callable[[str], str]
 ) -> None:
     project = stack["GOOGLE_CLOUD_PROJECT"]
     retailer = f"slow-{unique}"
     firestore = clients.firestore_client(project)
-    key = issue_api_key(FirestoreApiKeyStore(firestore), retailer, datetime.now(UTC))
+    key = retailer_key(retailer)
     FirestoreRetailerRates(firestore, default_per_s=1).set(retailer, 10)
     # 10 events a second: two requests of 10 inside one second cannot both pass. Keep
     # sending until refused, however fast or slow the machine: each answer is counted in

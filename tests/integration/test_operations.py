@@ -12,7 +12,7 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,8 +28,6 @@ from shared.freezer.republish import DEAD_LETTER_ATTRIBUTES
 from shared.ingestion.service import make_record, message_head
 from shared.platform import clients
 from shared.platform.pubsub_dead_letters import DeadLetterFanout
-from shared.retailers.firestore_api_keys import FirestoreApiKeyStore
-from shared.retailers.keys import issue_api_key
 from shared.system.resources import SHOPPER_EVENTS_DEAD_LETTER_TOPIC, SHOPPER_EVENTS_TOPIC
 from tests.factories import event
 from tests.integration.test_freezer import rows_of
@@ -183,16 +181,17 @@ def test_a_redrive_leaves_what_was_dead_lettered_after_it_started_for_the_next_r
 
 
 def test_republish_skips_suppressed_shoppers(
-    stack: dict[str, str], unique: str, capsys: pytest.CaptureFixture[str]
+    stack: dict[str, str],
+    unique: str,
+    capsys: pytest.CaptureFixture[str],
+    retailer_key: Callable[[str], str],
 ) -> None:
     """``cartwise republish`` sends a retailer's stored events of a time range back to
     ``shopper-events``, all but those of the shoppers who objected (the suppression list):
     nothing of theirs reaches the stream again, not even in an attribute."""
     project = stack["GOOGLE_CLOUD_PROJECT"]
     retailer = f"ops-{unique}"
-    key = issue_api_key(
-        FirestoreApiKeyStore(clients.firestore_client(project)), retailer, datetime.now(UTC)
-    )
+    key = retailer_key(retailer)
     start = datetime.now(UTC) - timedelta(minutes=5)
     kept, objector = f"kept-{unique}", f"objector-{unique}"
     kinds = ("page_viewed", "search_performed", "product_added_to_basket")

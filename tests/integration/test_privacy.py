@@ -12,6 +12,7 @@ import base64
 import json
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -30,7 +31,6 @@ from shared.privacy.firestore_records import FirestoreRetention
 from shared.privacy.retention import DataClass
 from shared.privacy.service import ShopperHasher
 from shared.privacy.store_plan import store_plan
-from shared.retailers.keys import issue_api_key
 from shared.system.resources import (
     BIGTABLE_INSTANCE,
     EXPERIENCE_TREES_TABLE,
@@ -254,17 +254,11 @@ def test_an_erased_shopper_is_nowhere_and_the_others_are_untouched(
 
 
 def test_an_objecting_shoppers_events_are_refused_and_not_stored(
-    stack: dict[str, str], unique: str
+    stack: dict[str, str], unique: str, retailer_key: Callable[[str], str]
 ) -> None:
     project = stack["GOOGLE_CLOUD_PROJECT"]
     retailer = f"objection-{unique}"
-    key = issue_api_key(
-        __import__(
-            "shared.retailers.firestore_api_keys", fromlist=["FirestoreApiKeyStore"]
-        ).FirestoreApiKeyStore(clients.firestore_client(project)),
-        retailer,
-        datetime.now(UTC),
-    )
+    key = retailer_key(retailer)
     objector = f"objector-{unique}"
     headers = {"X-Api-Key": key, "Content-Type": "application/json"}
     answer = requests.post(

@@ -24,7 +24,7 @@ from shared.campaigns.firestore_admin import FirestoreCsmAccounts
 from shared.platform import clients
 from shared.retailers.firestore_api_keys import COLLECTION as API_KEYS
 from shared.retailers.firestore_api_keys import FirestoreApiKeyStore
-from shared.retailers.keys import hash_api_key, issue_api_key
+from shared.retailers.keys import hash_api_key
 from shared.system.settings import (
     CampaignsSettings,
     ErasureSettings,
@@ -121,7 +121,7 @@ def assert_retailer_accepted(probes: Mapping[str, Probe]) -> None:
 
 
 def test_a_revoked_retailer_key_is_refused_everywhere_within_the_cache_ttl(
-    stack: dict[str, str], unique: str
+    stack: dict[str, str], unique: str, retailer_key: Callable[[str], str]
 ) -> None:
     """Once ``revoked: true`` is set on its Firestore document, a retailer key is refused
     (401 ``unauthenticated``) by the event, experiences and privacy APIs within the
@@ -134,7 +134,7 @@ def test_a_revoked_retailer_key_is_refused_everywhere_within_the_cache_ttl(
     )
     firestore = clients.firestore_client(stack["GOOGLE_CLOUD_PROJECT"])
     store = FirestoreApiKeyStore(firestore)
-    api_key = issue_api_key(store, f"revoked-{unique}", datetime.now(UTC))
+    api_key = retailer_key(f"revoked-{unique}")
     shopper = f"shopper-{unique}"
     try:
         probes = retailer_probes(stack, api_key, shopper)

@@ -24,8 +24,6 @@ from shared.campaigns.firestore_campaigns import FirestoreCampaignStore
 from shared.campaigns.model import Campaign
 from shared.decisions.play_tokens import VALIDITY, PlayGrant, sign
 from shared.platform import clients
-from shared.retailers.firestore_api_keys import FirestoreApiKeyStore
-from shared.retailers.keys import issue_api_key
 from shared.rewards import ledger_cli as rewards_cli
 from shared.rewards.firestore_plays import (
     FirestoreBudgetSlots,
@@ -153,7 +151,7 @@ def ledger(campaign_id: str, capsys: pytest.CaptureFixture[str]) -> dict[str, An
 
 
 def test_every_token_attack_is_refused_and_a_replay_gets_the_original_outcome(
-    stack: dict[str, str], key: bytes, unique: str
+    stack: dict[str, str], key: bytes, unique: str, retailer_key: Callable[[str], str]
 ) -> None:
     retailer = stack["DEMO_RETAILER_ID"]
     campaign = game(stack, unique, odds=0.5)
@@ -161,9 +159,7 @@ def test_every_token_attack_is_refused_and_a_replay_gets_the_original_outcome(
     good = token(key, campaign, order, retailer=retailer)
     _, signature = good.split(".")
     tampered_payload = token(key, campaign, f"{order}-2", retailer=retailer).split(".")[0]
-    other_key = issue_api_key(
-        FirestoreApiKeyStore(firestore(stack)), f"other-{unique}", datetime.now(UTC)
-    )
+    other_key = retailer_key(f"other-{unique}")
     attacks = {
         "forged": (token(b"not-the-key-" * 3, campaign, order, retailer=retailer), None),
         "tampered": (f"{tampered_payload}.{signature}", None),
@@ -422,10 +418,10 @@ def test_the_email_lives_in_the_rewards_database_only_and_wins_get_paid(
 
 
 def test_erasure_and_retention_hooks_of_the_plays_store_and_the_vault(
-    stack: dict[str, str], key: bytes, unique: str
+    stack: dict[str, str], key: bytes, unique: str, retailer_key: Callable[[str], str]
 ) -> None:
     retailer = f"erase-{unique}"  # its own retailer: the purges below touch no one else
-    api_key = issue_api_key(FirestoreApiKeyStore(firestore(stack)), retailer, datetime.now(UTC))
+    api_key = retailer_key(retailer)
     campaign = game(stack, unique, odds=1.0, prize="1", budget="100", retailers=[retailer])
     shopper = f"erased-{unique}"
 
