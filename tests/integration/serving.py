@@ -1,4 +1,5 @@
-"""Serve a function with functions-framework, as the stack serves the real ones."""
+"""Serve a function with functions-framework, as the stack serves the real ones, and a
+workflows emulator of a test's own."""
 
 from __future__ import annotations
 
@@ -46,6 +47,35 @@ def serve_function(
     try:
         if not processes.wait_until(lambda: processes.port_is_open(settings.host, port), 30):
             raise TimeoutError(f"function {name} did not start on port {port}")
+        yield f"http://{settings.host}:{port}"
+    finally:
+        processes.stop_group(pid)
+
+
+@contextmanager
+def serve_workflows(
+    directory: Path, env: dict[str, str] | None = None, name: str = "workflows"
+) -> Iterator[str]:
+    """A workflows emulator of one test's own, serving the workflow files of
+    ``directory`` with ``env`` (a rendered environment); its URL."""
+    settings = StackSettings()
+    port = processes.free_port()
+    pid = processes.start(
+        [
+            str(settings.workflows_bin / "python"),
+            str(ROOT / "emulators/workflows/serve.py"),
+            "--host",
+            settings.host,
+            "--port",
+            str(port),
+            str(directory),
+        ],
+        log_file=settings.logs_dir / f"test-{name}-{port}.log",
+        env={"PATH": "/usr/bin:/bin", **(env or {})},
+        cwd=ROOT,
+    )
+    try:
+        assert processes.wait_until(lambda: processes.port_is_open(settings.host, port), 30)
         yield f"http://{settings.host}:{port}"
     finally:
         processes.stop_group(pid)

@@ -8,9 +8,7 @@ shared), so stopping it or dropping one of its tables does not disturb other tes
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -18,9 +16,8 @@ from typing import Any
 import pytest
 import requests
 
-from emulators import processes
 from emulators.bootstrap import create_bigtable
-from emulators.config import ROOT, StackSettings
+from emulators.config import StackSettings
 from shared.platform import clients
 from shared.system.resources import (
     BIGTABLE_INSTANCE,
@@ -30,6 +27,7 @@ from shared.system.resources import (
     SYSTEM,
 )
 from tests.factories import event
+from tests.integration.private_emulators import PrivateEmulator
 from tests.integration.serving import PRODUCT_FUNCTIONS, serve_function
 from tests.integration.test_freezer import rows_of
 from tests.integration.test_ingest_api import Tap, post
@@ -37,34 +35,15 @@ from tests.integration.test_ingest_api import Tap, post
 pytestmark = pytest.mark.integration
 
 
-class PrivateBigtable:
+class PrivateBigtable(PrivateEmulator):
     """A Bigtable emulator of one test's own, with the system's tables."""
 
-    def __init__(self, settings: StackSettings, project: str) -> None:
-        self.settings = settings
-        self.project = project
-        self.port = processes.free_port()
-        self.host = f"{settings.host}:{self.port}"
-        self.pid: int | None = None
+    kind = "bigtable"
+    variable = "BIGTABLE_EMULATOR_HOST"
 
-    def start(self) -> None:
-        """Start it empty (the emulator keeps nothing) and create the tables."""
-        self.pid = processes.start(
-            ["gcloud", "beta", "emulators", "bigtable", "start", f"--host-port={self.host}"],
-            log_file=self.settings.logs_dir / f"test-bigtable-{self.port}.log",
-            env=dict(os.environ),
-            cwd=ROOT,
-        )
-        assert processes.wait_until(
-            lambda: processes.port_is_open(self.settings.host, self.port), 60
-        )
+    def prepare(self) -> None:
         with self.pointed():
             create_bigtable(self.settings, SYSTEM)
-
-    def stop(self) -> None:
-        if self.pid is not None:
-            processes.stop_group(self.pid)
-            self.pid = None
 
     def drop_family(self, table: str, family: str) -> None:
         """Reads of the table still answer (nothing in that family), writes to the family
@@ -74,19 +53,7 @@ class PrivateBigtable:
             admin.instance(BIGTABLE_INSTANCE).table(table).column_family(family).delete()
 
     def restore(self) -> None:
-        with self.pointed():
-            create_bigtable(self.settings, SYSTEM)
-
-    @contextlib.contextmanager
-    def pointed(self) -> Iterator[None]:
-        """The client library pointed at this emulator for the block's duration."""
-        saved = os.environ.get("BIGTABLE_EMULATOR_HOST")
-        os.environ["BIGTABLE_EMULATOR_HOST"] = self.host
-        try:
-            yield
-        finally:
-            if saved is not None:
-                os.environ["BIGTABLE_EMULATOR_HOST"] = saved
+        self.prepare()
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ shared), so stopping it does not disturb other tests.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator
 
@@ -15,44 +14,24 @@ import pytest
 import requests
 from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 
-from emulators import processes
-from emulators.config import ROOT, StackSettings
+from emulators.config import StackSettings
 from shared.system.resources import REJECTED_EVENTS_TOPIC, SHOPPER_EVENTS_TOPIC
 from tests.factories import event
+from tests.integration.private_emulators import PrivateEmulator
 from tests.integration.serving import PRODUCT_FUNCTIONS, serve_function
 
 pytestmark = pytest.mark.integration
 
 
-class PrivatePubSub:
-    def __init__(self, settings: StackSettings, project: str) -> None:
-        self.settings = settings
-        self.project = project
-        self.port = processes.free_port()
-        self.host = f"{settings.host}:{self.port}"
-        self.pid: int | None = None
+class PrivatePubSub(PrivateEmulator):
+    kind = "pubsub"
+    variable = "PUBSUB_EMULATOR_HOST"
 
-    def start(self) -> None:
-        self.pid = processes.start(
-            [
-                "gcloud",
-                "beta",
-                "emulators",
-                "pubsub",
-                "start",
-                f"--host-port={self.host}",
-                f"--project={self.project}",
-            ],
-            log_file=self.settings.logs_dir / f"test-pubsub-{self.port}.log",
-            env=dict(os.environ),
-            cwd=ROOT,
-        )
-        assert processes.wait_until(
-            lambda: processes.port_is_open(self.settings.host, self.port), 60
-        )
-        saved = os.environ.get("PUBSUB_EMULATOR_HOST")
-        os.environ["PUBSUB_EMULATOR_HOST"] = self.host
-        try:
+    def arguments(self) -> list[str]:
+        return [f"--project={self.project}"]
+
+    def prepare(self) -> None:
+        with self.pointed():
             self.publisher = PublisherClient()
             self.subscriber = SubscriberClient()
             for topic in (SHOPPER_EVENTS_TOPIC, REJECTED_EVENTS_TOPIC):
@@ -65,14 +44,6 @@ class PrivatePubSub:
                 topic=self.publisher.topic_path(self.project, SHOPPER_EVENTS_TOPIC),
                 timeout=30,
             )
-        finally:
-            if saved is not None:
-                os.environ["PUBSUB_EMULATOR_HOST"] = saved
-
-    def stop(self) -> None:
-        if self.pid is not None:
-            processes.stop_group(self.pid)
-            self.pid = None
 
     def drain(self) -> list[str]:
         ids: list[str] = []

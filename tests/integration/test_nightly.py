@@ -23,7 +23,6 @@ from typing import Any
 import pytest
 import requests
 
-from emulators import processes
 from emulators.config import ROOT, StackSettings
 from shared.campaigns.firestore_campaigns import FirestoreCampaignStore
 from shared.decisions.bigtable_state import BigtableTrees
@@ -33,7 +32,7 @@ from shared.platform import clients
 from shared.system.resources import BIGQUERY_DATASET, BIGTABLE_INSTANCE, SYSTEM
 from shared.system.workflow_render import environment
 from tests.factories import event
-from tests.integration.serving import PRODUCT_FUNCTIONS, serve_function
+from tests.integration.serving import PRODUCT_FUNCTIONS, serve_function, serve_workflows
 from tests.integration.test_decisions import experiences
 from tests.integration.test_freezer import query
 from tests.integration.test_ingest_api import post
@@ -73,31 +72,11 @@ def execute(
 # --- the workflow's control flow, against a scripted step service --------------------------
 
 
-@contextlib.contextmanager
-def workflows_on(steps_url: str) -> Iterator[str]:
+def workflows_on(steps_url: str) -> contextlib.AbstractContextManager[str]:
     """A workflows emulator serving the real workflow file, its rendered environment
-    pointing at the step service ``steps_url``; its URL."""
-    settings = StackSettings()
-    port = processes.free_port()
-    pid = processes.start(
-        [
-            str(settings.workflows_bin / "python"),
-            str(ROOT / "emulators/workflows/serve.py"),
-            "--host",
-            settings.host,
-            "--port",
-            str(port),
-            str(ROOT / "workflows"),
-        ],
-        log_file=settings.logs_dir / f"test-nightly-workflows-{port}.log",
-        env={"PATH": "/usr/bin:/bin", **environment(SYSTEM, {"nightly_steps": steps_url})},
-        cwd=ROOT,
-    )
-    try:
-        assert processes.wait_until(lambda: processes.port_is_open(settings.host, port), 30)
-        yield f"http://{settings.host}:{port}"
-    finally:
-        processes.stop_group(pid)
+    pointing at the step service ``steps_url``."""
+    env = environment(SYSTEM, {"nightly_steps": steps_url})
+    return serve_workflows(ROOT / "workflows", env, name="nightly-workflows")
 
 
 @pytest.fixture(scope="module")

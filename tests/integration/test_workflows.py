@@ -11,9 +11,8 @@ from typing import Any
 
 import pytest
 
-from emulators import processes
-from emulators.config import ROOT, StackSettings
-from tests.integration.serving import serve_function
+from emulators.config import StackSettings
+from tests.integration.serving import serve_function, serve_workflows
 
 pytestmark = pytest.mark.integration
 
@@ -23,28 +22,8 @@ WORKFLOWS = Path(__file__).parent / "workflows"
 @pytest.fixture(scope="module")
 def workflows_url(stack: dict[str, str]) -> Iterator[str]:
     """A workflows emulator serving the test workflows (the stack's serves workflows/)."""
-    settings = StackSettings()
-    port = processes.free_port()
-    pid = processes.start(
-        [
-            str(settings.workflows_bin / "python"),
-            str(ROOT / "emulators/workflows/serve.py"),
-            "--host",
-            settings.host,
-            "--port",
-            str(port),
-            str(WORKFLOWS),
-        ],
-        log_file=settings.logs_dir / f"test-workflows-{port}.log",
-        env={"PATH": "/usr/bin:/bin"},
-        cwd=ROOT,
-    )
-    try:
-        url = f"http://{settings.host}:{port}"
-        assert processes.wait_until(lambda: processes.port_is_open(settings.host, port), 30)
+    with serve_workflows(WORKFLOWS) as url:
         yield url
-    finally:
-        processes.stop_group(pid)
 
 
 def execute(base: str, project: str, workflow: str, argument: dict[str, Any]) -> tuple[int, Any]:
