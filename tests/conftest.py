@@ -110,10 +110,14 @@ def unique() -> str:
 
 @pytest.fixture
 def retailer_key(stack: dict[str, str]) -> Iterator[Callable[[str], str]]:
-    """``issue(retailer_id)``: a new API key of a retailer the test owns; the keys and the
-    retailers' documents are deleted afterwards (the purge visits every retailer with a
-    key: leftovers would make later runs of a long-lived stack slower)."""
+    """``issue(retailer_id)``: a new API key of a retailer the test owns; the keys, the
+    retailers' documents and their suppression entries are deleted afterwards (the purge
+    visits every retailer with a key: leftovers would make later runs of a long-lived
+    stack slower)."""
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
     from shared.platform import clients
+    from shared.privacy.firestore_records import SUPPRESSIONS
     from shared.retailers.firestore_api_keys import COLLECTION as API_KEYS
     from shared.retailers.firestore_api_keys import FirestoreApiKeyStore
     from shared.retailers.keys import hash_api_key, issue_api_key
@@ -130,3 +134,8 @@ def retailer_key(stack: dict[str, str]) -> Iterator[Callable[[str], str]]:
     for retailer_id, key in issued:
         firestore.collection(API_KEYS).document(hash_api_key(key)).delete()
         firestore.collection("retailers").document(retailer_id).delete()
+        entries = firestore.collection(SUPPRESSIONS).where(
+            filter=FieldFilter("retailer_id", "==", retailer_id)
+        )
+        for entry in entries.stream():
+            entry.reference.delete()
