@@ -76,7 +76,8 @@ def bigquery_hits(client: Any, project: str, text: str) -> dict[str, int]:
 
 
 def bigquery_counts(client: Any, project: str, text: str) -> dict[str, int]:
-    """Rows per table NOT mentioning ``text`` in any STRING column (the others' rows)."""
+    """Rows per table NOT mentioning ``text`` in any STRING column (the others' rows);
+    ``dead_letters``'s messages decoded from base64."""
     counts: dict[str, int] = {}
     for table in SYSTEM.bigquery_tables:
         ref = f"`{project}.{table.dataset}.{table.name}`"
@@ -85,6 +86,15 @@ def bigquery_counts(client: Any, project: str, text: str) -> dict[str, int]:
         config = bigquery.QueryJobConfig(
             query_parameters=[bigquery.ScalarQueryParameter("t", "STRING", text)]
         )
+        if "data_base64" in strings:  # the message itself is encoded: decoded here
+            sql = f"SELECT data_base64 FROM {ref} WHERE {where}"
+            rows = client.query(sql, job_config=config).result(timeout=120)
+            counts[f"bigquery:{table.name}"] = sum(
+                1
+                for r in rows
+                if text not in base64.b64decode(r.data_base64).decode(errors="replace")
+            )
+            continue
         sql = f"SELECT COUNT(*) AS n FROM {ref} WHERE {where}"
         counts[f"bigquery:{table.name}"] = int(
             next(iter(client.query(sql, job_config=config).result(timeout=120))).n

@@ -136,7 +136,9 @@ def run_in_browser(
                 if attempt == 2 or not settling:
                     raise
                 time.sleep(0.5)
-        wait = WebDriverWait(driver, 60)
+        # While the page is swapped, Chromium can also answer a probe with a transient
+        # error ("unhandled inspector error"): the wait asks again instead of failing.
+        wait = WebDriverWait(driver, 60, ignored_exceptions=(WebDriverException,))
         wait.until(expected_conditions.staleness_of(page))
         wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
 
