@@ -69,6 +69,27 @@ def execute(
         return exc.code, json.loads(exc.read())
 
 
+@pytest.fixture(autouse=True)
+def _current_run_kept(stack: dict[str, str]) -> Iterator[None]:
+    """The ``nightly/current`` pointer as it was before each test: a run these tests
+    publish must not stay the stack's current run (``make demo`` and later runs read it).
+    The trees the run wrote stay (the test's shoppers, and default trees recompiled from
+    the campaigns then active, as any compilation writes them)."""
+    from shared.nightly.firestore_runs import POINTER
+
+    pointer = (
+        clients.firestore_client(stack["GOOGLE_CLOUD_PROJECT"])
+        .collection(POINTER[0])
+        .document(POINTER[1])
+    )
+    before = pointer.get()
+    yield
+    if before.exists:
+        pointer.set(before.to_dict() or {})
+    else:
+        pointer.delete()
+
+
 # --- the workflow's control flow, against a scripted step service --------------------------
 
 
