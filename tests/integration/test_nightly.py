@@ -32,6 +32,7 @@ from shared.platform import clients
 from shared.system.resources import BIGQUERY_DATASET, BIGTABLE_INSTANCE, SYSTEM
 from shared.system.workflow_render import environment
 from tests.factories import event
+from tests.integration.owned_data import owned_dataset
 from tests.integration.serving import PRODUCT_FUNCTIONS, serve_function, serve_workflows
 from tests.integration.test_decisions import experiences
 from tests.integration.test_freezer import query
@@ -359,19 +360,31 @@ def test_published_trees_change_the_decisions_taken_for_the_same_traffic(
 
 
 @pytest.mark.heavy
-def test_the_whole_workflow_with_the_model_steps(stack: dict[str, str], unique: str) -> None:
-    """The modelling half merged: every step runs for real, on a small backfill."""
-    from shared.cli import main as cartwise
-
-    assert cartwise(["backfill", "--weeks", "41-53", "--households", "30", "--workers", "1"]) == 0
+def test_the_whole_workflow_with_the_model_steps(
+    stack: dict[str, str], stack_settings: StackSettings, unique: str
+) -> None:
+    """The modelling half merged: every step runs for real, on a small backfill into a
+    dataset of the test's own (a step service of its own reads it), so that neither its
+    figures nor its duration depend on what the stack holds."""
     run_id = f"full-{unique}"
-    status, summary = execute(
-        stack["WORKFLOWS_EMULATOR_URL"], stack["GOOGLE_CLOUD_PROJECT"], {"run_id": run_id}, 600
-    )
+    with (
+        owned_dataset(stack, "41-53", 30) as dataset,
+        serve_function(
+            stack_settings,
+            "nightly_steps",
+            "nightly_steps",
+            "http",
+            {"NIGHTLY_DATASET": dataset},
+            PRODUCT_FUNCTIONS,
+        ) as steps_url,
+        workflows_on(steps_url) as workflows,
+    ):
+        status, summary = execute(workflows, stack["GOOGLE_CLOUD_PROJECT"], {"run_id": run_id}, 600)
     assert status == 200, summary
     assert summary["outcome"] in {"published", "refused_by_gate"}
     evaluation = summary["steps"]["evaluate"]["summary"]
     assert isinstance(evaluation["gate_passed"], bool) and "table" in evaluation
+    assert evaluation["shoppers"] > 0, evaluation
     if summary["outcome"] == "published":
         assert summary["steps"]["compile_trees"]["summary"]["personal_trees"] > 0
 
@@ -380,17 +393,15 @@ def test_the_whole_workflow_with_the_model_steps(stack: dict[str, str], unique: 
 def test_a_run_refused_by_the_gate_on_the_real_steps_changes_nothing_live(
     stack: dict[str, str], stack_settings: StackSettings, unique: str
 ) -> None:
-    """The gate on the real step service: every step runs for real on the stack's data,
-    with a margin no model can reach (``NIGHTLY_GATE_MIN_LIFT``, +100,000 %), so the gate
-    refuses; the run is recorded ``refused_by_gate``, neither scoring, tree compilation
-    nor publication runs, the ``nightly/current`` pointer and the live default tree are
-    what they were before."""
-    from shared.cli import main as cartwise
+    """The gate on the real step service: every step runs for real on a backfill into a
+    dataset of the test's own, with a margin no model can reach (``NIGHTLY_GATE_MIN_LIFT``,
+    +100,000 %), so the gate refuses; the run is recorded ``refused_by_gate``, neither
+    scoring, tree compilation nor publication runs, the ``nightly/current`` pointer and the
+    live default tree are what they were before."""
     from shared.nightly.firestore_runs import POINTER, RUNS
 
     project = stack["GOOGLE_CLOUD_PROJECT"]
     retailer = stack["DEMO_RETAILER_ID"]
-    assert cartwise(["backfill", "--weeks", "41-53", "--households", "30", "--workers", "1"]) == 0
     firestore = clients.firestore_client(project)
     pointer = firestore.collection(POINTER[0]).document(POINTER[1])
     trees = BigtableTrees(clients.bigtable_client(project), BIGTABLE_INSTANCE)
@@ -401,10 +412,15 @@ def test_a_run_refused_by_the_gate_on_the_real_steps_changes_nothing_live(
     pointer_before = pointer.get().to_dict()
 
     run_id = f"refused-{unique}"
-    env = {"NIGHTLY_GATE_MIN_LIFT": "1000"}
     with (
+        owned_dataset(stack, "41-53", 30) as dataset,
         serve_function(
-            stack_settings, "nightly_steps", "nightly_steps", "http", env, PRODUCT_FUNCTIONS
+            stack_settings,
+            "nightly_steps",
+            "nightly_steps",
+            "http",
+            {"NIGHTLY_GATE_MIN_LIFT": "1000", "NIGHTLY_DATASET": dataset},
+            PRODUCT_FUNCTIONS,
         ) as steps_url,
         workflows_on(steps_url) as workflows,
     ):

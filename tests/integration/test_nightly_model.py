@@ -15,10 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from emulators.bootstrap import create_bigquery
-from emulators.config import StackSettings
-from shared import cli
-from shared.freezer.read_models import DATASET, READ_MODELS
 from shared.nightly.complements import MIN_PAIR_SUPPORT
 from shared.nightly.context import StepContext
 from shared.nightly.local_artifacts import LocalArtifactStore
@@ -26,37 +22,17 @@ from shared.nightly.steps import STEPS
 from shared.nightly.tables import NIGHTLY_TABLES
 from shared.platform import clients
 from shared.platform.bigquery_warehouse import BigQueryWarehouse
-from shared.system.resources import SYSTEM
+from tests.integration.owned_data import owned_dataset
 
 pytestmark = pytest.mark.integration
-
-SLICE = ["--weeks", "36-53", "--households", "120"]
 
 
 @pytest.fixture(scope="module")
 def sliced(stack: dict[str, str]) -> Iterator[tuple[str, object]]:
     """A dataset with 18 weeks of 120 households, and the nightly tables; dropped after."""
-    settings = StackSettings()
-    name = f"nightly_{uuid.uuid4().hex[:10]}"
-    system = SYSTEM.model_copy(
-        update={
-            "bigquery_datasets": [
-                d.model_copy(update={"name": name})
-                for d in SYSTEM.bigquery_datasets
-                if d.name == DATASET
-            ],
-            "bigquery_tables": [
-                t.model_copy(update={"dataset": name}) for t in (*READ_MODELS, *NIGHTLY_TABLES)
-            ],
-        }
-    )
-    create_bigquery(settings, system)
     client = clients.bigquery_client(stack["GOOGLE_CLOUD_PROJECT"], stack["BIGQUERY_EMULATOR_HOST"])
-    try:
-        assert cli.main(["backfill", *SLICE, "--dataset", name, "--workers", "1"]) == 0
+    with owned_dataset(stack, "36-53", 120) as name:
         yield name, client
-    finally:
-        client.delete_dataset(name, delete_contents=True, not_found_ok=True)
 
 
 @pytest.mark.heavy

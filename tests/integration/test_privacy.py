@@ -271,7 +271,12 @@ def test_an_erased_shopper_is_nowhere_and_the_others_are_untouched(
     Left behind on purpose: the hashed suppression entry and audit records (what erasure
     keeps), and the dead-lettered message's copy on ``shopper-events-dead-letter``, which
     Pub/Sub holds for its retention period out of any eraser's reach (a later re-drive
-    would bring it back; see docs/PRIVACY.md)."""
+    would bring it back; see docs/PRIVACY.md).
+
+    Unlike the nightly tests, this one cannot train on a dataset of its own: the erasure
+    reaches the stack's stores, so the target must be in them. Its steps therefore run on
+    everything the stack holds (a few seconds on a fresh stack, minutes after a whole-year
+    backfill; the heavy timeout covers both)."""
     from shared.cli import main as cartwise
 
     project = stack["GOOGLE_CLOUD_PROJECT"]
