@@ -3,6 +3,7 @@ reads each step's experiences from the experiences endpoint; redeliveries change
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -225,3 +226,285 @@ def test_campaigns_compile_into_the_default_tree_and_other_retailers_see_nothing
             campaigns.get(f"c-{unique}").model_copy(update={"status": "archived"})  # type: ignore[union-attr]
         )
         assert cli.main(["compile-trees", "--retailer", retailer]) == 0  # now without it
+
+
+# --- campaign rules through the whole stack: frequency caps, sessions, budgets ------------
+
+PASTA = {"product_id": "pasta-1", "quantity": 2, "unit_price": "1.50", "brand": "B"}
+SAUCE = {"product_id": "sauce-1", "quantity": 1, "unit_price": "3.00", "brand": "B"}
+
+
+def put_personal_tree(
+    stack: dict[str, str],
+    shopper: str,
+    *,
+    sauce_rule: dict[str, Any] | None = None,
+    play_campaign: str = "c-play",
+) -> None:
+    """``pasta_tree()`` as ``shopper``'s personal tree on the demo retailer, its campaigns
+    running now; ``sauce_rule``: changes to ``c-sauce``'s rule (its caps), ``play_campaign``:
+    the campaign of the ``play`` invitation."""
+    retailer = stack["DEMO_RETAILER_ID"]
+    now = datetime.now(UTC)
+    base = pasta_tree()
+    window = {
+        "retailer_ids": frozenset({retailer}),
+        "starts_at": now - timedelta(days=1),
+        "ends_at": now + timedelta(days=1),
+    }
+    tree = base.model_copy(
+        update={
+            "retailer_id": retailer,
+            "shopper_id": shopper,
+            "compiled_at": now - timedelta(minutes=1),
+            "valid_until": now + timedelta(days=1),
+            "experiences": {
+                **base.experiences,
+                "play": base.experiences["play"].model_copy(update={"campaign_id": play_campaign}),
+            },
+            "campaigns": {
+                "c-sauce": base.campaigns["c-sauce"].model_copy(update=window | (sauce_rule or {})),
+                play_campaign: base.campaigns["c-play"].model_copy(update=window),
+            },
+        }
+    )
+    BigtableTrees(clients.bigtable_client(stack["GOOGLE_CLOUD_PROJECT"]), BIGTABLE_INSTANCE).put(
+        [tree]
+    )
+
+
+def send(
+    stack: dict[str, str],
+    shopper: str,
+    kind: str,
+    at: datetime,
+    payload: dict[str, Any] | None = None,
+    *,
+    session: str | None,
+) -> tuple[str, dict[str, Any]]:
+    """One tracker event through the ingest API (``session`` None: the event carries no
+    session id); its id, and the experiences endpoint's answer once it reflects it."""
+    raw = event(kind, shopper, at)
+    if payload is not None:
+        raw["payload"] = payload
+    if session is None:
+        del raw["session_id"]
+    else:
+        raw["session_id"] = session
+    accepted = post(stack, [raw]).json()
+    assert accepted["accepted"] == 1, accepted
+    return raw["event_id"], wait_for_answer(stack, shopper, raw["event_id"])
+
+
+def displayed(experience_id: str, campaign_id: str) -> dict[str, Any]:
+    return {"experience_id": experience_id, "campaign_id": campaign_id}
+
+
+def shown_ids(answer: dict[str, Any]) -> set[str]:
+    return {e["experience_id"] for e in answer["experiences"]}
+
+
+def frozen_outcomes(
+    stack: dict[str, str], shopper: str, event_ids: list[str]
+) -> dict[str, dict[str, str]]:
+    """``{event_id: {experience_id: outcome}}`` from BigQuery, once every decision on
+    ``event_ids`` is frozen there."""
+    project = stack["GOOGLE_CLOUD_PROJECT"]
+    deadline = time.monotonic() + 60
+    found: dict[str, dict[str, str]] = {}
+    while time.monotonic() < deadline:
+        found = {}
+        for row in query(
+            stack,
+            f"SELECT event_id, experience_id, outcome FROM `{project}"
+            ".cartwise.decision_experiences` WHERE shopper_id = @s",
+            s=shopper,
+        ):
+            found.setdefault(row["event_id"], {})[row["experience_id"]] = row["outcome"]
+        if all(e in found for e in event_ids):
+            return found
+        time.sleep(0.5)
+    missing = [e for e in event_ids if e not in found]
+    raise AssertionError(f"decisions not frozen after 60 s: {missing}")
+
+
+def test_frequency_caps_count_the_trackers_impressions_per_session_and_in_total(
+    stack: dict[str, str], unique: str
+) -> None:
+    """``c-sauce`` may show ``reco-sauce`` once per session, twice ever: the impressions
+    are the tracker's ``experience_displayed`` events, posted like any other."""
+    shopper = f"cap-{unique}"
+    put_personal_tree(stack, shopper, sauce_rule={"max_per_session": 1, "max_total": 2})
+    start = datetime.now(UTC) - timedelta(minutes=10)
+    seen = displayed("reco-sauce", "c-sauce")
+
+    def at(seconds: int) -> datetime:
+        return start + timedelta(seconds=seconds)
+
+    # Session 1: offered, displayed once, then capped for the rest of the session.
+    added, answer = send(stack, shopper, "product_added_to_basket", at(0), PASTA, session="s1")
+    assert answer["node_id"] == "pasta"
+    assert shown_ids(answer) == {"reco-sauce", "tension"}
+    shown_1, answer = send(stack, shopper, "experience_displayed", at(5), seen, session="s1")
+    assert (answer["node_id"], shown_ids(answer)) == ("pasta", {"tension"})
+    capped_1, answer = send(stack, shopper, "page_viewed", at(10), session="s1")
+    assert (answer["node_id"], shown_ids(answer)) == ("pasta", {"tension"})
+    # Session 2 (a new session id, the basket kept): offered again, displayed, capped.
+    again, answer = send(stack, shopper, "page_viewed", at(60), session="s2")
+    assert (answer["node_id"], shown_ids(answer)) == ("pasta", {"reco-sauce", "tension"})
+    shown_2, answer = send(stack, shopper, "experience_displayed", at(65), seen, session="s2")
+    assert shown_ids(answer) == {"tension"}
+    capped_2, answer = send(stack, shopper, "page_viewed", at(70), session="s2")
+    assert shown_ids(answer) == {"tension"}
+    # Session 3: max_total reached, withheld for good.
+    for_good, answer = send(stack, shopper, "page_viewed", at(120), session="s3")
+    assert (answer["node_id"], shown_ids(answer)) == ("pasta", {"tension"})
+
+    outcomes = frozen_outcomes(
+        stack, shopper, [added, shown_1, capped_1, again, shown_2, capped_2, for_good]
+    )
+    assert [outcomes[e]["reco-sauce"] for e in (added, shown_1, capped_1)] == [
+        "shown",
+        "frequency_cap",
+        "frequency_cap",
+    ]
+    assert [outcomes[e]["reco-sauce"] for e in (again, shown_2, capped_2, for_good)] == [
+        "shown",
+        "frequency_cap",
+        "frequency_cap",
+        "frequency_cap",
+    ]
+    assert {outcomes[e]["tension"] for e in outcomes} == {"shown"}  # no campaign, no cap
+
+
+def test_thirty_minutes_of_silence_start_a_new_session_that_resets_the_cap(
+    stack: dict[str, str], unique: str
+) -> None:
+    """Events without a session id: the session is what SESSION_GAP (30 min) of silence
+    ends. 29 min of silence keep it (still capped); 31 min start a new one (shown again)."""
+    shopper = f"gap-{unique}"
+    put_personal_tree(stack, shopper, sauce_rule={"max_per_session": 1})
+    start = datetime.now(UTC) - timedelta(minutes=65)
+    seen = displayed("reco-sauce", "c-sauce")
+
+    added, answer = send(stack, shopper, "product_added_to_basket", start, PASTA, session=None)
+    assert shown_ids(answer) == {"reco-sauce", "tension"}
+    impression, answer = send(
+        stack, shopper, "experience_displayed", start + timedelta(seconds=5), seen, session=None
+    )
+    assert shown_ids(answer) == {"tension"}
+    quiet = start + timedelta(seconds=5, minutes=29)
+    kept, answer = send(stack, shopper, "page_viewed", quiet, session=None)
+    assert (answer["node_id"], shown_ids(answer)) == ("pasta", {"tension"})
+    gone = quiet + timedelta(minutes=31)
+    renewed, answer = send(stack, shopper, "page_viewed", gone, session=None)
+    assert (answer["node_id"], shown_ids(answer)) == ("pasta", {"reco-sauce", "tension"})
+    # And the new session is capped in turn by its own first impression.
+    impression_2, answer = send(
+        stack, shopper, "experience_displayed", gone + timedelta(seconds=5), seen, session=None
+    )
+    assert shown_ids(answer) == {"tension"}
+
+    outcomes = frozen_outcomes(stack, shopper, [added, impression, kept, renewed, impression_2])
+    assert [
+        outcomes[e]["reco-sauce"] for e in (added, impression, kept, renewed, impression_2)
+    ] == [
+        "shown",
+        "frequency_cap",
+        "frequency_cap",
+        "shown",
+        "frequency_cap",
+    ]
+
+
+def test_a_campaign_whose_budget_is_spent_stops_being_offered(
+    stack: dict[str, str], unique: str
+) -> None:
+    """A game whose budget pays one prize: the first play wins it, the rewards code flags
+    the campaign ``budget_exhausted``, and once the decider's budget cache expires (its
+    TTL) the next orders' decisions withhold the invitation with that outcome."""
+    from shared.campaigns.firestore_campaigns import FirestoreBudgetGate, FirestoreCampaignStore
+    from shared.campaigns.model import Campaign
+    from tests.integration.campaign_cleanup import remove
+    from tests.integration.test_rewards import play
+
+    # The decider builds its gate with the default TTL (shared/decisions/composition.py).
+    ttl_s = float(inspect.signature(FirestoreBudgetGate).parameters["ttl_s"].default)
+    retailer = stack["DEMO_RETAILER_ID"]
+    shopper = f"budget-{unique}"
+    campaign_id = f"budget-{unique}"
+    now = datetime.now(UTC)
+    campaigns = FirestoreCampaignStore(clients.firestore_client(stack["GOOGLE_CLOUD_PROJECT"]))
+    campaigns.put(
+        Campaign(
+            campaign_id=campaign_id,
+            name="Play and win, once",
+            retailer_ids=[retailer],
+            experience_type="gamified_promotion",
+            status="active",
+            starts_at=now - timedelta(days=1),
+            ends_at=now + timedelta(days=1),
+            # A brand of its own: a default tree compiled meanwhile offers it to nobody.
+            targeted_brands=[f"BRAND-{unique}"],
+            budget=Decimal(5),
+            win_probability=1.0,
+            prize_value=Decimal(5),
+        )
+    )
+    try:
+        put_personal_tree(stack, shopper, play_campaign=campaign_id)
+        start = now - timedelta(minutes=5)
+        send(stack, shopper, "product_added_to_basket", start, PASTA, session="s1")
+        send(
+            stack,
+            shopper,
+            "product_added_to_basket",
+            start + timedelta(seconds=1),
+            SAUCE,
+            session="s1",
+        )
+        orders = iter(range(1_000))
+
+        def order_placed() -> tuple[str, dict[str, Any]]:
+            n = next(orders)
+            order = {"order_id": f"o-{unique}-{n}", "total": "6.00", "lines": [PASTA, SAUCE]}
+            at = start + timedelta(seconds=10 + n)
+            event_id, answer = send(stack, shopper, "cart_validated", at, order, session="s1")
+            assert answer["node_id"] == "pasta_sauce"  # decided by the engine, at the node
+            assert "tension" in shown_ids(answer)
+            return event_id, {e["experience_id"]: e["details"] for e in answer["experiences"]}
+
+        invited, offer = order_placed()
+        assert "play" in offer  # before the win the invitation is offered
+        played = play(stack, offer["play"]["play_token"])
+        assert played.status_code == 201, played.text
+        assert played.json()["outcome"] == "won"
+        deadline = time.monotonic() + 30
+        while not campaigns.get(campaign_id).budget_exhausted:  # type: ignore[union-attr]
+            assert time.monotonic() < deadline, "the win did not flag the budget exhausted"
+            time.sleep(0.1)
+        flagged = time.monotonic()
+
+        # Until the decider's cache expires it may still offer the game; then never again.
+        still_offered: list[str] = []
+        deadline = flagged + ttl_s + 15
+        while True:
+            event_id, offer = order_placed()
+            if "play" not in offer:
+                break
+            still_offered.append(event_id)
+            assert time.monotonic() < deadline, (
+                f"still offered {time.monotonic() - flagged:.1f} s after the flag (TTL {ttl_s} s)"
+            )
+            time.sleep(0.5)
+        withheld = event_id
+        after, offer = order_placed()
+        assert "play" not in offer
+
+        outcomes = frozen_outcomes(stack, shopper, [invited, *still_offered, withheld, after])
+        assert outcomes[invited]["play"] == "shown"
+        assert {outcomes[e]["play"] for e in still_offered} <= {"shown"}
+        assert outcomes[withheld] == {"tension": "shown", "play": "budget_exhausted"}
+        assert outcomes[after] == {"tension": "shown", "play": "budget_exhausted"}
+    finally:
+        remove(stack, campaign_ids=[campaign_id])
