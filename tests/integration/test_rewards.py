@@ -468,42 +468,13 @@ def test_the_decision_engines_invitation_is_playable_end_to_end(
 ) -> None:
     """cart_validated -> decide_events signs a play token -> the tracker reads it from the
     experiences endpoint -> POST /v1/plays with it (the two functions share the key)."""
-    from shared.decisions.bigtable_state import BigtableTrees
-    from shared.system.resources import BIGTABLE_INSTANCE
-    from tests.integration.test_decisions import wait_for_answer
-    from tests.unit.test_decisions import pasta_tree
+    from tests.integration.test_decisions import put_personal_tree, wait_for_answer
 
     retailer = stack["DEMO_RETAILER_ID"]
     shopper = f"e2e-{unique}"
     campaign = game(stack, unique, odds=1.0, prize="5", budget="50")
     now = datetime.now(UTC)
-    base = pasta_tree()
-    window = {
-        "retailer_ids": frozenset({retailer}),
-        "starts_at": now - timedelta(days=1),
-        "ends_at": now + timedelta(days=1),
-    }
-    tree = base.model_copy(
-        update={
-            "retailer_id": retailer,
-            "shopper_id": shopper,
-            "compiled_at": now - timedelta(minutes=1),
-            "valid_until": now + timedelta(days=1),
-            "experiences": {
-                **base.experiences,
-                "play": base.experiences["play"].model_copy(
-                    update={"campaign_id": campaign.campaign_id}
-                ),
-            },
-            "campaigns": {
-                "c-sauce": base.campaigns["c-sauce"].model_copy(update=window),
-                campaign.campaign_id: base.campaigns["c-play"].model_copy(update=window),
-            },
-        }
-    )
-    BigtableTrees(clients.bigtable_client(stack["GOOGLE_CLOUD_PROJECT"]), BIGTABLE_INSTANCE).put(
-        [tree]
-    )
+    put_personal_tree(stack, shopper, play_campaign=campaign.campaign_id)
     pasta = {"product_id": "pasta-1", "quantity": 2, "unit_price": "1.50", "brand": "B"}
     sauce = {"product_id": "sauce-1", "quantity": 1, "unit_price": "3.00", "brand": "B"}
     start = now - timedelta(minutes=2)
