@@ -66,26 +66,7 @@ def test_a_session_moves_along_the_tree_step_by_step(
     retailer = stack["DEMO_RETAILER_ID"]
     shopper = f"decide-{unique}"
     now = datetime.now(UTC)
-    tree = pasta_tree().model_copy(
-        update={
-            "retailer_id": retailer,
-            "shopper_id": shopper,
-            "compiled_at": now - timedelta(minutes=1),
-            "valid_until": now + timedelta(days=1),
-            "campaigns": {
-                cid: rule.model_copy(
-                    update={
-                        "retailer_ids": frozenset({retailer}),
-                        "starts_at": now - timedelta(days=1),
-                        "ends_at": now + timedelta(days=1),
-                    }
-                )
-                for cid, rule in pasta_tree().campaigns.items()
-            },
-        }
-    )
-    trees = BigtableTrees(clients.bigtable_client(stack["GOOGLE_CLOUD_PROJECT"]), BIGTABLE_INSTANCE)
-    trees.put([tree])
+    put_personal_tree(stack, shopper)
     assert experiences(stack, shopper).status_code == 404
 
     start = now - timedelta(minutes=4)

@@ -359,6 +359,26 @@ def test_published_trees_change_the_decisions_taken_for_the_same_traffic(
     assert {(r["node_id"], r["personal_tree"]) for r in frozen} >= wanted
 
 
+@contextlib.contextmanager
+def own_nightly(stack: dict[str, str], settings: StackSettings, **env: str) -> Iterator[str]:
+    """A workflows emulator (its URL) running the real workflow against a step service of
+    the test's own (``env``: its extra settings), on a dataset of its own: 13 weeks of 30
+    households backfilled."""
+    with (
+        owned_dataset(stack, "41-53", 30) as dataset,
+        serve_function(
+            settings,
+            "nightly_steps",
+            "nightly_steps",
+            "http",
+            {"NIGHTLY_DATASET": dataset, **env},
+            PRODUCT_FUNCTIONS,
+        ) as steps_url,
+        workflows_on(steps_url) as workflows,
+    ):
+        yield workflows
+
+
 @pytest.mark.heavy
 def test_the_whole_workflow_with_the_model_steps(
     stack: dict[str, str], stack_settings: StackSettings, unique: str
@@ -367,18 +387,7 @@ def test_the_whole_workflow_with_the_model_steps(
     dataset of the test's own (a step service of its own reads it), so that neither its
     figures nor its duration depend on what the stack holds."""
     run_id = f"full-{unique}"
-    with (
-        owned_dataset(stack, "41-53", 30) as dataset,
-        serve_function(
-            stack_settings,
-            "nightly_steps",
-            "nightly_steps",
-            "http",
-            {"NIGHTLY_DATASET": dataset},
-            PRODUCT_FUNCTIONS,
-        ) as steps_url,
-        workflows_on(steps_url) as workflows,
-    ):
+    with own_nightly(stack, stack_settings) as workflows:
         status, summary = execute(workflows, stack["GOOGLE_CLOUD_PROJECT"], {"run_id": run_id}, 600)
     assert status == 200, summary
     assert summary["outcome"] in {"published", "refused_by_gate"}
@@ -412,18 +421,7 @@ def test_a_run_refused_by_the_gate_on_the_real_steps_changes_nothing_live(
     pointer_before = pointer.get().to_dict()
 
     run_id = f"refused-{unique}"
-    with (
-        owned_dataset(stack, "41-53", 30) as dataset,
-        serve_function(
-            stack_settings,
-            "nightly_steps",
-            "nightly_steps",
-            "http",
-            {"NIGHTLY_GATE_MIN_LIFT": "1000", "NIGHTLY_DATASET": dataset},
-            PRODUCT_FUNCTIONS,
-        ) as steps_url,
-        workflows_on(steps_url) as workflows,
-    ):
+    with own_nightly(stack, stack_settings, NIGHTLY_GATE_MIN_LIFT="1000") as workflows:
         status, summary = execute(workflows, project, {"run_id": run_id}, 600)
     assert status == 200, summary
     assert summary["outcome"] == "refused_by_gate", summary
