@@ -4,6 +4,12 @@ The batch travels as one JSON-array query parameter; the MERGE inserts only the 
 whose ``row_id`` is not in the table yet, looking only at the partitions the batch
 touches. It works alike on BigQuery and on bqemulator (which ignores insertId), needs no
 streaming buffer, and a redelivered batch inserts nothing.
+
+Pub/Sub's redelivery is the retry of a batch BigQuery could not take. The client's own
+retries are bounded well inside the subscription's ack deadline (60 s): its defaults retry
+an unavailable BigQuery for 10 minutes (``DEFAULT_RETRY``) and re-run a failed job for 20
+(``DEFAULT_JOB_RETRY``), so a worker would still hold a batch long after Pub/Sub had
+handed it to another, and the quarantine after the declared attempts would take hours.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from shared.platform.sinks import TransientSinkError
 MAX_ROWS_PER_MERGE = 2000
 MAX_BYTES_PER_MERGE = 2 * 1024 * 1024
 TIMEOUT_S = 60.0
+RETRY_S = 10.0  # transient HTTP errors retried this long, then the batch is redelivered
 
 
 def _extract(column: Column) -> str:
@@ -48,8 +55,15 @@ def merge_sql(project: str, table: BigQueryTable) -> str:
 
 
 class BigQueryReadModelSink:
-    def __init__(self, client: Any, project: str, tables: Sequence[BigQueryTable]) -> None:
+    def __init__(
+        self,
+        client: Any,
+        project: str,
+        tables: Sequence[BigQueryTable],
+        retry_s: float = RETRY_S,
+    ) -> None:
         self._client = client
+        self._retry = bigquery.DEFAULT_RETRY.with_deadline(retry_s)
         self._tables = {t.name: t for t in tables}
         self._sql = {t.name: merge_sql(project, t) for t in tables}
 
@@ -70,9 +84,11 @@ class BigQueryReadModelSink:
                 job = self._client.query(
                     self._sql[table],
                     job_config=bigquery.QueryJobConfig(query_parameters=parameters),
+                    retry=self._retry,
+                    job_retry=None,
                     timeout=TIMEOUT_S,
                 )
-                job.result(timeout=TIMEOUT_S)
+                job.result(retry=self._retry, timeout=TIMEOUT_S)
             except (GoogleAPIError, TimeoutError, OSError) as exc:
                 raise TransientSinkError(f"bigquery {table}: {exc}") from exc
             inserted += int(job.num_dml_affected_rows or 0)

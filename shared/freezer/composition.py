@@ -33,7 +33,9 @@ def freezer() -> FreezerDependencies:
     settings = FreezerSettings()
     logs.configure(settings.log_level)
     bigquery = clients.bigquery_client(settings.project, settings.bigquery_emulator_host)
-    sink = BigQueryReadModelSink(bigquery, settings.project, (*READ_MODELS, DEAD_LETTERS))
+    sink = BigQueryReadModelSink(
+        bigquery, settings.project, (*READ_MODELS, DEAD_LETTERS), settings.bigquery_retry_s
+    )
     publisher = clients.publisher_api()
     return FreezerDependencies(
         settings=settings,

@@ -60,6 +60,8 @@ class FreezerSettings(CloudSettings):
     dataset: str = BIGQUERY_DATASET
     batch_max_messages: int = 2000
     batch_max_wait_s: float = 0.5
+    # How long a MERGE's transient HTTP errors are retried before the batch is redelivered.
+    bigquery_retry_s: float = Field(default=10.0, gt=0)
     heartbeat_file: str | None = Field(default=None, validation_alias="WORKER_HEARTBEAT_FILE")
 
 
