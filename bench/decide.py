@@ -11,8 +11,8 @@ endpoint, on Complete Journey sessions at steady rates.
    ``shopper-experiences`` by a subscription of the bench's own. The decider writes the
    current experiences before it publishes, so this bounds the time to readable from above.
 4. A sample of events (``--probes-per-s``): from the acknowledgement until the experiences
-   endpoint answers that event (or a later one of the same shopper), polled every
-   ``POLL_S``: readable from the endpoint, as a tracker sees it.
+   endpoint answers that event (or a later one of the same shopper), asked once with
+   ``?after=<event_id>&wait_ms=`` as a tracker does: readable from the endpoint.
 5. The decider's own figures for the same period come from its log ("batch decided": how
    long the oldest event of a batch had waited since ingestion, the time to read, decide
    and write). Before each rate the bench waits for an idle machine (``--idle``).
@@ -46,7 +46,7 @@ from bench.freeze import stack_env
 from emulators import processes
 from emulators import stack as local_stack
 from emulators.config import ROOT, StackSettings
-from shared.demo.probes import POLL_S, Prober, ProbingApi, Results, percentile
+from shared.demo.probes import WAIT_MS, Prober, ProbingApi, Results, percentile
 from shared.journey.replay import Answer, ReplaySummary, batches, replay
 from shared.journey.tracker_simulator import Session
 
@@ -440,7 +440,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "tap": args.tap,
         "weeks": args.weeks,
         "batch": args.batch,
-        "poll_ms": POLL_S * 1000,
+        "wait_ms": WAIT_MS,
         "warmup_s": args.warmup,
         "tree": tree,
         "levels": levels,

@@ -22,6 +22,8 @@ class StackSettings(BaseSettings):
     bigquery_grpc_port: int = 9060
     workflows_port: int = 8088
     functions_base_port: int = 8100
+    # The demo web shop (tracker installed); its origin is the demo publishable key's.
+    demo_shop_port: int = 8090
     local_dir: Path = ROOT / ".local"
     venvs_dir: Path = ROOT / ".local" / "venvs"
     start_timeout_s: float = 120.0
@@ -77,6 +79,10 @@ class StackSettings(BaseSettings):
     @cached_property
     def bigquery_python(self) -> Path:
         return self.venvs_dir / "bigquery" / "bin" / "python"
+
+    @property
+    def demo_shop_url(self) -> str:
+        return f"http://{self.host}:{self.demo_shop_port}"
 
     @cached_property
     def workflows_bin(self) -> Path:

@@ -25,12 +25,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from emulators import processes
 from emulators.config import ROOT, StackSettings, function_ports
 from shared.system.resources import SYSTEM, SystemResources
 from shared.system.workflow_render import environment
+
+if TYPE_CHECKING:
+    from shared.retailers.keys import KeyKind
 
 log = logging.getLogger("cartwise.stack")
 
@@ -200,6 +203,7 @@ def components(settings: StackSettings, system: SystemResources = SYSTEM) -> lis
         **settings.emulator_env(),
         "PLAY_SIGNING_KEY": _play_signing_key(settings),
         "SHOPPER_HASH_KEY": local_secret(settings, "shopper-hash-key"),
+        "SHOPPER_IDENTITY_KEY": local_secret(settings, "shopper-identity-key"),
     }
     ports = function_ports(settings, [f.name for f in system.functions])
     for function in system.functions:
@@ -556,14 +560,16 @@ def local_secret(settings: StackSettings, name: str) -> str:
     return key
 
 
-def _demo_api_key(settings: StackSettings) -> str:
-    """The demo retailer's key is chosen once per checkout and kept across restarts."""
-    path = settings.local_dir / "demo-api-key"
+def _demo_api_key(settings: StackSettings, kind: KeyKind = "secret") -> str:
+    """The demo retailer's keys (a secret one, a publishable one) are chosen once per
+    checkout and kept across restarts."""
+    path = settings.local_dir / ("demo-api-key" if kind == "secret" else "demo-publishable-key")
     if path.exists():
         return path.read_text().strip()
     from shared.retailers.keys import new_api_key
 
-    key = new_api_key()
+    settings.local_dir.mkdir(parents=True, exist_ok=True)
+    key = new_api_key(kind)
     path.write_text(key)
     path.chmod(0o600)
     return key
@@ -591,12 +597,31 @@ def _provision(settings: StackSettings) -> dict[str, str]:
     from shared.campaigns.firestore_admin import FirestoreCsmAccounts
     from shared.platform.clients import firestore_client
     from shared.retailers.firestore_api_keys import FirestoreApiKeyStore
+    from shared.retailers.firestore_retailers import FirestoreIdentityVersions
+    from shared.retailers.identity import identity_secret
     from shared.retailers.keys import register_api_key
 
     create_all(settings, SYSTEM)
     api_key = _demo_api_key(settings)
     store = FirestoreApiKeyStore(firestore_client(settings.project))
     register_api_key(store, DEMO_RETAILER_ID, api_key, datetime.now(UTC))
+    # The demo shop's pages carry a publishable key for their origin, and its back end
+    # signs its shoppers with the retailer's identity secret (docs/INGEST.md, "Keys").
+    publishable = _demo_api_key(settings, "publishable")
+    register_api_key(
+        store,
+        DEMO_RETAILER_ID,
+        publishable,
+        datetime.now(UTC),
+        "publishable",
+        (settings.demo_shop_url, f"http://localhost:{settings.demo_shop_port}"),
+    )
+    version = FirestoreIdentityVersions(firestore_client(settings.project)).versions(
+        DEMO_RETAILER_ID
+    )
+    identity = identity_secret(
+        local_secret(settings, "shopper-identity-key"), DEMO_RETAILER_ID, version.current
+    )
     csm_key = _demo_csm_key(settings)
     issue_csm_key(
         FirestoreCsmAccounts(firestore_client(settings.project)),
@@ -609,6 +634,11 @@ def _provision(settings: StackSettings) -> dict[str, str]:
     return {
         "DEMO_RETAILER_ID": DEMO_RETAILER_ID,
         "DEMO_API_KEY": api_key,
+        "DEMO_PUBLISHABLE_KEY": publishable,
+        "DEMO_IDENTITY_SECRET": identity,
+        # The master key, for `cartwise identity-secret` (Secret Manager in the cloud).
+        "SHOPPER_IDENTITY_KEY": local_secret(settings, "shopper-identity-key"),
+        "DEMO_SHOP_URL": settings.demo_shop_url,
         "DEMO_CSM_ID": DEMO_CSM_ID,
         "DEMO_CSM_KEY": csm_key,
         "SHOPPER_HASH_KEY": local_secret(settings, "shopper-hash-key"),

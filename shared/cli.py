@@ -19,10 +19,11 @@ def parser() -> argparse.ArgumentParser:
     from shared.journey import commands as journey
     from shared.nightly import commands as nightly
     from shared.privacy import commands as privacy
+    from shared.retailers import commands as retailers
 
     root = argparse.ArgumentParser(prog="cartwise")
     subcommands = root.add_subparsers(dest="command", required=True)
-    for capability in (demo, privacy, freezer, journey, decisions, nightly, campaigns):
+    for capability in (demo, privacy, freezer, journey, decisions, nightly, campaigns, retailers):
         capability.register(subcommands)
     return root
 

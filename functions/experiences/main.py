@@ -14,7 +14,9 @@ from shared.decisions.experiences_api import handle
 
 @functions_framework.http
 def experiences(request: flask.Request) -> Any:
-    response = handle(request.method, request.path, dict(request.headers), dependencies)
+    response = handle(
+        request.method, request.path, dict(request.headers), request.args.to_dict(), dependencies
+    )
     return flask.Response(
         json.dumps(response.body),
         status=response.status,

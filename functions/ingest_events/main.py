@@ -17,7 +17,14 @@ from shared.ingestion.service import MAX_REQUEST_BYTES
 def ingest_events(request: flask.Request) -> Any:
     # Read one byte past the limit at most: an oversized body is refused, never buffered.
     body = request.stream.read(MAX_REQUEST_BYTES + 1)
-    response = handle(request.method, request.path, dict(request.headers), body, dependencies)
+    response = handle(
+        request.method,
+        request.path,
+        dict(request.headers),
+        body,
+        dependencies,
+        request.args.to_dict(),
+    )
     return flask.Response(
         json.dumps(response.body),
         status=response.status,

@@ -9,12 +9,14 @@ import flask
 import functions_framework
 
 from shared.nightly.composition import nightly_steps as dependencies
-from shared.nightly.steps_api import handle
+from shared.nightly.steps_api import MAX_BODY_BYTES, handle
 
 
 @functions_framework.http
 def nightly_steps(request: flask.Request) -> Any:
-    response = handle(request.method, request.path, request.get_data(), dependencies)
+    # Read one byte past the limit at most: an oversized body is refused, never buffered.
+    body = request.stream.read(MAX_BODY_BYTES + 1)
+    response = handle(request.method, request.path, body, dependencies)
     return flask.Response(
         json.dumps(response.body),
         status=response.status,

@@ -43,7 +43,7 @@ from shared.campaigns.admin import (
 )
 from shared.campaigns.model import Campaign, Creative
 from shared.platform.errors import StoreUnavailableError
-from shared.platform.http import ERROR_SCHEMA, error_response, header
+from shared.platform.http import ERROR_SCHEMA, error_response, header, load_json
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ def _body(request: HttpRequest) -> dict[str, Any]:
     if len(request.body) > MAX_BODY_BYTES:
         raise AdminError(413, "too_large", f"the body exceeds {MAX_BODY_BYTES} bytes")
     try:
-        data = json.loads(request.body or b"null")
+        data = load_json(request.body or b"null")
     except ValueError as exc:
         raise AdminError(400, "invalid_json", f"the body is not JSON: {exc}") from exc
     if not isinstance(data, dict):

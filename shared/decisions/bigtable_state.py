@@ -89,6 +89,23 @@ class BigtableShopperStates:
         data = cells.get((STATE_FAMILY, b"experiences"))
         return CurrentExperiences.model_validate_json(data) if data else None
 
+    def after(
+        self, retailer_id: str, shopper_id: str, event_id: str
+    ) -> tuple[bool, CurrentExperiences | None]:
+        """From one row read: whether ``event_id`` is among the events the decider applied
+        to the shopper's state (written with the experiences, in one row mutation), and
+        the current experiences."""
+        rows = _read(self._api, self._table, [state_key(retailer_id, shopper_id)])
+        cells = next(iter(rows.values()), {})
+        state = cells.get((STATE_FAMILY, b"state"))
+        data = cells.get((STATE_FAMILY, b"experiences"))
+        decided = state is not None and event_id in _recent_event_ids(state)
+        return decided, CurrentExperiences.model_validate_json(data) if data else None
+
+
+def _recent_event_ids(state: bytes) -> tuple[str, ...]:
+    return ShopperState.model_validate_json(state).recent_event_ids
+
 
 class BigtableTrees:
     """Personal trees read per batch; default trees cached for ``ttl_s``."""

@@ -77,18 +77,24 @@ def experiences() -> ExperiencesDependencies:
     """The ``experiences`` function's: its API-key store and the shoppers' live states."""
     from shared.decisions.bigtable_state import BigtableShopperStates
     from shared.platform import clients
+    from shared.retailers.access import Identity
     from shared.retailers.firestore_api_keys import FirestoreApiKeyStore
+    from shared.retailers.firestore_retailers import FirestoreIdentityVersions
 
     settings = ExperiencesSettings()
     logs.configure(settings.log_level)
+    firestore = clients.firestore_client(settings.project)
     return ExperiencesDependencies(
-        api_keys=CachedApiKeys(
-            FirestoreApiKeyStore(clients.firestore_client(settings.project)),
-            settings.api_key_cache_ttl_s,
-        ),
+        api_keys=CachedApiKeys(FirestoreApiKeyStore(firestore), settings.api_key_cache_ttl_s),
         experiences=BigtableShopperStates(
             clients.bigtable_client(settings.project), settings.bigtable_instance
         ),
+        identity=Identity(
+            settings.identity_key,
+            FirestoreIdentityVersions(firestore, settings.identity_cache_ttl_s),
+        ),
+        max_wait_ms=settings.max_wait_ms,
+        poll_s=settings.wait_poll_ms / 1000,
     )
 
 

@@ -2,10 +2,11 @@
 readable from the experiences endpoint.
 
 ``ProbingApi`` wraps the replay's ``EventApi``: after each accepted request it samples
-shoppers of the request and hands their last event to the ``Prober``, which polls
-``GET /v1/shoppers/{id}/experiences`` (with the retailer's own key) until the answer is
-that event's or a later one's. Used by ``make bench-decide`` and by ``make demo``'s live
-progress line.
+shoppers of the request and hands their last event to the ``Prober``, which asks
+``GET /v1/experiences?after=<event_id>&wait_ms=`` (with the retailer's own key) as a
+tracker does: the endpoint answers as soon as that event is decided (204 when the wait
+ends first: asked again until ``PROBE_TIMEOUT_S``). Used by ``make bench-decide`` and by
+``make demo``'s live progress line.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import requests
 
 from shared.journey.replay import Answer
 
-POLL_S = 0.01
+WAIT_MS = 5000
+RETRY_S = 0.05
 PROBE_TIMEOUT_S = 15.0
 
 
@@ -102,9 +104,10 @@ class Prober:
         sent = time.monotonic()
         try:
             response = self._session().get(
-                f"{self._url}/v1/shoppers/{probe.shopper_id}/experiences",
-                headers=self._headers[probe.retailer_id],
-                timeout=5,
+                f"{self._url}/v1/experiences",
+                params={"after": probe.event_id, "wait_ms": str(WAIT_MS)},
+                headers={**self._headers[probe.retailer_id], "X-Shopper-Id": probe.shopper_id},
+                timeout=WAIT_MS / 1000 + 5,
             )
         except requests.RequestException:
             self._results.poll_errors += 1  # counted and reported; the probe goes on
@@ -114,7 +117,7 @@ class Prober:
         body = response.json()
         # The event itself, or a later one of the same shopper (this one was decided first).
         answered = body["event_id"] == probe.event_id or (
-            datetime.fromisoformat(body["occurred_at"]) > probe.occurred_at
+            datetime.fromisoformat(body["occurred_at"]) >= probe.occurred_at
         )
         if answered:
             with self._results.lock:
@@ -126,9 +129,7 @@ class Prober:
             if self._answered(probe):
                 self._results.record(probe.level, time.monotonic() - probe.acked_at)
                 return
-            # Fine-grained while the answer is due; coarser once it is late, so that late
-            # probes do not load the endpoint and the machine they measure.
-            time.sleep(POLL_S if time.monotonic() - probe.acked_at < 0.5 else 10 * POLL_S)
+            time.sleep(RETRY_S)  # after a 204 (the wait ended), an error or a 404
         self._results.record(probe.level, None)
 
     def drain(self) -> None:

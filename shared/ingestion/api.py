@@ -15,6 +15,8 @@ from typing import Any
 from shared.contract.events import (
     MAX_EVENTS_PER_REQUEST,
     SCHEMA_VERSION,
+    EventType,
+    Rejection,
     event_json_schema,
     validate_event,
     validate_request_json,
@@ -36,8 +38,9 @@ from shared.platform.http import (
     error,
     error_response,
     header,
+    load_json,
 )
-from shared.retailers.keys import ApiKeyStore, authenticate
+from shared.retailers.access import KeyIndex, answer_preflight, caller, readable_by_origin
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +50,7 @@ class IngestDependencies:
     store: EventStore
     publisher: EventPublisher
     rejected_sink: RejectedEventSink
-    api_keys: ApiKeyStore
+    api_keys: KeyIndex
     rate_limit_per_s: Callable[[str], float]
     rate_limiter: RateLimiter = field(default_factory=TokenBuckets)
     # (retailer_id, shopper_id) -> True if the shopper objected (the suppression list).
@@ -64,7 +67,7 @@ def parse_events(body: bytes) -> list[ParsedEvent] | Response:
     if valid is not None:
         return [ParsedEvent(event) for event in valid]
     try:
-        document = json.loads(body)
+        document = load_json(body)
     except (ValueError, UnicodeDecodeError) as exc:
         return error(400, "invalid_json", f"the body is not valid JSON: {exc}")
     if not isinstance(document, dict) or not isinstance(document.get("events"), list):
@@ -85,12 +88,53 @@ def parse_events(body: bytes) -> list[ParsedEvent] | Response:
     return [ParsedEvent(validate_event(raw), raw) for raw in events]
 
 
-def post_events(headers: Mapping[str, str], body: bytes, deps: IngestDependencies) -> Response:
-    retailer_id = authenticate(deps.api_keys, header(headers, "X-Api-Key"))
-    if retailer_id is None:
-        return error(401, "unauthenticated", "missing or unknown X-Api-Key")
+def events_in(body: bytes) -> int:
+    """The events a body carries, counted before parsing it, so that the rate limit holds
+    whatever the body costs to parse: each event has one ``"event_id"`` key, and those
+    bytes cannot occur inside a JSON string (its quotes would be escaped). At least 1."""
+    return max(1, min(body.count(b'"event_id"'), MAX_EVENTS_PER_REQUEST))
+
+
+# Orders are confirmed by the retailer's back end (a secret key): from a page they would be
+# claims anyone can forge, and a validated cart may grant a play.
+ORDER_EVENT_TYPES = frozenset({EventType.CART_VALIDATED, EventType.ORDER_STATUS_CHANGED})
+# A beacon (navigator.sendBeacon) cannot set headers: its key comes in ``?key=`` and its
+# body as text/plain, the one type a cross-origin beacon may send without a preflight.
+MEDIA_TYPES = frozenset({"application/json", "text/plain"})
+
+
+def behaviour_only(parsed: list[ParsedEvent]) -> list[ParsedEvent]:
+    """A publishable key's events: orders refused one by one (``secret_key_required``)."""
+    refused = [
+        Rejection(
+            code="secret_key_required",
+            field="type",
+            message="orders are confirmed by the retailer's back end with its secret key",
+        )
+    ]
+    return [
+        ParsedEvent(
+            refused,
+            p.raw if p.raw is not None else p.outcome.model_dump(mode="json", exclude_none=True),
+        )
+        if not isinstance(p.outcome, list) and p.outcome.type in ORDER_EVENT_TYPES
+        else p
+        for p in parsed
+    ]
+
+
+def post_events(
+    headers: Mapping[str, str],
+    body: bytes,
+    deps: IngestDependencies,
+    query: Mapping[str, str] | None = None,
+) -> Response:
+    record = caller(deps.api_keys, headers, (query or {}).get("key"))
+    if isinstance(record, Response):
+        return record
+    retailer_id = record.retailer_id
     content_type = (header(headers, "Content-Type") or "").split(";")[0].strip().lower()
-    if content_type != "application/json":
+    if content_type not in MEDIA_TYPES:
         return error(415, "unsupported_media_type", "send Content-Type: application/json")
     if len(body) > MAX_REQUEST_BYTES:
         return error(
@@ -99,12 +143,9 @@ def post_events(headers: Mapping[str, str], body: bytes, deps: IngestDependencie
             f"a request carries at most {MAX_REQUEST_BYTES} bytes",
             limit_bytes=MAX_REQUEST_BYTES,
         )
-    parsed = parse_events(body)
-    if isinstance(parsed, Response):
-        return parsed
     try:
         wait_s = deps.rate_limiter.take(
-            retailer_id, len(parsed), deps.rate_limit_per_s(retailer_id)
+            retailer_id, events_in(body), deps.rate_limit_per_s(retailer_id)
         )
     except StoreUnavailableError as exc:
         log.warning("rate limiter unavailable", extra={"error": str(exc)})
@@ -121,6 +162,11 @@ def post_events(headers: Mapping[str, str], body: bytes, deps: IngestDependencie
             "this retailer's configured event rate is exceeded",
             retry_after_s=wait_s,
         )
+    parsed = parse_events(body)
+    if isinstance(parsed, Response):
+        return parsed
+    if record.publishable:
+        parsed = behaviour_only(parsed)
     try:
         result = ingest(
             retailer_id,
@@ -147,12 +193,18 @@ def handle(
     headers: Mapping[str, str],
     body: bytes,
     deps: Callable[[], IngestDependencies],
+    query: Mapping[str, str] | None = None,
 ) -> Response:
     route = path.rstrip("/") or "/"
     if route == "/v1/events":
+        if method == "OPTIONS":
+            return answer_preflight(headers, "POST", deps().api_keys)
         if method != "POST":
             return error(405, "method_not_allowed", "use POST", allow="POST")
-        return post_events(headers, body, deps())
+        dependencies = deps()
+        return readable_by_origin(
+            post_events(headers, body, dependencies, query), headers, dependencies.api_keys
+        )
     if method == "GET" and route == "/openapi.json":
         return Response(200, openapi())
     if method == "GET" and route == f"/v1/schemas/shopper-event/v{SCHEMA_VERSION}.json":
@@ -184,9 +236,31 @@ def openapi() -> dict[str, Any]:
         "security": [{"apiKey": []}],
         "paths": {
             "/v1/events": {
+                "options": {
+                    "operationId": "preflightEvents",
+                    "security": [],
+                    "responses": {
+                        "204": {"description": "CORS preflight of an origin a key lists"},
+                        "403": error_response("No publishable key lists this origin"),
+                    },
+                },
                 "post": {
                     "operationId": "postEvents",
                     "summary": "Send up to 500 shopper events (1 MiB)",
+                    "description": "A secret key (cwk_, the retailer's back end) sends every "
+                    "event type; a publishable key (cwpk_, web pages, from the origins it "
+                    "lists) sends behaviour only: cart_validated and order_status_changed "
+                    "are rejected secret_key_required. A beacon sends its publishable key "
+                    "as ?key= and its body as text/plain.",
+                    "parameters": [
+                        {
+                            "name": "key",
+                            "in": "query",
+                            "required": False,
+                            "description": "A publishable key, for beacons only",
+                            "schema": {"type": "string"},
+                        }
+                    ],
                     "requestBody": {
                         "required": True,
                         "content": {
@@ -229,12 +303,16 @@ def openapi() -> dict[str, Any]:
                         },
                         "400": error_response("The body cannot be parsed"),
                         "401": error_response("Missing or unknown API key"),
+                        "403": error_response(
+                            "origin_not_allowed (a publishable key from an origin it does "
+                            "not list), secret_key_in_url, secret_key_from_browser"
+                        ),
                         "413": error_response("Over 500 events or 1 MiB"),
                         "415": error_response("Content-Type is not application/json"),
                         "429": error_response("The retailer's rate is exceeded (Retry-After)"),
                         "503": error_response("A store is unavailable (Retry-After); retry as is"),
                     },
-                }
+                },
             },
             "/openapi.json": {
                 "get": {

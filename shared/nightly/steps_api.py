@@ -94,9 +94,14 @@ def _call(action: Callable[[], dict[str, Any] | None]) -> Response:
     return Response(200, body)
 
 
+MAX_BODY_BYTES = 64 * 1024  # a step's request is a run id and a few options
+
+
 def handle(
     method: str, path: str, body: bytes, deps: Callable[[], NightlyDependencies]
 ) -> Response:
+    if len(body) > MAX_BODY_BYTES:
+        return error(413, "request_too_large", f"a request carries at most {MAX_BODY_BYTES} bytes")
     if method == "GET" and path.rstrip("/") == "/openapi.json":
         return Response(200, openapi())
     if path.rstrip("/") == "/runs":

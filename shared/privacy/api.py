@@ -12,7 +12,6 @@ Cloud Scheduler (``privacy_maintenance``, private): ``POST /purge``, ``POST /era
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Callable, Mapping
@@ -28,7 +27,7 @@ from shared.platform.http import (
     Response,
     error,
     error_response,
-    header,
+    load_json,
 )
 from shared.privacy.retention import RetentionDefaults
 from shared.privacy.service import (
@@ -43,7 +42,8 @@ from shared.privacy.service import (
     request_erasure,
     run_pending_erasures,
 )
-from shared.retailers.keys import ApiKeyStore, authenticate
+from shared.retailers.access import back_end
+from shared.retailers.keys import ApiKeyStore
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def _shopper_of(body: bytes) -> str | Response:
     if len(body) > MAX_BODY_BYTES:
         return error(413, "request_too_large", f"at most {MAX_BODY_BYTES} bytes")
     try:
-        document = json.loads(body or b"null")
+        document = load_json(body or b"null")
     except (ValueError, UnicodeDecodeError) as exc:
         return error(400, "invalid_json", f"the body is not valid JSON: {exc}")
     if not isinstance(document, dict) or set(document) != {"shopper_id"}:
@@ -97,9 +97,9 @@ def handle_erasure_api(
     if not known:
         return error(404, "not_found", f"no route {method} {path}")
     d = deps()
-    retailer_id = authenticate(d.api_keys, header(headers, "X-Api-Key"))
-    if retailer_id is None:
-        return error(401, "unauthenticated", "missing or unknown X-Api-Key")
+    retailer_id = back_end(d.api_keys, headers)
+    if isinstance(retailer_id, Response):
+        return retailer_id
     try:
         match = _REQUEST.match(route)
         if match:
@@ -233,6 +233,7 @@ def openapi() -> dict[str, Any]:
     common = {
         "400": error_response("Invalid body or shopper id"),
         "401": error_response("Missing or unknown API key"),
+        "403": error_response("secret_key_required: a publishable key (a web page's)"),
         "503": error_response("A store is unavailable (Retry-After)"),
     }
     return {

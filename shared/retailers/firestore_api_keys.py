@@ -24,3 +24,22 @@ class FirestoreApiKeyStore:
         if not snapshot.exists:
             return None
         return ApiKey.model_validate(snapshot.to_dict())
+
+    def of_retailer(self, retailer_id: str) -> list[ApiKey]:
+        """Every key of ``retailer_id``, revoked ones included (``cartwise api-key list``)."""
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        query = self._collection.where(filter=FieldFilter("retailer_id", "==", retailer_id))
+        return [ApiKey.model_validate(snapshot.to_dict()) for snapshot in query.stream()]
+
+    def allows_origin(self, origin: str) -> bool:
+        """Whether an unrevoked publishable key lists ``origin`` (a preflight's question).
+        Firestore indexes array fields for ``array_contains`` by default."""
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        query = self._collection.where(filter=FieldFilter("origins", "array_contains", origin))
+        for snapshot in query.limit(20).stream():
+            key = ApiKey.model_validate(snapshot.to_dict())
+            if key.publishable and not key.revoked:
+                return True
+        return False

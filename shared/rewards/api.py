@@ -1,5 +1,9 @@
 """The rewards game over HTTP (tracker-facing, retailer ``X-Api-Key``).
 
+A secret key (the retailer's back end) plays for any of its shoppers; a publishable key (a
+page's, from an origin it lists) plays only for the shopper of ``X-Shopper-Id`` with that
+shopper's ``X-Shopper-Signature``, and only tokens granted to that shopper.
+
 - ``POST /v1/plays`` ``{"play_token": ...}``: play the order the token grants. 201 with
   the outcome the first time; 200 with the *same* outcome (``"replayed": true``) when the
   same token comes again (a retry, or the token replayed): one draw per order, ever.
@@ -12,7 +16,6 @@ Every refusal is a 4xx (or 503) with ``{"error": {"code", "message"}}``.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Callable, Mapping
@@ -30,8 +33,17 @@ from shared.platform.http import (
     error,
     error_response,
     header,
+    load_json,
 )
-from shared.retailers.keys import ApiKeyStore, authenticate
+from shared.retailers.access import (
+    Identity,
+    KeyIndex,
+    answer_preflight,
+    caller,
+    readable_by_origin,
+    shopper_proof,
+)
+from shared.retailers.keys import ApiKey
 from shared.rewards.game import (
     MAX_EMAIL_LENGTH,
     Play,
@@ -95,7 +107,8 @@ def answer(played: Play, replayed: bool) -> dict[str, Any]:
 
 @dataclass
 class PlaysDependencies:
-    api_keys: ApiKeyStore
+    api_keys: KeyIndex
+    identity: Identity
     rewards: RewardsDependencies
     vault: RewardsVault
     unavailable: tuple[type[Exception], ...] = (StoreUnavailableError,)
@@ -106,7 +119,7 @@ def _body(raw: bytes, model: type[PlayRequest]) -> PlayRequest | Response:
     if len(raw) > MAX_BODY_BYTES:
         return error(413, "too_large", f"the body exceeds {MAX_BODY_BYTES} bytes")
     try:
-        document = json.loads(raw)
+        document = load_json(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         return error(400, "invalid_json", f"the body is not valid JSON: {exc}")
     try:
@@ -133,16 +146,36 @@ def _guarded(call: Callable[[], Response], deps: PlaysDependencies) -> Response:
         )
 
 
+def _player(
+    headers: Mapping[str, str], deps: PlaysDependencies
+) -> tuple[ApiKey, str | None] | Response:
+    """The caller's key and, for a publishable key, the signed shopper it plays for."""
+    record = caller(deps.api_keys, headers)
+    if isinstance(record, Response):
+        return record
+    if not record.publishable:
+        return record, None
+    shopper_id = header(headers, "X-Shopper-Id") or ""
+    if not shopper_id:
+        return error(400, "invalid_shopper_id", "a publishable key names X-Shopper-Id")
+    refused = shopper_proof(record, headers, shopper_id, deps.identity, deps.clock())
+    return refused if refused is not None else (record, shopper_id)
+
+
 def post_play(headers: Mapping[str, str], raw: bytes, deps: PlaysDependencies) -> Response:
-    retailer_id = authenticate(deps.api_keys, header(headers, "X-Api-Key"))
-    if retailer_id is None:
-        return error(401, "unauthenticated", "missing or unknown X-Api-Key")
+    player = _player(headers, deps)
+    if isinstance(player, Response):
+        return player
+    record, shopper_id = player
+    retailer_id = record.retailer_id
     request = _body(raw, PlayRequest)
     if isinstance(request, Response):
         return request
 
     def run() -> Response:
-        outcome = play(deps.rewards, retailer_id, request.play_token, deps.clock())
+        outcome = play(
+            deps.rewards, retailer_id, request.play_token, deps.clock(), shopper_id=shopper_id
+        )
         log.info(
             "play",
             extra={
@@ -160,9 +193,11 @@ def post_play(headers: Mapping[str, str], raw: bytes, deps: PlaysDependencies) -
 def post_claim(
     headers: Mapping[str, str], play_id: str, raw: bytes, deps: PlaysDependencies
 ) -> Response:
-    retailer_id = authenticate(deps.api_keys, header(headers, "X-Api-Key"))
-    if retailer_id is None:
-        return error(401, "unauthenticated", "missing or unknown X-Api-Key")
+    player = _player(headers, deps)
+    if isinstance(player, Response):
+        return player
+    record, shopper_id = player
+    retailer_id = record.retailer_id
     request = _body(raw, ClaimRequest)
     if isinstance(request, Response):
         return request
@@ -177,6 +212,7 @@ def post_claim(
             request.play_token,
             request.email,
             deps.clock(),
+            shopper_id=shopper_id,
         )
         log.info("claim", extra={"play_id": claimed.play_id})  # never the address
         return Response(200, answer(claimed, True))
@@ -191,15 +227,18 @@ def handle(
     body: bytes,
     deps: Callable[[], PlaysDependencies],
 ) -> Response:
-    if _PLAYS.match(path):
-        if method != "POST":
-            return error(405, "method_not_allowed", "use POST", allow="POST")
-        return post_play(headers, body, deps())
     match = _CLAIM.match(path)
-    if match:
+    if _PLAYS.match(path) or match:
+        if method == "OPTIONS":
+            return answer_preflight(headers, "POST", deps().api_keys)
         if method != "POST":
             return error(405, "method_not_allowed", "use POST", allow="POST")
-        return post_claim(headers, match.group(1), body, deps())
+        dependencies = deps()
+        if match:
+            answered = post_claim(headers, match.group(1), body, dependencies)
+        else:
+            answered = post_play(headers, body, dependencies)
+        return readable_by_origin(answered, headers, dependencies.api_keys)
     if method == "GET" and path.rstrip("/") == "/openapi.json":
         return Response(200, openapi())
     return error(404, "not_found", f"no route {method} {path}")
@@ -207,9 +246,12 @@ def handle(
 
 REFUSALS = {
     "400": "invalid_json, invalid_request, invalid_token (not a play token), invalid_email",
-    "401": "unauthenticated (missing or unknown X-Api-Key)",
+    "401": "unauthenticated (missing or unknown X-Api-Key), shopper_signature_missing "
+    "(a publishable key without X-Shopper-Signature)",
     "403": "forged_token (signature mismatch: forged or tampered), expired_token, "
-    "wrong_retailer (the token is another retailer's), token_mismatch",
+    "wrong_retailer (the token is another retailer's), token_mismatch, "
+    "token_not_for_shopper (a publishable key playing another shopper's token), "
+    "shopper_signature_invalid, origin_not_allowed, secret_key_from_browser",
     "404": "not_found",
     "409": "order_already_played (another token played this order), campaign_not_playable, "
     "order_voided, not_a_win, voided, already_claimed",

@@ -104,7 +104,9 @@ def build(
 def plays() -> PlaysDependencies:
     """The ``plays`` function's: the game, its vault and its API-key store."""
     from shared.platform import clients
+    from shared.retailers.access import Identity
     from shared.retailers.firestore_api_keys import FirestoreApiKeyStore
+    from shared.retailers.firestore_retailers import FirestoreIdentityVersions
     from shared.retailers.keys import CachedApiKeys
     from shared.system.settings import PlaysSettings
 
@@ -113,12 +115,14 @@ def plays() -> PlaysDependencies:
     built = build(
         settings.project, settings.rewards_database, settings.plays_topic, settings.signing_key
     )
-    keys = CachedApiKeys(
-        FirestoreApiKeyStore(clients.firestore_client(settings.project)),
-        settings.api_key_cache_ttl_s,
-    )
+    firestore = clients.firestore_client(settings.project)
+    keys = CachedApiKeys(FirestoreApiKeyStore(firestore), settings.api_key_cache_ttl_s)
     return PlaysDependencies(
         api_keys=keys,
+        identity=Identity(
+            settings.identity_key,
+            FirestoreIdentityVersions(firestore, settings.identity_cache_ttl_s),
+        ),
         rewards=built.rewards,
         vault=built.vault,
         unavailable=unavailable_errors(),

@@ -328,9 +328,22 @@ def _playable(campaign: Campaign | None, grant: PlayGrant) -> Campaign:
     return campaign
 
 
-def play(deps: RewardsDependencies, retailer_id: str, token: str, now: datetime) -> PlayOutcome:
-    """Play the order the token grants: draw once, finish idempotently, publish."""
+def _for_shopper(grant: PlayGrant, shopper_id: str | None) -> None:
+    if shopper_id is not None and grant.shopper_id != shopper_id:
+        raise PlayRefusedError(403, "token_not_for_shopper", "the token is another shopper's")
+
+
+def play(
+    deps: RewardsDependencies,
+    retailer_id: str,
+    token: str,
+    now: datetime,
+    shopper_id: str | None = None,
+) -> PlayOutcome:
+    """Play the order the token grants: draw once, finish idempotently, publish. With
+    ``shopper_id`` (a browser's signed shopper), only a token granted to that shopper."""
     grant = check_token(token, deps.signing_key, retailer_id, now)
+    _for_shopper(grant, shopper_id)
     play_id = play_id_of(grant.retailer_id, grant.campaign_id, grant.order_id)
     digest = token_hash(token)
     found = deps.plays.get(play_id)
@@ -439,9 +452,11 @@ def claim(
     token: str,
     email: str,
     now: datetime,
+    shopper_id: str | None = None,
 ) -> Play:
     """A winner gives the address to be paid at; only the rewards vault keeps it."""
     grant = check_token(token, deps.signing_key, retailer_id, now)
+    _for_shopper(grant, shopper_id)
     if play_id_of(grant.retailer_id, grant.campaign_id, grant.order_id) != play_id:
         raise PlayRefusedError(403, "token_mismatch", "the token is not this play's")
     if not valid_email(email):

@@ -134,6 +134,8 @@ PRIVACY_FUNCTION = "privacy_maintenance"
 RETENTION_PURGE_JOB = "retention-purge"
 ERASURE_SWEEP_JOB = "erasure-sweep"
 PLAY_SIGNING_KEY_SECRET = "play-signing-key"  # noqa: S105 (the secret's name)
+# Derives each retailer's shopper identity secret (docs/INGEST.md, "Keys").
+SHOPPER_IDENTITY_KEY_SECRET = "shopper-identity-key"  # noqa: S105 (the secret's name)
 
 # The rewards game (docs/REWARDS.md): the only components that reach the rewards database.
 PLAYS_FUNCTION = "plays"
@@ -338,12 +340,16 @@ SYSTEM = SystemResources(
             signature="http",
             entry_point="experiences",
             public=True,
-            description="Experiences API: GET /v1/shoppers/{shopper_id}/experiences",
+            description="Experiences API: GET /v1/experiences (X-Shopper-Id; ?after= waits)",
             env_url_name="EXPERIENCES_URL",
-            local_threads=8,
-            sizing=Sizing(min_instances=2, max_instances=50, timeout_s=10),
+            # A request waiting for its decision (?after=) holds a thread for the decision's
+            # latency, ~0.1 s (docs/BENCHMARKS.md): threads, not instances, absorb waits.
+            local_threads=16,
+            sizing=Sizing(min_instances=2, max_instances=50, concurrency=80, timeout_s=15),
             access=Access(
-                bigtable_reads=(SHOPPER_STATE_TABLE,), firestore_reads=(DEFAULT_DATABASE,)
+                bigtable_reads=(SHOPPER_STATE_TABLE,),
+                firestore_reads=(DEFAULT_DATABASE,),  # API keys, identity versions
+                secrets=(SHOPPER_IDENTITY_KEY_SECRET,),  # verifies shopper signatures
             ),
         ),
         Function(
@@ -373,7 +379,8 @@ SYSTEM = SystemResources(
                 publishes=(PLAYS_TOPIC,),
                 # (default): API keys and campaigns read, Campaign.budget_exhausted written.
                 firestore_writes=(DEFAULT_DATABASE, REWARDS_DATABASE),
-                secrets=(PLAY_SIGNING_KEY_SECRET,),  # verifies the play tokens
+                # Play tokens; shopper signatures of browser calls.
+                secrets=(PLAY_SIGNING_KEY_SECRET, SHOPPER_IDENTITY_KEY_SECRET),
             ),
         ),
         Function(
@@ -510,6 +517,11 @@ SYSTEM = SystemResources(
             name=SHOPPER_HASH_KEY_SECRET,
             env="SHOPPER_HASH_KEY",
             description="HMAC key of shopper hashes: suppression list, erasure audit",
+        ),
+        Secret(
+            name=SHOPPER_IDENTITY_KEY_SECRET,
+            env="SHOPPER_IDENTITY_KEY",
+            description="Master key of the retailers' shopper identity secrets (signatures)",
         ),
     ),
     workflows=(

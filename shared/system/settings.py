@@ -88,6 +88,12 @@ class ExperiencesSettings(CloudSettings):
 
     bigtable_instance: str = BIGTABLE_INSTANCE
     api_key_cache_ttl_s: float = 60.0
+    identity_cache_ttl_s: float = 30.0
+    # Shopper signatures of browser calls (Secret Manager in the cloud).
+    identity_key: str = Field(min_length=16, validation_alias="SHOPPER_IDENTITY_KEY")
+    # ``?after=<event_id>&wait_ms=``: the longest wait granted, and the re-read interval.
+    max_wait_ms: int = Field(default=10_000, ge=0, le=14_000)  # under the 15 s timeout
+    wait_poll_ms: float = Field(default=10.0, gt=0)
 
 
 class DecisionFreezerSettings(CloudSettings):
@@ -137,6 +143,9 @@ class PlaysSettings(CloudSettings):
     rewards_database: str = REWARDS_DATABASE
     plays_topic: str = PLAYS_TOPIC
     api_key_cache_ttl_s: float = 60.0
+    identity_cache_ttl_s: float = 30.0
+    # Shopper signatures of browser calls (Secret Manager in the cloud).
+    identity_key: str = Field(min_length=16, validation_alias="SHOPPER_IDENTITY_KEY")
 
 
 class VoidPlaysSettings(CloudSettings):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from typing import TypeVar
 
 from emulators import processes
 from emulators.config import ROOT, StackSettings
@@ -62,3 +63,38 @@ class PrivateEmulator:
         if self.pid is not None:
             processes.stop_group(self.pid)
             self.pid = None
+
+
+class PrivatePubSubEmulator(PrivateEmulator):
+    """A Pub/Sub emulator of one test's own: ``create`` makes its topics and subscriptions
+    with ``publisher`` and ``subscriber``, clients pointed at it."""
+
+    kind = "pubsub"
+    variable = "PUBSUB_EMULATOR_HOST"
+
+    def arguments(self) -> list[str]:
+        return [f"--project={self.project}"]
+
+    def prepare(self) -> None:
+        from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
+
+        with self.pointed():
+            self.publisher = PublisherClient()
+            self.subscriber = SubscriberClient()
+            self.create()
+
+    def create(self) -> None:
+        """Topics and subscriptions (none by default)."""
+
+
+Emulator = TypeVar("Emulator", bound=PrivateEmulator)
+
+
+@contextlib.contextmanager
+def running(emulator: Emulator) -> Iterator[Emulator]:
+    """``emulator`` started for the block's duration (a fixture's body)."""
+    emulator.start()
+    try:
+        yield emulator
+    finally:
+        emulator.stop()

@@ -31,8 +31,8 @@ pytestmark = pytest.mark.integration
 
 def experiences(stack: dict[str, str], shopper: str, key: str | None = None) -> requests.Response:
     return requests.get(
-        f"{stack['EXPERIENCES_URL']}/v1/shoppers/{shopper}/experiences",
-        headers={"X-Api-Key": key or stack["DEMO_API_KEY"]},
+        f"{stack['EXPERIENCES_URL']}/v1/experiences",
+        headers={"X-Api-Key": key or stack["DEMO_API_KEY"], "X-Shopper-Id": shopper},
         timeout=10,
     )
 

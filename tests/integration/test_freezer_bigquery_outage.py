@@ -22,7 +22,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 from google.pubsub_v1.types import PubsubMessage
 
 from emulators import processes
@@ -38,7 +37,7 @@ from shared.system.resources import (
     SYSTEM,
 )
 from tests.factories import event
-from tests.integration.private_emulators import PrivateEmulator
+from tests.integration.private_emulators import PrivatePubSubEmulator, running
 from tests.integration.test_freezer import query
 
 pytestmark = pytest.mark.integration
@@ -111,41 +110,32 @@ class Switch:
         self._server.close()
 
 
-class FreezerPubSub(PrivateEmulator):
+class FreezerPubSub(PrivatePubSubEmulator):
     """The stream, its dead-letter topic and the freezer's subscription as declared; on the
     dead-letter topic a tap (the test's) and an inspection subscription (the re-drive's,
     as the stack's ``shopper-events-dead-letter-inspect``)."""
 
-    kind = "pubsub"
-    variable = "PUBSUB_EMULATOR_HOST"
-
-    def arguments(self) -> list[str]:
-        return [f"--project={self.project}"]
-
-    def prepare(self) -> None:
-        with self.pointed():
-            self.publisher = PublisherClient()
-            self.subscriber = SubscriberClient()
-            topic = self.publisher.topic_path(self.project, SHOPPER_EVENTS_TOPIC)
-            dead = self.publisher.topic_path(self.project, SHOPPER_EVENTS_DEAD_LETTER_TOPIC)
-            for name in (topic, dead):
-                self.publisher.create_topic(name=name, timeout=30)
-            self.dead_letters = self.subscriber.subscription_path(self.project, "tap")
-            self.inspection = self.subscriber.subscription_path(self.project, "inspect")
-            for subscription in (self.dead_letters, self.inspection):
-                self.subscriber.create_subscription(name=subscription, topic=dead, timeout=30)
-            self.subscriber.create_subscription(
-                request={
-                    "name": self.subscriber.subscription_path(self.project, DECLARED.name),
-                    "topic": topic,
-                    "ack_deadline_seconds": DECLARED.ack_deadline_s,
-                    "dead_letter_policy": {
-                        "dead_letter_topic": dead,
-                        "max_delivery_attempts": DECLARED.max_delivery_attempts,
-                    },
+    def create(self) -> None:
+        topic = self.publisher.topic_path(self.project, SHOPPER_EVENTS_TOPIC)
+        dead = self.publisher.topic_path(self.project, SHOPPER_EVENTS_DEAD_LETTER_TOPIC)
+        for name in (topic, dead):
+            self.publisher.create_topic(name=name, timeout=30)
+        self.dead_letters = self.subscriber.subscription_path(self.project, "tap")
+        self.inspection = self.subscriber.subscription_path(self.project, "inspect")
+        for subscription in (self.dead_letters, self.inspection):
+            self.subscriber.create_subscription(name=subscription, topic=dead, timeout=30)
+        self.subscriber.create_subscription(
+            request={
+                "name": self.subscriber.subscription_path(self.project, DECLARED.name),
+                "topic": topic,
+                "ack_deadline_seconds": DECLARED.ack_deadline_s,
+                "dead_letter_policy": {
+                    "dead_letter_topic": dead,
+                    "max_delivery_attempts": DECLARED.max_delivery_attempts,
                 },
-                timeout=30,
-            )
+            },
+            timeout=30,
+        )
 
     def publish_event(self, retailer: str, shopper_event: dict[str, Any]) -> None:
         parsed = validate_event(shopper_event)
@@ -176,12 +166,8 @@ class FreezerPubSub(PrivateEmulator):
 
 @pytest.fixture
 def freezer_pubsub(stack: dict[str, str], stack_settings: StackSettings) -> Iterator[FreezerPubSub]:
-    pubsub = FreezerPubSub(stack_settings, stack["GOOGLE_CLOUD_PROJECT"])
-    pubsub.start()
-    try:
+    with running(FreezerPubSub(stack_settings, stack["GOOGLE_CLOUD_PROJECT"])) as pubsub:
         yield pubsub
-    finally:
-        pubsub.stop()
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from shared.system.resources import (
     SYSTEM,
 )
 from tests.factories import event
-from tests.integration.private_emulators import PrivateEmulator
+from tests.integration.private_emulators import PrivateEmulator, running
 from tests.integration.serving import PRODUCT_FUNCTIONS, serve_function
 from tests.integration.test_freezer import rows_of
 from tests.integration.test_ingest_api import Tap, post
@@ -60,12 +60,8 @@ class PrivateBigtable(PrivateEmulator):
 def private_bigtable(
     stack: dict[str, str], stack_settings: StackSettings
 ) -> Iterator[PrivateBigtable]:
-    bigtable = PrivateBigtable(stack_settings, stack["GOOGLE_CLOUD_PROJECT"])
-    bigtable.start()
-    try:
+    with running(PrivateBigtable(stack_settings, stack["GOOGLE_CLOUD_PROJECT"])) as bigtable:
         yield bigtable
-    finally:
-        bigtable.stop()
 
 
 @pytest.fixture

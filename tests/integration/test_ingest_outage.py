@@ -12,38 +12,28 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 
 from emulators.config import StackSettings
 from shared.system.resources import REJECTED_EVENTS_TOPIC, SHOPPER_EVENTS_TOPIC
 from tests.factories import event
-from tests.integration.private_emulators import PrivateEmulator
+from tests.integration.private_emulators import PrivatePubSubEmulator, running
 from tests.integration.serving import PRODUCT_FUNCTIONS, serve_function
 
 pytestmark = pytest.mark.integration
 
 
-class PrivatePubSub(PrivateEmulator):
-    kind = "pubsub"
-    variable = "PUBSUB_EMULATOR_HOST"
-
-    def arguments(self) -> list[str]:
-        return [f"--project={self.project}"]
-
-    def prepare(self) -> None:
-        with self.pointed():
-            self.publisher = PublisherClient()
-            self.subscriber = SubscriberClient()
-            for topic in (SHOPPER_EVENTS_TOPIC, REJECTED_EVENTS_TOPIC):
-                self.publisher.create_topic(
-                    name=self.publisher.topic_path(self.project, topic), timeout=30
-                )
-            self.tap = self.subscriber.subscription_path(self.project, "tap")
-            self.subscriber.create_subscription(
-                name=self.tap,
-                topic=self.publisher.topic_path(self.project, SHOPPER_EVENTS_TOPIC),
-                timeout=30,
+class PrivatePubSub(PrivatePubSubEmulator):
+    def create(self) -> None:
+        for topic in (SHOPPER_EVENTS_TOPIC, REJECTED_EVENTS_TOPIC):
+            self.publisher.create_topic(
+                name=self.publisher.topic_path(self.project, topic), timeout=30
             )
+        self.tap = self.subscriber.subscription_path(self.project, "tap")
+        self.subscriber.create_subscription(
+            name=self.tap,
+            topic=self.publisher.topic_path(self.project, SHOPPER_EVENTS_TOPIC),
+            timeout=30,
+        )
 
     def drain(self) -> list[str]:
         ids: list[str] = []
@@ -66,12 +56,8 @@ class PrivatePubSub(PrivateEmulator):
 
 @pytest.fixture
 def private_pubsub(stack: dict[str, str], stack_settings: StackSettings) -> Iterator[PrivatePubSub]:
-    pubsub = PrivatePubSub(stack_settings, stack["GOOGLE_CLOUD_PROJECT"])
-    pubsub.start()
-    try:
+    with running(PrivatePubSub(stack_settings, stack["GOOGLE_CLOUD_PROJECT"])) as pubsub:
         yield pubsub
-    finally:
-        pubsub.stop()
 
 
 def test_pubsub_down_gives_503_then_the_retry_succeeds_without_duplicates(

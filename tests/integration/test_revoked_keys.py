@@ -101,11 +101,13 @@ def retailer_probes(stack: dict[str, str], api_key: str, shopper: str) -> dict[s
     authentication)."""
     headers = {"X-Api-Key": api_key}
     silent = f"silent-{shopper}"
-    experiences = f"{stack['EXPERIENCES_URL']}/v1/shoppers/{silent}/experiences"
+    experiences = f"{stack['EXPERIENCES_URL']}/v1/experiences"
     erasure = f"{stack['ERASURE_URL']}/v1/erasure-requests/{uuid.uuid4().hex}"
     return {
         "ingest": lambda: post(stack, [event("page_viewed", shopper)], api_key=api_key),
-        "experiences": lambda: requests.get(experiences, headers=headers, timeout=TIMEOUT),
+        "experiences": lambda: requests.get(
+            experiences, headers={**headers, "X-Shopper-Id": silent}, timeout=TIMEOUT
+        ),
         "erasure": lambda: requests.get(erasure, headers=headers, timeout=TIMEOUT),
     }
 

@@ -120,7 +120,7 @@ def test_firestore_default_and_rewards_databases(program: Program) -> None:
 
 def test_the_signing_key_is_a_secret_reference_never_a_value(program: Program) -> None:
     secrets = {s.inputs["secretId"] for s in program.of("secret:Secret")}
-    assert secrets == {"play-signing-key", "shopper-hash-key"}
+    assert secrets == {"play-signing-key", "shopper-hash-key", "shopper-identity-key"}
     assert not program.of("secretVersion:SecretVersion")  # no value in the stack config
     pool = program.named("WorkerPool")["decide-events"].inputs
     envs = {e["name"]: e for e in pool["template"]["containers"][0]["envs"]}

@@ -154,7 +154,8 @@ def test_ingest_and_decide_get_what_they_use_and_nothing_else(program: Program) 
     }
     assert grants[sa(program, "fn", "experiences")] == {
         ("roles/bigtable.reader", "bigtable:shopper_state"),
-        ("roles/datastore.viewer", "firestore:(default)"),
+        ("roles/datastore.viewer", "firestore:(default)"),  # keys, identity versions
+        ("roles/secretmanager.secretAccessor", "secret:shopper-identity-key"),  # signatures
     }
 
 
@@ -262,6 +263,7 @@ def test_the_rewards_game_gets_what_it_uses_and_nothing_else(program: Program) -
     assert grants[sa(program, "fn", "plays")] == both_databases | {
         ("roles/pubsub.publisher", "topic:plays"),
         ("roles/secretmanager.secretAccessor", "secret:play-signing-key"),
+        ("roles/secretmanager.secretAccessor", "secret:shopper-identity-key"),  # signatures
     }
     assert grants[sa(program, "wk", "void_plays")] == both_databases | {
         ("roles/pubsub.subscriber", "subscription:shopper-events-void-plays"),
