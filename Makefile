@@ -7,9 +7,9 @@ WF_VENV := .local/venvs/workflows
 PY := $(VENV)/bin/python
 PIP_QUIET ?= --quiet --disable-pip-version-check
 
-.PHONY: setup prerequisites up down status test lint typecheck unit demo clean
+.PHONY: setup prerequisites up down status test lint typecheck unit tracker-test demo clean
 
-setup: prerequisites $(VENV)/.installed $(BQ_VENV)/.installed $(WF_VENV)/.installed
+setup: prerequisites $(VENV)/.installed $(BQ_VENV)/.installed $(WF_VENV)/.installed tracker/node_modules/.installed
 
 prerequisites:
 	@emulators/check_prerequisites.sh
@@ -31,6 +31,13 @@ $(WF_VENV)/.installed: emulators/workflows/requirements.txt
 	@echo "setup: Workflows emulator in its own virtualenv $(WF_VENV)"
 	@test -x $(WF_VENV)/bin/python || $(PYTHON) -m venv $(WF_VENV)
 	@$(WF_VENV)/bin/python -m pip install $(PIP_QUIET) -r emulators/workflows/requirements.txt
+	@touch $@
+
+# The tracker's one dev dependency (esbuild, pinned in package-lock.json) builds dist/; its
+# unit tests need nothing installed (node --test on src/).
+tracker/node_modules/.installed: tracker/package.json tracker/package-lock.json
+	@echo "setup: the tracker's build tool (npm ci in tracker/)"
+	@cd tracker && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
 up: setup
@@ -59,9 +66,14 @@ unit: setup
 	@echo "tests: unit (pure logic, no emulator variable set)"
 	@$(NO_EMULATORS) $(VENV)/bin/pytest tests/unit -q
 
+# The JavaScript tracker: Node's own test runner, and dist/ checked against a fresh build.
+tracker-test: setup
+	@echo "tests: tracker (node --test)"
+	@cd tracker && set -o pipefail && npm test --silent 2>&1 | tail -9
+
 # The integration run starts the stack it needs (or reuses a healthy one) and stops what
 # it started.
-test: setup lint typecheck unit
+test: setup lint typecheck unit tracker-test
 	@echo "tests: integration (on the local emulators)"
 	@$(VENV)/bin/pytest tests/integration -q --durations=10
 

@@ -18,6 +18,14 @@ if command -v gcloud >/dev/null 2>&1; then
 else
   need "gcloud CLI (Google Cloud SDK) with the Pub/Sub, Bigtable and Firestore emulators"
 fi
+# The JavaScript tracker (tracker/): its tests run on Node's own test runner, its build on npm.
+if command -v node >/dev/null 2>&1; then
+  node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 18 ? 0 : 1)' \
+    || need "Node.js 18 or newer (node --version), for the tracker"
+else
+  need "Node.js 18+ and npm (Debian: apt-get install nodejs npm), for the tracker's tests and build"
+fi
+command -v npm >/dev/null 2>&1 || need "npm, for the tracker's build tool (npm ci in tracker/)"
 # The back office's browser test drives Debian's headless Chromium through chromedriver
 # (Selenium, from PyPI). Installed here when missing and apt-get is at hand as root.
 if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then

@@ -99,7 +99,8 @@ def events_in(body: bytes) -> int:
 # claims anyone can forge, and a validated cart may grant a play.
 ORDER_EVENT_TYPES = frozenset({EventType.CART_VALIDATED, EventType.ORDER_STATUS_CHANGED})
 # A beacon (navigator.sendBeacon) cannot set headers: its key comes in ``?key=`` and its
-# body as text/plain, the one type a cross-origin beacon may send without a preflight.
+# body as text/plain, the one type a cross-origin beacon may send without a preflight
+# (publishable keys only: a back end sends application/json).
 MEDIA_TYPES = frozenset({"application/json", "text/plain"})
 
 
@@ -134,7 +135,9 @@ def post_events(
         return record
     retailer_id = record.retailer_id
     content_type = (header(headers, "Content-Type") or "").split(";")[0].strip().lower()
-    if content_type not in MEDIA_TYPES:
+    if content_type not in MEDIA_TYPES or (
+        content_type != "application/json" and not record.publishable
+    ):
         return error(415, "unsupported_media_type", "send Content-Type: application/json")
     if len(body) > MAX_REQUEST_BYTES:
         return error(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable
 
 import pytest
 import requests
@@ -21,7 +20,7 @@ from shared.retailers.identity import shopper_signature
 from tests.factories import event
 from tests.integration.test_decisions import put_personal_tree
 from tests.integration.test_ingest_api import post
-from tests.integration.test_rewards import game, token
+from tests.integration.test_rewards import firestore, game, token
 
 pytestmark = pytest.mark.integration
 
@@ -244,10 +243,13 @@ def test_a_page_plays_only_its_own_signed_shoppers_tokens(
     stack: dict[str, str],
     stack_settings: StackSettings,
     unique: str,
-    retailer_key: Callable[[str], str],
+    request: pytest.FixtureRequest,
 ) -> None:
     key = (stack_settings.local_dir / "play-signing-key").read_text().strip().encode()
     campaign = game(stack, unique, odds=1.0)
+    request.addfinalizer(  # active on the demo retailer: no later tree compilation may find it
+        lambda: firestore(stack).collection("campaigns").document(campaign.campaign_id).delete()
+    )
     shopper = f"player-{unique}"
     mine = token(key, campaign, f"o-{unique}", retailer=stack["DEMO_RETAILER_ID"], shopper=shopper)
     url = f"{stack['PLAYS_URL']}/v1/plays"
