@@ -101,6 +101,12 @@ bench-freeze: up
 bench-decide: up
 	@$(PY) -m bench.decide --json .local/bench/decide.json
 
+# The tracker in headless Chromium: track() -> experience rendered, p50/p95/p99 over 300
+# events while the stack absorbs 100 events/s of replay (python -m bench.tracker --help).
+.PHONY: bench-tracker
+bench-tracker: up
+	@$(PY) -m bench.tracker --json .local/bench/tracker.json
+
 # Rewards game: concurrent POST /v1/plays, plays/s and latency, the budget held under
 # contention (python -m bench.rewards --help; docs/REWARDS.md).
 .PHONY: bench-rewards

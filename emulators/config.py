@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
+from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,6 +25,8 @@ class StackSettings(BaseSettings):
     workflows_port: int = 8088
     functions_base_port: int = 8100
     # The demo web shop (tracker installed); its origin is the demo publishable key's.
+    # Unless set, 10 below the functions' ports (8090): a stack on other ports (the tests'
+    # second stack) has its shop beside its own functions, not on this one's port.
     demo_shop_port: int = 8090
     local_dir: Path = ROOT / ".local"
     venvs_dir: Path = ROOT / ".local" / "venvs"
@@ -43,6 +47,15 @@ class StackSettings(BaseSettings):
     # on SIGTERM (a checkpoint; the WAL would replay after a SIGKILL anyway).
     stop_timeout_s: float = 15.0
     bigquery_stop_timeout_s: float = 60.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shop_beside_the_functions(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("demo_shop_port") is None:
+            base = data.get("functions_base_port")
+            if base is not None:
+                return {**data, "demo_shop_port": int(base) - 10}
+        return data
 
     @cached_property
     def logs_dir(self) -> Path:

@@ -272,6 +272,31 @@ def components(settings: StackSettings, system: SystemResources = SYSTEM) -> lis
             heartbeat=s.local_dir / "scheduler.heartbeat",
         )
     )
+    # The demo web shop (shared/demo/shop): the APIs' URLs are known here; the demo
+    # retailer's keys and identity secret are made by `_provision` (after this list is
+    # built) and written to stack.env (after stage 1): the shop reads them from that file
+    # when a shopper first needs them, and again whenever it changes.
+    found.append(
+        Component(
+            "demo_shop",
+            [
+                str(s.venv_bin / "python"),
+                "-m",
+                "shared.demo.shop",
+                "--host",
+                s.host,
+                "--port",
+                str(s.demo_shop_port),
+                "--env-file",
+                str(s.env_file),
+            ],
+            (s.demo_shop_port,),
+            http_health(f"{s.demo_shop_url}/healthz"),
+            env=urls(settings, system),
+            stage=1,
+            code=(ROOT / "shared" / "demo" / "shop",),
+        )
+    )
     return found
 
 
