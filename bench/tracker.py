@@ -125,24 +125,30 @@ def issue_page_key(project: str, retailer: str, origin: str, now: datetime) -> s
 
 
 def background(
-    env: dict[str, str], retailer: str, api_key: str, rate: float, stop: threading.Event
+    env: dict[str, str],
+    retailer: str,
+    api_key: str,
+    rate: float,
+    ready: threading.Event,
+    stop: threading.Event,
 ) -> dict[str, Any]:
-    """Replay sessions at ``rate`` events/s until ``stop``; what was sent, counted."""
+    """Replay sessions at ``rate`` events/s until ``stop`` (``ready`` once the data set is
+    read and the first requests go); what was sent, counted."""
     from shared.journey.http_event_api import HttpEventApi
 
     now = datetime.now(UTC)
     stream = traffic(retailer, "48-53", now)
     api = HttpEventApi(env["INGEST_URL"], {retailer: api_key})
     figures: dict[str, Any] = {"sent": 0, "accepted": 0, "failed_batches": 0, "seconds": 0.0}
+    chunk = list(batches(stream_of(stream, int(rate * 10)), 20))  # ten seconds' worth
+    ready.set()
     started = time.monotonic()
-    while not stop.is_set():
-        chunk = list(batches(stream_of(stream, int(rate * 10)), 20))  # ten seconds' worth
-        if not chunk:
-            break
+    while not stop.is_set() and chunk:
         summary = replay(iter(chunk), api, concurrency=4, rate=rate)
         figures["sent"] += summary.sent
         figures["accepted"] += summary.accepted
         figures["failed_batches"] += summary.failed_batches
+        chunk = list(batches(stream_of(stream, int(rate * 10)), 20))
     figures["seconds"] = round(time.monotonic() - started, 1)
     figures["events_per_s"] = round(figures["sent"] / max(figures["seconds"], 1e-9), 1)
     return figures
@@ -182,7 +188,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "products": [products[(index + i) % len(products)] for i in range(count)],
             }
         )
-    stop = threading.Event()
+    ready, stop = threading.Event(), threading.Event()
     figures: dict[str, Any] = {}
     with served_page(settings.host) as origin, chromium() as browser:
         plan = {
@@ -196,10 +202,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         browser.get(origin + "/index.html")
 
         def load() -> None:
-            figures.update(background(env, retailer, secret_key, args.background, stop))
+            figures.update(background(env, retailer, secret_key, args.background, ready, stop))
 
         sender = threading.Thread(target=load, daemon=True)
         sender.start()
+        print("background replay: reading the data set ...", flush=True)
+        if not ready.wait(300):
+            sys.exit("the background replay did not start")
         time.sleep(args.warmup)
         started_at = datetime.now(UTC)
         browser.execute_script("run(arguments[0]);", plan)
