@@ -41,6 +41,7 @@ from typing import Any
 from bench.decide import decider_batches, decider_figures, set_up_retailer, stream_of, traffic
 from bench.freeze import stack_env
 from emulators import processes
+from emulators.chromium import headless_chromium
 from emulators.config import ROOT, StackSettings
 from shared.demo.probes import percentile
 from shared.journey.replay import batches, replay
@@ -83,25 +84,6 @@ def served_page(host: str) -> Iterator[str]:
 class Quiet(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
-
-
-@contextmanager
-def chromium() -> Iterator[Any]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    binary, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not binary or not driver:
-        sys.exit("chromium and chromedriver are missing: `make setup` installs them")
-    options = webdriver.ChromeOptions()
-    options.binary_location = binary
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
-        options.add_argument(argument)
-    session = webdriver.Chrome(service=Service(executable_path=driver), options=options)
-    try:
-        yield session
-    finally:
-        session.quit()
 
 
 def targeted_products(retailer: str, now: datetime) -> list[str]:
@@ -190,7 +172,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
     ready, stop = threading.Event(), threading.Event()
     figures: dict[str, Any] = {}
-    with served_page(settings.host) as origin, chromium() as browser:
+    with served_page(settings.host) as origin, headless_chromium() as browser:
         plan = {
             "eventsUrl": env["INGEST_URL"],
             "experiencesUrl": env["EXPERIENCES_URL"],

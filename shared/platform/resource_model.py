@@ -169,6 +169,12 @@ class Sizing(_Frozen):
     min_instances: int = 0
     max_instances: int = 10
     concurrency: int = Field(default=80, description="requests in flight per instance (HTTP)")
+    threads: int | None = Field(
+        default=None,
+        ge=1,
+        description="functions-framework's gunicorn threads per instance (THREADS); default "
+        "its own, 4 per CPU: the requests served at once, whatever the concurrency admits",
+    )
     timeout_s: int = 60
 
 

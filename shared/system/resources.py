@@ -345,7 +345,10 @@ SYSTEM = SystemResources(
             # A request waiting for its decision (?after=) holds a thread for the decision's
             # latency, ~0.1 s (docs/BENCHMARKS.md): threads, not instances, absorb waits.
             local_threads=16,
-            sizing=Sizing(min_instances=2, max_instances=50, concurrency=80, timeout_s=15),
+            # A waiting request mostly sleeps: one thread for each admitted one.
+            sizing=Sizing(
+                min_instances=2, max_instances=50, concurrency=80, threads=80, timeout_s=15
+            ),
             access=Access(
                 bigtable_reads=(SHOPPER_STATE_TABLE,),
                 firestore_reads=(DEFAULT_DATABASE,),  # API keys, identity versions

@@ -4,7 +4,6 @@ Screenshots are kept under .local/artifacts/back-office/ (the path is printed)."
 
 from __future__ import annotations
 
-import shutil
 import time
 import uuid
 from collections.abc import Iterator
@@ -14,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from emulators.chromium import ChromiumMissingError, headless_chromium
 from emulators.config import ROOT
 from shared.campaigns.admin import issue_csm_key
 from shared.campaigns.firestore_admin import FirestoreCsmAccounts
@@ -27,31 +27,11 @@ ARTIFACTS = ROOT / ".local" / "artifacts" / "back-office"
 
 @pytest.fixture
 def browser() -> Iterator[object]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not chromium or not driver:
-        pytest.fail(
-            "chromium and chromedriver are missing: `make setup` installs them "
-            "(apt-get install chromium chromium-driver)"
-        )
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-dev-shm-usage",
-        "--disable-gpu",
-        "--window-size=1280,1600",
-    ):
-        options.add_argument(argument)
-    session = webdriver.Chrome(service=Service(executable_path=driver), options=options)
-    session.set_page_load_timeout(120)
     try:
-        yield session
-    finally:
-        session.quit()
+        with headless_chromium() as session:
+            yield session
+    except ChromiumMissingError as missing:
+        pytest.fail(str(missing))
 
 
 def test_a_csm_creates_a_campaign_in_the_form_and_opens_its_report(

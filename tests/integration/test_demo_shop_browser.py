@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import threading
 import time
 from collections import Counter
@@ -28,6 +27,7 @@ import pytest
 import requests
 
 import tests.integration.test_decisions as decisions_tests
+from emulators.chromium import ChromiumMissingError, headless_chromium
 from emulators.config import ROOT
 from shared.decisions.trees import (
     ExperienceTree,
@@ -54,31 +54,11 @@ THRESHOLD = Decimal(20)  # pasta_tree's tension cart ("free delivery")
 
 @pytest.fixture
 def browser() -> Iterator[object]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not chromium or not driver:
-        pytest.fail(
-            "chromium and chromedriver are missing: `make setup` installs them "
-            "(apt-get install chromium chromium-driver)"
-        )
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-dev-shm-usage",
-        "--disable-gpu",
-        "--window-size=1280,1600",
-    ):
-        options.add_argument(argument)
-    session = webdriver.Chrome(service=Service(executable_path=driver), options=options)
-    session.set_page_load_timeout(120)
     try:
-        yield session
-    finally:
-        session.quit()
+        with headless_chromium() as session:
+            yield session
+    except ChromiumMissingError as missing:
+        pytest.fail(str(missing))
 
 
 def shop_products() -> tuple[Product, Product]:

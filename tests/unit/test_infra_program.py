@@ -148,6 +148,17 @@ def test_http_functions_run_as_their_own_account_with_their_entry_point(program:
         )
 
 
+def test_the_experiences_function_serves_as_many_waits_as_it_admits(program: Program) -> None:
+    """A ``?after=`` wait holds a thread: functions-framework's default (4 threads per CPU)
+    would queue the 5th of 80 admitted requests behind the others' waits."""
+    deployed = program.named("cloudfunctionsv2/function:Function")["experiences"].inputs
+    service = deployed["serviceConfig"]
+    threads = int(service["environmentVariables"]["THREADS"])
+    assert threads == service["maxInstanceRequestConcurrency"] == 80
+    ingest = program.named("cloudfunctionsv2/function:Function")["ingest-events"].inputs
+    assert "THREADS" not in ingest["serviceConfig"]["environmentVariables"]
+
+
 def test_ingest_is_sized_for_the_peak(program: Program) -> None:
     ingest = program.named("cloudfunctionsv2/function:Function")["ingest-events"].inputs
     service = ingest["serviceConfig"]

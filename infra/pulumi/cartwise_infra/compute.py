@@ -125,6 +125,8 @@ class CloudFunction(pulumi.ComponentResource):
         source = sources.upload(ctx, key, "functions", bundle)
         sizing = declared.sizing
         env = base_env(ctx)
+        if sizing.threads is not None:
+            env["THREADS"] = str(sizing.threads)  # functions-framework's gunicorn threads
         build_env: dict[str, str] = {}
         if declared.signature == "cloudevent":
             env["FUNCTION_SIGNATURE_TYPE"] = "cloudevent"
