@@ -570,6 +570,15 @@ def _play_signing_key(settings: StackSettings) -> str:
     return local_secret(settings, "play-signing-key")
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` readable by the owner only (0600) from its first byte."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)  # an existing file keeps its mode through os.open
+    with os.fdopen(descriptor, "w") as file:
+        file.write(text)
+
+
 def local_secret(settings: StackSettings, name: str) -> str:
     """The local stand-in for a Secret Manager secret: chosen once per checkout, kept
     across restarts in ``.local/<name>``."""
@@ -580,8 +589,7 @@ def local_secret(settings: StackSettings, name: str) -> str:
 
     settings.local_dir.mkdir(parents=True, exist_ok=True)
     key = secrets.token_urlsafe(32)
-    path.write_text(key)
-    path.chmod(0o600)
+    write_private(path, key)
     return key
 
 
@@ -595,8 +603,7 @@ def _demo_api_key(settings: StackSettings, kind: KeyKind = "secret") -> str:
 
     settings.local_dir.mkdir(parents=True, exist_ok=True)
     key = new_api_key(kind)
-    path.write_text(key)
-    path.chmod(0o600)
+    write_private(path, key)
     return key
 
 
@@ -611,8 +618,7 @@ def _demo_csm_key(settings: StackSettings) -> str:
 
     settings.local_dir.mkdir(parents=True, exist_ok=True)
     key = CSM_KEY_PREFIX + secrets.token_urlsafe(32)
-    path.write_text(key)
-    path.chmod(0o600)
+    write_private(path, key)
     return key
 
 
@@ -673,7 +679,7 @@ def _provision(settings: StackSettings) -> dict[str, str]:
 def write_env(settings: StackSettings, extra: dict[str, str]) -> None:
     values = {**settings.emulator_env(), **urls(settings), **extra}
     lines = [f"{key}={value}" for key, value in values.items()]
-    settings.env_file.write_text("\n".join(lines) + "\n")
+    write_private(settings.env_file, "\n".join(lines) + "\n")  # demo keys, local secrets
 
 
 def up(settings: StackSettings) -> float:

@@ -272,6 +272,18 @@ def _check(
         and candidate.prize_value > candidate.budget
     ):
         errors.append({"field": "prize_value", "reason": "one prize exceeds the whole budget"})
+    if (
+        candidate.budget is not None
+        and candidate.prize_value is not None
+        and candidate.prize_value > 0
+        and candidate.budget / candidate.prize_value > MAX_PRIZES_PER_GAME
+    ):
+        errors.append(
+            {
+                "field": "budget",
+                "reason": f"at most {MAX_PRIZES_PER_GAME:,} prizes per game (budget / prize)",
+            }
+        )
     if candidate.experience_type == "gamified_promotion" and (
         candidate.win_probability is None or candidate.budget is None
     ):
@@ -392,6 +404,38 @@ def create_campaign(
     return candidate
 
 
+# A game's budget is paid in slots of one prize each (docs/REWARDS.md): more than this many
+# is a typo (a budget of 10,000,000 for a prize of 1), and the slot ledger is listed whole.
+MAX_PRIZES_PER_GAME = 100_000
+
+
+def _keeps_the_budget_invariant(current: Campaign, candidate: Campaign) -> None:
+    """A game that was ever playable (not a draft) may have paid wins of its prize: a lower
+    prize would give the same budget more slots than it holds, a lower budget fewer than
+    are taken. Both are refused; the budget may grow."""
+    if current.experience_type != "gamified_promotion" or current.status == "draft":
+        return
+    errors = []
+    if candidate.prize_value != current.prize_value:
+        errors.append(
+            {
+                "field": "prize_value",
+                "reason": "a game's prize cannot change once it was active (end it and "
+                "create another)",
+            }
+        )
+    if (
+        current.budget is not None
+        and candidate.budget is not None
+        and candidate.budget < current.budget
+    ):
+        errors.append(
+            {"field": "budget", "reason": "a game's budget can only grow once it was active"}
+        )
+    if errors:
+        raise _invalid(errors)
+
+
 def update_campaign(
     account: CsmAccount,
     campaign_id: str,
@@ -409,6 +453,7 @@ def update_campaign(
             [{"field": name, "reason": "not editable (use the status actions)"} for name in refused]
         )
     candidate = _build({**current.model_dump(mode="json"), **data})
+    _keeps_the_budget_invariant(current, candidate)
     period_changed = (candidate.starts_at, candidate.ends_at) != (
         current.starts_at,
         current.ends_at,

@@ -30,6 +30,7 @@ from shared.contract.events import (
     ShopperEvent,
     canonical_json,
 )
+from shared.ingestion.inspection import kept_for_inspection
 
 log = logging.getLogger(__name__)
 
@@ -232,6 +233,7 @@ def ingest(
         if raw is None and not isinstance(parsed.outcome, list):
             raw = parsed.outcome.model_dump(mode="json", exclude_none=True)
         event_id = raw.get("event_id") if isinstance(raw, dict) else None
+        raw = kept_for_inspection(raw, reasons)  # never the personal data it was refused for
         rejected.append(
             RejectedEvent(
                 retailer_id=retailer_id,

@@ -8,6 +8,9 @@ e-mail address (those are in ``firestore_rewards_vault``):
   a win takes a slot with a create-if-absent write, so concurrent plays never contend
   on one document (the emulator's transactions crawl under contention: EMULATORS.md).
 - ``voided_orders/{hash}``: orders cancelled or returned (a later play is refused).
+- ``played_orders/{order_key}``: what an erasure keeps of a play — the keyed hash of its
+  order (``game.order_key_of``) and when it was played, no shopper — so that the same order
+  is never drawn again; purged with the plays.
 
 ``FirestoreBudgetFlags`` is the one write to the ``(default)`` database: the campaign's
 ``budget_exhausted`` field, which the decision engine reads.
@@ -29,6 +32,7 @@ PLAYS = "plays"
 BUDGET_SLOTS = "budget_slots"
 SLOTS = "slots"
 VOIDED_ORDERS = "voided_orders"
+PLAYED_ORDERS = "played_orders"
 CAMPAIGNS = "campaigns"  # in the (default) database: shared/campaigns/firestore_campaigns.py
 RANDOM_PROBES = 6
 CLAIM_ROUNDS = 20
@@ -92,18 +96,46 @@ class FirestorePlayStore:
         )
         return [Play.model_validate(s.to_dict()) for s in query.stream()]
 
+    def played_before(self, order_key: str) -> bool:
+        return bool(self._client.collection(PLAYED_ORDERS).document(order_key).get().exists)
+
     def erase_shopper(self, retailer_id: str, shopper_id: str) -> int:
+        """Delete the shopper's plays; each leaves its order's tombstone (written first: a
+        crash in between keeps the order played)."""
         query = self._plays.where(filter=FieldFilter("retailer_id", "==", retailer_id)).where(
             filter=FieldFilter("shopper_id", "==", shopper_id)
         )
-        return delete_all(self._client, query.stream())
+        snapshots = list(query.stream())
+        tombstones = self._client.collection(PLAYED_ORDERS)
+        batch, pending = self._client.batch(), 0
+        for snapshot in snapshots:
+            data = snapshot.to_dict() or {}
+            if data.get("order_key"):
+                batch.set(
+                    tombstones.document(data["order_key"]),
+                    {"retailer_id": retailer_id, "played_at": data.get("played_at")},
+                )
+                pending += 1
+            if pending == DELETE_BATCH:
+                batch.commit()
+                batch, pending = self._client.batch(), 0
+        if pending:
+            batch.commit()
+        return delete_all(self._client, snapshots)
 
     def purge_before(self, retailer_id: str, cutoff: datetime) -> int:
         # Production needs the composite index (retailer_id, played_at): docs/REWARDS.md.
         query = self._plays.where(filter=FieldFilter("retailer_id", "==", retailer_id)).where(
             filter=FieldFilter("played_at", "<", cutoff)
         )
-        return delete_all(self._client, query.stream())
+        deleted = delete_all(self._client, query.stream())
+        tombstones = (
+            self._client.collection(PLAYED_ORDERS)
+            .where(filter=FieldFilter("retailer_id", "==", retailer_id))
+            .where(filter=FieldFilter("played_at", "<", cutoff))
+        )
+        delete_all(self._client, tombstones.stream())  # not the shopper's: not counted
+        return deleted
 
 
 class FirestoreBudgetSlots:

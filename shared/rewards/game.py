@@ -18,6 +18,7 @@ docs/REWARDS.md describes the design; in short:
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import re
 import secrets
@@ -65,6 +66,12 @@ def play_id_of(retailer_id: str, campaign_id: str, order_id: str) -> str:
     """One play per (retailer, campaign, order): the id every retry lands on."""
     digest = hashlib.sha256(f"{retailer_id}\x1f{campaign_id}\x1f{order_id}".encode()).hexdigest()
     return f"play-{digest[:32]}"
+
+
+def order_key_of(signing_key: bytes, play_id: str) -> str:
+    """A keyed hash of the order a play is for (never of the shopper): what is kept of a
+    play an erasure deleted, so that the same order is never drawn twice."""
+    return hmac.new(signing_key, f"played-order:{play_id}".encode(), hashlib.sha256).hexdigest()
 
 
 def token_hash(token: str) -> str:
@@ -146,6 +153,8 @@ class Play(BaseModel):
     voided_at: AwareDatetime | None = None
     paid: bool = False
     paid_at: AwareDatetime | None = None
+    # order_key_of(the signing key, play_id): kept as a tombstone when the play is erased.
+    order_key: str | None = None
 
     @property
     def pending(self) -> bool:
@@ -201,6 +210,10 @@ class PlayStore(Protocol):
         ...
 
     def for_order(self, retailer_id: str, order_id: str) -> list[Play]: ...
+
+    def played_before(self, order_key: str) -> bool:
+        """Whether a play of this order was erased (its tombstone: the keyed order hash)."""
+        ...
 
 
 class BudgetSlots(Protocol):
@@ -310,9 +323,16 @@ class PlayOutcome:
     created: bool  # False: a retry, answered with the original outcome
 
 
-def _playable(campaign: Campaign | None, grant: PlayGrant) -> Campaign:
+def _playable(campaign: Campaign | None, grant: PlayGrant, at: datetime) -> Campaign:
     if campaign is None:
         raise PlayRefusedError(409, "campaign_not_playable", "the campaign no longer exists")
+    if campaign.status != "active" or not campaign.starts_at <= at < campaign.ends_at:
+        raise PlayRefusedError(
+            409,
+            "campaign_not_playable",
+            f"the campaign is {campaign.status}"
+            + ("" if campaign.status != "active" else ", outside its period"),
+        )
     if (
         campaign.experience_type != "gamified_promotion"
         or campaign.win_probability is None
@@ -349,7 +369,12 @@ def play(
     found = deps.plays.get(play_id)
     created = False
     if found is None:
-        campaign = _playable(deps.campaigns.get(grant.campaign_id), grant)
+        campaign = _playable(deps.campaigns.get(grant.campaign_id), grant, now)
+        order_key = order_key_of(deps.signing_key, play_id)
+        if deps.plays.played_before(order_key):
+            raise PlayRefusedError(
+                409, "order_already_played", "this order was played before (then erased)"
+            )
         if deps.voided_orders.voided(grant.retailer_id, grant.order_id):
             raise PlayRefusedError(409, "order_voided", "the order was cancelled or returned")
         assert campaign.win_probability is not None
@@ -363,6 +388,7 @@ def play(
             token_sha256=digest,
             played_at=now,
             drawn=draw(campaign.win_probability),
+            order_key=order_key,
         )
         written = deps.plays.create(pending)
         created = written is not None
@@ -383,7 +409,9 @@ def play(
 def _finish(deps: RewardsDependencies, pending: Play, version: object) -> Play:
     """Turn a pending play into its outcome; safe to run concurrently or after a crash."""
     for _ in range(5):
-        campaign = _playable(deps.campaigns.get(pending.campaign_id), _grant_of(pending))
+        campaign = _playable(
+            deps.campaigns.get(pending.campaign_id), _grant_of(pending), pending.played_at
+        )
         assert campaign.prize_value is not None and campaign.budget is not None
         slot: int | None = None
         claimed_here = False

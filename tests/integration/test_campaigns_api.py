@@ -537,3 +537,38 @@ def test_back_office_pages_keep_the_same_boundaries(world: World) -> None:
     refused_page = analyst.post(f"{world.url}/campaigns/{cid}/archive", timeout=TIMEOUT)
     assert refused_page.status_code == 403
     assert 'id="new-campaign"' not in analyst.get(f"{world.url}/campaigns", timeout=TIMEOUT).text
+
+
+def test_a_games_edits_keep_never_paying_more_than_its_budget(world: World) -> None:
+    """Once a game was active, wins of its prize may be paid: a lower prize would give the
+    budget more slots than it holds, a lower budget fewer than were taken; a budget of
+    millions of prizes is a typo (its slot ledger is listed whole)."""
+    game = body(
+        world,
+        "game",
+        experience_type="gamified_promotion",
+        budget="100",
+        prize_value="10",
+        win_probability=0.5,
+        status="active",
+    )
+    absurd = {**game, "campaign_id": f"absurd-{world.suffix}", "budget": "100000000"}
+    error = refused(call(world, "POST", "/v1/campaigns", json=absurd), 422, "invalid_campaign")
+    assert "budget" in {f["field"] for f in error["fields"]}
+    created = call(world, "POST", "/v1/campaigns", json=game)
+    assert created.status_code == 201, created.text
+    cid = game["campaign_id"]
+    for change, field in (({"prize_value": "1"}, "prize_value"), ({"budget": "50"}, "budget")):
+        error = refused(
+            call(world, "PATCH", f"/v1/campaigns/{cid}", json=change), 422, "invalid_campaign"
+        )
+        assert field in {f["field"] for f in error["fields"]}, error
+    grown = call(world, "PATCH", f"/v1/campaigns/{cid}", json={"budget": "200"})
+    assert grown.status_code == 200 and grown.json()["budget"] == "200", grown.text
+    paused = call(world, "POST", f"/v1/campaigns/{cid}/pause")
+    assert paused.json()["status"] == "paused"
+    refused(
+        call(world, "PATCH", f"/v1/campaigns/{cid}", json={"prize_value": "5"}),
+        422,
+        "invalid_campaign",
+    )

@@ -203,15 +203,16 @@ def test_a_different_event_under_a_used_event_id_is_a_conflict(
     ("where", "field"),
     [("payload", "email"), ("payload", "age"), ("envelope", "gender"), ("payload", "Birth_Date")],
 )
-def test_personal_data_is_refused_kept_for_inspection_and_never_stored(
+def test_personal_data_is_refused_and_only_its_field_names_kept_for_inspection(
     stack: dict[str, str], unique: str, rejected_tap: Tap, where: str, field: str
 ) -> None:
     shopper = f"shopper-{unique}"
     bad = event("page_viewed", shopper)
+    secret_value = f"refused-value-{unique}"  # what must be kept nowhere
     if where == "payload":
-        bad["payload"][field] = "42"
+        bad["payload"][field] = secret_value
     else:
-        bad[field] = "f"
+        bad[field] = secret_value
     good = event("search_performed", shopper)
     body = post(stack, [good, bad]).json()
     assert body["accepted"] == 1
@@ -225,7 +226,11 @@ def test_personal_data_is_refused_kept_for_inspection_and_never_stored(
     assert len(published) == 1
     record = json.loads(published[0].data)
     assert record["reasons"][0]["code"] == "personal_data_refused"
-    assert json.loads(record["raw"])["event_id"] == bad["event_id"]
+    kept_raw = json.loads(record["raw"])
+    assert kept_raw["event_id"] == bad["event_id"]
+    # Field names and reasons only: not the refused value, nor any other value of the event.
+    assert secret_value not in record["raw"] and "/c/pasta" not in record["raw"]
+    assert kept_raw["personal_data_removed"][0].endswith(field)
     instance = clients.bigtable_client(stack["GOOGLE_CLOUD_PROJECT"]).instance(BIGTABLE_INSTANCE)
     row_set = RowSet()
     row_set.add_row_range_with_prefix(f"{stack['DEMO_RETAILER_ID']}#")
@@ -235,6 +240,7 @@ def test_personal_data_is_refused_kept_for_inspection_and_never_stored(
         if r.cells["rejected"][b"event_id"][0].value.decode() == bad["event_id"]
     ]
     assert len(kept) == 1
+    assert secret_value not in kept[0].cells["rejected"][b"raw"][0].value.decode()
 
 
 def test_unknown_fields_and_invalid_values_are_rejected_with_reasons(

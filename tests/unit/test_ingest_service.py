@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -121,12 +122,16 @@ def test_repeats_inside_one_batch(ports: Ports) -> None:
     assert result.rejected[0]["reasons"][0]["code"] == "event_id_conflict"
 
 
-def test_rejected_events_go_to_the_sink_with_raw_input(ports: Ports) -> None:
+def test_rejected_events_go_to_the_sink_with_raw_input_but_no_refused_personal_data(
+    ports: Ports,
+) -> None:
     _, _, sink = ports
-    bad = event(age=30)
-    run(ports, [bad])
-    assert [r.event_id for r in sink.rejected] == [bad["event_id"]]
-    assert '"age": 30' in sink.rejected[0].raw
+    bad, unknown = event(age=30), event(loyalty_tier="gold")
+    run(ports, [bad, unknown])
+    assert [r.event_id for r in sink.rejected] == [bad["event_id"], unknown["event_id"]]
+    assert '"age"' not in sink.rejected[0].raw and "30" not in sink.rejected[0].raw
+    assert json.loads(sink.rejected[0].raw)["personal_data_removed"] == ["payload.age"]
+    assert '"loyalty_tier": "gold"' in sink.rejected[1].raw  # replayable after a fix
 
 
 def test_row_keys_group_a_shopper_and_sort_newest_first() -> None:

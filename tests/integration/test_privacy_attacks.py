@@ -1,0 +1,90 @@
+"""Attacks on privacy and trust, black-box against the running stack (issue: "what an
+attacker with the source found"): each failed before its fix."""
+
+from __future__ import annotations
+
+import stat
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from emulators.config import StackSettings
+from shared.campaigns.firestore_campaigns import FirestoreCampaignStore
+from tests.integration.test_privacy import _erasure
+from tests.integration.test_rewards import firestore, game, play, token
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def key(stack_settings: StackSettings, stack: dict[str, str]) -> bytes:
+    return (stack_settings.local_dir / "play-signing-key").read_text().strip().encode()
+
+
+@pytest.fixture(autouse=True)
+def _game_removed(stack: dict[str, str], unique: str) -> Any:
+    yield
+    firestore(stack).collection("campaigns").document(f"game-{unique}").delete()
+
+
+def test_the_stack_env_and_every_key_file_are_the_owners_only(
+    stack: dict[str, str], stack_settings: StackSettings
+) -> None:
+    files = [stack_settings.env_file] + [
+        stack_settings.local_dir / name
+        for name in (
+            "demo-api-key",
+            "demo-publishable-key",
+            "demo-csm-key",
+            "play-signing-key",
+            "shopper-hash-key",
+            "shopper-identity-key",
+        )
+    ]
+    for path in files:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode == 0o600, f"{path.name}: {oct(mode)}"
+
+
+def test_a_paused_archived_or_ended_game_pays_nothing(
+    stack: dict[str, str], unique: str, key: bytes
+) -> None:
+    campaign = game(stack, unique, odds=1.0)
+    store = FirestoreCampaignStore(firestore(stack))
+    retailer = stack["DEMO_RETAILER_ID"]
+    past = datetime.now(UTC) - timedelta(days=1)
+    changes: list[dict[str, Any]] = [
+        {"status": "paused"},
+        {"status": "archived"},
+        {"starts_at": past - timedelta(days=9), "ends_at": past},
+    ]
+    for n, change in enumerate(changes):
+        store.put(campaign.model_copy(update=change))
+        answer = play(stack, token(key, campaign, f"o-{n}-{unique}", retailer=retailer))
+        assert answer.status_code == 409, (change, answer.text)
+        assert answer.json()["error"]["code"] == "campaign_not_playable", change
+    store.put(campaign)
+    answer = play(stack, token(key, campaign, f"o-live-{unique}", retailer=retailer))
+    assert answer.status_code == 201 and answer.json()["outcome"] == "won", answer.text
+
+
+def test_an_erased_shoppers_order_is_never_drawn_again(
+    stack: dict[str, str], unique: str, key: bytes
+) -> None:
+    """The erasure deletes the play (it names the shopper); a keyed hash of its order stays,
+    so the same token cannot draw again."""
+    campaign = game(stack, unique, odds=1.0)
+    shopper = f"erased-player-{unique}"
+    granted = token(
+        key, campaign, f"o-{unique}", retailer=stack["DEMO_RETAILER_ID"], shopper=shopper
+    )
+    first = play(stack, granted)
+    assert first.status_code == 201 and first.json()["outcome"] == "won", first.text
+    receipt = _erasure(stack, stack["DEMO_API_KEY"], shopper)
+    assert receipt["receipts"]["firestore:rewards/plays"]["deleted"] == 1, receipt
+    again = play(stack, granted)
+    assert again.status_code == 409, again.text
+    assert again.json()["error"]["code"] == "order_already_played"
+    tombstones = firestore(stack, "rewards").collection("played_orders").stream()
+    assert all("shopper_id" not in (t.to_dict() or {}) for t in tombstones)
