@@ -10,6 +10,7 @@ across ``down`` / ``up``; Bigtable and Pub/Sub keep nothing.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import json
 import logging
@@ -20,8 +21,9 @@ import time
 import urllib.error
 import urllib.request
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -682,8 +684,28 @@ def write_env(settings: StackSettings, extra: dict[str, str]) -> None:
     write_private(settings.env_file, "\n".join(lines) + "\n")  # demo keys, local secrets
 
 
+@contextmanager
+def exclusive(settings: StackSettings) -> Iterator[None]:
+    """One ``up`` or ``down`` at a time per checkout (an advisory lock on
+    ``.local/stack.lock``): two of them racing (two test sessions, ``make up`` beside
+    one) each started processes the other's state file then forgot, left running on the
+    stack's ports — a stray decider signed play tokens with another checkout's key."""
+    settings.local_dir.mkdir(parents=True, exist_ok=True)
+    with (settings.local_dir / "stack.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def up(settings: StackSettings) -> float:
     """Start what is not healthy, create resources, write stack.env; return seconds taken."""
+    with exclusive(settings):
+        return _up(settings)
+
+
+def _up(settings: StackSettings) -> float:
     started = time.monotonic()
     _check_setup(settings)
     settings.logs_dir.mkdir(parents=True, exist_ok=True)
@@ -700,7 +722,7 @@ def up(settings: StackSettings) -> float:
         _start_stage(settings, [c for c in all_components if c.stage == 1], pids)
     except BaseException:
         print("start failed: stopping what was started", file=sys.stderr)
-        down(settings)
+        _down(settings)
         raise
     write_env(settings, extra)
     return time.monotonic() - started
@@ -729,6 +751,11 @@ def down(settings: StackSettings) -> list[str]:
     Functions, workers and the scheduler stop first, so that nothing writes while the
     emulators save what they keep across restarts; then the emulators stop.
     """
+    with exclusive(settings):
+        return _down(settings)
+
+
+def _down(settings: StackSettings) -> list[str]:
     pids = read_state(settings)
     found = {c.name: c for c in components(settings)}
     emulators = {name for name, c in found.items() if c.stage == 0}

@@ -118,7 +118,23 @@ def handle_erasure_api(
             suppression = object_to_processing(
                 d.suppressions, d.hasher, retailer_id, shopper_id, d.clock()
             )
-            return Response(201, suppression.model_dump(mode="json"))
+            # An objection stops personalization: ingest refuses the shopper's events from
+            # now on, and what was held (state, trees, scores, history) is erased by an
+            # erasure request of its own (docs/PRIVACY.md, "Objection").
+            erasure = request_erasure(
+                d.requests,
+                d.suppressions,
+                d.hasher,
+                d.store_names(),
+                retailer_id,
+                shopper_id,
+                d.clock(),
+            )
+            return Response(
+                201,
+                {**suppression.model_dump(mode="json"), "erasure_request_id": erasure.request_id},
+                {"Location": f"/v1/erasure-requests/{erasure.request_id}"},
+            )
         created = request_erasure(
             d.requests,
             d.suppressions,
@@ -290,9 +306,16 @@ def openapi() -> dict[str, Any]:
             "/v1/suppressions": {
                 "post": {
                     "operationId": "objectToProcessing",
-                    "summary": "The shopper objects: their events are refused from now on",
+                    "summary": "The shopper objects: their events are refused from now on, "
+                    "and what was held of them is erased (erasure_request_id, Location)",
                     "requestBody": shopper_body,
-                    "responses": {"201": {"description": "Suppressed (hash recorded)"}, **common},
+                    "responses": {
+                        "201": {
+                            "description": "Suppressed (hash recorded); an erasure request "
+                            "of the shopper started"
+                        },
+                        **common,
+                    },
                 }
             },
             "/openapi.json": {

@@ -4,13 +4,20 @@ attacker with the source found"): each failed before its fix."""
 from __future__ import annotations
 
 import stat
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import requests
 
 from emulators.config import StackSettings
 from shared.campaigns.firestore_campaigns import FirestoreCampaignStore
+from shared.decisions.bigtable_state import BigtableTrees
+from shared.platform import clients
+from shared.system.resources import BIGTABLE_INSTANCE
+from tests.factories import event
+from tests.integration.test_ingest_api import shopper_rows
 from tests.integration.test_privacy import _erasure
 from tests.integration.test_rewards import firestore, game, play, token
 
@@ -88,3 +95,49 @@ def test_an_erased_shoppers_order_is_never_drawn_again(
     assert again.json()["error"]["code"] == "order_already_played"
     tombstones = firestore(stack, "rewards").collection("played_orders").stream()
     assert all("shopper_id" not in (t.to_dict() or {}) for t in tombstones)
+
+
+def test_an_objection_stops_personalization_and_erases_what_was_held(
+    stack: dict[str, str], unique: str
+) -> None:
+    """Before: an objection only blocked ingest; the shopper's live state, personal tree
+    and current experiences kept being served from what was held."""
+    from tests.integration.test_decisions import experiences, put_personal_tree, wait_for_answer
+    from tests.integration.test_ingest_api import post
+
+    shopper = f"objector-{unique}"
+    put_personal_tree(stack, shopper)
+    sent = event("product_added_to_basket", shopper)
+    assert post(stack, [sent]).json()["accepted"] == 1
+    wait_for_answer(stack, shopper, sent["event_id"])  # decided: experiences are served
+    headers = {"X-Api-Key": stack["DEMO_API_KEY"], "Content-Type": "application/json"}
+    objected = requests.post(
+        f"{stack['ERASURE_URL']}/v1/suppressions",
+        json={"shopper_id": shopper},
+        headers=headers,
+        timeout=30,
+    )
+    assert objected.status_code == 201, objected.text
+    request_url = f"{stack['ERASURE_URL']}{objected.headers['Location']}"
+    assert objected.json()["erasure_request_id"] in request_url
+    deadline = time.monotonic() + 300
+    while requests.get(request_url, headers=headers, timeout=30).json()["status"] != "done":
+        assert time.monotonic() < deadline, "the objection's erasure did not finish"
+        swept = requests.post(f"{stack['PRIVACY_MAINTENANCE_URL']}/erasures/run", timeout=600)
+        assert swept.status_code == 200, swept.text
+        time.sleep(1)
+    answer = experiences(stack, shopper)
+    assert answer.status_code == 404, answer.text  # no state, no experiences served
+    retailer = stack["DEMO_RETAILER_ID"]
+    trees = BigtableTrees(clients.bigtable_client(stack["GOOGLE_CLOUD_PROJECT"]), BIGTABLE_INSTANCE)
+    assert trees.personal([(retailer, shopper)]) == {}
+    assert shopper_rows(stack, retailer, shopper) == []
+    # Ingest re-reads the suppression list at most every 30 s (INGEST_SUPPRESSION_CACHE_TTL_S).
+    deadline = time.monotonic() + 40
+    while True:
+        later = post(stack, [event("page_viewed", shopper)]).json()
+        codes = [r["reasons"][0]["code"] for r in later["rejected"]]
+        if codes == ["shopper_suppressed"]:
+            break
+        assert time.monotonic() < deadline, later
+        time.sleep(2)
