@@ -17,10 +17,11 @@ def rejected(raw: dict[str, object]) -> object:
 
 
 def test_an_event_refused_for_personal_data_keeps_field_names_and_reasons_not_values() -> None:
-    raw = event("page_viewed", "c-1", email="jane.doe@example.com", age="42")
+    raw = event("page_viewed", "c-1", email="jane.doe@example.com", age="refused-age-value")
     kept = rejected(raw)
     text = json.dumps(kept)
-    assert "jane.doe" not in text and "42" not in text and "/c/pasta" not in text
+    assert "jane.doe" not in text and "refused-age-value" not in text
+    assert "/c/pasta" not in text
     assert isinstance(kept, dict)
     assert sorted(kept.pop("personal_data_removed")) == ["payload.age", "payload.email"]
     assert kept == {
