@@ -15,11 +15,12 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from shared.contract.events import IDENTIFIER
+from shared.ingestion.ratelimit import RateLimiter, TokenBuckets
 from shared.platform.errors import StoreUnavailableError
 from shared.platform.http import (
     ERROR_SCHEMA,
@@ -60,6 +61,10 @@ class ErasureApiDependencies:
     hasher: ShopperHasher
     store_names: Callable[[], list[str]]  # the registry's stores (the receipts to come)
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    # New erasure requests and objections per retailer and instance (a token bucket with one
+    # second of burst): a flood cannot fill the queue every sweep reads.
+    requests_per_s: float = 10.0
+    rate_limiter: RateLimiter = field(default_factory=TokenBuckets)
 
 
 def _shopper_of(body: bytes) -> str | Response:
@@ -114,6 +119,14 @@ def handle_erasure_api(
         shopper_id = _shopper_of(body)
         if isinstance(shopper_id, Response):
             return shopper_id
+        wait_s = d.rate_limiter.take(f"privacy:{retailer_id}", 1, d.requests_per_s)
+        if wait_s > 0:
+            return error(
+                429,
+                "rate_limited",
+                f"at most {d.requests_per_s:g} erasure requests and objections per second",
+                retry_after_s=wait_s,
+            )
         if route == "/v1/suppressions":
             suppression = object_to_processing(
                 d.suppressions, d.hasher, retailer_id, shopper_id, d.clock()
@@ -250,6 +263,7 @@ def openapi() -> dict[str, Any]:
         "400": error_response("Invalid body or shopper id"),
         "401": error_response("Missing or unknown API key"),
         "403": error_response("secret_key_required: a publishable key (a web page's)"),
+        "429": error_response("rate_limited: too many requests of this retailer (Retry-After)"),
         "503": error_response("A store is unavailable (Retry-After)"),
     }
     return {

@@ -45,6 +45,16 @@ class FirestoreErasureRequests:
         snapshot = self._collection.document(request_id).get()
         return ErasureRequest.model_validate(snapshot.to_dict()) if snapshot.exists else None
 
+    def running_for(self, retailer_id: str, shopper_hash: str) -> ErasureRequest | None:
+        query = (
+            self._collection.where(filter=FieldFilter("retailer_id", "==", retailer_id))
+            .where(filter=FieldFilter("shopper_hash", "==", shopper_hash))
+            .where(filter=FieldFilter("status", "==", "running"))
+            .limit(1)
+        )
+        found = [ErasureRequest.model_validate(s.to_dict()) for s in query.stream()]
+        return found[0] if found else None
+
     def running(self, limit: int) -> list[ErasureRequest]:
         query = self._collection.where(filter=FieldFilter("status", "==", "running"))
         found = [ErasureRequest.model_validate(s.to_dict()) for s in query.stream()]

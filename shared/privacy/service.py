@@ -163,6 +163,10 @@ class ErasureRequestStore(Protocol):
         """Requests not done yet, oldest first."""
         ...
 
+    def running_for(self, retailer_id: str, shopper_hash: str) -> ErasureRequest | None:
+        """The shopper's request not done yet, if any (a repeated request joins it)."""
+        ...
+
 
 class SuppressionList(Protocol):
     def add(self, suppression: Suppression) -> None: ...
@@ -280,6 +284,9 @@ def request_erasure(
     suppressions.add(
         Suppression(retailer_id=retailer_id, shopper_hash=shopper_hash, reason="erased", at=now)
     )
+    already = requests.running_for(retailer_id, shopper_hash)
+    if already is not None:
+        return already  # one running request per shopper: a flood of repeats adds nothing
     request = ErasureRequest(
         request_id=new_id(),
         retailer_id=retailer_id,
@@ -372,11 +379,19 @@ def run_pending_erasures(
     is_transient: Callable[[BaseException], bool],
     limit: int = 20,
 ) -> list[ErasureRequest]:
-    """Advance every running request (the scheduled sweep); return them as they are now."""
-    return [
-        run_erasure(request, registry, requests, audit, clock, is_transient)
-        for request in requests.running(limit)
-    ]
+    """Advance every running request (the scheduled sweep); return them as they are now.
+    A request that fails is logged and left running: it never blocks the ones after it."""
+    advanced = []
+    for request in requests.running(limit):
+        try:
+            advanced.append(run_erasure(request, registry, requests, audit, clock, is_transient))
+        except Exception as exc:
+            log.error(
+                "erasure request failed; the next sweep retries it",
+                extra={"request_id": request.request_id, "error": type(exc).__name__},
+            )
+            advanced.append(request)
+    return advanced
 
 
 # --- retention purge -------------------------------------------------------------------

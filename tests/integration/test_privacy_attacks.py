@@ -18,7 +18,7 @@ from shared.platform import clients
 from shared.system.resources import BIGTABLE_INSTANCE
 from tests.factories import event
 from tests.integration.test_ingest_api import shopper_rows
-from tests.integration.test_privacy import _erasure
+from tests.integration.test_privacy import _erasure, _swept_until_done
 from tests.integration.test_rewards import firestore, game, play, token
 
 pytestmark = pytest.mark.integration
@@ -118,14 +118,8 @@ def test_an_objection_stops_personalization_and_erases_what_was_held(
         timeout=30,
     )
     assert objected.status_code == 201, objected.text
-    request_url = f"{stack['ERASURE_URL']}{objected.headers['Location']}"
-    assert objected.json()["erasure_request_id"] in request_url
-    deadline = time.monotonic() + 300
-    while requests.get(request_url, headers=headers, timeout=30).json()["status"] != "done":
-        assert time.monotonic() < deadline, "the objection's erasure did not finish"
-        swept = requests.post(f"{stack['PRIVACY_MAINTENANCE_URL']}/erasures/run", timeout=600)
-        assert swept.status_code == 200, swept.text
-        time.sleep(1)
+    assert objected.json()["erasure_request_id"] in objected.headers["Location"]
+    _swept_until_done(stack, stack["DEMO_API_KEY"], objected.headers["Location"])
     answer = experiences(stack, shopper)
     assert answer.status_code == 404, answer.text  # no state, no experiences served
     retailer = stack["DEMO_RETAILER_ID"]
@@ -141,3 +135,58 @@ def test_an_objection_stops_personalization_and_erases_what_was_held(
             break
         assert time.monotonic() < deadline, later
         time.sleep(2)
+
+
+def test_a_flood_of_erasure_requests_joins_one_and_is_rate_limited(
+    stack: dict[str, str], unique: str, retailer_key: Any
+) -> None:
+    """Before: every request was queued (no de-duplication, no limit), and each sweep read
+    them all."""
+    key = retailer_key(f"flood-{unique}")
+    headers = {"X-Api-Key": key, "Content-Type": "application/json"}
+    answers = [
+        requests.post(
+            f"{stack['ERASURE_URL']}/v1/erasure-requests",
+            json={"shopper_id": f"flooded-{unique}"},
+            headers=headers,
+            timeout=30,
+        )
+        for _ in range(25)
+    ]
+    statuses = [a.status_code for a in answers]
+    accepted = {a.json()["request_id"] for a in answers if a.status_code == 202}
+    assert len(accepted) == 1, statuses  # one running request per shopper
+    limited = [a for a in answers if a.status_code == 429]
+    assert limited, statuses  # 10 a second per retailer, one second of burst
+    assert limited[0].json()["error"]["code"] == "rate_limited"
+    assert int(limited[0].headers["Retry-After"]) >= 1
+
+
+def test_no_shopper_id_reaches_a_url_or_a_log(
+    stack: dict[str, str], stack_settings: StackSettings, unique: str
+) -> None:
+    """Request logs keep URLs, and no erasure reaches logs: the experiences API takes the
+    shopper in a header (its old path ``/v1/shoppers/{id}/experiences`` is gone), and no
+    function logs a shopper id."""
+    from tests.integration.test_decisions import experiences, put_personal_tree, wait_for_answer
+    from tests.integration.test_ingest_api import post
+
+    shopper = f"logged-{unique}"
+    put_personal_tree(stack, shopper)
+    sent = event("product_added_to_basket", shopper)
+    assert post(stack, [sent]).json()["accepted"] == 1
+    wait_for_answer(stack, shopper, sent["event_id"])
+    assert experiences(stack, shopper).status_code == 200
+    old = requests.get(
+        f"{stack['EXPERIENCES_URL']}/v1/shoppers/{shopper}/experiences",
+        headers={"X-Api-Key": stack["DEMO_API_KEY"]},
+        timeout=30,
+    )
+    assert old.status_code == 404
+    time.sleep(1)  # the last log lines
+    logged = {
+        path.name
+        for path in stack_settings.logs_dir.glob("*.log")
+        if shopper.encode() in path.read_bytes()
+    }
+    assert logged == set(), logged

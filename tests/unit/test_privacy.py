@@ -50,6 +50,17 @@ class Requests:
     def running(self, limit: int) -> list[ErasureRequest]:
         return [r for r in self.saved.values() if r.status == "running"][:limit]
 
+    def running_for(self, retailer_id: str, shopper_hash: str) -> ErasureRequest | None:
+        return next(
+            (
+                r
+                for r in self.saved.values()
+                if (r.retailer_id, r.shopper_hash, r.status)
+                == (retailer_id, shopper_hash, "running")
+            ),
+            None,
+        )
+
 
 class Suppressions:
     def __init__(self) -> None:
@@ -407,3 +418,28 @@ def test_erasure_api_answers_only_the_requesting_retailer() -> None:
     assert call("POST", "/v1/erasure-requests", "k1", b'{"shopper_id": "a b"}').status == 400
     assert call("POST", "/v1/erasure-requests", "k1", b"[").body["error"]["code"] == "invalid_json"
     assert call("GET", "/openapi.json", "").status == 200
+
+
+class Broken(Store):
+    """Fails for one shopper with an error the sweep does not know (not transient)."""
+
+    def erase_shopper(self, retailer_id: str, shopper_id: str) -> int:
+        if shopper_id == "cursed":
+            raise RuntimeError("a bug in one eraser")
+        return super().erase_shopper(retailer_id, shopper_id)
+
+
+def test_a_repeated_request_joins_the_running_one_and_a_failing_one_blocks_no_other() -> None:
+    from shared.privacy.service import run_pending_erasures
+
+    store = Broken([("r", "cursed", NOW), ("r", "s", NOW)])
+    registry = StoreRegistry([RegisteredStore("a", DataClass.READ_MODELS, store)])
+    requests, audit, hasher = Requests(), Audit(), ShopperHasher(KEY)
+    cursed = request_erasure(requests, Suppressions(), hasher, registry.names(), "r", "cursed", NOW)
+    first = request_erasure(requests, Suppressions(), hasher, registry.names(), "r", "s", NOW)
+    again = request_erasure(requests, Suppressions(), hasher, registry.names(), "r", "s", NOW)
+    assert again.request_id == first.request_id and len(requests.saved) == 2
+    swept = run_pending_erasures(registry, requests, audit, lambda: NOW, lambda e: False)
+    by_id = {r.request_id: r.status for r in swept}
+    assert by_id == {cursed.request_id: "running", first.request_id: "done"}
+    assert store.records == [("r", "cursed", NOW)]
