@@ -127,27 +127,6 @@ def handle_erasure_api(
                 f"at most {d.requests_per_s:g} erasure requests and objections per second",
                 retry_after_s=wait_s,
             )
-        if route == "/v1/suppressions":
-            suppression = object_to_processing(
-                d.suppressions, d.hasher, retailer_id, shopper_id, d.clock()
-            )
-            # An objection stops personalization: ingest refuses the shopper's events from
-            # now on, and what was held (state, trees, scores, history) is erased by an
-            # erasure request of its own (docs/PRIVACY.md, "Objection").
-            erasure = request_erasure(
-                d.requests,
-                d.suppressions,
-                d.hasher,
-                d.store_names(),
-                retailer_id,
-                shopper_id,
-                d.clock(),
-            )
-            return Response(
-                201,
-                {**suppression.model_dump(mode="json"), "erasure_request_id": erasure.request_id},
-                {"Location": f"/v1/erasure-requests/{erasure.request_id}"},
-            )
         created = request_erasure(
             d.requests,
             d.suppressions,
@@ -157,9 +136,20 @@ def handle_erasure_api(
             shopper_id,
             d.clock(),
         )
-        return Response(
-            202, created.public(), {"Location": f"/v1/erasure-requests/{created.request_id}"}
-        )
+        location = {"Location": f"/v1/erasure-requests/{created.request_id}"}
+        if route == "/v1/suppressions":
+            # An objection stops personalization: ingest refuses the shopper's events from
+            # now on, and what was held (state, trees, scores, history) is erased by the
+            # erasure request above (docs/PRIVACY.md, "Objection").
+            suppression = object_to_processing(
+                d.suppressions, d.hasher, retailer_id, shopper_id, d.clock()
+            )
+            recorded = {
+                **suppression.model_dump(mode="json"),
+                "erasure_request_id": created.request_id,
+            }
+            return Response(201, recorded, location)
+        return Response(202, created.public(), location)
     except StoreUnavailableError as exc:
         log.warning("privacy store unavailable", extra={"error": str(exc)})
         return _unavailable()

@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from emulators.chromium import ChromiumMissingError, headless_chromium
 from emulators.config import ROOT
 from shared.campaigns.admin import issue_csm_key
 from shared.campaigns.firestore_admin import FirestoreCsmAccounts
@@ -23,15 +21,6 @@ from tests.integration.campaign_cleanup import campaigns_ending_with, remove
 pytestmark = pytest.mark.integration
 
 ARTIFACTS = ROOT / ".local" / "artifacts" / "back-office"
-
-
-@pytest.fixture
-def browser() -> Iterator[object]:
-    try:
-        with headless_chromium() as session:
-            yield session
-    except ChromiumMissingError as missing:
-        pytest.fail(str(missing))
 
 
 def test_a_csm_creates_a_campaign_in_the_form_and_opens_its_report(

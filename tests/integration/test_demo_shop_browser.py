@@ -27,7 +27,6 @@ import pytest
 import requests
 
 import tests.integration.test_decisions as decisions_tests
-from emulators.chromium import ChromiumMissingError, headless_chromium
 from emulators.config import ROOT
 from shared.decisions.trees import (
     ExperienceTree,
@@ -50,15 +49,6 @@ pytestmark = pytest.mark.integration
 ARTIFACTS = ROOT / ".local" / "artifacts" / "demo-shop"
 WAIT_S = 10  # the longest a shopper waits for something cartwise shows
 THRESHOLD = Decimal(20)  # pasta_tree's tension cart ("free delivery")
-
-
-@pytest.fixture
-def browser() -> Iterator[object]:
-    try:
-        with headless_chromium() as session:
-            yield session
-    except ChromiumMissingError as missing:
-        pytest.fail(str(missing))
 
 
 def shop_products() -> tuple[Product, Product]:

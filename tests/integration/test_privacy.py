@@ -395,7 +395,9 @@ def test_an_erased_shopper_is_nowhere_and_the_others_are_untouched(
     )
     for where in set(others_before) | set(others_after):
         if where not in PRIVACY_COLLECTIONS and where != played:
-            assert others_after.get(where) == others_before.get(where), where
+            # None of the others' records may go; one may still land (a redelivery of an
+            # earlier test's event, past its 60 s ack deadline, was seen in CI).
+            assert others_after.get(where, 0) >= others_before.get(where, 0), where
     bigtable_after = store_scan.bigtable_counts(project)
     for where, count in bigtable_before.items():
         assert bigtable_after[where] == count - before[where], where
