@@ -382,11 +382,11 @@ def nests_deeper_than(value: Any, limit: int) -> bool:
     pending: list[tuple[Any, int]] = [(value, 1)]
     while pending:
         item, depth = pending.pop()
-        children = item.values() if isinstance(item, dict) else item
         if not isinstance(item, dict | list):
             continue
         if depth > limit:
             return True
+        children = item.values() if isinstance(item, dict) else item
         pending.extend((child, depth + 1) for child in children)
     return False
 

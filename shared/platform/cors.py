@@ -21,12 +21,8 @@ EXPOSED_HEADERS = "Retry-After"
 MAX_AGE_S = 7200  # Chromium caps a preflight's cache at 2 hours
 
 
-def origin_of(headers: Mapping[str, str]) -> str | None:
-    return header(headers, "Origin")
-
-
 def preflight(headers: Mapping[str, str], methods: str, allowed: Callable[[str], bool]) -> Response:
-    origin = origin_of(headers)
+    origin = header(headers, "Origin")
     if not origin or not allowed(origin):
         return error(403, "origin_not_allowed", "no publishable key lists this origin")
     return Response(

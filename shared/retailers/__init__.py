@@ -2,9 +2,11 @@
 
 A key is a random secret given to the retailer once; only its SHA-256 is stored. Every
 retailer-facing API (ingestion, experiences, plays, privacy) authenticates with
-``keys.authenticate`` through a ``keys.CachedApiKeys``.
+``access.caller`` (browser-facing APIs) or ``access.back_end`` (secret keys only),
+through a ``keys.CachedApiKeys``.
 
-Entry points: ``keys.issue_api_key``, ``keys.authenticate``, ``keys.CachedApiKeys``.
+Entry points: ``keys.issue_api_key``, ``keys.identify``, ``access.caller``,
+``access.back_end``, ``keys.CachedApiKeys``.
 Stores: Firestore ``api_keys`` (``firestore_api_keys``) and ``retailers`` (rate limits,
 ``firestore_retailers``).
 """

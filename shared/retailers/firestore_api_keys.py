@@ -38,7 +38,7 @@ class FirestoreApiKeyStore:
         from google.cloud.firestore_v1.base_query import FieldFilter
 
         query = self._collection.where(filter=FieldFilter("origins", "array_contains", origin))
-        for snapshot in query.limit(20).stream():
+        for snapshot in query.stream():  # a few keys per origin; revoked ones skipped
             key = ApiKey.model_validate(snapshot.to_dict())
             if key.publishable and not key.revoked:
                 return True

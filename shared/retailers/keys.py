@@ -115,13 +115,6 @@ def identify(store: ApiKeyStore, api_key: str | None) -> ApiKey | None:
     return record
 
 
-def authenticate(store: ApiKeyStore, api_key: str | None) -> str | None:
-    """The retailer of a **secret** key, or None if it is missing, unknown, revoked or
-    publishable (the APIs only a back end may call)."""
-    record = identify(store, api_key)
-    return record.retailer_id if record is not None and not record.publishable else None
-
-
 class CachedApiKeys:
     """Caches key lookups (hits and misses) for ``ttl_s``: one store read per key a minute;
     and the preflights' origin lookups, when the store answers them."""

@@ -224,15 +224,18 @@ def _settled_others(project: str, target: str) -> dict[str, int]:
     return counts
 
 
-def _swept_until_done(stack: dict[str, str], api_key: str, location: str) -> dict[str, Any]:
-    """Run the sweep (as Cloud Scheduler does every minute) until the request is done."""
+def _swept_until_done(
+    stack: dict[str, str], api_key: str, location: str, timeout_s: float = 300
+) -> dict[str, Any]:
+    """Run the sweep (what Cloud Scheduler does every minute; the local scheduler too) until
+    the request is done."""
     headers = {"X-Api-Key": api_key}
-    deadline = time.monotonic() + 300
+    deadline = time.monotonic() + timeout_s
     while True:
         status = requests.get(f"{stack['ERASURE_URL']}{location}", headers=headers, timeout=30)
         if status.json()["status"] == "done":
             return dict(status.json())
-        assert time.monotonic() < deadline, "the erasure request did not finish"
+        assert time.monotonic() < deadline, f"erasure not done in {timeout_s}s"
         swept = requests.post(f"{stack['PRIVACY_MAINTENANCE_URL']}/erasures/run", timeout=600)
         assert swept.status_code == 200, swept.text
         time.sleep(1)
@@ -252,17 +255,9 @@ def _erasure(
     body = created.json()
     assert body["status"] == "running" and "shopper_id" not in body
     assert set(body["receipts"]) == {p.name for p in store_plan()}
-    url = f"{stack['ERASURE_URL']}/v1/erasure-requests/{body['request_id']}"
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        # What Cloud Scheduler does every minute (the local scheduler does it too).
-        swept = requests.post(f"{stack['PRIVACY_MAINTENANCE_URL']}/erasures/run", timeout=600)
-        assert swept.status_code == 200, swept.text
-        status = requests.get(url, headers=headers, timeout=30).json()
-        if status["status"] == "done":
-            return dict(status)
-        time.sleep(2)
-    raise AssertionError(f"erasure not done in {timeout_s}s")
+    return _swept_until_done(
+        stack, api_key, f"/v1/erasure-requests/{body['request_id']}", timeout_s
+    )
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ from datetime import UTC, datetime
 from shared.retailers.keys import (
     API_KEY_PREFIX,
     ApiKey,
-    authenticate,
     hash_api_key,
+    identify,
     issue_api_key,
 )
 
@@ -29,7 +29,7 @@ def test_issued_key_authenticates_and_only_its_hash_is_stored() -> None:
     store = MemoryApiKeyStore()
     key = issue_api_key(store, "r1", NOW)
     assert key.startswith(API_KEY_PREFIX)
-    assert authenticate(store, key) == "r1"
+    assert (found := identify(store, key)) is not None and found.retailer_id == "r1"
     assert list(store.keys) == [hash_api_key(key)]
     assert key not in str(store.keys)
 
@@ -37,11 +37,11 @@ def test_issued_key_authenticates_and_only_its_hash_is_stored() -> None:
 def test_missing_unknown_and_revoked_keys_are_refused() -> None:
     store = MemoryApiKeyStore()
     key = issue_api_key(store, "r1", NOW)
-    assert authenticate(store, None) is None
-    assert authenticate(store, "") is None
-    assert authenticate(store, key + "x") is None
+    assert identify(store, None) is None
+    assert identify(store, "") is None
+    assert identify(store, key + "x") is None
     store.put(store.keys[hash_api_key(key)].model_copy(update={"revoked": True}))
-    assert authenticate(store, key) is None
+    assert identify(store, key) is None
 
 
 def test_keys_are_distinct() -> None:
