@@ -211,9 +211,17 @@ def _journey_rows(stack: dict[str, str], shopper: str) -> None:
     assert loader.load(JOURNEY_COUPON_REDEMPTIONS.name, [redeemed]) == 1
 
 
-def _settled_others(project: str, target: str) -> dict[str, int]:
-    """Everyone else's records, once earlier tests' events in flight have landed (two
-    counts 2 s apart agree): the erasure must leave exactly these."""
+def _settled_others(stack: dict[str, str], project: str, target: str) -> dict[str, int]:
+    """Everyone else's records, once earlier tests' erasure requests are done (the
+    scheduler sweeps them every minute: one finishing meanwhile deleted another shopper's
+    rows in CI) and their events in flight have landed (two counts 2 s apart agree)."""
+    deadline = time.monotonic() + 300
+    while True:
+        swept = requests.post(f"{stack['PRIVACY_MAINTENANCE_URL']}/erasures/run", timeout=600)
+        assert swept.status_code == 200, swept.text
+        if all(r["status"] == "done" for r in swept.json()["requests"]):
+            break
+        assert time.monotonic() < deadline, swept.text
     counts = store_scan.others(project, target)
     for _ in range(15):
         time.sleep(2)
@@ -358,7 +366,7 @@ def test_an_erased_shopper_is_nowhere_and_the_others_are_untouched(
     assert not missing, (sorted(missing), before)
     print("stores holding the shopper before erasure:", sorted(found))
     assert store_scan.scan(project, email, ARTIFACTS)["firestore:rewards/claims"] == 1
-    others_before = _settled_others(project, target)
+    others_before = _settled_others(stack, project, target)
     bigtable_before = store_scan.bigtable_counts(project)
 
     started = time.monotonic()
