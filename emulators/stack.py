@@ -206,6 +206,10 @@ def components(settings: StackSettings, system: SystemResources = SYSTEM) -> lis
         "PLAY_SIGNING_KEY": _play_signing_key(settings),
         "SHOPPER_HASH_KEY": local_secret(settings, "shopper-hash-key"),
         "SHOPPER_IDENTITY_KEY": local_secret(settings, "shopper-identity-key"),
+        # Locally, an erasure's last pass starts 20 s after the request, above ingest's
+        # suppression cache (5 s here) and the workers' batches (docs/PRIVACY.md).
+        "PRIVACY_ERASURE_SETTLE_S": "20",
+        "INGEST_SUPPRESSION_CACHE_TTL_S": "5",
     }
     ports = function_ports(settings, [f.name for f in system.functions])
     for function in system.functions:

@@ -21,7 +21,9 @@ log = logging.getLogger("freeze_decisions.worker")
 
 def _freeze(batch: list[InboundMessage]) -> None:
     deps = dependencies()
-    inserted = freeze_decisions(batch, sink=deps.sink, dead_letters=deps.dead_letters)
+    inserted = freeze_decisions(
+        batch, sink=deps.sink, dead_letters=deps.dead_letters, privacy=deps.privacy
+    )
     log.info("decisions frozen", extra={"messages": len(batch), "rows_inserted": inserted})
 
 

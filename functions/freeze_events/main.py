@@ -15,4 +15,9 @@ from shared.freezer.service import freeze
 def freeze_event(cloud_event: Any) -> None:
     """Returns to acknowledge; a transient sink error raises so Pub/Sub redelivers."""
     deps = dependencies()
-    freeze([decode_push(cloud_event.data)], sink=deps.sink, dead_letters=deps.dead_letters)
+    freeze(
+        [decode_push(cloud_event.data)],
+        sink=deps.sink,
+        dead_letters=deps.dead_letters,
+        privacy=deps.privacy,
+    )

@@ -33,7 +33,9 @@ def run(stop: threading.Event) -> None:
         heartbeat_file=settings.heartbeat_file,
         max_messages=settings.batch_max_messages,
         max_wait_s=settings.batch_max_wait_s,
-        process=lambda batch: freeze(batch, sink=deps.sink, dead_letters=deps.dead_letters),
+        process=lambda batch: freeze(
+            batch, sink=deps.sink, dead_letters=deps.dead_letters, privacy=deps.privacy
+        ),
         transient=(TransientSinkError,),
         log=log,
     )

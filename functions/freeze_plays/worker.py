@@ -22,7 +22,9 @@ log = logging.getLogger("freeze_plays.worker")
 
 def _freeze(batch: list[InboundMessage]) -> None:
     deps = dependencies()
-    written = freeze_plays(batch, sink=deps.sink, dead_letters=deps.dead_letters)
+    written = freeze_plays(
+        batch, sink=deps.sink, dead_letters=deps.dead_letters, privacy=deps.privacy
+    )
     log.info("plays frozen", extra={"messages": len(batch), "rows_written": written})
 
 

@@ -18,6 +18,7 @@ from shared.decisions.service import DecideDependencies
 from shared.freezer.service import ReadModelSink
 from shared.platform import logs
 from shared.platform.sinks import DeadLetterSink
+from shared.privacy_marks.marks import Gate
 from shared.retailers.keys import CachedApiKeys
 from shared.system.settings import DeciderSettings, DecisionFreezerSettings, ExperiencesSettings
 
@@ -34,6 +35,7 @@ class DecisionFreezer:
     settings: DecisionFreezerSettings
     sink: ReadModelSink
     dead_letters: DeadLetterSink
+    privacy: Gate
 
 
 @functools.cache
@@ -45,6 +47,7 @@ def decider() -> DeciderComposition:
     from shared.freezer.read_models import DEAD_LETTERS
     from shared.platform import clients
     from shared.platform.pubsub_dead_letters import DeadLetterFanout
+    from shared.privacy_marks.bigtable_marks import privacy_gate
 
     settings = DeciderSettings()
     logs.configure(settings.log_level)
@@ -61,6 +64,7 @@ def decider() -> DeciderComposition:
             ),
             budgets=FirestoreBudgetGate(clients.firestore_client(settings.project)),
             signing_key=settings.signing_key.encode(),
+            privacy=privacy_gate(bigtable, settings.bigtable_instance, settings.shopper_hash_key),
         ),
         dead_letters=DeadLetterFanout(
             publisher,
@@ -77,6 +81,7 @@ def experiences() -> ExperiencesDependencies:
     """The ``experiences`` function's: its API-key store and the shoppers' live states."""
     from shared.decisions.bigtable_state import BigtableShopperStates
     from shared.platform import clients
+    from shared.privacy_marks.bigtable_marks import privacy_gate
     from shared.retailers.access import Identity
     from shared.retailers.firestore_api_keys import FirestoreApiKeyStore
     from shared.retailers.firestore_retailers import FirestoreIdentityVersions
@@ -84,11 +89,11 @@ def experiences() -> ExperiencesDependencies:
     settings = ExperiencesSettings()
     logs.configure(settings.log_level)
     firestore = clients.firestore_client(settings.project)
+    bigtable = clients.bigtable_client(settings.project)
     return ExperiencesDependencies(
         api_keys=CachedApiKeys(FirestoreApiKeyStore(firestore), settings.api_key_cache_ttl_s),
-        experiences=BigtableShopperStates(
-            clients.bigtable_client(settings.project), settings.bigtable_instance
-        ),
+        experiences=BigtableShopperStates(bigtable, settings.bigtable_instance),
+        privacy=privacy_gate(bigtable, settings.bigtable_instance, settings.shopper_hash_key),
         identity=Identity(
             settings.identity_key,
             FirestoreIdentityVersions(firestore, settings.identity_cache_ttl_s),
@@ -106,6 +111,7 @@ def decision_freezer() -> DecisionFreezer:
     from shared.freezer.read_models import DEAD_LETTERS
     from shared.platform import clients
     from shared.platform.pubsub_dead_letters import DeadLetterFanout
+    from shared.privacy_marks.bigtable_marks import privacy_gate
 
     settings = DecisionFreezerSettings()
     logs.configure(settings.log_level)
@@ -120,5 +126,10 @@ def decision_freezer() -> DecisionFreezer:
             sink,
             DEAD_LETTERS.name,
             source="decision-freezer",
+        ),
+        privacy=privacy_gate(
+            clients.bigtable_client(settings.project),
+            settings.bigtable_instance,
+            settings.shopper_hash_key,
         ),
     )

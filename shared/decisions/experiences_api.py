@@ -33,6 +33,7 @@ from shared.platform.http import (
     error_response,
     header,
 )
+from shared.privacy_marks.marks import NO_MARKS, Gate, Marks
 from shared.retailers.access import (
     Identity,
     KeyIndex,
@@ -64,6 +65,9 @@ class ExperiencesDependencies:
     api_keys: KeyIndex
     experiences: CurrentExperiencesReader
     identity: Identity
+    # Privacy marks: nothing is served of an objected shopper, nor what was decided of an
+    # erased shopper before the erasure (docs/PRIVACY.md).
+    privacy: Gate
     max_wait_ms: int = 10_000
     poll_s: float = 0.01
     clock: Callable[[], float] = time.monotonic
@@ -86,14 +90,19 @@ def _unavailable() -> Response:
     )
 
 
-def _answer(current: CurrentExperiences | None) -> Response:
-    if current is None:
+def _answer(current: CurrentExperiences | None, marks: Marks, now: datetime) -> Response:
+    if current is None or marks.blocks(current.decided_at, now):
         return error(404, "not_found", "no experiences for this shopper yet")
     return Response(200, current.model_dump(mode="json"))
 
 
 def wait_for(
-    retailer_id: str, shopper_id: str, event_id: str, wait_ms: int, deps: ExperiencesDependencies
+    retailer_id: str,
+    shopper_id: str,
+    event_id: str,
+    wait_ms: int,
+    deps: ExperiencesDependencies,
+    marks: Marks = NO_MARKS,
 ) -> Response:
     """The shopper's experiences once ``event_id`` is decided; 204 if ``wait_ms`` ends first."""
     started = deps.clock()
@@ -101,7 +110,7 @@ def wait_for(
     while True:
         decided, current = deps.experiences.after(retailer_id, shopper_id, event_id)
         if decided:
-            return _answer(current)
+            return _answer(current, marks, deps.now())
         now = deps.clock()
         if now >= deadline:
             return Response(204, {})
@@ -129,9 +138,14 @@ def get_experiences(
     if isinstance(wait_ms, Response):
         return wait_ms
     try:
+        key = (record.retailer_id, shopper_id)
+        marks = deps.privacy.marks([key]).get(key, NO_MARKS)
+        if marks.objected_at is not None:  # from the moment the objection is recorded
+            return error(404, "not_found", "no experiences for this shopper yet")
         if after is None:
-            return _answer(deps.experiences.current(record.retailer_id, shopper_id))
-        return wait_for(record.retailer_id, shopper_id, after, wait_ms, deps)
+            current = deps.experiences.current(record.retailer_id, shopper_id)
+            return _answer(current, marks, deps.now())
+        return wait_for(record.retailer_id, shopper_id, after, wait_ms, deps, marks)
     except StoreUnavailableError:
         return _unavailable()
 

@@ -19,6 +19,7 @@ from shared.freezer.read_models import DATASET, Row
 from shared.freezer.service import ReadModelSink
 from shared.platform.resource_model import BigQueryTable, Column
 from shared.platform.sinks import DeadLetterSink
+from shared.privacy_marks.marks import Gate, OpenGate
 
 _KEYS = (
     Column(name="row_id", type="STRING", mode="REQUIRED"),
@@ -121,11 +122,14 @@ def rows_for_decision(decision: Decision) -> dict[str, list[Row]]:
 
 
 def transform_decisions(
-    messages: Sequence[InboundMessage],
+    messages: Sequence[InboundMessage], privacy: Gate | None = None
 ) -> tuple[dict[str, list[Row]], list[PoisonMessage]]:
-    """Rows per table (de-duplicated on row_id) and the messages that are not decisions."""
+    """Rows per table (de-duplicated on row_id) and the messages that are not decisions.
+    With ``privacy``, a decision a privacy mark blocks (an objected shopper's; an erased
+    shopper's decided before the erasure) yields no row."""
     tables: dict[str, dict[str, Row]] = {t.name: {} for t in DECISION_TABLES}
     poison: list[PoisonMessage] = []
+    decisions: list[Decision] = []
     for message in messages:
         try:
             decision = Decision.model_validate_json(message.data)
@@ -136,6 +140,14 @@ def transform_decisions(
                 )
             )
             continue
+        decisions.append(decision)
+    gate = privacy or OpenGate()
+    blocked = gate.blocked(
+        [(d.retailer_id, d.shopper_id, d.decided_at or d.occurred_at) for d in decisions]
+    )
+    for decision, drop in zip(decisions, blocked, strict=True):
+        if drop:
+            continue
         for table, rows in rows_for_decision(decision).items():
             for row in rows:
                 tables[table].setdefault(row["row_id"], row)
@@ -143,14 +155,18 @@ def transform_decisions(
 
 
 def freeze_decisions(
-    messages: Sequence[InboundMessage], *, sink: ReadModelSink, dead_letters: DeadLetterSink
+    messages: Sequence[InboundMessage],
+    *,
+    sink: ReadModelSink,
+    dead_letters: DeadLetterSink,
+    privacy: Gate,
 ) -> dict[str, int]:
     """Freeze one batch of decisions (one MERGE per table); rows inserted per table.
 
     The messages that are not decisions are dead-lettered with their reason; a sink
     failure raises ``TransientSinkError`` to have the whole batch redelivered.
     """
-    tables, poison = transform_decisions(messages)
+    tables, poison = transform_decisions(messages, privacy)
     if poison:
         dead_letters.send(poison)
     return {t: sink.write(t, rows) for t, rows in sorted(tables.items())}

@@ -23,6 +23,7 @@ from shared.contract.events import ShopperEvent
 from shared.contract.messages import InboundMessage, PoisonMessage, parse
 from shared.decisions.engine import Decision, ShownExperience, apply, decide
 from shared.decisions.trees import ExperienceTree, ShopperState, first_applicable
+from shared.privacy_marks.marks import Gate
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,9 @@ class DecideDependencies:
     publisher: DecisionPublisher
     budgets: BudgetGate
     signing_key: bytes
+    # Privacy marks: an objected shopper's events, an erased shopper's events ingested
+    # before the erasure, are dropped unapplied (docs/PRIVACY.md).
+    privacy: Gate
 
 
 @dataclass
@@ -86,6 +90,7 @@ class DecideOutcome:
     decisions: int = 0
     redelivered: int = 0
     without_tree: int = 0
+    suppressed: int = 0  # dropped by a privacy mark
     poison: list[PoisonMessage] = field(default_factory=list)
     waited_s: float = 0.0  # the oldest event's wait, from its ingestion to this batch
     read_s: float = 0.0  # states, trees and budgets read
@@ -100,12 +105,18 @@ def decide_batch(
     outcome = DecideOutcome()
     by_shopper: dict[ShopperKey, list[ShopperEvent]] = defaultdict(list)
     oldest: datetime | None = None
+    parsed_events: list[tuple[str, ShopperEvent, datetime]] = []
     for message in messages:
         parsed = parse(message)
         if isinstance(parsed, str):
             outcome.poison.append(PoisonMessage.of(message, parsed))
             continue
-        retailer_id, event, ingested_at = parsed
+        parsed_events.append(parsed)
+    blocked = deps.privacy.blocked([(r, e.shopper_id, at) for r, e, at in parsed_events])
+    for (retailer_id, event, ingested_at), drop in zip(parsed_events, blocked, strict=True):
+        if drop:
+            outcome.suppressed += 1
+            continue
         by_shopper[(retailer_id, event.shopper_id)].append(event)
         outcome.events += 1
         oldest = ingested_at if oldest is None else min(oldest, ingested_at)
@@ -175,6 +186,7 @@ def decide_batch(
             "decisions": outcome.decisions,
             "redelivered": outcome.redelivered,
             "without_tree": outcome.without_tree,
+            "suppressed": outcome.suppressed,
             "poison": len(outcome.poison),
             "waited_s": round(outcome.waited_s, 4),
             "read_s": round(outcome.read_s, 4),

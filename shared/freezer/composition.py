@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from shared.freezer.service import ReadModelSink
 from shared.platform import logs
 from shared.platform.sinks import DeadLetterSink
+from shared.privacy_marks.marks import Gate
 from shared.system.settings import FreezerSettings
 
 
@@ -21,6 +22,7 @@ class FreezerDependencies:
     settings: FreezerSettings
     sink: ReadModelSink
     dead_letters: DeadLetterSink
+    privacy: Gate
 
 
 @functools.cache
@@ -29,6 +31,7 @@ def freezer() -> FreezerDependencies:
     from shared.freezer.read_models import DEAD_LETTERS, READ_MODELS
     from shared.platform import clients
     from shared.platform.pubsub_dead_letters import DeadLetterFanout
+    from shared.privacy_marks.bigtable_marks import privacy_gate
 
     settings = FreezerSettings()
     logs.configure(settings.log_level)
@@ -46,5 +49,10 @@ def freezer() -> FreezerDependencies:
             sink,
             DEAD_LETTERS.name,
             source="freezer",
+        ),
+        privacy=privacy_gate(
+            clients.bigtable_client(settings.project),
+            settings.bigtable_instance,
+            settings.shopper_hash_key,
         ),
     )

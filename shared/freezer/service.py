@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from shared.contract.messages import InboundMessage, PoisonMessage, parse
 from shared.freezer.read_models import Row, rows_for
 from shared.platform.sinks import DeadLetterSink
+from shared.privacy_marks.marks import Gate, OpenGate
 
 log = logging.getLogger(__name__)
 
@@ -34,21 +35,31 @@ class FreezeOutcome(BaseModel):
     events: int
     rows_inserted: dict[str, int]
     poison: int
+    suppressed: int = 0  # events dropped by a privacy mark
 
 
 def transform(
-    messages: Sequence[InboundMessage],
+    messages: Sequence[InboundMessage], privacy: Gate | None = None
 ) -> tuple[dict[str, list[Row]], list[PoisonMessage], int]:
-    """Rows per table (de-duplicated on row_id), poison messages, and events counted."""
+    """Rows per table (de-duplicated on row_id), poison messages, and events counted.
+
+    With ``privacy``, an event a privacy mark blocks (an objected shopper's; an erased
+    shopper's ingested before the erasure) yields no row and is not counted."""
     tables: dict[str, dict[str, Row]] = defaultdict(dict)
     poison: list[PoisonMessage] = []
     events: set[str] = set()
+    parsed_events = []
     for message in messages:
         parsed = parse(message)
         if isinstance(parsed, str):
             poison.append(PoisonMessage.of(message, parsed))
             continue
-        retailer_id, event, ingested_at = parsed
+        parsed_events.append(parsed)
+    gate = privacy or OpenGate()
+    blocked = gate.blocked([(r, e.shopper_id, at) for r, e, at in parsed_events])
+    for (retailer_id, event, ingested_at), drop in zip(parsed_events, blocked, strict=True):
+        if drop:
+            continue
         events.add(f"{retailer_id}#{event.event_id}")
         for table, rows in rows_for(retailer_id, event, ingested_at).items():
             for row in rows:
@@ -57,10 +68,15 @@ def transform(
 
 
 def freeze(
-    messages: Sequence[InboundMessage], *, sink: ReadModelSink, dead_letters: DeadLetterSink
+    messages: Sequence[InboundMessage],
+    *,
+    sink: ReadModelSink,
+    dead_letters: DeadLetterSink,
+    privacy: Gate,
 ) -> FreezeOutcome:
-    """Freeze one batch; raise ``TransientSinkError`` to have the whole batch redelivered."""
-    tables, poison, events = transform(messages)
+    """Freeze one batch; raise ``TransientSinkError`` to have the whole batch redelivered.
+    Events a privacy mark blocks are dropped (docs/PRIVACY.md)."""
+    tables, poison, events = transform(messages, privacy)
     if poison:
         dead_letters.send(poison)
         for item in poison:

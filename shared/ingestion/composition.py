@@ -27,7 +27,8 @@ def ingest() -> IngestDependencies:
     )
     from shared.platform import clients
     from shared.privacy.firestore_records import FirestoreSuppressionList
-    from shared.privacy.service import ShopperHasher, SuppressionFilter
+    from shared.privacy.service import SuppressionFilter
+    from shared.privacy_marks.marks import ShopperHasher
     from shared.retailers.firestore_api_keys import FirestoreApiKeyStore
     from shared.retailers.firestore_retailers import FirestoreRetailerRates
 

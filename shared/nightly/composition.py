@@ -26,18 +26,21 @@ def nightly_steps() -> NightlyDependencies:
     from shared.nightly.firestore_runs import FirestoreNightlyRuns
     from shared.platform import clients
     from shared.platform.transient import is_transient
+    from shared.privacy_marks.bigtable_marks import privacy_gate
 
     settings = NightlyStepsSettings()
     logs.configure(settings.log_level)
     bigquery = clients.bigquery_client(settings.project, settings.bigquery_emulator_host)
     firestore = clients.firestore_client(settings.project)
+    bigtable = clients.bigtable_client(settings.project)
     return NightlyDependencies(
         runs=FirestoreNightlyRuns(firestore),
         outputs=BigQueryNightlyOutputs(bigquery, settings.project, settings.dataset),
         campaigns=FirestoreCampaignStore(firestore),
-        trees=BigtableTrees(clients.bigtable_client(settings.project), settings.bigtable_instance),
+        trees=BigtableTrees(bigtable, settings.bigtable_instance),
         model_context=functools.partial(model_context, settings),
         is_transient=is_transient,
+        privacy=privacy_gate(bigtable, settings.bigtable_instance, settings.shopper_hash_key),
         rules=PersonalRules(
             basket_reward=settings.basket_reward,
             validity=timedelta(hours=settings.tree_validity_hours),

@@ -39,6 +39,7 @@ from shared.nightly.runs import (
     RunRecord,
     StepRecord,
 )
+from shared.privacy_marks.marks import NO_MARKS, Gate
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,9 @@ class NightlyDependencies:
     trees: TreeWriter
     model_context: Callable[[str, date], StepContext]  # builds the model steps' context
     is_transient: Callable[[BaseException], bool]
+    # No personal tree for a shopper who objects, nor for one erased after the run began
+    # (its scores may come from data read before the erasure): docs/PRIVACY.md.
+    privacy: Gate
     rules: PersonalRules = field(default_factory=PersonalRules)
     write_batch: int = 500
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
@@ -287,6 +291,9 @@ def compile_trees(deps: NightlyDependencies, run_id: str) -> dict[str, Any]:
     for retailer, shopper, product, rank in deps.outputs.new_products(run_id):
         ranked_new[(retailer, shopper)].append((rank, product))
     new_products = {key: [p for _, p in sorted(rows)] for key, rows in ranked_new.items()}
+    record = deps.runs.get(run_id)
+    began = record.started_at if record is not None else now
+    marks = _store(lambda: deps.privacy.marks(scores), deps)
     campaigns = deps.campaigns.active()
     retailers = sorted({r for r, _ in scores} | {r for c in campaigns for r in c.retailer_ids})
     stats: dict[str, int] = defaultdict(int)
@@ -298,6 +305,9 @@ def compile_trees(deps: NightlyDependencies, run_id: str) -> dict[str, Any]:
             stats["default_trees"] += 1
             yield tree
         for (retailer, shopper), scored in sorted(scores.items()):
+            if marks.get((retailer, shopper), NO_MARKS).blocks(began, now):
+                stats["suppressed_shoppers"] += 1
+                continue
             tree = compile_personal_tree(
                 retailer,
                 shopper,
@@ -331,6 +341,7 @@ def compile_trees(deps: NightlyDependencies, run_id: str) -> dict[str, Any]:
         "live_campaigns": sum(1 for c in campaigns if c.ends_at > now),
         "default_trees": stats["default_trees"],
         "personal_trees": personal,
+        "suppressed_shoppers": stats["suppressed_shoppers"],
         "trees_written": written,
         "shoppers_with_profile": sum(1 for key in scores if key in profiles),
         "shoppers_with_basket_tension": stats["with_basket_tension"],

@@ -16,7 +16,7 @@ import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.contract.events import IDENTIFIER
@@ -35,7 +35,6 @@ from shared.privacy.service import (
     AuditLog,
     ErasureRequestStore,
     RetentionSource,
-    ShopperHasher,
     StoreRegistry,
     SuppressionList,
     object_to_processing,
@@ -43,6 +42,7 @@ from shared.privacy.service import (
     request_erasure,
     run_pending_erasures,
 )
+from shared.privacy_marks.marks import PrivacyMarks, ShopperHasher
 from shared.retailers.access import back_end
 from shared.retailers.keys import ApiKeyStore
 
@@ -58,6 +58,7 @@ class ErasureApiDependencies:
     api_keys: ApiKeyStore
     requests: ErasureRequestStore
     suppressions: SuppressionList
+    marks: PrivacyMarks
     hasher: ShopperHasher
     store_names: Callable[[], list[str]]  # the registry's stores (the receipts to come)
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
@@ -130,6 +131,7 @@ def handle_erasure_api(
         created = request_erasure(
             d.requests,
             d.suppressions,
+            d.marks,
             d.hasher,
             d.store_names(),
             retailer_id,
@@ -142,7 +144,7 @@ def handle_erasure_api(
             # now on, and what was held (state, trees, scores, history) is erased by the
             # erasure request above (docs/PRIVACY.md, "Objection").
             suppression = object_to_processing(
-                d.suppressions, d.hasher, retailer_id, shopper_id, d.clock()
+                d.suppressions, d.marks, d.hasher, retailer_id, shopper_id, d.clock()
             )
             recorded = {
                 **suppression.model_dump(mode="json"),
@@ -168,6 +170,8 @@ class MaintenanceDependencies:
     is_transient: Callable[[BaseException], bool]
     requests_per_sweep: int = 20
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    # An erasure's last pass starts this long after the request (docs/PRIVACY.md).
+    erasure_settle: timedelta = timedelta(0)
 
 
 def handle_maintenance(
@@ -184,7 +188,13 @@ def handle_maintenance(
         # Pending work answers 503: Cloud Scheduler retries the job.
         return Response(503 if report.pending else 200, report.model_dump(mode="json"))
     done = run_pending_erasures(
-        d.registry, d.requests, d.audit, d.clock, d.is_transient, d.requests_per_sweep
+        d.registry,
+        d.requests,
+        d.audit,
+        d.clock,
+        d.is_transient,
+        d.requests_per_sweep,
+        d.erasure_settle,
     )
     return Response(
         200,

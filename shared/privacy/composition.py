@@ -9,6 +9,7 @@ adapter out of their import graph).
 from __future__ import annotations
 
 import functools
+from datetime import timedelta
 
 from shared.platform import logs
 from shared.privacy.api import ErasureApiDependencies, MaintenanceDependencies
@@ -122,6 +123,7 @@ def privacy_maintenance() -> MaintenanceDependencies:
         defaults=RETENTION,
         is_transient=is_transient,
         requests_per_sweep=settings.requests_per_sweep,
+        erasure_settle=timedelta(seconds=settings.erasure_settle_s),
     )
 
 
@@ -129,8 +131,9 @@ def privacy_maintenance() -> MaintenanceDependencies:
 def erasure_api() -> ErasureApiDependencies:
     from shared.platform import clients
     from shared.privacy.firestore_records import FirestoreErasureRequests, FirestoreSuppressionList
-    from shared.privacy.service import ShopperHasher
     from shared.privacy.store_plan import store_names
+    from shared.privacy_marks.bigtable_marks import BigtablePrivacyMarks
+    from shared.privacy_marks.marks import ShopperHasher
     from shared.retailers.firestore_api_keys import FirestoreApiKeyStore
     from shared.retailers.keys import CachedApiKeys
     from shared.system.settings import ErasureSettings
@@ -143,6 +146,9 @@ def erasure_api() -> ErasureApiDependencies:
         api_keys=CachedApiKeys(FirestoreApiKeyStore(firestore), settings.api_key_cache_ttl_s),
         requests=FirestoreErasureRequests(firestore),
         suppressions=FirestoreSuppressionList(firestore),
+        marks=BigtablePrivacyMarks(
+            clients.bigtable_client(settings.project), settings.bigtable_instance
+        ),
         hasher=ShopperHasher(settings.shopper_hash_key.encode()),
         store_names=lambda: list(names),
     )

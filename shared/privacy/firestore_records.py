@@ -22,8 +22,8 @@ from shared.privacy.service import (
     AuditRecord,
     ErasureRequest,
     Suppression,
-    SuppressionReason,
 )
+from shared.privacy_marks.marks import SuppressionReason
 
 ERASURE_REQUESTS = "erasure_requests"
 SUPPRESSIONS = "suppressions"

@@ -14,40 +14,22 @@ Pure domain logic: no cloud API here (adapters in ``shared/adapters/``).
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
 from shared.platform.ttl_cache import TtlCache
 from shared.privacy.retention import DataClass, RetailerRetention, RetentionDefaults, cutoffs
+from shared.privacy_marks.marks import MarkWriter, ShopperHasher, SuppressionReason
 
 log = logging.getLogger(__name__)
 
-SuppressionReason = Literal["erased", "objected"]
 RequestStatus = Literal["running", "done"]
-
-
-# --- hashing -----------------------------------------------------------------------------
-
-
-class ShopperHasher:
-    """HMAC-SHA256 of a shopper id under a per-retailer key derived from one secret."""
-
-    def __init__(self, key: bytes) -> None:
-        if len(key) < 16:
-            raise ValueError("the shopper hash key must be at least 16 bytes")
-        self._key = key
-
-    def __call__(self, retailer_id: str, shopper_id: str) -> str:
-        retailer_key = hmac.new(self._key, retailer_id.encode(), hashlib.sha256).digest()
-        return hmac.new(retailer_key, shopper_id.encode(), hashlib.sha256).hexdigest()
 
 
 # --- the erasers -------------------------------------------------------------------------
@@ -127,6 +109,8 @@ class ErasureRequest(_Model):
     requested_at: datetime
     finished_at: datetime | None = None
     receipts: dict[str, StoreReceipt] = {}
+    # Passes over every store so far; the last one starts ``settle`` after the request.
+    passes: int = 0
 
     def public(self) -> dict[str, object]:
         """What the API answers: never the customer identifier."""
@@ -249,18 +233,21 @@ class KnownSuppressions:
 
 def object_to_processing(
     suppressions: SuppressionList,
+    marks: MarkWriter,
     hasher: ShopperHasher,
     retailer_id: str,
     shopper_id: str,
     now: datetime,
 ) -> Suppression:
-    """The shopper objects to processing: their future events are refused at ingest."""
+    """The shopper objects to processing: the mark stops every writer and the experiences
+    API at once; their future events are refused at ingest."""
     suppression = Suppression(
         retailer_id=retailer_id,
         shopper_hash=hasher(retailer_id, shopper_id),
         reason="objected",
         at=now,
     )
+    marks.put(retailer_id, suppression.shopper_hash, "objected", now)  # before anything else
     suppressions.add(suppression)
     return suppression
 
@@ -271,6 +258,7 @@ def object_to_processing(
 def request_erasure(
     requests: ErasureRequestStore,
     suppressions: SuppressionList,
+    marks: MarkWriter,
     hasher: ShopperHasher,
     store_names: Sequence[str],
     retailer_id: str,
@@ -278,9 +266,11 @@ def request_erasure(
     now: datetime,
     new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
 ) -> ErasureRequest:
-    """Record the request (it runs asynchronously); replays and backfills skip the
-    shopper from now on."""
+    """Record the request (it runs asynchronously); from now on every writer drops what the
+    pipeline still carries of the shopper from before this moment (the mark), and replays
+    and backfills skip the shopper."""
     shopper_hash = hasher(retailer_id, shopper_id)
+    marks.put(retailer_id, shopper_hash, "erased", now)  # before the answer, before any sweep
     suppressions.add(
         Suppression(retailer_id=retailer_id, shopper_hash=shopper_hash, reason="erased", at=now)
     )
@@ -311,12 +301,20 @@ def run_erasure(
     audit: AuditLog,
     clock: Callable[[], datetime],
     is_transient: Callable[[BaseException], bool],
+    settle: timedelta = timedelta(0),
 ) -> ErasureRequest:
     """Erase the shopper from every store whose receipt is still pending; progress is
-    saved after each store. Done when every store is done: the customer identifier is
-    then dropped from the request, and one audit record per store is written."""
+    saved after each store. When every store is done, the pass is the last one only if
+    it started ``settle`` or more after the request (a write that began before the
+    shopper's mark existed has ended by then); otherwise every store is erased again by
+    a later sweep. Done after the last pass: the customer identifier is then dropped from
+    the request, and one audit record per store is written."""
     if request.status == "done" or request.shopper_id is None:
         return request
+    started = clock()
+    last_pass_from = request.requested_at + settle
+    if request.passes >= 1 and started < last_pass_from:
+        return request  # the first pass is done; the last waits for the settle
     receipts = dict(request.receipts)
     for entry in registry:
         receipt = receipts.get(entry.name, StoreReceipt(status="pending"))
@@ -341,6 +339,18 @@ def run_erasure(
             )
         request = request.model_copy(update={"receipts": dict(receipts)})
         requests.put(request)
+    if all(r.status == "done" for r in receipts.values()) and started < last_pass_from:
+        # Not the last pass yet: the next sweep after the settle erases every store again.
+        request = request.model_copy(
+            update={
+                "passes": request.passes + 1,
+                "receipts": {
+                    name: r.model_copy(update={"status": "pending"}) for name, r in receipts.items()
+                },
+            }
+        )
+        requests.put(request)
+        return request
     if all(r.status == "done" for r in receipts.values()):
         finished = clock()
         audit.record(
@@ -358,7 +368,12 @@ def run_erasure(
             ]
         )
         request = request.model_copy(
-            update={"status": "done", "finished_at": finished, "shopper_id": None}
+            update={
+                "status": "done",
+                "finished_at": finished,
+                "shopper_id": None,
+                "passes": request.passes + 1,
+            }
         )
         requests.put(request)
         log.info(
@@ -378,13 +393,16 @@ def run_pending_erasures(
     clock: Callable[[], datetime],
     is_transient: Callable[[BaseException], bool],
     limit: int = 20,
+    settle: timedelta = timedelta(0),
 ) -> list[ErasureRequest]:
     """Advance every running request (the scheduled sweep); return them as they are now.
     A request that fails is logged and left running: it never blocks the ones after it."""
     advanced = []
     for request in requests.running(limit):
         try:
-            advanced.append(run_erasure(request, registry, requests, audit, clock, is_transient))
+            advanced.append(
+                run_erasure(request, registry, requests, audit, clock, is_transient, settle)
+            )
         except Exception as exc:
             log.error(
                 "erasure request failed; the next sweep retries it",

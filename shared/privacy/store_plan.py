@@ -16,6 +16,7 @@ from shared.system.resources import (
     BIGQUERY_DATA_CLASSES,
     EVENT_IDS_TABLE,
     EXPERIENCE_TREES_TABLE,
+    PRIVACY_MARKS_TABLE,
     RATE_LIMITS_TABLE,
     REJECTED_EVENTS_TABLE,
     REWARDS_DATABASE,
@@ -35,7 +36,9 @@ BIGTABLE_ERASERS: dict[str, DataClass] = {
     REJECTED_EVENTS_TABLE: DataClass.RAW_EVENTS,
 }
 BIGTABLE_COVERED_BY = {EVENT_IDS_TABLE: SHOPPER_EVENTS_TABLE}
-BIGTABLE_WITHOUT_SHOPPERS = {RATE_LIMITS_TABLE}  # keys: retailer and second
+# Keys: retailer and second; retailer and keyed shopper hash (no customer identifier; an
+# erasure mark expires by age, an objection's stands while it does: docs/PRIVACY.md).
+BIGTABLE_WITHOUT_SHOPPERS = {RATE_LIMITS_TABLE, PRIVACY_MARKS_TABLE}
 
 # Firestore collections holding shopper data, and their class: the rewards game's winners'
 # claims (their e-mail addresses) and plays, erased by the rewards adapters.

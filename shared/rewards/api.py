@@ -35,6 +35,7 @@ from shared.platform.http import (
     header,
     load_json,
 )
+from shared.privacy_marks.marks import Gate
 from shared.retailers.access import (
     Identity,
     KeyIndex,
@@ -111,6 +112,7 @@ class PlaysDependencies:
     identity: Identity
     rewards: RewardsDependencies
     vault: RewardsVault
+    privacy: Gate  # no play for an objected shopper, nor a token from before an erasure
     unavailable: tuple[type[Exception], ...] = (StoreUnavailableError,)
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
@@ -174,7 +176,12 @@ def post_play(headers: Mapping[str, str], raw: bytes, deps: PlaysDependencies) -
 
     def run() -> Response:
         outcome = play(
-            deps.rewards, retailer_id, request.play_token, deps.clock(), shopper_id=shopper_id
+            deps.rewards,
+            retailer_id,
+            request.play_token,
+            deps.clock(),
+            privacy=deps.privacy,
+            shopper_id=shopper_id,
         )
         log.info(
             "play",

@@ -17,6 +17,7 @@ from typing import Any
 
 from shared.platform import logs
 from shared.platform.sinks import DeadLetterSink
+from shared.privacy_marks.marks import Gate
 from shared.rewards.api import PlaysDependencies
 from shared.rewards.game import RewardsDependencies, RewardsVault
 from shared.rewards.play_freezer import PlaySink
@@ -44,6 +45,7 @@ class PlayFreezer:
     settings: PlayFreezerSettings
     sink: PlaySink
     dead_letters: DeadLetterSink
+    privacy: Gate
 
 
 def unavailable_errors() -> tuple[type[Exception], ...]:
@@ -104,6 +106,7 @@ def build(
 def plays() -> PlaysDependencies:
     """The ``plays`` function's: the game, its vault and its API-key store."""
     from shared.platform import clients
+    from shared.privacy_marks.bigtable_marks import privacy_gate
     from shared.retailers.access import Identity
     from shared.retailers.firestore_api_keys import FirestoreApiKeyStore
     from shared.retailers.firestore_retailers import FirestoreIdentityVersions
@@ -125,6 +128,11 @@ def plays() -> PlaysDependencies:
         ),
         rewards=built.rewards,
         vault=built.vault,
+        privacy=privacy_gate(
+            clients.bigtable_client(settings.project),
+            settings.bigtable_instance,
+            settings.shopper_hash_key,
+        ),
         unavailable=unavailable_errors(),
     )
 
@@ -168,6 +176,7 @@ def play_freezer() -> PlayFreezer:
     from shared.freezer.read_models import DEAD_LETTERS
     from shared.platform import clients
     from shared.platform.pubsub_dead_letters import DeadLetterFanout
+    from shared.privacy_marks.bigtable_marks import privacy_gate
     from shared.rewards.bigquery_plays import BigQueryPlaySink
 
     settings = PlayFreezerSettings()
@@ -182,5 +191,10 @@ def play_freezer() -> PlayFreezer:
             BigQueryReadModelSink(bigquery, settings.project, (DEAD_LETTERS,)),
             DEAD_LETTERS.name,
             source="play-freezer",
+        ),
+        privacy=privacy_gate(
+            clients.bigtable_client(settings.project),
+            settings.bigtable_instance,
+            settings.shopper_hash_key,
         ),
     )

@@ -31,7 +31,8 @@ from typing import Literal, Protocol
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from shared.campaigns.model import Campaign
-from shared.decisions.play_tokens import InvalidTokenError, PlayGrant, verify
+from shared.decisions.play_tokens import VALIDITY, InvalidTokenError, PlayGrant, verify
+from shared.privacy_marks.marks import Gate
 
 log = logging.getLogger(__name__)
 
@@ -358,12 +359,20 @@ def play(
     retailer_id: str,
     token: str,
     now: datetime,
+    *,
+    privacy: Gate,
     shopper_id: str | None = None,
 ) -> PlayOutcome:
     """Play the order the token grants: draw once, finish idempotently, publish. With
-    ``shopper_id`` (a browser's signed shopper), only a token granted to that shopper."""
+    ``shopper_id`` (a browser's signed shopper), only a token granted to that shopper.
+    Refused for a shopper who objects, and for a token granted before the shopper's
+    erasure (its order's time is the token's expiry minus its validity)."""
     grant = check_token(token, deps.signing_key, retailer_id, now)
     _for_shopper(grant, shopper_id)
+    if privacy.blocks(grant.retailer_id, grant.shopper_id, grant.expires_at - VALIDITY):
+        raise PlayRefusedError(
+            403, "shopper_suppressed", "this shopper objected to processing or was erased"
+        )
     play_id = play_id_of(grant.retailer_id, grant.campaign_id, grant.order_id)
     digest = token_hash(token)
     found = deps.plays.get(play_id)

@@ -17,6 +17,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 
 from shared.contract.messages import InboundMessage, PoisonMessage
 from shared.platform.sinks import DeadLetterSink
+from shared.privacy_marks.marks import Gate, OpenGate
 
 
 class PlayRow(BaseModel):
@@ -56,9 +57,11 @@ def combine(first: PlayRow, second: PlayRow) -> PlayRow:
 
 
 def transform_plays(
-    messages: Sequence[InboundMessage],
+    messages: Sequence[InboundMessage], privacy: Gate | None = None
 ) -> tuple[list[dict[str, Any]], list[PoisonMessage]]:
-    """One row per play (combined), and the messages that are not plays."""
+    """One row per play (combined), and the messages that are not plays. With
+    ``privacy``, a play a privacy mark blocks (an objected shopper's; an erased shopper's
+    played before the erasure) yields no row."""
     rows: dict[str, PlayRow] = {}
     poison: list[PoisonMessage] = []
     for message in messages:
@@ -71,18 +74,27 @@ def transform_plays(
             continue
         known = rows.get(row.play_id)
         rows[row.play_id] = row if known is None else combine(known, row)
-    return [r.model_dump(mode="json") for r in rows.values()], poison
+    kept = list(rows.values())
+    gate = privacy or OpenGate()
+    blocked = gate.blocked([(r.retailer_id, r.shopper_id, r.played_at) for r in kept])
+    return [
+        r.model_dump(mode="json") for r, drop in zip(kept, blocked, strict=True) if not drop
+    ], poison
 
 
 def freeze_plays(
-    messages: Sequence[InboundMessage], *, sink: PlaySink, dead_letters: DeadLetterSink
+    messages: Sequence[InboundMessage],
+    *,
+    sink: PlaySink,
+    dead_letters: DeadLetterSink,
+    privacy: Gate,
 ) -> int:
     """Freeze one batch of plays (one MERGE on play_id); how many rows were written.
 
     The messages that are not plays are dead-lettered with their reason; a sink failure
     raises ``TransientSinkError`` to have the whole batch redelivered.
     """
-    rows, poison = transform_plays(messages)
+    rows, poison = transform_plays(messages, privacy)
     if poison:
         dead_letters.send(poison)
     return sink.write(rows) if rows else 0

@@ -32,6 +32,7 @@ from shared.platform.resource_model import (
     Workflow,
 )
 from shared.privacy.retention import DataClass, RetentionDefaults
+from shared.privacy_marks.marks import ERASURE_MARK_DAYS
 from shared.rewards.read_models import PLAY_TABLES
 
 __all__ = [
@@ -88,6 +89,11 @@ STATE_FAMILY = "s"
 EXPERIENCE_TREES_TABLE = "experience_trees"
 TREE_FAMILY = "t"
 HOT_STATE_RETENTION_DAYS = 90
+# Privacy marks (docs/PRIVACY.md): every writer checks them; erasure marks expire after
+# shared.privacy_marks.marks.ERASURE_MARK_DAYS, objections stand.
+PRIVACY_MARKS_TABLE = "privacy_marks"
+ERASED_FAMILY = "e"
+OBJECTED_FAMILY = "o"
 
 # Cold read models are kept as long as raw events (BigQuery partition expiration).
 READ_MODEL_RETENTION_DAYS = RAW_EVENT_RETENTION_DAYS
@@ -260,6 +266,15 @@ SYSTEM = SystemResources(
             families=(ColumnFamily(name=TREE_FAMILY, gc=GcRule(max_versions=1)),),
         ),
         BigtableTable(
+            name=PRIVACY_MARKS_TABLE,
+            families=(
+                ColumnFamily(
+                    name=ERASED_FAMILY, gc=GcRule(max_versions=1, max_age_days=ERASURE_MARK_DAYS)
+                ),
+                ColumnFamily(name=OBJECTED_FAMILY, gc=GcRule(max_versions=1)),
+            ),
+        ),
+        BigtableTable(
             name=REJECTED_EVENTS_TABLE,
             families=(
                 ColumnFamily(
@@ -350,9 +365,10 @@ SYSTEM = SystemResources(
                 min_instances=2, max_instances=50, concurrency=80, threads=80, timeout_s=15
             ),
             access=Access(
-                bigtable_reads=(SHOPPER_STATE_TABLE,),
+                bigtable_reads=(SHOPPER_STATE_TABLE, PRIVACY_MARKS_TABLE),
                 firestore_reads=(DEFAULT_DATABASE,),  # API keys, identity versions
-                secrets=(SHOPPER_IDENTITY_KEY_SECRET,),  # verifies shopper signatures
+                # Verifies shopper signatures; hashes shoppers to read their privacy marks.
+                secrets=(SHOPPER_IDENTITY_KEY_SECRET, SHOPPER_HASH_KEY_SECRET),
             ),
         ),
         Function(
@@ -382,8 +398,13 @@ SYSTEM = SystemResources(
                 publishes=(PLAYS_TOPIC,),
                 # (default): API keys and campaigns read, Campaign.budget_exhausted written.
                 firestore_writes=(DEFAULT_DATABASE, REWARDS_DATABASE),
-                # Play tokens; shopper signatures of browser calls.
-                secrets=(PLAY_SIGNING_KEY_SECRET, SHOPPER_IDENTITY_KEY_SECRET),
+                bigtable_reads=(PRIVACY_MARKS_TABLE,),
+                # Play tokens; shopper signatures of browser calls; privacy marks' hashes.
+                secrets=(
+                    PLAY_SIGNING_KEY_SECRET,
+                    SHOPPER_IDENTITY_KEY_SECRET,
+                    SHOPPER_HASH_KEY_SECRET,
+                ),
             ),
         ),
         Function(
@@ -396,7 +417,11 @@ SYSTEM = SystemResources(
             env_url_name="ERASURE_URL",
             local_threads=4,
             sizing=Sizing(min_instances=0, max_instances=5, timeout_s=30),
-            access=Access(firestore_writes=(DEFAULT_DATABASE,), secrets=(SHOPPER_HASH_KEY_SECRET,)),
+            access=Access(
+                firestore_writes=(DEFAULT_DATABASE,),
+                bigtable_writes=(PRIVACY_MARKS_TABLE,),  # marks written before it answers
+                secrets=(SHOPPER_HASH_KEY_SECRET,),
+            ),
         ),
         Function(
             name=PRIVACY_FUNCTION,
@@ -436,7 +461,9 @@ SYSTEM = SystemResources(
             access=Access(
                 bigquery_writes=(BIGQUERY_DATASET,),
                 bigtable_writes=(EXPERIENCE_TREES_TABLE,),
+                bigtable_reads=(PRIVACY_MARKS_TABLE,),  # no tree for a marked shopper
                 firestore_writes=(DEFAULT_DATABASE,),
+                secrets=(SHOPPER_HASH_KEY_SECRET,),
             ),
         ),
     ),
@@ -448,7 +475,10 @@ SYSTEM = SystemResources(
             instances=2,
             sizing=Sizing(memory="2Gi"),
             access=Access(
-                publishes=(SHOPPER_EVENTS_DEAD_LETTER_TOPIC,), bigquery_writes=(BIGQUERY_DATASET,)
+                publishes=(SHOPPER_EVENTS_DEAD_LETTER_TOPIC,),
+                bigquery_writes=(BIGQUERY_DATASET,),
+                bigtable_reads=(PRIVACY_MARKS_TABLE,),
+                secrets=(SHOPPER_HASH_KEY_SECRET,),
             ),
         ),
         Worker(
@@ -459,11 +489,11 @@ SYSTEM = SystemResources(
             sizing=Sizing(memory="1Gi"),
             access=Access(
                 publishes=(SHOPPER_EXPERIENCES_TOPIC, SHOPPER_EVENTS_DEAD_LETTER_TOPIC),
-                bigtable_reads=(EXPERIENCE_TREES_TABLE,),
+                bigtable_reads=(EXPERIENCE_TREES_TABLE, PRIVACY_MARKS_TABLE),
                 bigtable_writes=(SHOPPER_STATE_TABLE,),
                 firestore_reads=(DEFAULT_DATABASE,),
                 bigquery_writes=(BIGQUERY_DATASET,),  # dead-letter counts
-                secrets=(PLAY_SIGNING_KEY_SECRET,),
+                secrets=(PLAY_SIGNING_KEY_SECRET, SHOPPER_HASH_KEY_SECRET),
             ),
         ),
         Worker(
@@ -474,6 +504,8 @@ SYSTEM = SystemResources(
             access=Access(
                 publishes=(SHOPPER_EXPERIENCES_DEAD_LETTER_TOPIC,),
                 bigquery_writes=(BIGQUERY_DATASET,),
+                bigtable_reads=(PRIVACY_MARKS_TABLE,),
+                secrets=(SHOPPER_HASH_KEY_SECRET,),
             ),
         ),
         Worker(
@@ -492,7 +524,10 @@ SYSTEM = SystemResources(
             subscription=PLAYS_FREEZER_SUBSCRIPTION,
             description="Rewards: plays into the BigQuery plays table (pull worker)",
             access=Access(
-                publishes=(PLAYS_DEAD_LETTER_TOPIC,), bigquery_writes=(BIGQUERY_DATASET,)
+                publishes=(PLAYS_DEAD_LETTER_TOPIC,),
+                bigquery_writes=(BIGQUERY_DATASET,),
+                bigtable_reads=(PRIVACY_MARKS_TABLE,),
+                secrets=(SHOPPER_HASH_KEY_SECRET,),
             ),
         ),
     ),
@@ -519,7 +554,7 @@ SYSTEM = SystemResources(
         Secret(
             name=SHOPPER_HASH_KEY_SECRET,
             env="SHOPPER_HASH_KEY",
-            description="HMAC key of shopper hashes: suppression list, erasure audit",
+            description="HMAC key of shopper hashes: suppression list, privacy marks, audit",
         ),
         Secret(
             name=SHOPPER_IDENTITY_KEY_SECRET,

@@ -34,6 +34,13 @@ class CloudSettings(BaseSettings):
     log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
 
 
+class HashesShoppers(CloudSettings):
+    """A component that reads privacy marks (docs/PRIVACY.md) hashes shoppers with this key."""
+
+    shopper_hash_key: str = Field(min_length=16, validation_alias="SHOPPER_HASH_KEY")
+    bigtable_instance: str = BIGTABLE_INSTANCE  # of the privacy marks
+
+
 class IngestSettings(CloudSettings):
     """Settings of ``ingest_events`` (env prefix ``INGEST_``)."""
 
@@ -50,7 +57,7 @@ class IngestSettings(CloudSettings):
     shopper_hash_key: str = Field(min_length=16, validation_alias="SHOPPER_HASH_KEY")
 
 
-class FreezerSettings(CloudSettings):
+class FreezerSettings(HashesShoppers):
     """Settings of ``freeze_events`` (env prefix ``FREEZER_``)."""
 
     model_config = SettingsConfigDict(env_prefix="FREEZER_", frozen=True, extra="ignore")
@@ -65,7 +72,7 @@ class FreezerSettings(CloudSettings):
     heartbeat_file: str | None = Field(default=None, validation_alias="WORKER_HEARTBEAT_FILE")
 
 
-class DeciderSettings(CloudSettings):
+class DeciderSettings(HashesShoppers):
     """Settings of ``decide_events`` (env prefix ``DECIDER_``)."""
 
     model_config = SettingsConfigDict(env_prefix="DECIDER_", frozen=True, extra="ignore")
@@ -81,7 +88,7 @@ class DeciderSettings(CloudSettings):
     heartbeat_file: str | None = Field(default=None, validation_alias="WORKER_HEARTBEAT_FILE")
 
 
-class ExperiencesSettings(CloudSettings):
+class ExperiencesSettings(HashesShoppers):
     """Settings of ``experiences`` (env prefix ``EXPERIENCES_``)."""
 
     model_config = SettingsConfigDict(env_prefix="EXPERIENCES_", frozen=True, extra="ignore")
@@ -96,7 +103,7 @@ class ExperiencesSettings(CloudSettings):
     wait_poll_ms: float = Field(default=10.0, gt=0)
 
 
-class DecisionFreezerSettings(CloudSettings):
+class DecisionFreezerSettings(HashesShoppers):
     """Settings of ``freeze_decisions`` (env prefix ``DECISION_FREEZER_``)."""
 
     model_config = SettingsConfigDict(env_prefix="DECISION_FREEZER_", frozen=True, extra="ignore")
@@ -108,7 +115,7 @@ class DecisionFreezerSettings(CloudSettings):
     heartbeat_file: str | None = Field(default=None, validation_alias="WORKER_HEARTBEAT_FILE")
 
 
-class NightlyStepsSettings(CloudSettings):
+class NightlyStepsSettings(HashesShoppers):
     """Settings of ``nightly_steps`` (env prefix ``NIGHTLY_``)."""
 
     model_config = SettingsConfigDict(env_prefix="NIGHTLY_", frozen=True, extra="ignore")
@@ -133,7 +140,7 @@ class CampaignsSettings(CloudSettings):
     account_cache_ttl_s: float = 30.0
 
 
-class PlaysSettings(CloudSettings):
+class PlaysSettings(HashesShoppers):
     """Settings of ``plays`` (env prefix ``PLAYS_``): the rewards game's HTTP function."""
 
     model_config = SettingsConfigDict(env_prefix="PLAYS_", frozen=True, extra="ignore")
@@ -163,7 +170,7 @@ class VoidPlaysSettings(CloudSettings):
     heartbeat_file: str | None = Field(default=None, validation_alias="WORKER_HEARTBEAT_FILE")
 
 
-class PlayFreezerSettings(CloudSettings):
+class PlayFreezerSettings(HashesShoppers):
     """Settings of ``freeze_plays`` (env prefix ``PLAY_FREEZER_``)."""
 
     model_config = SettingsConfigDict(env_prefix="PLAY_FREEZER_", frozen=True, extra="ignore")
@@ -190,6 +197,7 @@ class ErasureSettings(CloudSettings):
     model_config = SettingsConfigDict(env_prefix="ERASURE_", frozen=True, extra="ignore")
 
     api_key_cache_ttl_s: float = 60.0
+    bigtable_instance: str = BIGTABLE_INSTANCE  # privacy marks
     shopper_hash_key: str = Field(min_length=16, validation_alias="SHOPPER_HASH_KEY")
 
 
@@ -202,4 +210,8 @@ class PrivacySettings(CloudSettings):
     dataset: str = BIGQUERY_DATASET
     batch_size: int = Field(default=1000, ge=1, le=100_000)
     requests_per_sweep: int = Field(default=20, ge=1)
+    # An erasure is done only after a last pass over every store that starts this long
+    # after the request: longer than any write that had not seen the shopper's mark yet
+    # (ingest's suppression cache, a function's timeout, a worker's batch): docs/PRIVACY.md.
+    erasure_settle_s: float = Field(default=600.0, ge=0)
     shopper_hash_key: str = Field(min_length=16, validation_alias="SHOPPER_HASH_KEY")

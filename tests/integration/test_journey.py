@@ -106,7 +106,8 @@ def test_replays_and_backfills_skip_suppressed_shoppers(
     backfill, which writes the read models directly, leaves them out; the others' rows are
     all there. The suppression is removed afterwards (the demo replays the same data)."""
     from shared.privacy.firestore_records import SUPPRESSIONS, FirestoreSuppressionList
-    from shared.privacy.service import ShopperHasher, Suppression
+    from shared.privacy.service import Suppression
+    from shared.privacy_marks.marks import ShopperHasher
 
     expected = expected_rows()
     order = expected["orders"][0]

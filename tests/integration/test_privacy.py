@@ -24,8 +24,8 @@ from shared.platform import clients
 from shared.platform.bigtable_raw import Cell, micros, mutate_rows
 from shared.privacy.firestore_records import FirestoreRetention
 from shared.privacy.retention import DataClass
-from shared.privacy.service import ShopperHasher
 from shared.privacy.store_plan import store_plan
+from shared.privacy_marks.marks import ShopperHasher
 from shared.rewards.firestore_plays import FirestorePlayStore
 from shared.rewards.game import Play
 from shared.system.resources import (

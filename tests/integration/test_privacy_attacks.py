@@ -91,8 +91,16 @@ def test_an_erased_shoppers_order_is_never_drawn_again(
     receipt = _erasure(stack, stack["DEMO_API_KEY"], shopper)
     assert receipt["receipts"]["firestore:rewards/plays"]["deleted"] == 1, receipt
     again = play(stack, granted)
-    assert again.status_code == 409, again.text
-    assert again.json()["error"]["code"] == "order_already_played"
+    # Refused by the shopper's erasure mark (a token lives 7 days, the mark 8); the order's
+    # keyed hash stays beyond both, so the order is never drawn again.
+    assert again.status_code == 403, again.text
+    assert again.json()["error"]["code"] == "shopper_suppressed"
+    from shared.rewards.game import order_key_of, play_id_of
+
+    played = play_id_of(stack["DEMO_RETAILER_ID"], campaign.campaign_id, f"o-{unique}")
+    order_key = order_key_of(key, played)
+    tombstone = firestore(stack, "rewards").collection("played_orders").document(order_key).get()
+    assert tombstone.exists, "no keyed hash of the erased play's order"
     tombstones = firestore(stack, "rewards").collection("played_orders").stream()
     assert all("shopper_id" not in (t.to_dict() or {}) for t in tombstones)
 
@@ -190,3 +198,104 @@ def test_no_shopper_id_reaches_a_url_or_a_log(
         if shopper.encode() in path.read_bytes()
     }
     assert logged == set(), logged
+
+
+def _on_the_topic(stack: dict[str, str], events: list[tuple[dict[str, Any], datetime]]) -> None:
+    """Publish events as ingest did at ``ingested_at`` (what a backlog, a worker's batch or
+    a redelivery still carries), in order, with their shopper's ordering key."""
+    from shared.contract.events import validate_event
+    from shared.ingestion.pubsub_publisher import PubSubEventPublisher
+    from shared.ingestion.service import make_record, message_head
+    from shared.system.resources import SHOPPER_EVENTS_TOPIC
+
+    retailer = stack["DEMO_RETAILER_ID"]
+    records = []
+    for raw, ingested_at in events:
+        parsed = validate_event(raw)
+        assert not isinstance(parsed, list), parsed
+        records.append(make_record(retailer, parsed, message_head(retailer, ingested_at)))
+    topic = clients.topic_path(stack["GOOGLE_CLOUD_PROJECT"], SHOPPER_EVENTS_TOPIC)
+    PubSubEventPublisher(clients.publisher_api(), topic).publish(records)
+
+
+def _states(stack: dict[str, str]) -> Any:
+    from shared.decisions.bigtable_state import BigtableShopperStates
+
+    bigtable = clients.bigtable_client(stack["GOOGLE_CLOUD_PROJECT"])
+    return BigtableShopperStates(bigtable, BIGTABLE_INSTANCE)
+
+
+def test_an_objection_stops_every_personalization_at_once(
+    stack: dict[str, str], unique: str, key: bytes
+) -> None:
+    """Before: between the objection and its erasure's sweep, the shopper's experiences were
+    still served, their events in flight still decided, their play tokens still drew."""
+    from tests.integration.test_decisions import experiences, put_personal_tree, wait_for_answer
+    from tests.integration.test_ingest_api import post
+
+    shopper = f"objector-now-{unique}"
+    retailer = stack["DEMO_RETAILER_ID"]
+    put_personal_tree(stack, shopper)
+    sent = event("product_added_to_basket", shopper)
+    assert post(stack, [sent]).json()["accepted"] == 1
+    wait_for_answer(stack, shopper, sent["event_id"])
+    granted = token(
+        key, game(stack, unique, odds=1.0), f"o-{unique}", retailer=retailer, shopper=shopper
+    )
+    objected = requests.post(
+        f"{stack['ERASURE_URL']}/v1/suppressions",
+        json={"shopper_id": shopper},
+        headers={"X-Api-Key": stack["DEMO_API_KEY"], "Content-Type": "application/json"},
+        timeout=30,
+    )
+    assert objected.status_code == 201, objected.text
+    # At once: no sweep has run for it (the sweep's first pass erases what was held).
+    answer = experiences(stack, shopper)
+    assert answer.status_code == 404, answer.text
+    refused = play(stack, granted)
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["error"]["code"] == "shopper_suppressed"
+    in_flight = event("product_added_to_basket", shopper)
+    _on_the_topic(stack, [(in_flight, datetime.now(UTC))])  # ingested after the objection
+    states = _states(stack)
+    deadline = time.monotonic() + 5  # decided within ~0.1 s when nothing stops it
+    while time.monotonic() < deadline:
+        decided, _ = states.after(retailer, shopper, in_flight["event_id"])
+        assert not decided, "the decider decided an objected shopper's event"
+        time.sleep(0.2)
+    _swept_until_done(stack, stack["DEMO_API_KEY"], objected.headers["Location"])
+
+
+def test_events_in_flight_during_an_erasure_write_nothing_back(
+    stack: dict[str, str], unique: str
+) -> None:
+    """Before: an erased shopper's events still on the topic (a backlog, a batch being
+    worked on, a redelivery) reached the workers after the erasure was done and wrote the
+    shopper's state, read models and decisions back. After the erasure the shopper may shop
+    again: a new event is kept."""
+    from tests.integration.test_decisions import put_personal_tree
+    from tests.integration.test_freezer import rows_of, wait_for_rows
+
+    shopper = f"in-flight-{unique}"
+    retailer = stack["DEMO_RETAILER_ID"]
+    put_personal_tree(stack, shopper)
+    before = datetime.now(UTC)
+    in_flight = [event("search_performed", shopper, query=f"q{n}") for n in range(3)]
+    receipt = _erasure(stack, stack["DEMO_API_KEY"], shopper)
+    assert receipt["status"] == "done" and receipt["passes"] == 2, receipt
+    put_personal_tree(stack, shopper)  # a tree compiled meanwhile: decisions would be made
+    after = event("search_performed", shopper, query="new")
+    _on_the_topic(stack, [*((e, before) for e in in_flight), (after, datetime.now(UTC))])
+    # One ordering key: once the new event is frozen and decided, the older ones were handled.
+    assert wait_for_rows(stack, [shopper], {"searches": 1}) == {"searches": 1}
+    states = _states(stack)
+    deadline = time.monotonic() + 30
+    while not states.after(retailer, shopper, after["event_id"])[0]:
+        assert time.monotonic() < deadline, "the new event was never decided"
+        time.sleep(0.2)
+    assert [r["row_id"] for r in rows_of(stack, "searches", [shopper])] == [after["event_id"]]
+    for old in in_flight:
+        assert not states.after(retailer, shopper, old["event_id"])[0], "state written back"
+    decided = wait_for_rows(stack, [shopper], {"decisions": 1}, timeout_s=30)
+    assert decided == {"decisions": 1}, decided  # the new event's only
+    assert [r["event_id"] for r in rows_of(stack, "decisions", [shopper])] == [after["event_id"]]

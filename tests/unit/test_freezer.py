@@ -11,6 +11,7 @@ from shared.contract.messages import InboundMessage, PoisonMessage
 from shared.freezer.read_models import READ_MODELS, Row
 from shared.freezer.service import freeze, transform
 from shared.platform.sinks import TransientSinkError
+from shared.privacy_marks.marks import OpenGate
 from shared.system.resources import SYSTEM
 from tests.factories import PAYLOADS, event
 
@@ -69,9 +70,9 @@ def test_a_cart_feeds_orders_and_one_sold_product_per_line() -> None:
 def test_redelivery_inside_a_batch_and_across_batches_adds_nothing() -> None:
     sink, dead = MemorySink(), MemoryDeadLetters()
     batch = [message(event(k), k) for k in PAYLOADS]
-    first = freeze(batch + batch, sink=sink, dead_letters=dead)
+    first = freeze(batch + batch, sink=sink, dead_letters=dead, privacy=OpenGate())
     assert sum(first.rows_inserted.values()) == len(PAYLOADS) + 2  # + 1 order line extra
-    again = freeze(batch, sink=sink, dead_letters=dead)
+    again = freeze(batch, sink=sink, dead_letters=dead, privacy=OpenGate())
     assert sum(again.rows_inserted.values()) == 0
 
 
@@ -96,7 +97,10 @@ def test_poison_is_dead_lettered_and_the_rest_of_the_batch_frozen(data: bytes, r
     sink, dead = MemorySink(), MemoryDeadLetters()
     good = message(event("search_performed"), "good")
     outcome = freeze(
-        [InboundMessage(message_id="bad", data=data), good], sink=sink, dead_letters=dead
+        [InboundMessage(message_id="bad", data=data), good],
+        sink=sink,
+        dead_letters=dead,
+        privacy=OpenGate(),
     )
     assert outcome.poison == 1
     assert [p.message_id for p in dead.poison] == ["bad"]
@@ -106,7 +110,12 @@ def test_poison_is_dead_lettered_and_the_rest_of_the_batch_frozen(data: bytes, r
 
 def test_a_sink_failure_is_transient_for_the_whole_batch() -> None:
     with pytest.raises(TransientSinkError):
-        freeze([message(event())], sink=MemorySink(fail=True), dead_letters=MemoryDeadLetters())
+        freeze(
+            [message(event())],
+            sink=MemorySink(fail=True),
+            dead_letters=MemoryDeadLetters(),
+            privacy=OpenGate(),
+        )
 
 
 def test_read_models_are_declared_in_the_system() -> None:

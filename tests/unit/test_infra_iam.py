@@ -146,16 +146,20 @@ def test_ingest_and_decide_get_what_they_use_and_nothing_else(program: Program) 
         ("roles/pubsub.publisher", "topic:shopper-experiences"),
         ("roles/pubsub.publisher", "topic:shopper-events-dead-letter"),
         ("roles/bigtable.reader", "bigtable:experience_trees"),
+        ("roles/bigtable.reader", "bigtable:privacy_marks"),  # the shoppers' privacy marks
         ("roles/bigtable.user", "bigtable:shopper_state"),
         ("roles/datastore.viewer", "firestore:(default)"),
         ("roles/bigquery.dataEditor", f"dataset:{BIGQUERY_DATASET}"),
         ("roles/bigquery.jobUser", "project"),
         ("roles/secretmanager.secretAccessor", "secret:play-signing-key"),
+        ("roles/secretmanager.secretAccessor", "secret:shopper-hash-key"),  # marks' keys
     }
     assert grants[sa(program, "fn", "experiences")] == {
         ("roles/bigtable.reader", "bigtable:shopper_state"),
+        ("roles/bigtable.reader", "bigtable:privacy_marks"),
         ("roles/datastore.viewer", "firestore:(default)"),  # keys, identity versions
         ("roles/secretmanager.secretAccessor", "secret:shopper-identity-key"),  # signatures
+        ("roles/secretmanager.secretAccessor", "secret:shopper-hash-key"),  # marks' keys
     }
 
 
@@ -264,6 +268,8 @@ def test_the_rewards_game_gets_what_it_uses_and_nothing_else(program: Program) -
         ("roles/pubsub.publisher", "topic:plays"),
         ("roles/secretmanager.secretAccessor", "secret:play-signing-key"),
         ("roles/secretmanager.secretAccessor", "secret:shopper-identity-key"),  # signatures
+        ("roles/bigtable.reader", "bigtable:privacy_marks"),  # no play once objected
+        ("roles/secretmanager.secretAccessor", "secret:shopper-hash-key"),  # marks' keys
     }
     assert grants[sa(program, "wk", "void_plays")] == both_databases | {
         ("roles/pubsub.subscriber", "subscription:shopper-events-void-plays"),
@@ -277,6 +283,8 @@ def test_the_rewards_game_gets_what_it_uses_and_nothing_else(program: Program) -
         ("roles/pubsub.publisher", "topic:plays-dead-letter"),
         ("roles/bigquery.dataEditor", f"dataset:{BIGQUERY_DATASET}"),
         ("roles/bigquery.jobUser", "project"),
+        ("roles/bigtable.reader", "bigtable:privacy_marks"),  # a play from before an erasure
+        ("roles/secretmanager.secretAccessor", "secret:shopper-hash-key"),
     }
 
 
@@ -328,16 +336,22 @@ def test_the_signing_key_reaches_decide_events_and_plays_only(program: Program) 
     assert holders == {sa(program, "wk", "decide_events"), sa(program, "fn", "plays")}
 
 
-def test_the_shopper_hash_key_reaches_the_privacy_path_and_ingest_only(program: Program) -> None:
+def test_the_shopper_hash_key_reaches_the_privacy_path_and_the_mark_readers_only(
+    program: Program,
+) -> None:
+    """The privacy path, ingest (objections), and every component that reads privacy marks
+    (docs/PRIVACY.md): nothing else can hash shoppers."""
     holders = {
         m.inputs["member"]
         for m in program.iam_members()
         if m.inputs["role"] == "roles/secretmanager.secretAccessor"
         and "shopper-hash-key" in str(m.inputs.get("secretId", m.inputs))
     }
-    assert holders == {
-        sa(program, "fn", name)
-        for name in ("ingest_events", "erasure_requests", "privacy_maintenance")
+    functions = ("ingest_events", "erasure_requests", "privacy_maintenance", "experiences")
+    mark_readers = ("plays", "nightly_steps")
+    workers = ("decide_events", "freeze_events", "freeze_decisions", "freeze_plays")
+    assert holders == {sa(program, "fn", n) for n in (*functions, *mark_readers)} | {
+        sa(program, "wk", n) for n in workers
     }
 
 

@@ -21,6 +21,7 @@ from shared.nightly.service import NightlyDependencies
 from shared.nightly.steps_api import handle
 from shared.platform.errors import StoreUnavailableError
 from shared.platform.http import Response
+from shared.privacy_marks.marks import OpenGate
 from tests.unit.test_tree_compiler import campaign
 
 NOW = datetime(2026, 11, 23, 2, 30, tzinfo=UTC)
@@ -140,6 +141,7 @@ def deps() -> NightlyDependencies:
         trees=Trees(),
         model_context=context,
         is_transient=lambda exc: isinstance(exc, StoreUnavailableError),
+        privacy=OpenGate(),
         write_batch=2,
         clock=lambda: NOW,
     )
@@ -305,3 +307,19 @@ def test_the_evaluation_table_is_printed_in_aligned_columns() -> None:
     assert lines[3].split() == ["ranker", "recall@10", "0.1900", "0.0100"]
     assert len({len(line.rstrip()) for line in lines[:2]}) == 1
     assert format_table("already text") == "already text"
+
+
+def test_no_personal_tree_for_a_shopper_who_objects_or_was_erased_during_the_run(
+    deps: NightlyDependencies,
+) -> None:
+    from shared.privacy_marks.marks import PrivacyGate, ShopperHasher
+    from tests.unit.test_privacy import KEY, MemoryMarks
+
+    marks, hasher = MemoryMarks(), ShopperHasher(KEY)
+    call(deps, "POST", "/runs", {"run_id": "run-1", "cutoff": "2026-10-26"})
+    marks.put("r1", hasher("r1", "s1"), "erased", NOW + timedelta(seconds=1))  # after the start
+    deps.privacy = PrivacyGate(marks, hasher, clock=lambda: NOW)
+    compiled = call(deps, "POST", "/steps/compile_trees", {"run_id": "run-1"})
+    assert compiled.status == 200, compiled.body
+    assert (compiled.body["personal_trees"], compiled.body["suppressed_shoppers"]) == (1, 1)
+    assert {t.shopper_id for t in deps.trees.written} == {None, "s2"}  # type: ignore[attr-defined]

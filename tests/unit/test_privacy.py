@@ -17,17 +17,16 @@ from shared.privacy.service import (
     ErasureRequest,
     KnownSuppressions,
     RegisteredStore,
-    ShopperHasher,
     StorePendingError,
     StoreRegistry,
     Suppression,
     SuppressionFilter,
-    SuppressionReason,
     purge,
     request_erasure,
     run_erasure,
 )
 from shared.privacy.store_plan import store_names, store_plan
+from shared.privacy_marks.marks import Marks, ShopperHasher, SuppressionReason
 from shared.system.resources import BIGQUERY_DATA_CLASSES, RETENTION, SYSTEM
 from tests.factories import event
 
@@ -60,6 +59,24 @@ class Requests:
             ),
             None,
         )
+
+
+class MemoryMarks:
+    """The privacy marks in memory (the Bigtable adapter's semantics: latest per reason)."""
+
+    def __init__(self) -> None:
+        self.erased: dict[tuple[str, str], datetime] = {}
+        self.objected: dict[tuple[str, str], datetime] = {}
+
+    def put(self, retailer_id: str, shopper_hash: str, reason: Any, at: datetime) -> None:
+        (self.erased if reason == "erased" else self.objected)[(retailer_id, shopper_hash)] = at
+
+    def get(self, keys: Any) -> dict[tuple[str, str], Marks]:
+        return {
+            k: Marks(erased_at=self.erased.get(k), objected_at=self.objected.get(k))
+            for k in keys
+            if k in self.erased or k in self.objected
+        }
 
 
 class Suppressions:
@@ -172,7 +189,7 @@ def _erasure(stores: dict[str, Store]) -> tuple[StoreRegistry, Requests, Audit, 
     )
     requests, audit = Requests(), Audit()
     request = request_erasure(
-        requests, Suppressions(), ShopperHasher(KEY), registry.names(), "r", "s", NOW
+        requests, Suppressions(), MemoryMarks(), ShopperHasher(KEY), registry.names(), "r", "s", NOW
     )
     return registry, requests, audit, request
 
@@ -399,6 +416,7 @@ def test_erasure_api_answers_only_the_requesting_retailer() -> None:
         api_keys=Keys(),
         requests=requests,
         suppressions=Suppressions(),
+        marks=MemoryMarks(),
         hasher=ShopperHasher(KEY),
         store_names=lambda: ["a", "b"],
         clock=lambda: NOW,
@@ -435,9 +453,15 @@ def test_a_repeated_request_joins_the_running_one_and_a_failing_one_blocks_no_ot
     store = Broken([("r", "cursed", NOW), ("r", "s", NOW)])
     registry = StoreRegistry([RegisteredStore("a", DataClass.READ_MODELS, store)])
     requests, audit, hasher = Requests(), Audit(), ShopperHasher(KEY)
-    cursed = request_erasure(requests, Suppressions(), hasher, registry.names(), "r", "cursed", NOW)
-    first = request_erasure(requests, Suppressions(), hasher, registry.names(), "r", "s", NOW)
-    again = request_erasure(requests, Suppressions(), hasher, registry.names(), "r", "s", NOW)
+    cursed = request_erasure(
+        requests, Suppressions(), MemoryMarks(), hasher, registry.names(), "r", "cursed", NOW
+    )
+    first = request_erasure(
+        requests, Suppressions(), MemoryMarks(), hasher, registry.names(), "r", "s", NOW
+    )
+    again = request_erasure(
+        requests, Suppressions(), MemoryMarks(), hasher, registry.names(), "r", "s", NOW
+    )
     assert again.request_id == first.request_id and len(requests.saved) == 2
     swept = run_pending_erasures(registry, requests, audit, lambda: NOW, lambda e: False)
     by_id = {r.request_id: r.status for r in swept}
