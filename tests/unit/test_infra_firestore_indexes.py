@@ -47,7 +47,7 @@ class RecordingQuery:
         self._log, self._database, self._collection = log, database, collection
         self._filters = filters
 
-    def where(self, *, filter: Any) -> RecordingQuery:  # noqa: A002 (Firestore's name)
+    def where(self, *, filter: Any) -> RecordingQuery:
         added = (str(filter.field_path), str(filter.op_string))
         return RecordingQuery(self._log, self._database, self._collection, (*self._filters, added))
 
@@ -107,4 +107,3 @@ def test_every_purge_query_has_a_composite_index(monkeypatch: pytest.MonkeyPatch
     for index in indexes:
         assert index.inputs["queryScope"] == "COLLECTION"
         assert {f["order"] for f in index.inputs["fields"]} == {"ASCENDING"}
-
