@@ -210,3 +210,44 @@ def test_purge_deletes_exactly_what_is_older_and_reads_only_that(
         "trees": [OLD] * 2,
         "rejected": [OLD] * 2,
     }
+
+
+def test_rewards_purge_pages_through_more_than_a_batch_and_keeps_the_rest(
+    stack: dict[str, str], unique: str
+) -> None:
+    """Claims, plays' tombstones: more old documents than one page (400), a young one, and
+    another retailer's old one; the purge takes exactly the retailer's old ones."""
+    from shared.rewards.firestore_plays import DELETE_BATCH, PLAYED_ORDERS, FirestorePlayStore
+    from shared.rewards.firestore_vault import CLAIMS, FirestoreRewardsVault
+    from shared.system.resources import REWARDS_DATABASE
+
+    project = stack["GOOGLE_CLOUD_PROJECT"]
+    client = clients.firestore_client(project, REWARDS_DATABASE)
+    retailer, other = f"fs-purge-{unique}", f"fs-other-{unique}"
+    cutoff = datetime.now(UTC) - timedelta(days=40)
+    old_count = DELETE_BATCH + 5
+    for collection, field in ((CLAIMS, "claimed_at"), (PLAYED_ORDERS, "played_at")):
+        documents = [
+            (f"{unique}-old-{n}", retailer, cutoff - timedelta(minutes=1 + n))
+            for n in range(old_count)
+        ]
+        documents += [
+            (f"{unique}-young", retailer, cutoff + timedelta(minutes=1)),
+            (f"{unique}-other", other, cutoff - timedelta(days=1)),
+        ]
+        for start in range(0, len(documents), DELETE_BATCH):
+            batch = client.batch()
+            for doc_id, owner, moment in documents[start : start + DELETE_BATCH]:
+                batch.set(
+                    client.collection(collection).document(doc_id),
+                    {"retailer_id": owner, field: moment},
+                )
+            batch.commit()
+
+    assert FirestoreRewardsVault(client).purge_before(retailer, cutoff) == old_count
+    FirestorePlayStore(client).purge_before(retailer, cutoff)
+    for collection in (CLAIMS, PLAYED_ORDERS):
+        left = {
+            d.id for d in client.collection(collection).stream() if d.id.startswith(f"{unique}-")
+        }
+        assert left == {f"{unique}-young", f"{unique}-other"}, collection
