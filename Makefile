@@ -126,6 +126,12 @@ bench-new-items: setup
 bench-erasure: up
 	@$(PY) -m bench.erasure --json .local/bench/erasure.json
 
+# The retention purge: time and rows read, 1x and 4x old data with 1x and 4x kept, against
+# the old whole-table scan in the same run (python -m bench.purge --help; docs/PRIVACY.md).
+.PHONY: bench-purge
+bench-purge: up
+	@$(PY) -m bench.purge --json .local/bench/purge.json
+
 # The nightly workflow (features -> train -> evaluate and gate -> score -> compile trees ->
 # publish) on the local workflows emulator: progress per step, the evaluation table, the
 # summary (docs/NIGHTLY.md). Needs history in the read models: `cartwise backfill`.

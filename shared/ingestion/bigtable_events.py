@@ -5,6 +5,9 @@ Layout (docs/INGEST.md):
   family ``event``, column ``message`` (the published message), cell time = occurred_at.
 - ``event_ids``: key ``{retailer}#{event_id}``, family ``id``: ``row_key``, ``digest``;
   written once the event is stored and published.
+- ``event_hours``: key ``{retailer}#{hour of occurred_at}#{event_id}`` (no shopper id),
+  written with the event, cell time = occurred_at: the retention purge reads a
+  retailer's old hours only (``shared.ingestion.event_hours``, docs/PRIVACY.md).
 - ``rejected_events``: key ``{retailer}#{reverse_micros(received)}#{index}#{digest}``,
   family ``rejected``: ``raw``, ``reasons``, ``event_id``, ``received_at``.
 """
@@ -21,6 +24,7 @@ from google.api_core.exceptions import GoogleAPIError
 from google.cloud.bigtable.row_filters import CellsColumnLimitFilter
 from google.cloud.bigtable_v2.types import ReadRowsRequest
 
+from shared.ingestion.event_hours import event_hour_key
 from shared.ingestion.service import (
     EventRecord,
     RejectedEvent,
@@ -32,6 +36,8 @@ from shared.platform.bigtable_raw import Cell, micros, mutate_rows, read_rows
 from shared.platform.errors import StoreUnavailableError
 from shared.system.resources import (
     EVENT_FAMILY,
+    EVENT_HOUR_FAMILY,
+    EVENT_HOURS_TABLE,
     EVENT_IDS_TABLE,
     ID_FAMILY,
     REJECTED_EVENTS_TABLE,
@@ -52,11 +58,13 @@ class BigtableEventStore:
         instance_id: str,
         events_table: str = SHOPPER_EVENTS_TABLE,
         ids_table: str = EVENT_IDS_TABLE,
+        hours_table: str = EVENT_HOURS_TABLE,
     ) -> None:
         self._api = client.table_data_client
         instance = client.instance(instance_id)
         self._events = instance.table(events_table)
         self._ids = instance.table(ids_table)
+        self._hours = instance.table(hours_table)
 
     def lookup(self, id_keys: Sequence[str]) -> dict[str, StoredId]:
         request = ReadRowsRequest.pb()(table_name=self._ids.name)
@@ -83,6 +91,19 @@ class BigtableEventStore:
                 (
                     r.row_key.encode(),
                     [(EVENT_FAMILY, b"message", r.message, micros(r.occurred_at))],
+                )
+                for r in records
+            ],
+        )
+        # The purge's time-ordered index, after the events (an index row always finds its
+        # event once the event is marked published).
+        mutate_rows(
+            self._api,
+            self._hours,
+            [
+                (
+                    event_hour_key(r.id_key, r.occurred_at).encode(),
+                    [(EVENT_HOUR_FAMILY, b"e", b"", micros(r.occurred_at))],
                 )
                 for r in records
             ],

@@ -111,6 +111,21 @@ class FirestoreDatabase(_Frozen):
     )
 
 
+class FirestoreIndex(_Frozen):
+    """A composite index a query of the code needs: equality on ``equal``, then a range on
+    ``range`` (all ascending). The adapters build their queries from the same object, so a
+    query and its index cannot drift apart (tests/unit/test_infra_firestore_indexes.py)."""
+
+    database: str
+    collection: str
+    equal: tuple[str, ...]
+    range: str
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return (*self.equal, self.range)
+
+
 # --- Secrets, buckets ------------------------------------------------------------------
 
 
@@ -277,6 +292,7 @@ class SystemResources(_Frozen):
     bigquery_datasets: tuple[BigQueryDataset, ...]
     bigquery_tables: tuple[BigQueryTable, ...]
     firestore_databases: tuple[FirestoreDatabase, ...]
+    firestore_indexes: tuple[FirestoreIndex, ...] = ()
     functions: tuple[Function, ...]
     workers: tuple[Worker, ...]
     scheduler_jobs: tuple[SchedulerJob, ...]

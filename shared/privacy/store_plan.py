@@ -14,6 +14,7 @@ from shared.freezer.read_models import DEAD_LETTERS
 from shared.privacy.retention import DataClass
 from shared.system.resources import (
     BIGQUERY_DATA_CLASSES,
+    EVENT_HOURS_TABLE,
     EVENT_IDS_TABLE,
     EXPERIENCE_TREES_TABLE,
     PRIVACY_MARKS_TABLE,
@@ -35,7 +36,12 @@ BIGTABLE_ERASERS: dict[str, DataClass] = {
     EXPERIENCE_TREES_TABLE: DataClass.HOT_STATE,
     REJECTED_EVENTS_TABLE: DataClass.RAW_EVENTS,
 }
-BIGTABLE_COVERED_BY = {EVENT_IDS_TABLE: SHOPPER_EVENTS_TABLE}
+# event_hours holds no shopper id (retailer, hour, event id): the purge of shopper_events
+# deletes its rows; after an erasure, what is left of one points to nothing.
+BIGTABLE_COVERED_BY = {
+    EVENT_IDS_TABLE: SHOPPER_EVENTS_TABLE,
+    EVENT_HOURS_TABLE: SHOPPER_EVENTS_TABLE,
+}
 # Keys: retailer and second; retailer and keyed shopper hash (no customer identifier; an
 # erasure mark expires by age, an objection's stands while it does: docs/PRIVACY.md).
 BIGTABLE_WITHOUT_SHOPPERS = {RATE_LIMITS_TABLE, PRIVACY_MARKS_TABLE}

@@ -26,7 +26,9 @@ from typing import Any
 from google.api_core.exceptions import Conflict, FailedPrecondition, NotFound
 from google.cloud.firestore_v1.base_query import FieldFilter
 
+from shared.platform.resource_model import FirestoreIndex
 from shared.rewards.game import Play, WinEntry
+from shared.system.resources import PLAYED_ORDERS_BY_AGE, PLAYS_BY_AGE
 
 PLAYS = "plays"
 BUDGET_SLOTS = "budget_slots"
@@ -59,6 +61,25 @@ def delete_all(client: Any, snapshots: Any) -> int:
     if pending:
         batch.commit()
     return deleted
+
+
+def purge_older(client: Any, index: FirestoreIndex, retailer_id: str, cutoff: datetime) -> int:
+    """Delete a retailer's documents older than ``cutoff``, by the query ``index`` serves
+    (equality on the retailer, a range on the time), a page of ``DELETE_BATCH`` at a time:
+    each page reads only documents it deletes, and no query outlives Firestore's limits."""
+    (equal,) = index.equal
+    query = (
+        client.collection(index.collection)
+        .where(filter=FieldFilter(equal, "==", retailer_id))
+        .where(filter=FieldFilter(index.range, "<", cutoff))
+        .limit(DELETE_BATCH)
+    )
+    deleted = 0
+    while True:
+        page = list(query.stream())
+        deleted += delete_all(client, page)
+        if len(page) < DELETE_BATCH:
+            return deleted
 
 
 class FirestorePlayStore:
@@ -124,17 +145,11 @@ class FirestorePlayStore:
         return delete_all(self._client, snapshots)
 
     def purge_before(self, retailer_id: str, cutoff: datetime) -> int:
-        # Production needs the composite index (retailer_id, played_at): docs/REWARDS.md.
-        query = self._plays.where(filter=FieldFilter("retailer_id", "==", retailer_id)).where(
-            filter=FieldFilter("played_at", "<", cutoff)
-        )
-        deleted = delete_all(self._client, query.stream())
-        tombstones = (
-            self._client.collection(PLAYED_ORDERS)
-            .where(filter=FieldFilter("retailer_id", "==", retailer_id))
-            .where(filter=FieldFilter("played_at", "<", cutoff))
-        )
-        delete_all(self._client, tombstones.stream())  # not the shopper's: not counted
+        # Composite indexes (retailer_id, played_at) on both collections, declared in
+        # shared/system/resources.py: PLAYS_BY_AGE, PLAYED_ORDERS_BY_AGE.
+        deleted = purge_older(self._client, PLAYS_BY_AGE, retailer_id, cutoff)
+        # The tombstones are not the shopper's: not counted.
+        purge_older(self._client, PLAYED_ORDERS_BY_AGE, retailer_id, cutoff)
         return deleted
 
 

@@ -14,8 +14,9 @@ from typing import Any
 from google.api_core.exceptions import Conflict
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from shared.rewards.firestore_plays import delete_all
+from shared.rewards.firestore_plays import delete_all, purge_older
 from shared.rewards.game import Play
+from shared.system.resources import CLAIMS_BY_AGE
 
 CLAIMS = "claims"
 
@@ -55,8 +56,5 @@ class FirestoreRewardsVault:
         return delete_all(self._client, query.stream())
 
     def purge_before(self, retailer_id: str, cutoff: datetime) -> int:
-        # Production needs the composite index (retailer_id, claimed_at): docs/REWARDS.md.
-        query = self._claims.where(filter=FieldFilter("retailer_id", "==", retailer_id)).where(
-            filter=FieldFilter("claimed_at", "<", cutoff)
-        )
-        return delete_all(self._client, query.stream())
+        # The composite index (retailer_id, claimed_at): CLAIMS_BY_AGE.
+        return purge_older(self._client, CLAIMS_BY_AGE, retailer_id, cutoff)

@@ -19,6 +19,7 @@ from shared.platform.resource_model import (
     Column,
     ColumnFamily,
     FirestoreDatabase,
+    FirestoreIndex,
     Function,
     GcRule,
     RetryPolicy,
@@ -44,6 +45,7 @@ __all__ = [
     "Column",
     "ColumnFamily",
     "FirestoreDatabase",
+    "FirestoreIndex",
     "Function",
     "GcRule",
     "RetryPolicy",
@@ -70,6 +72,10 @@ SHOPPER_EVENTS_TABLE = "shopper_events"
 EVENT_FAMILY = "event"
 EVENT_IDS_TABLE = "event_ids"
 ID_FAMILY = "id"
+# The retention purge's time-ordered index of events: ``{retailer}#{hour}#{event_id}``
+# (no shopper id), cell time = occurred_at (shared/privacy/bigtable_erasers.py).
+EVENT_HOURS_TABLE = "event_hours"
+EVENT_HOUR_FAMILY = "h"
 REJECTED_EVENTS_TABLE = "rejected_events"
 REJECTED_FAMILY = "rejected"
 REJECTED_EVENT_RETENTION_DAYS = 90
@@ -79,6 +85,22 @@ DEFAULT_DATABASE = "(default)"
 REWARDS_DATABASE = "rewards"
 
 RAW_EVENT_RETENTION_DAYS = 1000
+
+# The retention purge's Firestore queries (a retailer's documents older than a cut-off):
+# equality on retailer_id and a range on the time need a composite index each
+# (docs/PRIVACY.md); the rewards adapters build their purge queries from these.
+PLAYS_BY_AGE = FirestoreIndex(
+    database=REWARDS_DATABASE, collection="plays", equal=("retailer_id",), range="played_at"
+)
+PLAYED_ORDERS_BY_AGE = FirestoreIndex(
+    database=REWARDS_DATABASE,
+    collection="played_orders",
+    equal=("retailer_id",),
+    range="played_at",
+)
+CLAIMS_BY_AGE = FirestoreIndex(
+    database=REWARDS_DATABASE, collection="claims", equal=("retailer_id",), range="claimed_at"
+)
 
 SHOPPER_EXPERIENCES_TOPIC = "shopper-experiences"
 DECIDER_SUBSCRIPTION = "shopper-events-decide"
@@ -247,6 +269,15 @@ SYSTEM = SystemResources(
             ),
         ),
         BigtableTable(
+            name=EVENT_HOURS_TABLE,
+            families=(
+                ColumnFamily(
+                    name=EVENT_HOUR_FAMILY,
+                    gc=GcRule(max_versions=1, max_age_days=RAW_EVENT_RETENTION_DAYS),
+                ),
+            ),
+        ),
+        BigtableTable(
             name=RATE_LIMITS_TABLE,
             families=(
                 ColumnFamily(name=RATE_LIMIT_FAMILY, gc=GcRule(max_versions=1, max_age_days=1)),
@@ -326,6 +357,7 @@ SYSTEM = SystemResources(
             collections=("claims", "plays", "budget_slots", "voided_orders"),
         ),
     ),
+    firestore_indexes=(PLAYS_BY_AGE, PLAYED_ORDERS_BY_AGE, CLAIMS_BY_AGE),
     functions=(
         Function(
             name="ingest_events",
@@ -343,6 +375,7 @@ SYSTEM = SystemResources(
                 bigtable_writes=(
                     SHOPPER_EVENTS_TABLE,
                     EVENT_IDS_TABLE,
+                    EVENT_HOURS_TABLE,
                     REJECTED_EVENTS_TABLE,
                     RATE_LIMITS_TABLE,
                 ),
@@ -440,6 +473,7 @@ SYSTEM = SystemResources(
                 bigtable_writes=(
                     SHOPPER_EVENTS_TABLE,
                     EVENT_IDS_TABLE,
+                    EVENT_HOURS_TABLE,
                     SHOPPER_STATE_TABLE,
                     EXPERIENCE_TREES_TABLE,
                     REJECTED_EVENTS_TABLE,

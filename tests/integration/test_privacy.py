@@ -19,7 +19,7 @@ from emulators.config import ROOT, StackSettings
 from shared.contract.events import validate_event
 from shared.freezer.bigquery_read_models import BigQueryReadModelSink
 from shared.ingestion.bigtable_events import BigtableEventStore
-from shared.ingestion.service import make_record, message_head, shopper_prefix
+from shared.ingestion.service import make_record, message_head, reverse_micros, shopper_prefix
 from shared.platform import clients
 from shared.platform.bigtable_raw import Cell, micros, mutate_rows
 from shared.privacy.firestore_records import FirestoreRetention
@@ -536,7 +536,11 @@ def test_retention_purges_exactly_the_old_records_of_each_class(
         (
             REJECTED_EVENTS_TABLE,
             REJECTED_FAMILY,
-            {"old": f"{retailer}#1#0000#old", "young": f"{retailer}#2#0000#young"},
+            # Keys as the writer makes them: newest first by time received.
+            {
+                "old": f"{retailer}#{reverse_micros(old)}#0000#old",
+                "young": f"{retailer}#{reverse_micros(young)}#0000#young",
+            },
         ),
     ):
         bt_rows: list[tuple[bytes, list[Cell]]] = [
@@ -642,7 +646,7 @@ def test_retention_purges_exactly_the_old_records_of_each_class(
         expected = {
             SHOPPER_STATE_TABLE: {shopper_prefix(retailer, shopper)},
             EXPERIENCE_TREES_TABLE: {f"{retailer}#{shopper}", f"{retailer}#"},
-            REJECTED_EVENTS_TABLE: {f"{retailer}#2#0000#young"},
+            REJECTED_EVENTS_TABLE: {f"{retailer}#{reverse_micros(young)}#0000#young"},
         }[bt_table]
         assert found_keys == expected, bt_table
     for planned in purgeable:

@@ -136,6 +136,7 @@ def test_ingest_and_decide_get_what_they_use_and_nothing_else(program: Program) 
         ("roles/pubsub.publisher", "topic:rejected-events"),
         ("roles/bigtable.user", "bigtable:shopper_events"),
         ("roles/bigtable.user", "bigtable:event_ids"),
+        ("roles/bigtable.user", "bigtable:event_hours"),
         ("roles/bigtable.user", "bigtable:rejected_events"),
         ("roles/bigtable.user", "bigtable:rate_limits"),
         ("roles/datastore.viewer", "firestore:(default)"),

@@ -172,6 +172,24 @@ class DocumentStores(pulumi.ComponentResource):
                 deletion_policy="ABANDON" if protected else "DELETE",
                 opts=opts,
             )
+        # The composite indexes the code's queries need (the retention purge's).
+        for index in ctx.system.firestore_indexes:
+            database = ctx.databases[index.database]
+            gcp.firestore.Index(
+                f"firestore-index-{index.database.strip('()')}-{index.collection}-"
+                + "-".join(index.fields),
+                project=ctx.project,
+                database=database.name,
+                collection=index.collection,
+                query_scope="COLLECTION",
+                fields=[
+                    gcp.firestore.IndexFieldArgs(field_path=field, order="ASCENDING")
+                    for field in index.fields
+                ],
+                opts=pulumi.ResourceOptions.merge(
+                    opts, pulumi.ResourceOptions(depends_on=[database])
+                ),
+            )
         self.register_outputs({})
 
 
