@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from emulators import processes
 from emulators.config import ROOT, StackSettings, function_ports
-from shared.system.resources import SYSTEM, SystemResources
+from shared.system.resources import CREDENTIALS_DATABASE, SYSTEM, SystemResources
 from shared.system.workflow_render import environment
 
 if TYPE_CHECKING:
@@ -636,7 +636,7 @@ def _provision(settings: StackSettings) -> dict[str, str]:
 
     create_all(settings, SYSTEM)
     api_key = _demo_api_key(settings)
-    store = FirestoreApiKeyStore(firestore_client(settings.project))
+    store = FirestoreApiKeyStore(firestore_client(settings.project, CREDENTIALS_DATABASE))
     register_api_key(store, DEMO_RETAILER_ID, api_key, datetime.now(UTC))
     # The demo shop's pages carry a publishable key for their origin, and its back end
     # signs its shoppers with the retailer's identity secret (docs/INGEST.md, "Keys").
@@ -657,7 +657,7 @@ def _provision(settings: StackSettings) -> dict[str, str]:
     )
     csm_key = _demo_csm_key(settings)
     issue_csm_key(
-        FirestoreCsmAccounts(firestore_client(settings.project)),
+        FirestoreCsmAccounts(firestore_client(settings.project, CREDENTIALS_DATABASE)),
         DEMO_CSM_ID,
         "admin",
         None,

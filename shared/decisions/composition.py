@@ -85,7 +85,12 @@ def experiences() -> ExperiencesDependencies:
     logs.configure(settings.log_level)
     firestore = clients.firestore_client(settings.project)
     return ExperiencesDependencies(
-        api_keys=CachedApiKeys(FirestoreApiKeyStore(firestore), settings.api_key_cache_ttl_s),
+        api_keys=CachedApiKeys(
+            FirestoreApiKeyStore(
+                clients.firestore_client(settings.project, settings.credentials_database)
+            ),
+            settings.api_key_cache_ttl_s,
+        ),
         experiences=BigtableShopperStates(
             clients.bigtable_client(settings.project), settings.bigtable_instance
         ),

@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from shared.platform.terminal import environment
+from shared.system.resources import CREDENTIALS_DATABASE
 
 
 def _origin(text: str) -> str:
@@ -36,7 +37,7 @@ def issue_command(args: argparse.Namespace) -> int:
     from shared.retailers.firestore_api_keys import FirestoreApiKeyStore
     from shared.retailers.keys import KeyKind, issue_api_key
 
-    store = FirestoreApiKeyStore(clients.firestore_client(environment()))
+    store = FirestoreApiKeyStore(clients.firestore_client(environment(), CREDENTIALS_DATABASE))
     kind: KeyKind = "publishable" if args.publishable else "secret"
     if args.origin and not args.publishable:
         print("refused: only a publishable key lists origins", file=sys.stderr)
@@ -54,7 +55,7 @@ def list_command(args: argparse.Namespace) -> int:
     from shared.platform import clients
     from shared.retailers.firestore_api_keys import FirestoreApiKeyStore
 
-    store = FirestoreApiKeyStore(clients.firestore_client(environment()))
+    store = FirestoreApiKeyStore(clients.firestore_client(environment(), CREDENTIALS_DATABASE))
     for key in sorted(store.of_retailer(args.retailer), key=lambda k: k.created_at):
         state = "revoked" if key.revoked else "active"
         origins = " ".join(key.origins) or "-"
@@ -68,7 +69,7 @@ def revoke_command(args: argparse.Namespace) -> int:
     from shared.platform import clients
     from shared.retailers.firestore_api_keys import FirestoreApiKeyStore
 
-    store = FirestoreApiKeyStore(clients.firestore_client(environment()))
+    store = FirestoreApiKeyStore(clients.firestore_client(environment(), CREDENTIALS_DATABASE))
     matches = [k for k in store.of_retailer(args.retailer) if k.key_hash.startswith(args.hash)]
     if len(matches) != 1:
         print(f"refused: {len(matches)} keys of {args.retailer} match {args.hash}", file=sys.stderr)

@@ -76,6 +76,14 @@ RATE_LIMITS_TABLE = "rate_limits"
 RATE_LIMIT_FAMILY = "n"
 DEFAULT_DATABASE = "(default)"
 REWARDS_DATABASE = "rewards"
+# Credentials (docs/PRIVACY.md, "Credentials and the back office"): retailers' API keys and
+# CSM accounts, written only by the operators' CLI; the functions that authenticate read it.
+CREDENTIALS_DATABASE = "credentials"
+API_KEYS_COLLECTION = "api_keys"
+CSM_ACCOUNTS_COLLECTION = "csm_accounts"
+# The back office's sessions: written by the campaigns function only, nothing else in it.
+BACK_OFFICE_DATABASE = "back-office"
+SESSIONS_COLLECTION = "sessions"
 
 RAW_EVENT_RETENTION_DAYS = 1000
 
@@ -290,9 +298,8 @@ SYSTEM = SystemResources(
     firestore_databases=(
         FirestoreDatabase(
             name=DEFAULT_DATABASE,
-            description="retailers, API keys, campaigns, nightly runs, privacy",
+            description="retailers, campaigns, nightly runs, privacy",
             collections=(
-                "api_keys",
                 "retailers",
                 "campaigns",
                 "nightly_runs",
@@ -309,6 +316,32 @@ SYSTEM = SystemResources(
             # vault (it never reads it for anything else).
             reserved_for=(PLAYS_FUNCTION, VOID_PLAYS_WORKER, PRIVACY_FUNCTION),
             collections=("claims", "plays", "budget_slots", "voided_orders"),
+        ),
+        FirestoreDatabase(
+            name=CREDENTIALS_DATABASE,
+            description="retailers' API keys and CSM accounts (hashes); issued by operators",
+            # The functions that authenticate callers read it; none may write it: keys and
+            # accounts are issued and revoked by the operators' CLI (docs/DEPLOY.md).
+            reserved_for=(
+                "ingest_events",
+                "experiences",
+                "campaigns",
+                PLAYS_FUNCTION,
+                ERASURE_FUNCTION,
+                PRIVACY_FUNCTION,  # lists the retailers that hold a key (retention purge)
+            ),
+            writers=(),
+            collections=(API_KEYS_COLLECTION, CSM_ACCOUNTS_COLLECTION),
+        ),
+        FirestoreDatabase(
+            name=BACK_OFFICE_DATABASE,
+            description="the back office's sessions (hashed ids, expiry); campaigns only",
+            reserved_for=("campaigns",),
+            writers=("campaigns",),
+            collections=(SESSIONS_COLLECTION,),
+            # Expired sessions are refused by the code at once and deleted by Firestore's
+            # TTL policy (typically within 24 hours of expires_at).
+            ttl_fields=((SESSIONS_COLLECTION, "expires_at"),),
         ),
     ),
     functions=(
@@ -331,7 +364,8 @@ SYSTEM = SystemResources(
                     REJECTED_EVENTS_TABLE,
                     RATE_LIMITS_TABLE,
                 ),
-                firestore_reads=(DEFAULT_DATABASE,),  # API keys, rates, suppression list
+                # Rates, suppression list; API keys.
+                firestore_reads=(DEFAULT_DATABASE, CREDENTIALS_DATABASE),
                 secrets=(SHOPPER_HASH_KEY_SECRET,),
             ),
         ),
@@ -351,7 +385,8 @@ SYSTEM = SystemResources(
             ),
             access=Access(
                 bigtable_reads=(SHOPPER_STATE_TABLE,),
-                firestore_reads=(DEFAULT_DATABASE,),  # API keys, identity versions
+                # Identity versions; API keys.
+                firestore_reads=(DEFAULT_DATABASE, CREDENTIALS_DATABASE),
                 secrets=(SHOPPER_IDENTITY_KEY_SECRET,),  # verifies shopper signatures
             ),
         ),
@@ -367,7 +402,11 @@ SYSTEM = SystemResources(
             env_url_name="CAMPAIGNS_URL",
             local_threads=4,
             sizing=Sizing(min_instances=0, max_instances=5, timeout_s=120),
-            access=Access(firestore_writes=(DEFAULT_DATABASE,), bigquery_reads=(BIGQUERY_DATASET,)),
+            access=Access(
+                firestore_writes=(DEFAULT_DATABASE, BACK_OFFICE_DATABASE),  # campaigns; sessions
+                firestore_reads=(CREDENTIALS_DATABASE,),  # CSM accounts; retailers with a key
+                bigquery_reads=(BIGQUERY_DATASET,),
+            ),
         ),
         Function(
             name=PLAYS_FUNCTION,
@@ -380,8 +419,9 @@ SYSTEM = SystemResources(
             sizing=Sizing(min_instances=1, max_instances=20, timeout_s=30),
             access=Access(
                 publishes=(PLAYS_TOPIC,),
-                # (default): API keys and campaigns read, Campaign.budget_exhausted written.
+                # (default): campaigns read, Campaign.budget_exhausted written.
                 firestore_writes=(DEFAULT_DATABASE, REWARDS_DATABASE),
+                firestore_reads=(CREDENTIALS_DATABASE,),  # API keys
                 # Play tokens; shopper signatures of browser calls.
                 secrets=(PLAY_SIGNING_KEY_SECRET, SHOPPER_IDENTITY_KEY_SECRET),
             ),
@@ -396,7 +436,11 @@ SYSTEM = SystemResources(
             env_url_name="ERASURE_URL",
             local_threads=4,
             sizing=Sizing(min_instances=0, max_instances=5, timeout_s=30),
-            access=Access(firestore_writes=(DEFAULT_DATABASE,), secrets=(SHOPPER_HASH_KEY_SECRET,)),
+            access=Access(
+                firestore_writes=(DEFAULT_DATABASE,),
+                firestore_reads=(CREDENTIALS_DATABASE,),  # API keys
+                secrets=(SHOPPER_HASH_KEY_SECRET,),
+            ),
         ),
         Function(
             name=PRIVACY_FUNCTION,
@@ -421,6 +465,7 @@ SYSTEM = SystemResources(
                 ),
                 bigquery_writes=(BIGQUERY_DATASET,),
                 firestore_writes=(DEFAULT_DATABASE, REWARDS_DATABASE),
+                firestore_reads=(CREDENTIALS_DATABASE,),  # the retailers that hold a key
                 secrets=(SHOPPER_HASH_KEY_SECRET,),
             ),
         ),
