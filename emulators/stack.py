@@ -31,7 +31,13 @@ from typing import TYPE_CHECKING, Any
 
 from emulators import processes
 from emulators.config import ROOT, StackSettings, function_ports
-from shared.system.resources import CREDENTIALS_DATABASE, SYSTEM, SystemResources
+from shared.system.resources import (
+    API_KEYS_COLLECTION,
+    CREDENTIALS_DATABASE,
+    CSM_ACCOUNTS_COLLECTION,
+    SYSTEM,
+    SystemResources,
+)
 from shared.system.workflow_render import environment
 
 if TYPE_CHECKING:
@@ -630,11 +636,18 @@ def _provision(settings: StackSettings) -> dict[str, str]:
     from shared.campaigns.firestore_admin import FirestoreCsmAccounts
     from shared.platform.clients import firestore_client
     from shared.retailers.firestore_api_keys import FirestoreApiKeyStore
+    from shared.retailers.firestore_migration import move_documents
     from shared.retailers.firestore_retailers import FirestoreIdentityVersions
     from shared.retailers.identity import identity_secret
     from shared.retailers.keys import register_api_key
 
     create_all(settings, SYSTEM)
+    # Keys and accounts a stack saved before the credentials database existed move there.
+    move_documents(
+        firestore_client(settings.project),
+        firestore_client(settings.project, CREDENTIALS_DATABASE),
+        (API_KEYS_COLLECTION, CSM_ACCOUNTS_COLLECTION),
+    )
     api_key = _demo_api_key(settings)
     store = FirestoreApiKeyStore(firestore_client(settings.project, CREDENTIALS_DATABASE))
     register_api_key(store, DEMO_RETAILER_ID, api_key, datetime.now(UTC))
