@@ -437,6 +437,7 @@ def openapi() -> dict[str, Any]:
         return {"description": description, "content": {"application/json": {"schema": schema}}}
 
     ref = {"$ref": "#/components/schemas/Campaign"}
+    new_campaign = {"$ref": "#/components/schemas/NewCampaign"}
     id_param = {
         "name": "campaign_id",
         "in": "path",
@@ -451,7 +452,10 @@ def openapi() -> dict[str, Any]:
         **common,
         "400": error_response("Not a JSON object"),
         "403": error_response("Read-only role, or a retailer outside your scope"),
-        "409": error_response("Conflicting campaign, existing id, archived, or invalid transition"),
+        "409": error_response(
+            "Conflicting campaign (only those you can see are named), an admin's id taken, "
+            "archived, or invalid transition"
+        ),
         "422": error_response(
             "Invalid fields (dates, budgets...), unknown retailers or products (details)"
         ),
@@ -474,6 +478,16 @@ def openapi() -> dict[str, Any]:
             "schemas": {
                 **definitions,
                 "Campaign": campaign,
+                "NewCampaign": {
+                    **campaign,
+                    "title": "NewCampaign",
+                    "description": "A campaign to create: campaign_id is optional",
+                    "required": [
+                        r
+                        for r in campaign.get("required", [])
+                        if r not in ("campaign_id", "status")
+                    ],
+                },
                 "Report": {
                     "type": "object",
                     "description": "docs/CAMPAIGNS.md: the report's fields",
@@ -491,7 +505,12 @@ def openapi() -> dict[str, Any]:
                 },
                 "post": {
                     "operationId": "createCampaign",
-                    "requestBody": {"content": {"application/json": {"schema": ref}}},
+                    "description": "campaign_id is optional. An account scoped to retailers "
+                    "gets the id it asks for followed by '-' and 8 random hex digits (without "
+                    "one: 'c-' and 16); an admin gets the id it asks for (409 already_exists "
+                    "if taken), or 'c-' and 16 random hex digits. The answer's campaign_id is "
+                    "the campaign's.",
+                    "requestBody": {"content": {"application/json": {"schema": new_campaign}}},
                     "responses": {"201": ok("Created", ref), **writes},
                 },
             },

@@ -99,8 +99,9 @@ def test_keys_and_accounts_are_issued_into_the_credentials_database_only(
             left = [s.id for s in default.collection(collection).limit(5).stream()]
             assert left == [], f"(default)/{collection} holds credentials: {left}"
     finally:
-        credentials.collection(API_KEYS).document(hash_api_key(key)).delete()
-        credentials.collection(ACCOUNTS).document(hash_key(csm_key)).delete()
+        for database in (credentials, firestore(stack)):
+            database.collection(API_KEYS).document(hash_api_key(key)).delete()
+            database.collection(ACCOUNTS).document(hash_key(csm_key)).delete()
 
 
 def test_a_key_left_in_the_default_database_authenticates_nowhere_until_migrated(
