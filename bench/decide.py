@@ -175,10 +175,10 @@ def set_up_retailer(project: str, retailer: str, now: datetime) -> tuple[str, di
     from shared.platform import clients
     from shared.retailers.firestore_api_keys import FirestoreApiKeyStore
     from shared.retailers.keys import new_api_key, register_api_key
-    from shared.system.resources import BIGTABLE_INSTANCE
+    from shared.system.resources import BIGTABLE_INSTANCE, CREDENTIALS_DATABASE
 
     api_key = new_api_key()
-    store = FirestoreApiKeyStore(clients.firestore_client(project))
+    store = FirestoreApiKeyStore(clients.firestore_client(project, CREDENTIALS_DATABASE))
     register_api_key(store, retailer, api_key, now)
     simulation = Simulation(shift_weeks=default_shift_weeks(now), retailers=(retailer,))
     live = [c for c in import_campaigns(simulation, now).campaigns if c.status == "active"]

@@ -101,8 +101,9 @@ def issue_page_key(project: str, retailer: str, origin: str, now: datetime) -> s
     from shared.platform import clients
     from shared.retailers.firestore_api_keys import FirestoreApiKeyStore
     from shared.retailers.keys import issue_api_key
+    from shared.system.resources import CREDENTIALS_DATABASE
 
-    store = FirestoreApiKeyStore(clients.firestore_client(project))
+    store = FirestoreApiKeyStore(clients.firestore_client(project, CREDENTIALS_DATABASE))
     return issue_api_key(store, retailer, now, "publishable", (origin,))
 
 

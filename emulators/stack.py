@@ -31,7 +31,13 @@ from typing import TYPE_CHECKING, Any
 
 from emulators import processes
 from emulators.config import ROOT, StackSettings, function_ports
-from shared.system.resources import SYSTEM, SystemResources
+from shared.system.resources import (
+    API_KEYS_COLLECTION,
+    CREDENTIALS_DATABASE,
+    CSM_ACCOUNTS_COLLECTION,
+    SYSTEM,
+    SystemResources,
+)
 from shared.system.workflow_render import environment
 
 if TYPE_CHECKING:
@@ -634,13 +640,20 @@ def _provision(settings: StackSettings) -> dict[str, str]:
     from shared.campaigns.firestore_admin import FirestoreCsmAccounts
     from shared.platform.clients import firestore_client
     from shared.retailers.firestore_api_keys import FirestoreApiKeyStore
+    from shared.retailers.firestore_migration import move_documents
     from shared.retailers.firestore_retailers import FirestoreIdentityVersions
     from shared.retailers.identity import identity_secret
     from shared.retailers.keys import register_api_key
 
     create_all(settings, SYSTEM)
+    # Keys and accounts a stack saved before the credentials database existed move there.
+    move_documents(
+        firestore_client(settings.project),
+        firestore_client(settings.project, CREDENTIALS_DATABASE),
+        (API_KEYS_COLLECTION, CSM_ACCOUNTS_COLLECTION),
+    )
     api_key = _demo_api_key(settings)
-    store = FirestoreApiKeyStore(firestore_client(settings.project))
+    store = FirestoreApiKeyStore(firestore_client(settings.project, CREDENTIALS_DATABASE))
     register_api_key(store, DEMO_RETAILER_ID, api_key, datetime.now(UTC))
     # The demo shop's pages carry a publishable key for their origin, and its back end
     # signs its shoppers with the retailer's identity secret (docs/INGEST.md, "Keys").
@@ -661,7 +674,7 @@ def _provision(settings: StackSettings) -> dict[str, str]:
     )
     csm_key = _demo_csm_key(settings)
     issue_csm_key(
-        FirestoreCsmAccounts(firestore_client(settings.project)),
+        FirestoreCsmAccounts(firestore_client(settings.project, CREDENTIALS_DATABASE)),
         DEMO_CSM_ID,
         "admin",
         None,

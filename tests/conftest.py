@@ -121,18 +121,20 @@ def retailer_key(stack: dict[str, str]) -> Iterator[Callable[[str], str]]:
     from shared.retailers.firestore_api_keys import COLLECTION as API_KEYS
     from shared.retailers.firestore_api_keys import FirestoreApiKeyStore
     from shared.retailers.keys import hash_api_key, issue_api_key
+    from shared.system.resources import CREDENTIALS_DATABASE
 
     firestore = clients.firestore_client(stack["GOOGLE_CLOUD_PROJECT"])
+    credentials = clients.firestore_client(stack["GOOGLE_CLOUD_PROJECT"], CREDENTIALS_DATABASE)
     issued: list[tuple[str, str]] = []
 
     def issue(retailer_id: str) -> str:
-        key = issue_api_key(FirestoreApiKeyStore(firestore), retailer_id, datetime.now(UTC))
+        key = issue_api_key(FirestoreApiKeyStore(credentials), retailer_id, datetime.now(UTC))
         issued.append((retailer_id, key))
         return key
 
     yield issue
     for retailer_id, key in issued:
-        firestore.collection(API_KEYS).document(hash_api_key(key)).delete()
+        credentials.collection(API_KEYS).document(hash_api_key(key)).delete()
         firestore.collection("retailers").document(retailer_id).delete()
         entries = firestore.collection(SUPPRESSIONS).where(
             filter=FieldFilter("retailer_id", "==", retailer_id)

@@ -52,6 +52,7 @@ def campaigns(request: flask.Request) -> Any:
             body=b"" if is_form else body,
             form=form,
             cookies=request.cookies.to_dict(),
+            remote_addr=request.remote_addr or "",
         ),
         dependencies,
         datetime.now(UTC),

@@ -8,7 +8,10 @@ tracker keys: a random access key (``cwc_...``) whose SHA-256 only is stored, wi
 - ``analyst``: reads only (every retailer, or a scope if one is given).
 
 A campaign is visible to an account when every one of its retailers is in the account's
-scope; otherwise it does not exist for that account (404, never a 403 that would leak it).
+scope; otherwise it does not exist for that account (404, never a 403 that would leak it),
+and no answer tells it apart from one that never existed: an account scoped to retailers
+never chooses a campaign id outright (its id is generated, see ``campaign_id_for``), and a
+conflict with a campaign it cannot see is not described.
 Every change is written to the audit log: who, when, what (the fields before and after).
 """
 
@@ -236,6 +239,11 @@ def conflicts(candidate: Campaign, others: Iterable[Campaign]) -> list[Campaign]
     ]
 
 
+CONFLICT_MESSAGE = (
+    "overlaps another campaign of the same type on the same retailers, period and products"
+)
+
+
 @dataclass
 class AdminDependencies:
     accounts: CsmAccountStore
@@ -318,13 +326,13 @@ def _check(
     if candidate.status in ("active", "draft"):
         found = conflicts(candidate, deps.campaigns.all())
         if found:
+            # Only the campaigns the account sees are named; one it cannot see is not
+            # described at all (neither its id, nor that it is outside the scope).
             visible = [c.campaign_id for c in found if account.sees(c)]
             raise AdminError(
                 409,
                 "conflicting_campaign",
-                "overlaps another campaign of the same type on the same retailers, period "
-                "and products"
-                + (f": {', '.join(visible)}" if visible else " (outside your scope)"),
+                CONFLICT_MESSAGE + (f": {', '.join(visible)}" if visible else ""),
                 {"campaign_ids": visible},
             )
 
@@ -382,6 +390,28 @@ def get_campaign(account: CsmAccount, campaign_id: str, deps: AdminDependencies)
     return campaign
 
 
+GENERATED_ID_PREFIX = "c"
+
+
+def campaign_id_for(account: CsmAccount, requested: Any) -> Any:
+    """The id of a new campaign. An account whose scope is every retailer (admin) takes
+    the id it asks for: it sees every campaign, so "taken" tells it nothing new. An account
+    scoped to retailers gets the id it asks for followed by 8 random hex digits (or ``c-``
+    and 16 without one): whether another retailer's campaign holds the id it asked for
+    changes nothing in the answer. (A non-string id is passed on, to be refused.)"""
+    if account.retailer_ids is None:
+        return requested if requested not in (None, "") else _generated(GENERATED_ID_PREFIX, 8)
+    if requested in (None, ""):
+        return _generated(GENERATED_ID_PREFIX, 8)
+    if not isinstance(requested, str):
+        return requested
+    return _generated(requested, 4)
+
+
+def _generated(label: str, random_bytes: int) -> str:
+    return f"{label}-{secrets.token_hex(random_bytes)}"
+
+
 def create_campaign(
     account: CsmAccount, data: Mapping[str, Any], deps: AdminDependencies, now: datetime
 ) -> Campaign:
@@ -389,15 +419,15 @@ def create_campaign(
     extra = sorted(set(data) - set(CREATABLE))
     if extra:
         raise _invalid([{"field": name, "reason": "not a campaign field"} for name in extra])
+    data = {**data, "campaign_id": campaign_id_for(account, data.get("campaign_id"))}
     status = data.get("status", "draft")
     if status not in ("draft", "active"):
         raise _invalid([{"field": "status", "reason": "a new campaign is draft or active"}])
     candidate = _build({"status": "draft", **data})
-    existing = deps.campaigns.get(candidate.campaign_id)
-    if existing is not None:
-        if account.sees(existing):
-            raise AdminError(409, "already_exists", f"campaign {candidate.campaign_id} exists")
-        raise AdminError(409, "already_exists", "this campaign id is taken; choose another")
+    if deps.campaigns.get(candidate.campaign_id) is not None:
+        # Only an account that sees every campaign chooses its ids (campaign_id_for): the
+        # campaign that holds the id is one it may see.
+        raise AdminError(409, "already_exists", f"campaign {candidate.campaign_id} exists")
     _check(candidate, account, deps, now, new_period=True)
     deps.campaigns.put(candidate)
     _audit(deps, account, "create", None, candidate, now)

@@ -8,9 +8,11 @@ JSON API (credentials: ``Authorization: Bearer cwc_...`` or ``X-Csm-Key``):
 - ``GET /v1/campaigns/{id}/audit``, ``GET /v1/campaigns/{id}/report``
 - ``GET /openapi.json``
 
-Back office (server-rendered pages; the key is given once on ``/login`` and kept in an
-HttpOnly, SameSite=Strict cookie): ``/campaigns``, ``/campaigns/new``,
-``/campaigns/{id}``, ``/campaigns/{id}/report``.
+Back office (server-rendered pages): the key is given once on ``/login``, which opens a
+server-side session (``shared.campaigns.sessions``); the HttpOnly, SameSite=Strict cookie
+holds only the session's random id. ``POST /logout`` ends it. Every POST of a page carries
+the session's CSRF token (403 otherwise); failed logins are limited per client (429).
+Pages: ``/campaigns``, ``/campaigns/new``, ``/campaigns/{id}``, ``/campaigns/{id}/report``.
 
 Every refusal has a status and a body ``{"error": {"code", "message", ...}}``; a campaign
 outside the caller's scope is a 404, as if it did not exist.
@@ -42,12 +44,23 @@ from shared.campaigns.admin import (
     update_campaign,
 )
 from shared.campaigns.model import Campaign, Creative
+from shared.campaigns.sessions import (
+    BackOfficeSession,
+    LoginThrottle,
+    SessionPolicy,
+    SessionStore,
+    close,
+    csrf_ok,
+    open_session,
+    resume,
+)
 from shared.platform.errors import StoreUnavailableError
 from shared.platform.http import ERROR_SCHEMA, error_response, header, load_json
 
 log = logging.getLogger(__name__)
 
-COOKIE = "cw_csm"
+COOKIE = "cw_session"
+CSRF_FIELD = "csrf_token"
 MAX_BODY_BYTES = 256 * 1024
 ReportFunction = Callable[[Campaign, datetime], dict[str, Any]]
 
@@ -60,6 +73,7 @@ class HttpRequest:
     body: bytes = b""
     form: Mapping[str, str] = field(default_factory=dict)
     cookies: Mapping[str, str] = field(default_factory=dict)
+    remote_addr: str = ""
 
     def header(self, name: str) -> str | None:
         return header(self.headers, name)
@@ -77,6 +91,9 @@ class HttpResponse:
 class CampaignsDependencies:
     admin: AdminDependencies
     report: ReportFunction
+    sessions: SessionStore
+    session_policy: SessionPolicy
+    login_throttle: LoginThrottle
 
 
 def _json(status: int, body: Any, **headers: str) -> HttpResponse:
@@ -178,6 +195,13 @@ def _html(status: int, body: str, **headers: str) -> HttpResponse:
     )
 
 
+def _client(request: HttpRequest) -> str:
+    """The caller's address: the last ``X-Forwarded-For`` entry (the one Google's front
+    end appends in the cloud; earlier ones are the client's own say), else the peer's."""
+    forwarded = [a.strip() for a in (request.header("X-Forwarded-For") or "").split(",")]
+    return next((a for a in reversed(forwarded) if a), request.remote_addr)
+
+
 def _cookie(request: HttpRequest, value: str, max_age: int) -> str:
     secure = "; Secure" if (request.header("X-Forwarded-Proto") or "") == "https" else ""
     return f"{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
@@ -246,27 +270,84 @@ def _page(
         return _redirect("/campaigns")
     if request.path.rstrip("/") == "/login":
         if request.method == "POST":
-            key = request.form.get("key", "").strip()
-            if authenticate(deps.admin.accounts, key) is None:
-                return _html(401, back_office.login_page("Unknown or revoked key."))
-            return _redirect("/campaigns", **{"Set-Cookie": _cookie(request, key, 8 * 3600)})
+            return _login(request, deps, now)
         return _html(200, back_office.login_page())
+    resumed = resume(
+        deps.sessions,
+        deps.admin.accounts,
+        request.cookies.get(COOKIE),
+        deps.session_policy,
+        now,
+    )
     if request.path.rstrip("/") == "/logout":
+        if request.method != "POST":
+            return _redirect("/campaigns")
+        if resumed is not None:
+            if not csrf_ok(resumed[0], request.form.get(CSRF_FIELD)):
+                return _csrf_refused(resumed)
+            close(deps.sessions, resumed[0])
         return _redirect("/login", **{"Set-Cookie": _cookie(request, "", 0)})
     if match is None:
         return _html(404, back_office.message_page("Not found", f"No page {request.path}."))
-    account = authenticate(deps.admin.accounts, request.cookies.get(COOKIE))
-    if account is None:
+    if resumed is None:
+        if COOKIE in request.cookies:  # unknown, expired or revoked: drop it
+            return _redirect("/login", **{"Set-Cookie": _cookie(request, "", 0)})
         return _redirect("/login")
+    session, account = resumed
+    if request.method == "POST" and not csrf_ok(session, request.form.get(CSRF_FIELD)):
+        return _csrf_refused(resumed)
     campaign_id, action = match.group(1), match.group(2)
     try:
-        return _page_for(request, account, campaign_id, action, deps, now)
+        response = _page_for(request, account, campaign_id, action, deps, now)
     except AdminError as exc:
         if exc.status == 404:
-            return _html(404, back_office.message_page("Not found", exc.message, account))
-        if exc.status == 403 and exc.code == "read_only":
-            return _html(403, back_office.message_page("Read only", exc.message, account))
-        raise
+            response = _html(404, back_office.message_page("Not found", exc.message, account))
+        elif exc.status == 403 and exc.code == "read_only":
+            response = _html(403, back_office.message_page("Read only", exc.message, account))
+        else:
+            raise
+    return _with_csrf(response, session)
+
+
+def _with_csrf(response: HttpResponse, session: BackOfficeSession) -> HttpResponse:
+    """Every form of a page carries the session's CSRF token."""
+    if not response.content_type.startswith("text/html"):
+        return response
+    body = back_office.protect_forms(response.body, CSRF_FIELD, session.csrf_token)
+    return HttpResponse(response.status, body, response.content_type, response.headers)
+
+
+def _csrf_refused(resumed: tuple[BackOfficeSession, CsmAccount]) -> HttpResponse:
+    page = back_office.message_page(
+        "Refused",
+        "This form's security token (csrf_token) is missing or wrong: nothing was changed. "
+        "Reload the page and submit it again.",
+        resumed[1],
+    )
+    return _with_csrf(_html(403, page), resumed[0])
+
+
+def _login(request: HttpRequest, deps: CampaignsDependencies, now: datetime) -> HttpResponse:
+    client = _client(request)
+    wait = deps.login_throttle.retry_after(client, now)
+    if wait is not None:
+        log.warning("back-office logins refused: too many failures from a client")
+        page = back_office.login_page(
+            f"Too many failed logins from your address: try again in {wait} s."
+        )
+        return _html(429, page, **{"Retry-After": str(wait)})
+    account = authenticate(deps.admin.accounts, request.form.get("key", "").strip())
+    if account is None:
+        deps.login_throttle.failed(client, now)
+        return _html(401, back_office.login_page("Unknown or revoked key."))
+    previous = resume(
+        deps.sessions, deps.admin.accounts, request.cookies.get(COOKIE), deps.session_policy, now
+    )
+    if previous is not None:  # a login always gets a new id (no session fixation)
+        close(deps.sessions, previous[0])
+    session_id, _ = open_session(deps.sessions, account, deps.session_policy, now)
+    cookie = _cookie(request, session_id, deps.session_policy.absolute_s)
+    return _redirect("/campaigns", **{"Set-Cookie": cookie})
 
 
 def _page_for(
@@ -356,6 +437,7 @@ def openapi() -> dict[str, Any]:
         return {"description": description, "content": {"application/json": {"schema": schema}}}
 
     ref = {"$ref": "#/components/schemas/Campaign"}
+    new_campaign = {"$ref": "#/components/schemas/NewCampaign"}
     id_param = {
         "name": "campaign_id",
         "in": "path",
@@ -370,7 +452,10 @@ def openapi() -> dict[str, Any]:
         **common,
         "400": error_response("Not a JSON object"),
         "403": error_response("Read-only role, or a retailer outside your scope"),
-        "409": error_response("Conflicting campaign, existing id, archived, or invalid transition"),
+        "409": error_response(
+            "Conflicting campaign (only those you can see are named), an admin's id taken, "
+            "archived, or invalid transition"
+        ),
         "422": error_response(
             "Invalid fields (dates, budgets...), unknown retailers or products (details)"
         ),
@@ -393,6 +478,16 @@ def openapi() -> dict[str, Any]:
             "schemas": {
                 **definitions,
                 "Campaign": campaign,
+                "NewCampaign": {
+                    **campaign,
+                    "title": "NewCampaign",
+                    "description": "A campaign to create: campaign_id is optional",
+                    "required": [
+                        r
+                        for r in campaign.get("required", [])
+                        if r not in ("campaign_id", "status")
+                    ],
+                },
                 "Report": {
                     "type": "object",
                     "description": "docs/CAMPAIGNS.md: the report's fields",
@@ -410,7 +505,12 @@ def openapi() -> dict[str, Any]:
                 },
                 "post": {
                     "operationId": "createCampaign",
-                    "requestBody": {"content": {"application/json": {"schema": ref}}},
+                    "description": "campaign_id is optional. An account scoped to retailers "
+                    "gets the id it asks for followed by '-' and 8 random hex digits (without "
+                    "one: 'c-' and 16); an admin gets the id it asks for (409 already_exists "
+                    "if taken), or 'c-' and 16 random hex digits. The answer's campaign_id is "
+                    "the campaign's.",
+                    "requestBody": {"content": {"application/json": {"schema": new_campaign}}},
                     "responses": {"201": ok("Created", ref), **writes},
                 },
             },

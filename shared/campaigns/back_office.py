@@ -5,6 +5,7 @@ Every value written into a page goes through ``html.escape``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from html import escape
@@ -52,6 +53,16 @@ def _layout(title: str, body: str, account: CsmAccount | None = None) -> str:
         '<header><b>cartwise</b><a href="/campaigns">Campaigns</a>'
         f"{who}</header><main><h1>{escape(title)}</h1>{body}</main></body></html>"
     )
+
+
+_POST_FORM = re.compile(r"<form\b[^>]*\bmethod=(\"?)post\1[^>]*>", re.IGNORECASE)
+
+
+def protect_forms(page: str, name: str, token: str) -> str:
+    """The page with a hidden ``name=token`` field first in every POST form (the CSRF
+    synchronizer token: checked on every POST of a session)."""
+    hidden = f'<input type="hidden" name="{escape(name)}" value="{escape(token)}">'
+    return _POST_FORM.sub(lambda m: m.group(0) + hidden, page)
 
 
 def login_page(error: str | None = None) -> str:
@@ -176,9 +187,12 @@ def form_page(
     if campaign is None:
         action = "/campaigns/new"
         title = "New campaign"
-        identity = field(
-            "campaign_id", "Campaign id", required="required", pattern="[A-Za-z0-9._:-]+"
+        hint = (
+            "optional; blank: one is generated"
+            if account.retailer_ids is None
+            else "optional; random digits are added to make it unique"
         )
+        identity = field("campaign_id", "Campaign id", hint=hint, pattern="[A-Za-z0-9._:-]*")
     else:
         action = f"/campaigns/{quote(campaign.campaign_id)}"
         title = f"Campaign {campaign.name}"

@@ -35,11 +35,12 @@ def csm_key_command(args: argparse.Namespace) -> int:
     from shared.campaigns.admin import issue_csm_key
     from shared.campaigns.firestore_admin import FirestoreCsmAccounts
     from shared.platform import clients
+    from shared.system.resources import CREDENTIALS_DATABASE
 
     project = environment()
     try:
         key = issue_csm_key(
-            FirestoreCsmAccounts(clients.firestore_client(project)),
+            FirestoreCsmAccounts(clients.firestore_client(project, CREDENTIALS_DATABASE)),
             args.csm_id,
             args.role,
             args.retailer,

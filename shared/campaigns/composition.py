@@ -2,7 +2,8 @@
 
 ``campaigns()`` builds the function's dependencies once per process: its settings, its
 Firestore and BigQuery clients (created on first use, never at import), the back office's
-stores and the campaign report.
+stores (CSM accounts read from the credentials database, sessions in the back-office
+database), its login throttle and the campaign report.
 """
 
 from __future__ import annotations
@@ -27,14 +28,17 @@ def campaigns() -> CampaignsDependencies:
         FirestoreRetailerDirectory,
     )
     from shared.campaigns.firestore_campaigns import FirestoreCampaignStore
+    from shared.campaigns.firestore_sessions import FirestoreSessions
     from shared.campaigns.model import Campaign
     from shared.campaigns.report import campaign_report
+    from shared.campaigns.sessions import LoginThrottle, SessionPolicy
     from shared.platform import clients
     from shared.platform.bigquery_warehouse import BigQueryWarehouse
 
     settings = CampaignsSettings()
     logs.configure(settings.log_level)
     firestore = clients.firestore_client(settings.project)
+    credentials = clients.firestore_client(settings.project, settings.credentials_database)
     bigquery = clients.bigquery_client(settings.project, settings.bigquery_emulator_host)
     warehouse = BigQueryWarehouse(bigquery, settings.project, settings.dataset, ())
 
@@ -43,11 +47,18 @@ def campaigns() -> CampaignsDependencies:
 
     return CampaignsDependencies(
         admin=AdminDependencies(
-            accounts=FirestoreCsmAccounts(firestore, settings.account_cache_ttl_s),
+            accounts=FirestoreCsmAccounts(credentials, settings.account_cache_ttl_s),
             campaigns=FirestoreCampaignStore(firestore),
             audit=FirestoreAuditLog(firestore),
-            retailers=FirestoreRetailerDirectory(firestore),
+            retailers=FirestoreRetailerDirectory(firestore, credentials),
             products=BigQueryProductCatalog(bigquery, settings.project, settings.dataset),
         ),
         report=report,
+        sessions=FirestoreSessions(
+            clients.firestore_client(settings.project, settings.back_office_database)
+        ),
+        session_policy=SessionPolicy(
+            absolute_s=settings.session_absolute_s, idle_s=settings.session_idle_s
+        ),
+        login_throttle=LoginThrottle(settings.login_max_failures, settings.login_window_s),
     )

@@ -1,10 +1,11 @@
-"""Firestore adapters of the back office's ports (database ``(default)``).
+"""Firestore adapters of the back office's ports.
 
-- ``csm_accounts``: one document per CSM access key hash (never the key itself);
+- ``csm_accounts`` (database ``credentials``, read only for the function): one document
+  per CSM access key hash (never the key itself);
 - ``campaign_audit``: one document per change, append-only (no transaction, no hot
   document: each change writes its own document);
-- ``retailers`` and ``api_keys``: a retailer is known when it has a settings document or
-  an API key.
+- ``retailers`` (``(default)``) and ``api_keys`` (``credentials``): a retailer is known
+  when it has a settings document or an API key.
 """
 
 from __future__ import annotations
@@ -52,10 +53,12 @@ class FirestoreAuditLog:
 
 
 class FirestoreRetailerDirectory:
-    """Known retailers: a ``retailers`` document or an ``api_keys`` entry names them."""
+    """Known retailers: a ``retailers`` document or an ``api_keys`` entry names them
+    (``credentials``: the client of the credentials database)."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, credentials: Any) -> None:
         self._client = client
+        self._credentials = credentials
         self._known_ids: set[str] = set()  # retailers are never deleted: cache the known
 
     def unknown(self, retailer_ids: Sequence[str]) -> set[str]:
@@ -66,7 +69,7 @@ class FirestoreRetailerDirectory:
     def _known(self, retailer_id: str) -> bool:
         if self._client.collection("retailers").document(retailer_id).get().exists:
             return True
-        keys = self._client.collection("api_keys").where(
+        keys = self._credentials.collection("api_keys").where(
             filter=FieldFilter("retailer_id", "==", retailer_id)
         )
         return any(True for _ in keys.limit(1).stream())

@@ -91,7 +91,12 @@ def experiences() -> ExperiencesDependencies:
     firestore = clients.firestore_client(settings.project)
     bigtable = clients.bigtable_client(settings.project)
     return ExperiencesDependencies(
-        api_keys=CachedApiKeys(FirestoreApiKeyStore(firestore), settings.api_key_cache_ttl_s),
+        api_keys=CachedApiKeys(
+            FirestoreApiKeyStore(
+                clients.firestore_client(settings.project, settings.credentials_database)
+            ),
+            settings.api_key_cache_ttl_s,
+        ),
         experiences=BigtableShopperStates(bigtable, settings.bigtable_instance),
         privacy=privacy_gate(bigtable, settings.bigtable_instance, settings.shopper_hash_key),
         identity=Identity(

@@ -52,7 +52,12 @@ def ingest() -> IngestDependencies:
                 settings.publish_timeout_s,
             ),
         ),
-        api_keys=CachedApiKeys(FirestoreApiKeyStore(firestore), settings.api_key_cache_ttl_s),
+        api_keys=CachedApiKeys(
+            FirestoreApiKeyStore(
+                clients.firestore_client(settings.project, settings.credentials_database)
+            ),
+            settings.api_key_cache_ttl_s,
+        ),
         rate_limiter=BigtableRateLimiter(bigtable, settings.bigtable_instance),
         rate_limit_per_s=FirestoreRetailerRates(
             firestore, settings.default_rate_limit_per_s, settings.api_key_cache_ttl_s

@@ -104,10 +104,21 @@ class FirestoreDatabase(_Frozen):
         description="when set, only these functions, workers or jobs may be granted access "
         "(the rewards database: the rewards code path only)",
     )
+    writers: tuple[str, ...] | None = Field(
+        default=None,
+        description="when set, only these functions, workers or jobs may be granted write "
+        "(roles/datastore.user); any other access declared on it must be read only (the "
+        "credentials database: none, keys are issued by the operators' CLI)",
+    )
     collections: tuple[str, ...] = Field(
         default=(),
         description="the top-level collections the code writes (the privacy scan reads "
         "these and any other it finds)",
+    )
+    ttl_fields: tuple[tuple[str, str], ...] = Field(
+        default=(),
+        description="(collection, field): a TTL policy deletes a document once the "
+        "timestamp in that field has passed (back-office sessions' expires_at)",
     )
 
 
@@ -313,6 +324,15 @@ class SystemResources(_Frozen):
                     raise ValueError(
                         f"{name} declares access to Firestore database {database.name!r}, "
                         f"reserved for {database.reserved_for}"
+                    )
+        for database in self.firestore_databases:
+            if database.writers is None:
+                continue
+            for name, access in self.accesses().items():
+                if database.name in access.firestore_writes and name not in database.writers:
+                    raise ValueError(
+                        f"{name} declares write access to Firestore database "
+                        f"{database.name!r}, writable only by {database.writers or 'operators'}"
                     )
         return self
 

@@ -119,7 +119,11 @@ def privacy_maintenance() -> MaintenanceDependencies:
         ),
         requests=FirestoreErasureRequests(firestore),
         audit=FirestoreAuditLog(firestore),
-        retention=FirestoreRetention(firestore, RETENTION),
+        retention=FirestoreRetention(
+            firestore,
+            RETENTION,
+            clients.firestore_client(settings.project, settings.credentials_database),
+        ),
         defaults=RETENTION,
         is_transient=is_transient,
         requests_per_sweep=settings.requests_per_sweep,
@@ -143,7 +147,12 @@ def erasure_api() -> ErasureApiDependencies:
     firestore = clients.firestore_client(settings.project)
     names = store_names()
     return ErasureApiDependencies(
-        api_keys=CachedApiKeys(FirestoreApiKeyStore(firestore), settings.api_key_cache_ttl_s),
+        api_keys=CachedApiKeys(
+            FirestoreApiKeyStore(
+                clients.firestore_client(settings.project, settings.credentials_database)
+            ),
+            settings.api_key_cache_ttl_s,
+        ),
         requests=FirestoreErasureRequests(firestore),
         suppressions=FirestoreSuppressionList(firestore),
         marks=BigtablePrivacyMarks(

@@ -94,19 +94,26 @@ class FirestoreAuditLog:
 
 
 class FirestoreRetention:
-    """Retailers (those with an API key or a settings document) and their periods."""
+    """Retailers (those with an API key or a settings document) and their periods.
 
-    def __init__(self, client: Any, defaults: RetentionDefaults) -> None:
+    ``credentials`` is the client of the credentials database (the API keys), read only;
+    without it only settings documents name retailers."""
+
+    def __init__(
+        self, client: Any, defaults: RetentionDefaults, credentials: Any | None = None
+    ) -> None:
         self._client = client
         self._defaults = defaults
+        self._credentials = credentials
 
     def retailers(self) -> list[str]:
         found = {s.id for s in self._client.collection(RETAILERS).stream()}
-        found |= {
-            str(s.to_dict().get("retailer_id"))
-            for s in self._client.collection(API_KEYS).stream()
-            if s.to_dict().get("retailer_id")
-        }
+        if self._credentials is not None:
+            found |= {
+                str(s.to_dict().get("retailer_id"))
+                for s in self._credentials.collection(API_KEYS).stream()
+                if s.to_dict().get("retailer_id")
+            }
         return sorted(found)
 
     def retention(self, retailer_id: str) -> RetailerRetention:

@@ -7,6 +7,7 @@ through a ``keys.CachedApiKeys``.
 
 Entry points: ``keys.issue_api_key``, ``keys.identify``, ``access.caller``,
 ``access.back_end``, ``keys.CachedApiKeys``.
-Stores: Firestore ``api_keys`` (``firestore_api_keys``) and ``retailers`` (rate limits,
-``firestore_retailers``).
+Stores: Firestore ``api_keys`` in the ``credentials`` database, read only for every
+function, written by ``commands`` (``firestore_api_keys``; ``firestore_migration`` moves
+keys still in ``(default)``), and ``retailers`` (rate limits, ``firestore_retailers``).
 """

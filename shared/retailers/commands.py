@@ -6,6 +6,8 @@
   created, revoked) — never a key itself;
 - ``cartwise api-key revoke --retailer R --hash PREFIX``: refused everywhere within the
   APIs' key cache (60 s);
+- ``cartwise credentials migrate``: API keys and CSM accounts written to ``(default)``
+  before the credentials database existed, moved there (idempotent; docs/DEPLOY.md);
 - ``cartwise identity-secret --retailer R [--rotate --grace-hours H]``: the secret the
   retailer's back end signs its shoppers with; ``--rotate`` makes a new one current and
   keeps the previous one valid for the grace period. Needs ``SHOPPER_IDENTITY_KEY`` (the
@@ -21,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from shared.platform.terminal import environment
+from shared.system.resources import CREDENTIALS_DATABASE
 
 
 def _origin(text: str) -> str:
@@ -36,7 +39,7 @@ def issue_command(args: argparse.Namespace) -> int:
     from shared.retailers.firestore_api_keys import FirestoreApiKeyStore
     from shared.retailers.keys import KeyKind, issue_api_key
 
-    store = FirestoreApiKeyStore(clients.firestore_client(environment()))
+    store = FirestoreApiKeyStore(clients.firestore_client(environment(), CREDENTIALS_DATABASE))
     kind: KeyKind = "publishable" if args.publishable else "secret"
     if args.origin and not args.publishable:
         print("refused: only a publishable key lists origins", file=sys.stderr)
@@ -54,7 +57,7 @@ def list_command(args: argparse.Namespace) -> int:
     from shared.platform import clients
     from shared.retailers.firestore_api_keys import FirestoreApiKeyStore
 
-    store = FirestoreApiKeyStore(clients.firestore_client(environment()))
+    store = FirestoreApiKeyStore(clients.firestore_client(environment(), CREDENTIALS_DATABASE))
     for key in sorted(store.of_retailer(args.retailer), key=lambda k: k.created_at):
         state = "revoked" if key.revoked else "active"
         origins = " ".join(key.origins) or "-"
@@ -68,7 +71,7 @@ def revoke_command(args: argparse.Namespace) -> int:
     from shared.platform import clients
     from shared.retailers.firestore_api_keys import FirestoreApiKeyStore
 
-    store = FirestoreApiKeyStore(clients.firestore_client(environment()))
+    store = FirestoreApiKeyStore(clients.firestore_client(environment(), CREDENTIALS_DATABASE))
     matches = [k for k in store.of_retailer(args.retailer) if k.key_hash.startswith(args.hash)]
     if len(matches) != 1:
         print(f"refused: {len(matches)} keys of {args.retailer} match {args.hash}", file=sys.stderr)
@@ -102,8 +105,28 @@ def identity_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def migrate_command(args: argparse.Namespace) -> int:
+    from shared.platform import clients
+    from shared.retailers.firestore_migration import move_documents
+    from shared.system.resources import (
+        API_KEYS_COLLECTION,
+        CSM_ACCOUNTS_COLLECTION,
+        DEFAULT_DATABASE,
+    )
+
+    project = environment()
+    moved = move_documents(
+        clients.firestore_client(project, DEFAULT_DATABASE),
+        clients.firestore_client(project, CREDENTIALS_DATABASE),
+        (API_KEYS_COLLECTION, CSM_ACCOUNTS_COLLECTION),
+    )
+    for collection, count in moved.items():
+        print(f"{collection}: {count} moved from {DEFAULT_DATABASE} to {CREDENTIALS_DATABASE}")
+    return 0
+
+
 def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """``api-key issue|list|revoke``, ``identity-secret``."""
+    """``api-key issue|list|revoke``, ``credentials migrate``, ``identity-secret``."""
     keys = subcommands.add_parser("api-key", help="issue, list, revoke a retailer's API keys")
     actions = keys.add_subparsers(dest="action", required=True)
     issue = actions.add_parser("issue", help="a new key, printed once")
@@ -122,6 +145,14 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     revoke.add_argument("--retailer", required=True)
     revoke.add_argument("--hash", required=True, help="a prefix of the key's hash (list shows it)")
     revoke.set_defaults(run=revoke_command)
+    credentials = subcommands.add_parser(
+        "credentials", help="the credentials database (API keys, CSM accounts)"
+    )
+    credential_actions = credentials.add_subparsers(dest="action", required=True)
+    migrate = credential_actions.add_parser(
+        "migrate", help="move keys and accounts still in (default) to the credentials database"
+    )
+    migrate.set_defaults(run=migrate_command)
     identity = subcommands.add_parser(
         "identity-secret", help="the secret a retailer's back end signs its shoppers with"
     )

@@ -119,7 +119,8 @@ def plays() -> PlaysDependencies:
         settings.project, settings.rewards_database, settings.plays_topic, settings.signing_key
     )
     firestore = clients.firestore_client(settings.project)
-    keys = CachedApiKeys(FirestoreApiKeyStore(firestore), settings.api_key_cache_ttl_s)
+    credentials = clients.firestore_client(settings.project, settings.credentials_database)
+    keys = CachedApiKeys(FirestoreApiKeyStore(credentials), settings.api_key_cache_ttl_s)
     return PlaysDependencies(
         api_keys=keys,
         identity=Identity(

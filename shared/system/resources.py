@@ -83,6 +83,14 @@ RATE_LIMITS_TABLE = "rate_limits"
 RATE_LIMIT_FAMILY = "n"
 DEFAULT_DATABASE = "(default)"
 REWARDS_DATABASE = "rewards"
+# Credentials (docs/PRIVACY.md, "Credentials and the back office"): retailers' API keys and
+# CSM accounts, written only by the operators' CLI; the functions that authenticate read it.
+CREDENTIALS_DATABASE = "credentials"
+API_KEYS_COLLECTION = "api_keys"
+CSM_ACCOUNTS_COLLECTION = "csm_accounts"
+# The back office's sessions: written by the campaigns function only, nothing else in it.
+BACK_OFFICE_DATABASE = "back-office"
+SESSIONS_COLLECTION = "sessions"
 
 RAW_EVENT_RETENTION_DAYS = 1000
 
@@ -336,9 +344,8 @@ SYSTEM = SystemResources(
     firestore_databases=(
         FirestoreDatabase(
             name=DEFAULT_DATABASE,
-            description="retailers, API keys, campaigns, nightly runs, privacy",
+            description="retailers, campaigns, nightly runs, privacy",
             collections=(
-                "api_keys",
                 "retailers",
                 "campaigns",
                 "nightly_runs",
@@ -355,6 +362,32 @@ SYSTEM = SystemResources(
             # vault (it never reads it for anything else).
             reserved_for=(PLAYS_FUNCTION, VOID_PLAYS_WORKER, PRIVACY_FUNCTION),
             collections=("claims", "plays", "budget_slots", "voided_orders"),
+        ),
+        FirestoreDatabase(
+            name=CREDENTIALS_DATABASE,
+            description="retailers' API keys and CSM accounts (hashes); issued by operators",
+            # The functions that authenticate callers read it; none may write it: keys and
+            # accounts are issued and revoked by the operators' CLI (docs/DEPLOY.md).
+            reserved_for=(
+                "ingest_events",
+                "experiences",
+                "campaigns",
+                PLAYS_FUNCTION,
+                ERASURE_FUNCTION,
+                PRIVACY_FUNCTION,  # lists the retailers that hold a key (retention purge)
+            ),
+            writers=(),
+            collections=(API_KEYS_COLLECTION, CSM_ACCOUNTS_COLLECTION),
+        ),
+        FirestoreDatabase(
+            name=BACK_OFFICE_DATABASE,
+            description="the back office's sessions (hashed ids, expiry); campaigns only",
+            reserved_for=("campaigns",),
+            writers=("campaigns",),
+            collections=(SESSIONS_COLLECTION,),
+            # Expired sessions are refused by the code at once and deleted by Firestore's
+            # TTL policy (typically within 24 hours of expires_at).
+            ttl_fields=((SESSIONS_COLLECTION, "expires_at"),),
         ),
     ),
     firestore_indexes=(PLAYS_BY_AGE, PLAYED_ORDERS_BY_AGE, CLAIMS_BY_AGE),
@@ -379,7 +412,8 @@ SYSTEM = SystemResources(
                     REJECTED_EVENTS_TABLE,
                     RATE_LIMITS_TABLE,
                 ),
-                firestore_reads=(DEFAULT_DATABASE,),  # API keys, rates, suppression list
+                # Rates, suppression list; API keys.
+                firestore_reads=(DEFAULT_DATABASE, CREDENTIALS_DATABASE),
                 secrets=(SHOPPER_HASH_KEY_SECRET,),
             ),
         ),
@@ -399,7 +433,8 @@ SYSTEM = SystemResources(
             ),
             access=Access(
                 bigtable_reads=(SHOPPER_STATE_TABLE, PRIVACY_MARKS_TABLE),
-                firestore_reads=(DEFAULT_DATABASE,),  # API keys, identity versions
+                # Identity versions; API keys.
+                firestore_reads=(DEFAULT_DATABASE, CREDENTIALS_DATABASE),
                 # Verifies shopper signatures; hashes shoppers to read their privacy marks.
                 secrets=(SHOPPER_IDENTITY_KEY_SECRET, SHOPPER_HASH_KEY_SECRET),
             ),
@@ -416,7 +451,11 @@ SYSTEM = SystemResources(
             env_url_name="CAMPAIGNS_URL",
             local_threads=4,
             sizing=Sizing(min_instances=0, max_instances=5, timeout_s=120),
-            access=Access(firestore_writes=(DEFAULT_DATABASE,), bigquery_reads=(BIGQUERY_DATASET,)),
+            access=Access(
+                firestore_writes=(DEFAULT_DATABASE, BACK_OFFICE_DATABASE),  # campaigns; sessions
+                firestore_reads=(CREDENTIALS_DATABASE,),  # CSM accounts; retailers with a key
+                bigquery_reads=(BIGQUERY_DATASET,),
+            ),
         ),
         Function(
             name=PLAYS_FUNCTION,
@@ -429,9 +468,10 @@ SYSTEM = SystemResources(
             sizing=Sizing(min_instances=1, max_instances=20, timeout_s=30),
             access=Access(
                 publishes=(PLAYS_TOPIC,),
-                # (default): API keys and campaigns read, Campaign.budget_exhausted written.
+                # (default): campaigns read, Campaign.budget_exhausted written.
                 firestore_writes=(DEFAULT_DATABASE, REWARDS_DATABASE),
                 bigtable_reads=(PRIVACY_MARKS_TABLE,),
+                firestore_reads=(CREDENTIALS_DATABASE,),  # API keys
                 # Play tokens; shopper signatures of browser calls; privacy marks' hashes.
                 secrets=(
                     PLAY_SIGNING_KEY_SECRET,
@@ -453,6 +493,7 @@ SYSTEM = SystemResources(
             access=Access(
                 firestore_writes=(DEFAULT_DATABASE,),
                 bigtable_writes=(PRIVACY_MARKS_TABLE,),  # marks written before it answers
+                firestore_reads=(CREDENTIALS_DATABASE,),  # API keys
                 secrets=(SHOPPER_HASH_KEY_SECRET,),
             ),
         ),
@@ -480,6 +521,7 @@ SYSTEM = SystemResources(
                 ),
                 bigquery_writes=(BIGQUERY_DATASET,),
                 firestore_writes=(DEFAULT_DATABASE, REWARDS_DATABASE),
+                firestore_reads=(CREDENTIALS_DATABASE,),  # the retailers that hold a key
                 secrets=(SHOPPER_HASH_KEY_SECRET,),
             ),
         ),

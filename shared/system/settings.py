@@ -6,8 +6,10 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.system.resources import (
+    BACK_OFFICE_DATABASE,
     BIGQUERY_DATASET,
     BIGTABLE_INSTANCE,
+    CREDENTIALS_DATABASE,
     DECIDER_SUBSCRIPTION,
     DECISION_FREEZER_SUBSCRIPTION,
     FREEZER_SUBSCRIPTION,
@@ -32,6 +34,10 @@ class CloudSettings(BaseSettings):
         default=None, validation_alias="BIGQUERY_EMULATOR_HOST"
     )
     log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
+    # API keys and CSM accounts (read only for every function: docs/PRIVACY.md).
+    credentials_database: str = Field(
+        default=CREDENTIALS_DATABASE, validation_alias="CREDENTIALS_DATABASE"
+    )
 
 
 class HashesShoppers(CloudSettings):
@@ -138,6 +144,13 @@ class CampaignsSettings(CloudSettings):
 
     dataset: str = BIGQUERY_DATASET
     account_cache_ttl_s: float = 30.0
+    # Back-office sessions (docs/CAMPAIGNS.md, "Back office"): their own database.
+    back_office_database: str = BACK_OFFICE_DATABASE
+    session_absolute_s: int = Field(default=8 * 3600, ge=1)  # from login, whatever the use
+    session_idle_s: int = Field(default=30 * 60, ge=1)  # since the session's last request
+    # Failed logins: this many per window per account key and per client, then 429.
+    login_max_failures: int = Field(default=5, ge=1)
+    login_window_s: int = Field(default=15 * 60, ge=1)
 
 
 class PlaysSettings(HashesShoppers):

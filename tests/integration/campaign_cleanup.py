@@ -10,6 +10,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from shared.campaigns.admin import hash_key
 from shared.campaigns.firestore_admin import ACCOUNTS, AUDIT
 from shared.platform import clients
+from shared.system.resources import CREDENTIALS_DATABASE
 
 TABLES = (
     "sold_products",
@@ -39,8 +40,9 @@ def remove(
         )
         for snapshot in audit.stream():
             snapshot.reference.delete()
+    credentials = clients.firestore_client(project, CREDENTIALS_DATABASE)
     for key in keys:
-        firestore.collection(ACCOUNTS).document(hash_key(key)).delete()
+        credentials.collection(ACCOUNTS).document(hash_key(key)).delete()
     retailers = list(retailers)
     for retailer in retailers:
         firestore.collection("retailers").document(retailer).delete()
@@ -59,7 +61,11 @@ def remove(
 
 
 def campaigns_ending_with(stack: dict[str, str], suffix: str) -> list[str]:
+    """The campaigns whose id ends with ``suffix``, or holds it before the random digits
+    added to the ids asked for by scoped accounts (``shared.campaigns.admin``)."""
     firestore = clients.firestore_client(stack["GOOGLE_CLOUD_PROJECT"])
     return [
-        s.id for s in firestore.collection("campaigns").select([]).stream() if s.id.endswith(suffix)
+        s.id
+        for s in firestore.collection("campaigns").select([]).stream()
+        if s.id.endswith(suffix) or f"{suffix}-" in s.id
     ]

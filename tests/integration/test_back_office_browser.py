@@ -16,6 +16,7 @@ from emulators.config import ROOT
 from shared.campaigns.admin import issue_csm_key
 from shared.campaigns.firestore_admin import FirestoreCsmAccounts
 from shared.platform import clients
+from shared.system.resources import CREDENTIALS_DATABASE
 from tests.integration.campaign_cleanup import campaigns_ending_with, remove
 
 pytestmark = pytest.mark.integration
@@ -57,7 +58,8 @@ def test_a_csm_creates_a_campaign_in_the_form_and_opens_its_report(
         timeout=60,
     )
     assert errors == []
-    key = issue_csm_key(FirestoreCsmAccounts(firestore), f"csm-{suffix}", "csm", [retailer], now)
+    credentials = clients.firestore_client(stack["GOOGLE_CLOUD_PROJECT"], CREDENTIALS_DATABASE)
+    key = issue_csm_key(FirestoreCsmAccounts(credentials), f"csm-{suffix}", "csm", [retailer], now)
     try:
         run_in_browser(driver, stack["CAMPAIGNS_URL"], suffix, retailer, product, key, now)
     finally:
@@ -165,7 +167,9 @@ def run_in_browser(
     fill({"starts_at": starts, "ends_at": ends})
     driver.find_element(By.ID, "activate").click()
     navigate_by_clicking(lambda: driver.find_element(By.ID, "save"))
-    assert driver.current_url.endswith(f"/campaigns/{cid}"), driver.current_url
+    # A scoped account's id: the one typed, made unique by random digits.
+    assert f"/campaigns/{cid}-" in driver.current_url, driver.current_url
+    cid = driver.current_url.rsplit("/", 1)[-1]
     assert "active" in driver.find_element(By.CLASS_NAME, "status").text
     audit = driver.find_element(By.ID, "audit").text
     assert f"csm-{suffix}" in audit and "create" in audit

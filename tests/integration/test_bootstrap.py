@@ -8,7 +8,7 @@ from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 from shared.platform import clients
 from shared.retailers.firestore_api_keys import FirestoreApiKeyStore
 from shared.retailers.keys import identify
-from shared.system.resources import SYSTEM
+from shared.system.resources import CREDENTIALS_DATABASE, SYSTEM
 
 pytestmark = pytest.mark.integration
 
@@ -58,7 +58,9 @@ def test_bigquery_datasets_and_tables_are_created(stack: dict[str, str]) -> None
 
 
 def test_demo_retailer_key_authenticates(stack: dict[str, str]) -> None:
-    store = FirestoreApiKeyStore(clients.firestore_client(stack["GOOGLE_CLOUD_PROJECT"]))
+    store = FirestoreApiKeyStore(
+        clients.firestore_client(stack["GOOGLE_CLOUD_PROJECT"], CREDENTIALS_DATABASE)
+    )
     found = identify(store, stack["DEMO_API_KEY"])
     assert found is not None and found.retailer_id == stack["DEMO_RETAILER_ID"]
     assert identify(store, stack["DEMO_API_KEY"][:-1]) is None

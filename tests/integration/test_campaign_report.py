@@ -19,6 +19,7 @@ from shared.campaigns.firestore_admin import FirestoreCsmAccounts
 from shared.campaigns.firestore_campaigns import FirestoreCampaignStore
 from shared.campaigns.model import Campaign
 from shared.platform import clients
+from shared.system.resources import CREDENTIALS_DATABASE
 from tests.integration.campaign_cleanup import remove
 
 pytestmark = pytest.mark.integration
@@ -257,7 +258,9 @@ def test_the_report_api_gives_the_figures_computed_by_hand(
     stack: dict[str, str], campaign_id: str
 ) -> None:
     key = issue_csm_key(
-        FirestoreCsmAccounts(clients.firestore_client(stack["GOOGLE_CLOUD_PROJECT"])),
+        FirestoreCsmAccounts(
+            clients.firestore_client(stack["GOOGLE_CLOUD_PROJECT"], CREDENTIALS_DATABASE)
+        ),
         "report-reader",
         "analyst",
         None,

@@ -30,6 +30,7 @@ from shared.rewards.firestore_plays import FirestorePlayStore
 from shared.rewards.game import Play
 from shared.system.resources import (
     BIGTABLE_INSTANCE,
+    CREDENTIALS_DATABASE,
     EXPERIENCE_TREES_TABLE,
     REJECTED_EVENTS_TABLE,
     REJECTED_EVENTS_TOPIC,
@@ -278,7 +279,7 @@ def journey_retailer(stack: dict[str, str]) -> Iterator[tuple[str, str]]:
     from shared.retailers.firestore_api_keys import FirestoreApiKeyStore
     from shared.retailers.keys import hash_api_key, issue_api_key
 
-    firestore = clients.firestore_client(stack["GOOGLE_CLOUD_PROJECT"])
+    firestore = clients.firestore_client(stack["GOOGLE_CLOUD_PROJECT"], CREDENTIALS_DATABASE)
     key = issue_api_key(FirestoreApiKeyStore(firestore), RETAILERS[0], datetime.now(UTC))
     yield RETAILERS[0], key
     firestore.collection(API_KEYS).document(hash_api_key(key)).delete()

@@ -25,6 +25,7 @@ from shared.platform import clients
 from shared.retailers.firestore_api_keys import COLLECTION as API_KEYS
 from shared.retailers.firestore_api_keys import FirestoreApiKeyStore
 from shared.retailers.keys import hash_api_key
+from shared.system.resources import CREDENTIALS_DATABASE
 from shared.system.settings import (
     CampaignsSettings,
     ErasureSettings,
@@ -134,7 +135,7 @@ def test_a_revoked_retailer_key_is_refused_everywhere_within_the_cache_ttl(
         cache_ttl_s(ExperiencesSettings, "api_key_cache_ttl_s"),
         cache_ttl_s(ErasureSettings, "api_key_cache_ttl_s"),
     )
-    firestore = clients.firestore_client(stack["GOOGLE_CLOUD_PROJECT"])
+    firestore = clients.firestore_client(stack["GOOGLE_CLOUD_PROJECT"], CREDENTIALS_DATABASE)
     store = FirestoreApiKeyStore(firestore)
     api_key = retailer_key(f"revoked-{unique}")
     shopper = f"shopper-{unique}"
@@ -172,7 +173,7 @@ def test_a_revoked_csm_key_is_refused_by_the_api_and_the_back_office_within_the_
     key keeps working."""
     ttl = cache_ttl_s(CampaignsSettings, "account_cache_ttl_s")
     url = stack["CAMPAIGNS_URL"]
-    firestore = clients.firestore_client(stack["GOOGLE_CLOUD_PROJECT"])
+    firestore = clients.firestore_client(stack["GOOGLE_CLOUD_PROJECT"], CREDENTIALS_DATABASE)
     accounts = FirestoreCsmAccounts(firestore)
     key = issue_csm_key(accounts, f"revoked-{unique}", "analyst", None, datetime.now(UTC))
     try:

@@ -27,6 +27,7 @@ COMMANDS = {
     "csm-key",
     "retention",
     "api-key",
+    "credentials",
     "identity-secret",
 }
 SAMPLED = {

@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from shared.system.resources import REWARDS_DATABASE, SYSTEM
+from shared.system.resources import (
+    BACK_OFFICE_DATABASE,
+    CREDENTIALS_DATABASE,
+    REWARDS_DATABASE,
+    SYSTEM,
+)
 from tests.unit.pulumi_harness import Program, build, stack_file, system_build
 
 DAY_MS = 86_400_000
@@ -110,12 +115,29 @@ def test_bigtable_gc_rules_are_the_declared_ones(program: Program) -> None:
     assert policies[("shopper_events", "event")]["maxAge"] == {"duration": "24000h"}
 
 
-def test_firestore_default_and_rewards_databases(program: Program) -> None:
+def test_firestore_default_rewards_credentials_and_back_office_databases(
+    program: Program,
+) -> None:
     databases = program.named("firestore/database:Database")
-    assert set(databases) == {"(default)", REWARDS_DATABASE}
+    assert set(databases) == {
+        "(default)",
+        REWARDS_DATABASE,
+        CREDENTIALS_DATABASE,
+        BACK_OFFICE_DATABASE,
+    }
     for database in databases.values():
         assert database.inputs["type"] == "FIRESTORE_NATIVE"
         assert database.inputs["deleteProtectionState"] == "DELETE_PROTECTION_ENABLED"
+
+
+def test_expired_back_office_sessions_are_deleted_by_a_ttl_policy(program: Program) -> None:
+    """Firestore deletes a session once its expires_at has passed (typically within 24 h:
+    the function refuses it at once itself)."""
+    fields = program.of("firestore/field:Field")
+    assert [
+        (f.inputs["database"], f.inputs["collection"], f.inputs["field"], f.inputs["ttlConfig"])
+        for f in fields
+    ] == [(BACK_OFFICE_DATABASE, "sessions", "expires_at", {})]
 
 
 def test_the_signing_key_is_a_secret_reference_never_a_value(program: Program) -> None:

@@ -12,7 +12,9 @@ from pydantic import ValidationError
 from cartwise_infra.context import account_id, cloud_name
 from shared.platform.resource_model import Access, FirestoreDatabase, Job
 from shared.system.resources import (
+    BACK_OFFICE_DATABASE,
     BIGQUERY_DATASET,
+    CREDENTIALS_DATABASE,
     DEFAULT_DATABASE,
     REWARDS_DATABASE,
     SYSTEM,
@@ -25,6 +27,7 @@ from tests.unit.pulumi_harness import (
     Program,
     build,
     grants_by_member,
+    stack_file,
 )
 
 PUBLIC = {"allUsers", "allAuthenticatedUsers"}
@@ -140,6 +143,7 @@ def test_ingest_and_decide_get_what_they_use_and_nothing_else(program: Program) 
         ("roles/bigtable.user", "bigtable:rejected_events"),
         ("roles/bigtable.user", "bigtable:rate_limits"),
         ("roles/datastore.viewer", "firestore:(default)"),
+        ("roles/datastore.viewer", "firestore:credentials"),  # API keys, read only
         ("roles/secretmanager.secretAccessor", "secret:shopper-hash-key"),
     }
     assert grants[sa(program, "wk", "decide_events")] == {
@@ -158,7 +162,8 @@ def test_ingest_and_decide_get_what_they_use_and_nothing_else(program: Program) 
     assert grants[sa(program, "fn", "experiences")] == {
         ("roles/bigtable.reader", "bigtable:shopper_state"),
         ("roles/bigtable.reader", "bigtable:privacy_marks"),
-        ("roles/datastore.viewer", "firestore:(default)"),  # keys, identity versions
+        ("roles/datastore.viewer", "firestore:(default)"),  # identity versions
+        ("roles/datastore.viewer", "firestore:credentials"),  # API keys, read only
         ("roles/secretmanager.secretAccessor", "secret:shopper-identity-key"),  # signatures
         ("roles/secretmanager.secretAccessor", "secret:shopper-hash-key"),  # marks' keys
     }
@@ -210,14 +215,17 @@ def test_nothing_is_public_but_the_tracker_endpoints_and_the_back_office(
     }
 
 
-def test_the_campaigns_function_reads_the_warehouse_and_writes_only_the_default_database(
+def test_the_campaigns_function_reads_the_warehouse_and_credentials_and_writes_campaigns(
     program: Program,
 ) -> None:
-    """Written out by hand from its adapters: campaigns, audit and CSM accounts in
-    Firestore (default), reports read from BigQuery; never the rewards database."""
+    """Written out by hand from its adapters: campaigns and audit in Firestore (default),
+    sessions in the back-office database, CSM accounts read (never written) from the
+    credentials database, reports read from BigQuery; never the rewards database."""
     grants = grants_by_member(program)
     assert grants[sa(program, "fn", "campaigns")] == {
         ("roles/datastore.user", "firestore:(default)"),
+        ("roles/datastore.user", f"firestore:{BACK_OFFICE_DATABASE}"),
+        ("roles/datastore.viewer", f"firestore:{CREDENTIALS_DATABASE}"),
         ("roles/bigquery.dataViewer", f"dataset:{BIGQUERY_DATASET}"),
         ("roles/bigquery.jobUser", "project"),
     }
@@ -266,6 +274,7 @@ def test_the_rewards_game_gets_what_it_uses_and_nothing_else(program: Program) -
         ("roles/datastore.user", f"firestore:{REWARDS_DATABASE}"),
     }
     assert grants[sa(program, "fn", "plays")] == both_databases | {
+        ("roles/datastore.viewer", f"firestore:{CREDENTIALS_DATABASE}"),  # API keys
         ("roles/pubsub.publisher", "topic:plays"),
         ("roles/secretmanager.secretAccessor", "secret:play-signing-key"),
         ("roles/secretmanager.secretAccessor", "secret:shopper-identity-key"),  # signatures
@@ -324,6 +333,85 @@ def test_a_component_outside_the_rewards_path_cannot_declare_the_rewards_databas
                 ),
             ),
         )
+
+
+def reaching(program: Program, database: str) -> dict[str, set[str]]:
+    """Members granted on a Firestore database, with their roles."""
+    found: dict[str, set[str]] = {}
+    for m in program.iam_members():
+        expression = str((m.inputs.get("condition") or {}).get("expression"))
+        if expression.endswith(f'/databases/{database}"'):
+            found.setdefault(m.inputs["member"], set()).add(m.inputs["role"])
+    return found
+
+
+def test_no_deployed_component_can_write_the_credentials_database(extended: Program) -> None:
+    """API keys and CSM accounts: the functions that authenticate callers read them, none
+    can write them (code run in a public function cannot mint a key or an admin)."""
+    granted = reaching(extended, CREDENTIALS_DATABASE)
+    assert granted == {
+        sa(extended, "fn", name): {"roles/datastore.viewer"}
+        for name in (
+            "ingest_events",
+            "experiences",
+            "campaigns",
+            "plays",
+            "erasure_requests",
+            "privacy_maintenance",
+        )
+    }
+    public = {f.name for f in extended.system.functions if f.public}
+    for name in public:
+        member = sa(extended, "fn", name)
+        assert "roles/datastore.user" not in granted.get(member, set()), name
+        # Nor project-wide data access (a condition-less datastore role).
+        for m in extended.iam_members():
+            if m.inputs["member"] == member and m.inputs["role"].startswith("roles/datastore"):
+                assert m.inputs.get("condition"), m
+
+
+def test_only_the_campaigns_function_reaches_the_back_office_sessions(program: Program) -> None:
+    assert reaching(program, BACK_OFFICE_DATABASE) == {
+        sa(program, "fn", "campaigns"): {"roles/datastore.user"}
+    }
+
+
+def test_the_stacks_credential_issuers_write_the_credentials_database_only() -> None:
+    """The operators who run ``cartwise api-key`` and ``cartwise csm-key``: datastore.user
+    on the credentials database, under a condition naming it; nothing else."""
+    issuers = ("group:cartwise-operators@example.com", "user:ops@example.com")
+    stack = stack_file("prod").model_copy(update={"credential_issuers": issuers})
+    program = build(stack=stack)
+    granted = reaching(program, CREDENTIALS_DATABASE)
+    for issuer in issuers:
+        assert granted[issuer] == {"roles/datastore.user"}
+        assert {
+            (m.inputs["role"], str((m.inputs.get("condition") or {}).get("expression")))
+            for m in program.iam_members()
+            if m.inputs["member"] == issuer
+        } == {
+            (
+                "roles/datastore.user",
+                f'resource.name == "projects/{stack.project}/databases/{CREDENTIALS_DATABASE}"',
+            )
+        }
+
+
+def test_a_component_cannot_declare_write_on_the_credentials_database() -> None:
+    functions = tuple(
+        f.model_copy(
+            update={
+                "access": f.access.model_copy(
+                    update={"firestore_writes": (*f.access.firestore_writes, CREDENTIALS_DATABASE)}
+                )
+            }
+        )
+        if f.name == "campaigns"
+        else f
+        for f in SYSTEM.functions
+    )
+    with pytest.raises(ValidationError, match="campaigns declares write access"):
+        with_changes(functions=functions)
 
 
 def test_the_signing_key_reaches_decide_events_and_plays_only(program: Program) -> None:

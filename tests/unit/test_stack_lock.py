@@ -18,7 +18,8 @@ def test_a_second_up_or_down_waits_for_the_first(tmp_path: Path) -> None:
         with exclusive(settings):
             held.set()
             time.sleep(0.4)
-        released.set()
+            released.set()  # the last thing done while holding the lock (set after it, a
+            # loaded machine could let the second in before the flag: a flaky test)
 
     thread = threading.Thread(target=first)
     thread.start()

@@ -42,6 +42,13 @@ class StackConfig(_Config):
         description="per BigQuery dataset: cap on its partitions' expiration, in days",
     )
     deletion_protection: bool = Field(default=True, alias="deletionProtection")
+    credential_issuers: tuple[str, ...] = Field(
+        default=(),
+        alias="credentialIssuers",
+        description="IAM members (user:, group:, serviceAccount:) who issue and revoke API "
+        "keys and CSM accounts with the CLI: the only writers of the databases no deployed "
+        "component may write (the credentials database)",
+    )
     log_level: str = Field(default="INFO", alias="logLevel")
 
 

@@ -10,6 +10,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from cartwise_infra.context import Context
+from cartwise_infra.iam import FIRESTORE_USER, firestore_condition
 from shared.platform.resource_model import BigQueryTable, GcRule
 
 DAY_MS = 86_400_000
@@ -153,7 +154,9 @@ class Warehouse(pulumi.ComponentResource):
 
 
 class DocumentStores(pulumi.ComponentResource):
-    """Firestore databases: ``(default)`` and the separate ``rewards`` one."""
+    """Firestore databases (``(default)``, ``rewards``, ``credentials``, ``back-office``),
+    their TTL policies, and the operators' write access to the databases only operators
+    may write (``writers=()``: the credentials)."""
 
     def __init__(self, ctx: Context) -> None:
         super().__init__("cartwise:data:DocumentStores", "firestore")
@@ -172,6 +175,34 @@ class DocumentStores(pulumi.ComponentResource):
                 deletion_policy="ABANDON" if protected else "DELETE",
                 opts=opts,
             )
+            database = ctx.databases[declared.name]
+            for collection, name in declared.ttl_fields:
+                # A TTL policy: documents are deleted once ``name`` has passed (typically
+                # within 24 hours: the code refuses them itself before).
+                gcp.firestore.Field(
+                    f"firestore-{declared.name.strip('()')}-{collection}-{name}-ttl",
+                    project=ctx.project,
+                    database=database.name,
+                    collection=collection,
+                    field=name,
+                    ttl_config=gcp.firestore.FieldTtlConfigArgs(),
+                    opts=opts,
+                )
+            if declared.writers == ():  # written by the operators' CLI only
+                for n, issuer in enumerate(ctx.stack.credential_issuers):
+                    gcp.projects.IAMMember(
+                        f"issuer-{n}-firestore-{declared.name.strip('()')}",
+                        project=ctx.project,
+                        role=FIRESTORE_USER,
+                        member=issuer,
+                        condition=gcp.projects.IAMMemberConditionArgs(
+                            title=f"only the {declared.name} database",
+                            expression=firestore_condition(ctx.project, declared.name),
+                        ),
+                        opts=pulumi.ResourceOptions.merge(
+                            opts, pulumi.ResourceOptions(depends_on=[database])
+                        ),
+                    )
         # The composite indexes the code's queries need (the retention purge's).
         for index in ctx.system.firestore_indexes:
             database = ctx.databases[index.database]
