@@ -12,16 +12,25 @@ from typing import Any
 import pytest
 import requests
 
+from emulators.bootstrap import create_bigquery
+from emulators.config import StackSettings
+from shared.campaigns.model import Campaign
+from shared.campaigns.report import campaign_report
 from shared.freezer.bigquery_bulk_load import BigQueryBulkLoader
+from shared.freezer.read_models import DATASET, READ_MODELS
 from shared.journey.campaigns import (
     JOURNEY_CAMPAIGN_SHOPPERS,
     JOURNEY_COUPON_REDEMPTIONS,
     JOURNEY_TABLES,
 )
+from shared.journey.commands import drop_rows_without_retailer
 from shared.platform import clients
+from shared.platform.bigquery_warehouse import BigQueryWarehouse
+from shared.privacy.bigquery_erasers import BigQueryShopperRows
 from shared.privacy.firestore_records import FirestoreRetention
 from shared.privacy.retention import DataClass
-from shared.system.resources import RETENTION
+from shared.system.resources import RETENTION, SYSTEM
+from tests.integration.owned_data import empty_dataset
 from tests.integration.test_freezer import query
 from tests.integration.test_privacy import _erasure
 
@@ -64,7 +73,7 @@ def _row_ids(stack: dict[str, str], table: str, shopper: str) -> list[str]:
     project = stack["GOOGLE_CLOUD_PROJECT"]
     rows = query(
         stack,
-        f"SELECT row_id FROM `{project}.cartwise.{table}` WHERE shopper_id = @s ORDER BY row_id",  # noqa: S608
+        f"SELECT row_id FROM `{project}.cartwise.{table}` WHERE shopper_id = @s ORDER BY row_id",
         s=shopper,
     )
     return [str(r["row_id"]) for r in rows]
@@ -118,3 +127,149 @@ def test_one_retailers_retention_purge_leaves_another_retailers_journey_rows(
     assert deleted[f"{shop_b}/bigquery:journey_coupon_redemptions"] == 0, deleted
     redemptions = _row_ids(stack, JOURNEY_COUPON_REDEMPTIONS.name, customer)
     assert [i.split(":")[1] for i in redemptions] == [shop_b]
+
+
+def _declared_in(system: Any, dataset: str, tables: Any) -> Any:
+    """The declaration ``make up`` bootstraps, for ``tables`` in the test's own dataset."""
+    return system.model_copy(
+        update={
+            "bigquery_datasets": [
+                d.model_copy(update={"name": dataset})
+                for d in system.bigquery_datasets
+                if d.name == DATASET
+            ],
+            "bigquery_tables": [t.model_copy(update={"dataset": dataset}) for t in tables],
+        }
+    )
+
+
+def test_a_saved_stacks_journey_tables_get_retailer_id_and_the_import_replaces_old_rows(
+    stack: dict[str, str],
+) -> None:
+    """A stack saved before the column (``.local/data``): ``make up`` adds it to the
+    tables, the old rows (no retailer) stay until ``cartwise import-campaigns`` drops them,
+    and erasure by retailer works on the updated table (the emulator's storage too)."""
+    project = stack["GOOGLE_CLOUD_PROJECT"]
+    client = clients.bigquery_client(project, stack["BIGQUERY_EMULATOR_HOST"])
+    before = tuple(
+        t.model_copy(update={"columns": tuple(c for c in t.columns if c.name != "retailer_id")})
+        for t in JOURNEY_TABLES
+    )
+    with empty_dataset(stack, "jsaved", before) as dataset:
+        old = {
+            "row_id": f"{CAMPAIGN}:hh-1",
+            "campaign_id": CAMPAIGN,
+            "shopper_id": "hh-1",
+            "coupon_upc": COUPON,
+            "redeemed_at": "2025-01-06T00:00:00+00:00",
+        }
+        loaded = BigQueryBulkLoader(client, project, before, dataset=dataset)
+        assert loaded.load(JOURNEY_COUPON_REDEMPTIONS.name, [old]) == 1
+
+        create_bigquery(StackSettings(), _declared_in(SYSTEM, dataset, JOURNEY_TABLES))
+
+        for table in JOURNEY_TABLES:
+            got = client.get_table(f"{project}.{dataset}.{table.name}")
+            assert tuple(f.name for f in got.schema) == table.column_names
+        ours = [t.model_copy(update={"dataset": dataset}) for t in JOURNEY_TABLES]
+        loader = BigQueryBulkLoader(client, project, ours)
+        for shop in ("freshmart", "greenbasket"):
+            row = old | {"row_id": f"{CAMPAIGN}:{shop}:hh-1", "retailer_id": shop}
+            assert loader.load(JOURNEY_COUPON_REDEMPTIONS.name, [row]) == 1
+        redemptions = next(t for t in ours if t.name == JOURNEY_COUPON_REDEMPTIONS.name)
+        assert (
+            BigQueryShopperRows(client, project, redemptions).erase_shopper("freshmart", "hh-1")
+            == 1
+        )
+        assert drop_rows_without_retailer(client, project, ours) == {
+            JOURNEY_CAMPAIGN_SHOPPERS.name: 0,
+            JOURNEY_COUPON_REDEMPTIONS.name: 1,
+        }
+        left = query(
+            stack,
+            f"SELECT retailer_id FROM `{project}.{dataset}.{JOURNEY_COUPON_REDEMPTIONS.name}`",
+        )
+        assert left == [{"retailer_id": "greenbasket"}]
+
+
+def test_a_journey_report_counts_the_campaigns_retailers_customers_only(
+    stack: dict[str, str], unique: str
+) -> None:
+    """Same customer id at retailers A, B and C; the campaign runs at A and B, and the data
+    set reached (and saw a redemption by) A's and C's customers: the report counts A's
+    only, and B's sales are not "sales to reached shoppers"."""
+    project = stack["GOOGLE_CLOUD_PROJECT"]
+    client = clients.bigquery_client(project, stack["BIGQUERY_EMULATOR_HOST"])
+    shop_a, shop_b, shop_c = (f"jreport-{x}-{unique}" for x in "abc")
+    customer, product = f"hh-same-{unique}", f"p-{unique}"
+    campaign_id = f"cj-scope-{unique}"
+    now = datetime.now(UTC)
+    loader = BigQueryBulkLoader(client, project, JOURNEY_TABLES)
+    for shop in (shop_a, shop_c):
+        assert loader.load(
+            JOURNEY_CAMPAIGN_SHOPPERS.name,
+            [
+                {
+                    "row_id": f"{campaign_id}:{shop}:{customer}",
+                    "campaign_id": campaign_id,
+                    "retailer_id": shop,
+                    "shopper_id": customer,
+                }
+            ],
+        )
+        assert loader.load(
+            JOURNEY_COUPON_REDEMPTIONS.name,
+            [
+                {
+                    "row_id": f"{campaign_id}:{shop}:{customer}:{COUPON}:x",
+                    "campaign_id": campaign_id,
+                    "retailer_id": shop,
+                    "shopper_id": customer,
+                    "coupon_upc": COUPON,
+                    "redeemed_at": (now - timedelta(days=2)).isoformat(),
+                }
+            ],
+        )
+    sold = BigQueryBulkLoader(client, project, READ_MODELS)
+    for shop, amount in ((shop_a, "2.00"), (shop_b, "3.00")):
+        assert sold.load(
+            "sold_products",
+            [
+                {
+                    "row_id": f"{shop}:o-{unique}:1",
+                    "event_id": f"e-{shop}",
+                    "retailer_id": shop,
+                    "shopper_id": customer,
+                    "occurred_at": (now - timedelta(days=1)).isoformat(),
+                    "ingested_at": (now - timedelta(days=1)).isoformat(),
+                    "order_id": f"o-{unique}",
+                    "line_number": 1,
+                    "product_id": product,
+                    "quantity": 1,
+                    "unit_price": amount,
+                    "discount": "0",
+                    "amount": amount,
+                }
+            ],
+        )
+    campaign = Campaign(
+        campaign_id=campaign_id,
+        name="Complete Journey campaign, two of three retailers",
+        retailer_ids=[shop_a, shop_b],
+        experience_type="personalized_promotion",
+        status="active",
+        starts_at=now - timedelta(days=10),
+        ends_at=now + timedelta(days=10),
+        targeted_product_ids=[product],
+        origin="completejourney:0:TypeA",
+    )
+    warehouse = BigQueryWarehouse(client, project, DATASET, ())
+    journey = campaign_report(campaign, warehouse, project, DATASET, now)["journey"]
+    assert journey["reached_shoppers"] == 1 and journey["redemptions"] == 1, journey
+    assert journey["redeeming_shoppers"] == 1, journey
+    assert journey["coupon_products_sales"] == {
+        "amount": 5.0,
+        "buyers": 2,
+        "amount_by_reached_shoppers": 2.0,
+        "reached_buyers": 1,
+    }
