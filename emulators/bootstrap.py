@@ -8,12 +8,13 @@ from __future__ import annotations
 import contextlib
 import logging
 from datetime import timedelta
+from typing import Any
 
 from google.api_core.exceptions import AlreadyExists, Conflict
 
 from emulators.config import StackSettings, function_ports
 from shared.platform import clients
-from shared.system.resources import GcRule, SystemResources
+from shared.system.resources import BigQueryTable, GcRule, SystemResources
 
 log = logging.getLogger(__name__)
 
@@ -119,9 +120,53 @@ def create_bigquery(settings: StackSettings, system: SystemResources) -> None:
             )
         if table_decl.clustering:
             table.clustering_fields = list(table_decl.clustering)
-        with contextlib.suppress(Conflict):
+        try:
             client.create_table(table, timeout=30)
+        except Conflict:
+            add_missing_columns(client, table_decl, table.reference)
     client.close()
+
+
+def add_missing_columns(client: Any, declared: BigQueryTable, ref: Any) -> list[str]:
+    """A table saved by an older stack (``.local/data``) gets the columns declared since.
+
+    BigQuery adds only NULLABLE columns to an existing table (a REQUIRED one is refused:
+    start from empty, ``make down && rm -rf .local/data``). ``update_table`` changes the
+    schema; bqemulator 1.4.0 records it but does not add the column to its DuckDB table,
+    which ``ALTER TABLE ... ADD COLUMN IF NOT EXISTS`` does (a no-op on BigQuery).
+    """
+    from google.cloud import bigquery
+
+    existing = client.get_table(ref, timeout=30)
+    present = {f.name for f in existing.schema}
+    missing = [c for c in declared.columns if c.name not in present]
+    if not missing:
+        return []
+    required = [c.name for c in missing if c.mode == "REQUIRED"]
+    if required:
+        raise ValueError(
+            f"bigquery table {declared.name}: the declared REQUIRED column(s) {required} "
+            "cannot be added to the saved table; start from empty: "
+            "make down && rm -rf .local/data"
+        )
+    existing.schema = [
+        *existing.schema,
+        *(
+            bigquery.SchemaField(c.name, c.type, mode=c.mode, description=c.description)
+            for c in missing
+        ),
+    ]
+    client.update_table(existing, ["schema"], timeout=30)
+    for column in missing:
+        client.query(
+            f"ALTER TABLE `{ref.project}.{ref.dataset_id}.{ref.table_id}` "
+            f"ADD COLUMN IF NOT EXISTS {column.name} {column.type}"
+        ).result(timeout=60)
+    log.info(
+        "bigquery columns added",
+        extra={"table": declared.name, "columns": [c.name for c in missing]},
+    )
+    return [c.name for c in missing]
 
 
 def create_all(settings: StackSettings, system: SystemResources) -> None:

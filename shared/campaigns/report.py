@@ -12,7 +12,8 @@ Sources (dataset ``cartwise``):
 - ``plays``: participation, wins and cost of a gamified promotion, net of voided wins;
 - ``orders`` and ``sold_products``: basket value and sales of the targeted products;
 - ``journey_campaign_shoppers``, ``journey_coupon_redemptions``: for campaigns imported
-  from the Complete Journey, who the data set says was reached, and the coupons redeemed.
+  from the Complete Journey, who the data set says was reached, and the coupons redeemed
+  (at the campaign's retailers; a shopper is a retailer and its customer id).
 
 Uplift compares, per shopper, exposed with held-out shoppers over what they bought from
 their first eligible decision to the end of the period (or now): the mean basket value
@@ -184,15 +185,24 @@ WHERE {_scope("s")} AND {_targeted("s")}
 """  # noqa: S608
 
 
+def _journey_scope(alias: str = "") -> str:
+    """A journey table's rows of the campaign at its retailers (a shopper is a retailer's
+    customer: ``retailer_id`` and ``shopper_id`` together, as everywhere)."""
+    a = f"{alias}." if alias else ""
+    return (
+        f"{a}campaign_id = @campaign_id AND {a}retailer_id IN UNNEST(JSON_VALUE_ARRAY(@retailers))"
+    )
+
+
 def journey_sql(ref: str) -> str:
     return f"""
 SELECT
-  (SELECT COUNT(*) FROM {ref}.journey_campaign_shoppers WHERE campaign_id = @campaign_id)
+  (SELECT COUNT(*) FROM {ref}.journey_campaign_shoppers WHERE {_journey_scope()})
     AS reached_shoppers,
-  (SELECT COUNT(*) FROM {ref}.journey_coupon_redemptions WHERE campaign_id = @campaign_id)
+  (SELECT COUNT(*) FROM {ref}.journey_coupon_redemptions WHERE {_journey_scope()})
     AS redemptions,
-  (SELECT COUNT(DISTINCT shopper_id) FROM {ref}.journey_coupon_redemptions
-    WHERE campaign_id = @campaign_id) AS redeeming_shoppers
+  (SELECT COUNT(DISTINCT CONCAT(retailer_id, '/', shopper_id))
+    FROM {ref}.journey_coupon_redemptions WHERE {_journey_scope()}) AS redeeming_shoppers
 """  # noqa: S608
 
 
@@ -206,15 +216,17 @@ WITH lines AS (
   WHERE {_scope("s")} AND s.product_id IN UNNEST(JSON_VALUE_ARRAY(@products))
 ),
 reached AS (
-  SELECT DISTINCT shopper_id FROM {ref}.journey_campaign_shoppers
-  WHERE campaign_id = @campaign_id
+  SELECT DISTINCT retailer_id, shopper_id FROM {ref}.journey_campaign_shoppers
+  WHERE {_journey_scope()}
 )
 SELECT SUM(l.amount) AS amount,
        COUNT(DISTINCT CONCAT(l.retailer_id, '/', l.shopper_id)) AS buyers,
        SUM(CASE WHEN r.shopper_id IS NOT NULL THEN l.amount ELSE 0 END) AS reached_amount,
-       COUNT(DISTINCT CASE WHEN r.shopper_id IS NOT NULL THEN l.shopper_id END)
+       COUNT(DISTINCT CASE WHEN r.shopper_id IS NOT NULL
+                           THEN CONCAT(l.retailer_id, '/', l.shopper_id) END)
          AS reached_buyers
-FROM lines l LEFT JOIN reached r ON r.shopper_id = l.shopper_id
+FROM lines l
+LEFT JOIN reached r ON r.retailer_id = l.retailer_id AND r.shopper_id = l.shopper_id
 """  # noqa: S608
 
 
@@ -333,7 +345,7 @@ def campaign_report(
 
     journey: dict[str, Any] | None = None
     if (campaign.origin or "").startswith("completejourney:"):
-        row = warehouse.query(journey_sql(ref), {"campaign_id": campaign.campaign_id})[0]
+        row = warehouse.query(journey_sql(ref), params)[0]
         own = warehouse.query(journey_products_sql(ref), params)[0]
         journey = {
             "coupon_products_sales": {

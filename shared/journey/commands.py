@@ -152,18 +152,17 @@ def import_campaigns_command(args: argparse.Namespace) -> int:
     from shared.freezer.bigquery_bulk_load import BigQueryBulkLoader
     from shared.journey.campaigns import JOURNEY_TABLES, import_campaigns
     from shared.platform import clients
+    from shared.privacy.commands import suppressed_shoppers
 
     project = environment()
     sim = simulation(args)
-    imported = import_campaigns(sim, datetime.now(UTC))
+    imported = import_campaigns(sim, datetime.now(UTC), suppressed_shoppers(project, sim.retailers))
     store = FirestoreCampaignStore(clients.firestore_client(project))
     for campaign in imported.campaigns:
         store.put(campaign)
-    loader = BigQueryBulkLoader(
-        clients.bigquery_client(project, os.environ.get("BIGQUERY_EMULATOR_HOST")),
-        project,
-        JOURNEY_TABLES,
-    )
+    bigquery = clients.bigquery_client(project, os.environ.get("BIGQUERY_EMULATOR_HOST"))
+    unscoped = drop_rows_without_retailer(bigquery, project, JOURNEY_TABLES)
+    loader = BigQueryBulkLoader(bigquery, project, JOURNEY_TABLES)
     inserted = {table: loader.load(table, rows) for table, rows in imported.history.items()}
     print(
         json.dumps(
@@ -172,11 +171,26 @@ def import_campaigns_command(args: argparse.Namespace) -> int:
                 "shift_weeks": sim.shift_weeks,
                 "history_rows": {t: len(rows) for t, rows in imported.history.items()},
                 "inserted": inserted,
+                "replaced_rows_without_retailer": unscoped,
             },
             indent=1,
         )
     )
     return 0
+
+
+def drop_rows_without_retailer(client: Any, project: str, tables: Any) -> dict[str, int]:
+    """Rows an import wrote before the journey tables had ``retailer_id`` (a stack saved
+    then; ``make up`` added the column): no erasure or purge can scope them to a retailer,
+    so they go, and this import writes them again with their retailer."""
+    deleted = {}
+    for table in tables:
+        job = client.query(
+            f"DELETE FROM `{project}.{table.dataset}.{table.name}` WHERE retailer_id IS NULL"  # noqa: S608
+        )
+        job.result(timeout=600)
+        deleted[table.name] = int(job.num_dml_affected_rows or 0)
+    return deleted
 
 
 def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

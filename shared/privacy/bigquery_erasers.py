@@ -1,8 +1,9 @@
 """BigQuery erasers (``ShopperDataStore``): one per declared table holding shopper ids.
 
 - A table with ``shopper_id`` is erased with ``DELETE ... WHERE retailer_id = @r AND
-  shopper_id = @s`` (``shopper_id`` alone where the table has no retailer column: the
-  Complete Journey ground-truth tables).
+  shopper_id = @s``. Every such table has ``retailer_id`` (the Complete Journey
+  ground-truth tables included): a customer id is the retailer's own, two retailers may
+  give it to two people, so an eraser refuses a table without the column.
 - Partitioned tables are purged with ``DELETE ... WHERE retailer_id = @r AND
   <partition column> < @cutoff`` (partition pruning keeps it to the old partitions);
   the partition expiration set by Pulumi is the backstop at the ceiling.
@@ -73,28 +74,25 @@ def _t(name: str, value: datetime) -> Any:
 
 
 class BigQueryShopperRows(_Dml):
-    """A table with a ``shopper_id`` column (read models, decisions, plays, journey)."""
+    """A table with ``retailer_id`` and ``shopper_id`` (read models, decisions, plays,
+    journey)."""
 
     def __init__(self, client: Any, project: str, table: BigQueryTable) -> None:
         super().__init__(client, project, table)
-        if "shopper_id" not in self._columns:
-            raise ValueError(f"{table.name} has no shopper_id column")
+        missing = {"retailer_id", "shopper_id"} - self._columns
+        if missing:
+            raise ValueError(f"{table.name} has no {' or '.join(sorted(missing))} column")
 
     def erase_shopper(self, retailer_id: str, shopper_id: str) -> int:
-        if "retailer_id" in self._columns:
-            return self._run(
-                f"DELETE FROM {self._ref} WHERE retailer_id = @r AND shopper_id = @s",  # noqa: S608
-                [_s("r", retailer_id), _s("s", shopper_id)],
-            )
         return self._run(
-            f"DELETE FROM {self._ref} WHERE shopper_id = @s",  # noqa: S608
-            [_s("s", shopper_id)],
+            f"DELETE FROM {self._ref} WHERE retailer_id = @r AND shopper_id = @s",  # noqa: S608
+            [_s("r", retailer_id), _s("s", shopper_id)],
         )
 
     def purge_before(self, retailer_id: str, cutoff: datetime) -> int:
         partition = self._table.partition_field
-        if partition is None or "retailer_id" not in self._columns:
-            return 0  # partition expiration (the ceiling) is this table's only rule
+        if partition is None:
+            return 0  # no time to age rows by: the table's own rules keep it
         return self._run(
             f"DELETE FROM {self._ref} WHERE retailer_id = @r AND {partition} < @cutoff",  # noqa: S608
             [_s("r", retailer_id), _t("cutoff", cutoff)],

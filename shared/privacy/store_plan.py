@@ -89,6 +89,10 @@ def store_plan(system: SystemResources = SYSTEM) -> list[PlannedStore]:
         elif "shopper_id" in names:
             if bq.name not in BIGQUERY_DATA_CLASSES:
                 raise ValueError(f"bigquery table {bq.name!r} holds shoppers: give it a class")
+            if "retailer_id" not in names:
+                # A customer id is one retailer's: erasing or purging it without the
+                # retailer would reach another retailer's shopper with the same id.
+                raise ValueError(f"bigquery table {bq.name!r} holds shoppers: add retailer_id")
             kind: Kind = "bigquery_runs" if "run_id" in names else "bigquery"
             plan.append(
                 PlannedStore(f"bigquery:{bq.name}", BIGQUERY_DATA_CLASSES[bq.name], kind, bq.name)

@@ -21,6 +21,8 @@ from shared.campaigns.model import Campaign
 from shared.platform import clients
 from shared.system.resources import CREDENTIALS_DATABASE
 from tests.integration.campaign_cleanup import remove
+from tests.integration.test_freezer import query
+from tests.integration.test_journey_campaigns import reached_pairs
 
 pytestmark = pytest.mark.integration
 
@@ -302,7 +304,6 @@ def test_a_real_complete_journey_campaign_reports_what_the_data_has_and_names_th
     capsys.readouterr()
     assert cli.main(["report", "cj-18", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    households = journey.read("campaigns", ["campaign_id", "household_id"]).to_pylist()
     redeemed = {
         (r["household_id"], r["coupon_upc"], r["redemption_date"].date())
         for r in journey.read(
@@ -311,9 +312,17 @@ def test_a_real_complete_journey_campaign_reports_what_the_data_has_and_names_th
         if r["campaign_id"] == 18
     }
     j = report["journey"]
-    assert j["reached_shoppers"] == sum(1 for h in households if h["campaign_id"] == 18)
+    # A shopper is a retailer's customer: a household is reached at each of its retailers.
+    assert j["reached_shoppers"] == len(reached_pairs(18))
     assert j["redemptions"] == len(redeemed)
-    assert j["redeeming_shoppers"] == len({h for h, _, _ in redeemed})
+    redeeming = query(
+        stack,
+        "SELECT DISTINCT retailer_id, shopper_id FROM "
+        f"`{stack['GOOGLE_CLOUD_PROJECT']}.cartwise.journey_coupon_redemptions` "
+        "WHERE campaign_id = 'cj-18'",
+    )
+    assert j["redeeming_shoppers"] == len(redeeming)
+    assert {r["shopper_id"] for r in redeeming} == {f"hh-{h}" for h, _, _ in redeemed}
     for metric in report["uplift"].values():
         assert metric["computable"] is False and metric["difference"] is None
     assert report["shoppers"]["held_out"] == 0

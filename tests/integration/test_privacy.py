@@ -184,10 +184,10 @@ def _won_and_claimed(
     return campaign.campaign_id
 
 
-def _journey_rows(stack: dict[str, str], shopper: str) -> None:
-    """The shopper reached by a Complete Journey campaign and redeeming its coupon, in the
-    two journey tables, loaded as ``cartwise import-campaigns`` loads them (the target is
-    no household of the data set, so the import itself cannot name it)."""
+def _journey_rows(stack: dict[str, str], retailer: str, shopper: str) -> None:
+    """The retailer's shopper reached by a Complete Journey campaign and redeeming its
+    coupon, in the two journey tables, loaded as ``cartwise import-campaigns`` loads them
+    (the target is no household of the data set, so the import itself cannot name it)."""
     from shared.freezer.bigquery_bulk_load import BigQueryBulkLoader
     from shared.journey.campaigns import (
         JOURNEY_CAMPAIGN_SHOPPERS,
@@ -200,10 +200,16 @@ def _journey_rows(stack: dict[str, str], shopper: str) -> None:
         clients.bigquery_client(project, stack["BIGQUERY_EMULATOR_HOST"]), project, JOURNEY_TABLES
     )
     day = datetime.now(UTC) - timedelta(days=3)
-    reached = {"row_id": f"cj-8:{shopper}", "campaign_id": "cj-8", "shopper_id": shopper}
-    redeemed = {
-        "row_id": f"cj-8:{shopper}:51800000050:{day.date().isoformat()}",
+    reached = {
+        "row_id": f"cj-8:{retailer}:{shopper}",
         "campaign_id": "cj-8",
+        "retailer_id": retailer,
+        "shopper_id": shopper,
+    }
+    redeemed = {
+        "row_id": f"cj-8:{retailer}:{shopper}:51800000050:{day.date().isoformat()}",
+        "campaign_id": "cj-8",
+        "retailer_id": retailer,
         "shopper_id": shopper,
         "coupon_upc": "51800000050",
         "redeemed_at": day.isoformat(),
@@ -328,7 +334,7 @@ def test_an_erased_shopper_is_nowhere_and_the_others_are_untouched(
     dead = _dead_letter(stack, retailer, target)
     for shopper in (target, keeper):
         _wait_rows(stack, "orders", shopper, 2)
-    _journey_rows(stack, target)
+    _journey_rows(stack, retailer, target)
 
     summaries = _nightly_steps(stack, f"erasure-{unique}")
     assert summaries["compile_trees"]["personal_trees"] > 0, summaries["compile_trees"]
