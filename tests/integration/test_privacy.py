@@ -32,6 +32,7 @@ from shared.system.resources import (
     BIGTABLE_INSTANCE,
     CREDENTIALS_DATABASE,
     EXPERIENCE_TREES_TABLE,
+    PRIVACY_MARKS_TABLE,
     REJECTED_EVENTS_TABLE,
     REJECTED_EVENTS_TOPIC,
     REJECTED_FAMILY,
@@ -409,8 +410,12 @@ def test_an_erased_shopper_is_nowhere_and_the_others_are_untouched(
             # earlier test's event, past its 60 s ack deadline, was seen in CI).
             assert others_after.get(where, 0) >= others_before.get(where, 0), where
     bigtable_after = store_scan.bigtable_counts(project)
+    # The erasure leaves one row: its mark, keyed by the shopper's hash (docs/PRIVACY.md).
+    marks = store_scan.bigtable_hits(project, hashed)
+    assert marks.get(f"bigtable:{PRIVACY_MARKS_TABLE}") == 1, marks
     for where, count in bigtable_before.items():
-        assert bigtable_after[where] == count - before[where], where
+        left = 1 if where == f"bigtable:{PRIVACY_MARKS_TABLE}" else 0
+        assert bigtable_after[where] == count - before[where] + left, where
     assert store_scan.scan(project, keeper, ARTIFACTS)["bigquery:orders"] == 2
 
 
