@@ -64,7 +64,7 @@ def decider() -> DeciderComposition:
             ),
             budgets=FirestoreBudgetGate(clients.firestore_client(settings.project)),
             signing_key=settings.signing_key.encode(),
-            privacy=privacy_gate(bigtable, settings.bigtable_instance, settings.shopper_hash_key),
+            privacy=privacy_gate(settings, bigtable),
         ),
         dead_letters=DeadLetterFanout(
             publisher,
@@ -98,7 +98,7 @@ def experiences() -> ExperiencesDependencies:
             settings.api_key_cache_ttl_s,
         ),
         experiences=BigtableShopperStates(bigtable, settings.bigtable_instance),
-        privacy=privacy_gate(bigtable, settings.bigtable_instance, settings.shopper_hash_key),
+        privacy=privacy_gate(settings, bigtable),
         identity=Identity(
             settings.identity_key,
             FirestoreIdentityVersions(firestore, settings.identity_cache_ttl_s),
@@ -132,9 +132,5 @@ def decision_freezer() -> DecisionFreezer:
             DEAD_LETTERS.name,
             source="decision-freezer",
         ),
-        privacy=privacy_gate(
-            clients.bigtable_client(settings.project),
-            settings.bigtable_instance,
-            settings.shopper_hash_key,
-        ),
+        privacy=privacy_gate(settings),
     )

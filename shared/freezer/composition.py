@@ -50,9 +50,5 @@ def freezer() -> FreezerDependencies:
             DEAD_LETTERS.name,
             source="freezer",
         ),
-        privacy=privacy_gate(
-            clients.bigtable_client(settings.project),
-            settings.bigtable_instance,
-            settings.shopper_hash_key,
-        ),
+        privacy=privacy_gate(settings),
     )

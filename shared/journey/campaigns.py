@@ -29,6 +29,14 @@ from shared.journey import dataset as journey
 from shared.journey.tracker_simulator import Simulation, brand_of, shopper_id
 from shared.platform.resource_model import BigQueryTable, Column
 
+# The retailer whose customer the shopper is (one concept, one column in both tables).
+RETAILER_COLUMN = Column(
+    name="retailer_id",
+    type="STRING",
+    mode="NULLABLE",
+    description="The retailer whose customer the shopper is; always set by the import "
+    "(NULLABLE and last: BigQuery adds only NULLABLE columns to an existing table)",
+)
 JOURNEY_CAMPAIGN_SHOPPERS = BigQueryTable(
     dataset=DATASET,
     name="journey_campaign_shoppers",
@@ -39,13 +47,7 @@ JOURNEY_CAMPAIGN_SHOPPERS = BigQueryTable(
         ),
         Column(name="campaign_id", type="STRING", mode="REQUIRED"),
         Column(name="shopper_id", type="STRING", mode="REQUIRED"),
-        Column(
-            name="retailer_id",
-            type="STRING",
-            mode="NULLABLE",
-            description="The retailer whose customer the shopper is; always set by the import "
-            "(NULLABLE and last: BigQuery adds only NULLABLE columns to an existing table)",
-        ),
+        RETAILER_COLUMN,
     ),
     clustering=("campaign_id",),
 )
@@ -69,13 +71,7 @@ JOURNEY_COUPON_REDEMPTIONS = BigQueryTable(
             mode="REQUIRED",
             description="The day of the redemption (midnight UTC), shifted like the events",
         ),
-        Column(
-            name="retailer_id",
-            type="STRING",
-            mode="NULLABLE",
-            description="The retailer whose customer the shopper is; always set by the import "
-            "(NULLABLE and last: BigQuery adds only NULLABLE columns to an existing table)",
-        ),
+        RETAILER_COLUMN,
     ),
     partition_field="redeemed_at",
     clustering=("campaign_id",),

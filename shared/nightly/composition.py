@@ -40,7 +40,7 @@ def nightly_steps() -> NightlyDependencies:
         trees=BigtableTrees(bigtable, settings.bigtable_instance),
         model_context=functools.partial(model_context, settings),
         is_transient=is_transient,
-        privacy=privacy_gate(bigtable, settings.bigtable_instance, settings.shopper_hash_key),
+        privacy=privacy_gate(settings, bigtable),
         rules=PersonalRules(
             basket_reward=settings.basket_reward,
             validity=timedelta(hours=settings.tree_validity_hours),

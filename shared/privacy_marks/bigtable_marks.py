@@ -27,6 +27,8 @@ from shared.system.resources import ERASED_FAMILY, OBJECTED_FAMILY, PRIVACY_MARK
 if TYPE_CHECKING:
     from google.cloud.bigtable.client import Client
 
+    from shared.system.settings import HashesShoppers
+
 _FAMILY: dict[SuppressionReason, str] = {"erased": ERASED_FAMILY, "objected": OBJECTED_FAMILY}
 
 
@@ -73,8 +75,13 @@ class BigtablePrivacyMarks:
         return found
 
 
-def privacy_gate(client: Client, instance_id: str, shopper_hash_key: str) -> PrivacyGate:
-    """The gate every writer and the experiences API check (one per process)."""
+def privacy_gate(settings: HashesShoppers, client: Client | None = None) -> PrivacyGate:
+    """The gate every writer and the experiences API check (one per process), from the
+    component's settings; ``client``: its Bigtable client, when it already has one."""
+    from shared.platform import clients
+
+    bigtable = client if client is not None else clients.bigtable_client(settings.project)
     return PrivacyGate(
-        BigtablePrivacyMarks(client, instance_id), ShopperHasher(shopper_hash_key.encode())
+        BigtablePrivacyMarks(bigtable, settings.bigtable_instance),
+        ShopperHasher(settings.shopper_hash_key.encode()),
     )

@@ -129,11 +129,7 @@ def plays() -> PlaysDependencies:
         ),
         rewards=built.rewards,
         vault=built.vault,
-        privacy=privacy_gate(
-            clients.bigtable_client(settings.project),
-            settings.bigtable_instance,
-            settings.shopper_hash_key,
-        ),
+        privacy=privacy_gate(settings),
         unavailable=unavailable_errors(),
     )
 
@@ -193,9 +189,5 @@ def play_freezer() -> PlayFreezer:
             DEAD_LETTERS.name,
             source="play-freezer",
         ),
-        privacy=privacy_gate(
-            clients.bigtable_client(settings.project),
-            settings.bigtable_instance,
-            settings.shopper_hash_key,
-        ),
+        privacy=privacy_gate(settings),
     )
