@@ -215,6 +215,9 @@ def components(settings: StackSettings, system: SystemResources = SYSTEM) -> lis
         # Locally, an erasure's last pass starts 20 s after the request, above ingest's
         # suppression cache (5 s here) and the workers' batches (docs/PRIVACY.md).
         "PRIVACY_ERASURE_SETTLE_S": "20",
+        # A local nightly takes minutes: a run left "running" by a stack stopped mid-run
+        # stops holding erasures after an hour.
+        "PRIVACY_NIGHTLY_MAX_RUN_S": "3600",
         "INGEST_SUPPRESSION_CACHE_TTL_S": "5",
     }
     ports = function_ports(settings, [f.name for f in system.functions])

@@ -172,6 +172,9 @@ class MaintenanceDependencies:
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     # An erasure's last pass starts this long after the request (docs/PRIVACY.md).
     erasure_settle: timedelta = timedelta(0)
+    # What long work may still write a shopper's data (a nightly run in progress): an
+    # erasure's last pass waits for it (docs/PRIVACY.md).
+    work_in_progress: Callable[[], str | None] = lambda: None
 
 
 def handle_maintenance(
@@ -195,6 +198,7 @@ def handle_maintenance(
         d.is_transient,
         d.requests_per_sweep,
         d.erasure_settle,
+        d.work_in_progress,
     )
     return Response(
         200,

@@ -9,7 +9,7 @@ adapter out of their import graph).
 from __future__ import annotations
 
 import functools
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from shared.platform import logs
 from shared.privacy.api import ErasureApiDependencies, MaintenanceDependencies
@@ -102,6 +102,7 @@ def privacy_maintenance() -> MaintenanceDependencies:
     from shared.privacy.firestore_records import (
         FirestoreAuditLog,
         FirestoreErasureRequests,
+        FirestoreNightlyRunsInProgress,
         FirestoreRetention,
     )
     from shared.system.resources import RETENTION
@@ -128,6 +129,9 @@ def privacy_maintenance() -> MaintenanceDependencies:
         is_transient=is_transient,
         requests_per_sweep=settings.requests_per_sweep,
         erasure_settle=timedelta(seconds=settings.erasure_settle_s),
+        work_in_progress=FirestoreNightlyRunsInProgress(
+            firestore, timedelta(seconds=settings.nightly_max_run_s), lambda: datetime.now(UTC)
+        ),
     )
 
 

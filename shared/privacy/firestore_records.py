@@ -9,8 +9,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from google.api_core.exceptions import GoogleAPIError
@@ -133,6 +133,31 @@ class FirestoreRetention:
             {"retention_days": {c.value: d for c, d in merged.items()}}, merge=True
         )
         return RetailerRetention(retailer_id=retailer_id, days=merged)
+
+
+class FirestoreNightlyRunsInProgress:
+    """The nightly run in progress, if any: an erasure's last pass waits for it (a run
+    that read the shopper's rows before the first pass may still write its feature
+    tables). A run still ``running`` after ``max_run`` is taken as dead (its workflow
+    ended without recording the outcome) and no longer holds erasures."""
+
+    def __init__(self, client: Any, max_run: timedelta, clock: Callable[[], datetime]) -> None:
+        self._collection = client.collection(NIGHTLY_RUNS)
+        self._max_run = max_run
+        self._clock = clock
+
+    def __call__(self) -> str | None:
+        query = self._collection.where(filter=FieldFilter("status", "==", "running"))
+        try:
+            snapshots = list(query.stream())
+        except (GoogleAPIError, OSError) as exc:
+            raise StoreUnavailableError(f"firestore {NIGHTLY_RUNS}: {exc}") from exc
+        alive_from = self._clock() - self._max_run
+        for snapshot in snapshots:
+            started = (snapshot.to_dict() or {}).get("started_at")
+            if started and datetime.fromisoformat(str(started)) >= alive_from:
+                return f"nightly run {snapshot.id} in progress"
+        return None
 
 
 class FirestoreNightlyRunAges:

@@ -111,6 +111,9 @@ class ErasureRequest(_Model):
     receipts: dict[str, StoreReceipt] = {}
     # Passes over every store so far; the last one starts ``settle`` after the request.
     passes: int = 0
+    # Why the last pass waits beyond the settle (work that may still write the shopper's
+    # data, e.g. a nightly run in progress); None when nothing holds it.
+    waiting_for: str | None = None
 
     def public(self) -> dict[str, object]:
         """What the API answers: never the customer identifier."""
@@ -302,19 +305,30 @@ def run_erasure(
     clock: Callable[[], datetime],
     is_transient: Callable[[BaseException], bool],
     settle: timedelta = timedelta(0),
+    work_in_progress: Callable[[], str | None] = lambda: None,
 ) -> ErasureRequest:
     """Erase the shopper from every store whose receipt is still pending; progress is
     saved after each store. When every store is done, the pass is the last one only if
     it started ``settle`` or more after the request (a write that began before the
-    shopper's mark existed has ended by then); otherwise every store is erased again by
-    a later sweep. Done after the last pass: the customer identifier is then dropped from
-    the request, and one audit record per store is written."""
-    if request.status == "done" or request.shopper_id is None:
+    shopper's mark existed has ended by then) and ``work_in_progress`` names nothing
+    (long work that read the shopper's data before the first pass — a nightly run — and
+    may still write it); otherwise every store is erased again by a later sweep. Done
+    after the last pass: the customer identifier is then dropped from the request, and
+    one audit record per store is written."""
+    shopper_id = request.shopper_id
+    if request.status == "done" or shopper_id is None:
         return request
     started = clock()
     last_pass_from = request.requested_at + settle
     if request.passes >= 1 and started < last_pass_from:
         return request  # the first pass is done; the last waits for the settle
+    waiting_for = work_in_progress() if started >= last_pass_from else None
+    if request.passes >= 1 and waiting_for:
+        if waiting_for != request.waiting_for:
+            request = request.model_copy(update={"waiting_for": waiting_for})
+            requests.put(request)
+        return request  # the last pass waits for that work to end
+    final = started >= last_pass_from and waiting_for is None
     receipts = dict(request.receipts)
     for entry in registry:
         receipt = receipts.get(entry.name, StoreReceipt(status="pending"))
@@ -322,7 +336,7 @@ def run_erasure(
             continue
         attempts = receipt.attempts + 1
         try:
-            deleted = entry.store.erase_shopper(request.retailer_id, request.shopper_id)
+            deleted = entry.store.erase_shopper(request.retailer_id, shopper_id)
         except StorePendingError as exc:
             receipts[entry.name] = receipt.model_copy(
                 update={"attempts": attempts, "last_error": f"pending: {exc}"}
@@ -339,11 +353,13 @@ def run_erasure(
             )
         request = request.model_copy(update={"receipts": dict(receipts)})
         requests.put(request)
-    if all(r.status == "done" for r in receipts.values()) and started < last_pass_from:
-        # Not the last pass yet: the next sweep after the settle erases every store again.
+    if all(r.status == "done" for r in receipts.values()) and not final:
+        # Not the last pass yet: a sweep after the settle (and after any work in progress)
+        # erases every store again.
         request = request.model_copy(
             update={
                 "passes": request.passes + 1,
+                "waiting_for": waiting_for,
                 "receipts": {
                     name: r.model_copy(update={"status": "pending"}) for name, r in receipts.items()
                 },
@@ -373,6 +389,7 @@ def run_erasure(
                 "finished_at": finished,
                 "shopper_id": None,
                 "passes": request.passes + 1,
+                "waiting_for": None,
             }
         )
         requests.put(request)
@@ -394,6 +411,7 @@ def run_pending_erasures(
     is_transient: Callable[[BaseException], bool],
     limit: int = 20,
     settle: timedelta = timedelta(0),
+    work_in_progress: Callable[[], str | None] = lambda: None,
 ) -> list[ErasureRequest]:
     """Advance every running request (the scheduled sweep); return them as they are now.
     A request that fails is logged and left running: it never blocks the ones after it."""
@@ -401,7 +419,16 @@ def run_pending_erasures(
     for request in requests.running(limit):
         try:
             advanced.append(
-                run_erasure(request, registry, requests, audit, clock, is_transient, settle)
+                run_erasure(
+                    request,
+                    registry,
+                    requests,
+                    audit,
+                    clock,
+                    is_transient,
+                    settle,
+                    work_in_progress,
+                )
             )
         except Exception as exc:
             log.error(

@@ -227,4 +227,8 @@ class PrivacySettings(CloudSettings):
     # after the request: longer than any write that had not seen the shopper's mark yet
     # (ingest's suppression cache, a function's timeout, a worker's batch): docs/PRIVACY.md.
     erasure_settle_s: float = Field(default=600.0, ge=0)
+    # ... and after any nightly run in progress (its feature tables may hold the shopper's
+    # rows read before the first pass); a run recorded ``running`` for longer than this is
+    # dead (the nightly's window is an hour; each step call times out after 30 minutes).
+    nightly_max_run_s: float = Field(default=43_200.0, gt=0)
     shopper_hash_key: str = Field(min_length=16, validation_alias="SHOPPER_HASH_KEY")

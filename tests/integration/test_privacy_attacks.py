@@ -299,3 +299,54 @@ def test_events_in_flight_during_an_erasure_write_nothing_back(
     decided = wait_for_rows(stack, [shopper], {"decisions": 1}, timeout_s=30)
     assert decided == {"decisions": 1}, decided  # the new event's only
     assert [r["event_id"] for r in rows_of(stack, "decisions", [shopper])] == [after["event_id"]]
+
+
+def test_an_erasure_waits_for_the_nightly_run_in_progress(
+    stack: dict[str, str], unique: str
+) -> None:
+    """Before: a nightly run that read the shopper's rows before the erasure wrote its
+    feature tables after the last pass, and the erasure said "done" with the shopper's
+    rows still in ``nightly_shoppers``. Now the last pass waits for the run to end."""
+    from tests.integration.test_freezer import query
+
+    shopper, retailer = f"nightly-{unique}", stack["DEMO_RETAILER_ID"]
+    headers = {"X-Api-Key": stack["DEMO_API_KEY"], "Content-Type": "application/json"}
+    runs = clients.firestore_client(stack["GOOGLE_CLOUD_PROJECT"]).collection("nightly_runs")
+    run = runs.document(f"test-run-{unique}")
+    run.set({"run_id": run.id, "status": "running", "started_at": datetime.now(UTC).isoformat()})
+    table = f"`{stack['GOOGLE_CLOUD_PROJECT']}.cartwise.nightly_shoppers`"
+    try:
+        created = requests.post(
+            f"{stack['ERASURE_URL']}/v1/erasure-requests",
+            json={"shopper_id": shopper},
+            headers=headers,
+            timeout=30,
+        )
+        assert created.status_code == 202, created.text
+        path = f"/v1/erasure-requests/{created.json()['request_id']}"
+        settled = time.monotonic() + 21  # PRIVACY_ERASURE_SETTLE_S is 20 s locally
+        sweep = f"{stack['PRIVACY_MAINTENANCE_URL']}/erasures/run"
+        assert requests.post(sweep, timeout=600).status_code == 200  # the first pass
+        # The run, having read the shopper's rows before that pass, writes its features.
+        query(
+            stack,
+            f"INSERT INTO {table} (run_id, boundary, role, retailer_id, shopper_id) "
+            "VALUES (@run, CURRENT_TIMESTAMP(), 'score', @r, @s)",
+            run=run.id,
+            r=retailer,
+            s=shopper,
+        )
+        time.sleep(max(0.0, settled - time.monotonic()))
+        for _ in range(2):  # past the settle: sweeps make no last pass while the run runs
+            assert requests.post(sweep, timeout=600).status_code == 200
+        waiting = requests.get(stack["ERASURE_URL"] + path, headers=headers, timeout=30).json()
+        assert waiting["status"] == "running", waiting
+        assert waiting["waiting_for"] == f"nightly run {run.id} in progress", waiting
+        run.update({"status": "published", "finished_at": datetime.now(UTC).isoformat()})
+        done = _swept_until_done(stack, stack["DEMO_API_KEY"], path)
+        assert done["waiting_for"] is None
+        sql = f"SELECT shopper_id FROM {table} WHERE shopper_id = @s"
+        left = query(stack, sql, s=shopper)
+        assert left == [], "the run's rows outlived the erasure"
+    finally:
+        run.delete()

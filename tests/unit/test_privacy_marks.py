@@ -9,6 +9,7 @@ from shared.contract.messages import InboundMessage
 from shared.freezer.service import transform
 from shared.privacy.retention import DataClass
 from shared.privacy.service import (
+    ErasureRequest,
     RegisteredStore,
     StoreRegistry,
     object_to_processing,
@@ -115,6 +116,66 @@ def test_an_erasure_is_done_only_after_a_last_pass_that_starts_after_the_settle(
     done = requests.saved[request.request_id]
     assert done.passes == 2 and done.receipts["a"].deleted == 2 and done.shopper_id is None
     assert sweep(30) == "done"
+
+
+def test_the_last_pass_waits_for_a_nightly_run_in_progress() -> None:
+    store = Store([("r", "s", NOW)])
+    registry = StoreRegistry([RegisteredStore("a", DataClass.FEATURES, store)])
+    requests, audit, settle = Requests(), Audit(), timedelta(seconds=20)
+    request = request_erasure(
+        requests, Suppressions(), MemoryMarks(), ShopperHasher(KEY), ["a"], "r", "s", NOW
+    )
+    running: list[str] = ["nightly run n-1 in progress"]
+
+    def sweep(at: int) -> ErasureRequest:
+        saved = requests.saved[request.request_id]
+        moment = NOW + timedelta(seconds=at)
+        return run_erasure(
+            saved,
+            registry,
+            requests,
+            audit,
+            lambda: moment,
+            lambda e: False,
+            settle,
+            lambda: running[0] if running else None,
+        )
+
+    assert sweep(1).status == "running" and store.records == []
+    store.records.append(("r", "s", NOW))  # the run writes its feature rows after the pass
+    waiting = sweep(25)  # past the settle, the run still in progress: no last pass
+    assert waiting.status == "running" and waiting.waiting_for == "nightly run n-1 in progress"
+    assert store.records == [("r", "s", NOW)]
+    running.clear()  # the run ended
+    done = sweep(40)
+    assert done.status == "done" and done.waiting_for is None and store.records == []
+
+
+def test_with_no_settle_a_run_in_progress_still_holds_the_last_pass() -> None:
+    store = Store([("r", "s", NOW)])
+    registry = StoreRegistry([RegisteredStore("a", DataClass.FEATURES, store)])
+    requests, audit = Requests(), Audit()
+    request = request_erasure(
+        requests, Suppressions(), MemoryMarks(), ShopperHasher(KEY), ["a"], "r", "s", NOW
+    )
+    busy: list[str] = ["nightly run n-2 in progress"]
+
+    def sweep() -> ErasureRequest:
+        return run_erasure(
+            requests.saved[request.request_id],
+            registry,
+            requests,
+            audit,
+            lambda: NOW,
+            lambda e: False,
+            timedelta(0),
+            lambda: busy[0] if busy else None,
+        )
+
+    first = sweep()  # the pass erases, but cannot be the last one
+    assert first.status == "running" and first.passes == 1 and store.records == []
+    busy.clear()
+    assert sweep().status == "done"
 
 
 def _erased_gate() -> PrivacyGate:
