@@ -261,6 +261,15 @@ def openapi() -> dict[str, Any]:
             "requested_at": {"type": "string", "format": "date-time"},
             "finished_at": {"type": ["string", "null"], "format": "date-time"},
             "receipts": {"type": "object", "additionalProperties": receipt},
+            "passes": {
+                "type": "integer",
+                "description": "passes over every store so far; done after a last pass "
+                "that starts after the settle",
+            },
+            "waiting_for": {
+                "type": ["string", "null"],
+                "description": "what holds the last pass (a nightly run in progress)",
+            },
         },
     }
     common = {
