@@ -24,7 +24,7 @@ from google.api_core.exceptions import GoogleAPIError
 from google.cloud.bigtable.row_filters import CellsColumnLimitFilter
 from google.cloud.bigtable_v2.types import ReadRowsRequest
 
-from shared.ingestion.event_hours import event_hour_key
+from shared.ingestion.event_hours import event_hour_key, event_hour_key_of_stored
 from shared.ingestion.service import (
     EventRecord,
     RejectedEvent,
@@ -108,6 +108,47 @@ class BigtableEventStore:
                 for r in records
             ],
         )
+
+    def backfill_hours(self, retailer_id: str | None, batch_size: int = 1000) -> Iterator[int]:
+        """Write the ``event_hours`` row of every stored event (of one retailer, or all),
+        from ``event_ids`` alone (its key and the event's row key give the index key and
+        occurred_at): for events written before the index existed. One page of
+        ``batch_size`` rows per ReadRows RPC, resuming after the page's last key; yields
+        the rows indexed per page. Idempotent: a row written twice is the same cell."""
+        prefix = f"{retailer_id}#".encode() if retailer_id else b""
+        last: bytes | None = None
+        while True:
+            request = ReadRowsRequest.pb()(table_name=self._ids.name, rows_limit=batch_size)
+            row_range = request.rows.row_ranges.add()
+            if last is not None:
+                row_range.start_key_open = last
+            else:
+                row_range.start_key_closed = prefix
+            if prefix:
+                row_range.end_key_open = prefix[:-1] + b"$"  # '$' follows '#'
+            chain = request.filter.chain.filters
+            chain.add().column_qualifier_regex_filter = b"row_key"
+            chain.add().cells_per_column_limit_filter = 1
+            rows: list[tuple[bytes, list[Cell]]] = []
+            keys: list[bytes] = []
+            try:
+                for key, cells in read_rows(self._api, request):
+                    keys.append(key)
+                    row_key = cells.get((ID_FAMILY, b"row_key"))
+                    if row_key is None:
+                        continue
+                    hour_key, occurred_at = event_hour_key_of_stored(key.decode(), row_key.decode())
+                    rows.append(
+                        (hour_key.encode(), [(EVENT_HOUR_FAMILY, b"e", b"", micros(occurred_at))])
+                    )
+            except (GoogleAPIError, OSError) as exc:
+                raise StoreUnavailableError(f"bigtable {self._ids.table_id}: {exc}") from exc
+            if rows:
+                mutate_rows(self._api, self._hours, rows)
+            yield len(rows)
+            if len(keys) < batch_size:
+                return
+            last = keys[-1]
 
     def mark_published(self, records: Sequence[EventRecord]) -> None:
         mutate_rows(

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from shared.ingestion.service import moment_of_reverse_micros
+
 HOUR_FORMAT = "%Y%m%d%H"
 
 
@@ -30,6 +32,15 @@ def event_hour_key(id_key: str, occurred_at: datetime) -> str:
     (neither part holds a '#': identifiers and uuids)."""
     retailer_id, event_id = id_key.rsplit("#", 1)
     return f"{retailer_id}#{hour_bucket(occurred_at)}#{event_id}"
+
+
+def event_hour_key_of_stored(id_key: str, row_key: str) -> tuple[str, datetime]:
+    """The index row of an event already stored, and its occurred_at, from its
+    ``event_ids`` row: the key ``{retailer}#{event_id}`` and the event's row key
+    ``{salt}#{retailer}#{shopper}#{reverse_micros(occurred_at)}#{event_id}`` (the backfill
+    of events written before the index existed reads nothing else)."""
+    occurred_at = moment_of_reverse_micros(row_key.rsplit("#", 2)[1])
+    return event_hour_key(id_key, occurred_at), occurred_at
 
 
 def id_key_of(hour_key: str) -> str:

@@ -133,6 +133,12 @@ def reverse_micros(moment: datetime) -> str:
     return f"{_REVERSE_BASE - micros:019d}"
 
 
+def moment_of_reverse_micros(text: str) -> datetime:
+    """The moment ``reverse_micros`` rendered (to the microsecond)."""
+    micros = _REVERSE_BASE - int(text)
+    return datetime.fromtimestamp(micros // 1_000_000, UTC).replace(microsecond=micros % 1_000_000)
+
+
 def event_row_key(retailer_id: str, event: ShopperEvent) -> str:
     return (
         shopper_prefix(retailer_id, event.shopper_id)

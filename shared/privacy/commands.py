@@ -1,5 +1,6 @@
-"""The privacy commands: ``cartwise retention``; and the suppression lookup that replays,
-backfills and republish run first (``suppressed_shoppers``)."""
+"""The privacy commands: ``cartwise retention``, ``cartwise index-event-hours``; and the
+suppression lookup that replays, backfills and republish run first
+(``suppressed_shoppers``)."""
 
 from __future__ import annotations
 
@@ -58,8 +59,26 @@ def retention_command(retailer_id: str, settings: list[str]) -> int:
     return 0
 
 
+def index_event_hours_command(retailer_id: str | None, batch_size: int) -> int:
+    """Write the retention purge's ``event_hours`` index rows of events stored before the
+    index existed (one pass over ``event_ids``; safe to rerun or interrupt)."""
+    from shared.ingestion.bigtable_events import BigtableEventStore
+    from shared.platform import clients
+    from shared.system.resources import BIGTABLE_INSTANCE
+
+    store = BigtableEventStore(clients.bigtable_client(environment()), BIGTABLE_INSTANCE)
+    indexed = 0
+    for pages, written in enumerate(store.backfill_hours(retailer_id, batch_size), start=1):
+        indexed += written
+        if pages % 100 == 0:
+            print(f"  {indexed:,} events indexed", flush=True)
+    scope = f"retailer {retailer_id}" if retailer_id else "every retailer"
+    print(f"event_hours: {indexed:,} events indexed ({scope})")
+    return 0
+
+
 def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """``retention``."""
+    """``retention``, ``index-event-hours``."""
     retention = subcommands.add_parser(
         "retention", help="show or set a retailer's retention periods (docs/PRIVACY.md)"
     )
@@ -72,3 +91,10 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         help="e.g. raw_events=365 (repeatable; never over the class's ceiling)",
     )
     retention.set_defaults(run=lambda args: retention_command(args.retailer, args.set))
+    index = subcommands.add_parser(
+        "index-event-hours",
+        help="index events stored before the purge's event_hours index (docs/PRIVACY.md)",
+    )
+    index.add_argument("--retailer", default=None, help="one retailer (default: all)")
+    index.add_argument("--batch-size", type=int, default=1000)
+    index.set_defaults(run=lambda args: index_event_hours_command(args.retailer, args.batch_size))

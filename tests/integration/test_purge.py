@@ -212,6 +212,37 @@ def test_purge_deletes_exactly_what_is_older_and_reads_only_that(
     }
 
 
+def test_events_stored_before_the_index_are_indexed_then_purged(
+    stack: dict[str, str], unique: str, cutoff: datetime
+) -> None:
+    """Events written before ``event_hours`` existed have no index row, so the purge
+    cannot reach them; ``cartwise index-event-hours`` (``backfill_hours``) writes their
+    rows from ``event_ids`` alone, and the purge then deletes exactly the old ones."""
+    project = stack["GOOGLE_CLOUD_PROJECT"]
+    data = load(project, f"purge-pre-{unique}", cutoff, KEPT)
+    client = clients.bigtable_client(project)
+    every = data.old_events + data.kept_events
+    expected = {event_hour_key(r.id_key, r.occurred_at) for r in every}
+    hours = client.instance(BIGTABLE_INSTANCE).table(EVENT_HOURS_TABLE)
+    for key in expected:  # as before the change: no index row
+        row = hours.direct_row(key.encode())
+        row.delete()
+        row.commit()
+    assert keys_under(project, EVENT_HOURS_TABLE, f"{data.retailer}#") == set()
+    assert adapters(project)["events"].purge_before(data.retailer, cutoff) == 0  # the gap
+
+    store = BigtableEventStore(client, BIGTABLE_INSTANCE)
+    pages = list(store.backfill_hours(data.retailer, batch_size=BATCH))
+    assert sum(pages) == len(every) and len(pages) == len(every) // BATCH + 1
+    assert keys_under(project, EVENT_HOURS_TABLE, f"{data.retailer}#") == expected
+    assert sum(store.backfill_hours(data.retailer, batch_size=BATCH)) == len(every)  # rerun
+    assert keys_under(project, EVENT_HOURS_TABLE, f"{data.retailer}#") == expected
+
+    assert adapters(project)["events"].purge_before(data.retailer, cutoff) == OLD
+    found = store.lookup([r.id_key for r in every])
+    assert set(found) == {r.id_key for r in data.kept_events}
+
+
 def test_rewards_purge_pages_through_more_than_a_batch_and_keeps_the_rest(
     stack: dict[str, str], unique: str
 ) -> None:
