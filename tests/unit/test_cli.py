@@ -26,6 +26,7 @@ COMMANDS = {
     "report",
     "csm-key",
     "retention",
+    "index-event-hours",
     "api-key",
     "credentials",
     "identity-secret",
