@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from google.api_core.exceptions import GoogleAPIError
@@ -19,32 +20,46 @@ from google.cloud.bigtable_v2.types import ReadRowsRequest
 from shared.decisions.service import CurrentExperiences, ShopperKey, StateUpdate
 from shared.decisions.trees import ExperienceTree, ShopperState
 from shared.ingestion.service import shopper_prefix
-from shared.platform.bigtable_raw import Cell, mutate_rows, read_rows
+from shared.platform.bigtable_raw import Cell, micros, mutate_rows, read_rows
 from shared.platform.errors import StoreUnavailableError
 from shared.platform.ttl_cache import TtlCache
 from shared.system.resources import (
     EXPERIENCE_TREES_TABLE,
+    HOT_STATE_RETENTION_DAYS,
     SHOPPER_STATE_TABLE,
     STATE_FAMILY,
     TREE_FAMILY,
 )
+
+# Hot state past its family's GC ceiling is never read, even before GC removes it
+# (Bigtable GC is asynchronous: expired cells stay readable for up to a week).
+HOT_STATE_MAX_AGE = timedelta(days=HOT_STATE_RETENTION_DAYS)
 
 if TYPE_CHECKING:
     from google.cloud.bigtable.client import Client
 
 
 def _read(
-    api: Any, table: Any, keys: Sequence[bytes], column: bytes | None = None
+    api: Any,
+    table: Any,
+    keys: Sequence[bytes],
+    column: bytes | None = None,
+    max_age: timedelta | None = None,
 ) -> dict[bytes, dict[tuple[str, bytes], bytes]]:
-    """The latest cells of these rows (of one column only, when given)."""
+    """The latest cells of these rows (of one column only, when given; none older than
+    ``max_age``, when given: what GC has not yet removed past a family's ceiling)."""
     request = ReadRowsRequest.pb()(table_name=table.name)
     request.rows.row_keys.extend(keys)
-    if column is None:
-        request.filter.cells_per_column_limit_filter = 1
+    if column is None and max_age is None:
+        request.filter.cells_per_column_limit_filter = 1  # a chain needs two filters
     else:
-        latest, qualifier = request.filter.chain.filters.add(), request.filter.chain.filters.add()
-        qualifier.column_qualifier_regex_filter = re.escape(column)
-        latest.cells_per_column_limit_filter = 1
+        chain = request.filter.chain.filters
+        if column is not None:
+            chain.add().column_qualifier_regex_filter = re.escape(column)
+        if max_age is not None:
+            oldest = micros(datetime.now(UTC) - max_age)
+            chain.add().timestamp_range_filter.start_timestamp_micros = oldest - oldest % 1000
+        chain.add().cells_per_column_limit_filter = 1
     try:
         return dict(read_rows(api, request))
     except (GoogleAPIError, OSError) as exc:
@@ -62,7 +77,7 @@ class BigtableShopperStates:
 
     def read(self, keys: Sequence[ShopperKey]) -> dict[ShopperKey, ShopperState]:
         wanted = {state_key(r, s): (r, s) for r, s in keys}
-        rows = _read(self._api, self._table, list(wanted), b"state")
+        rows = _read(self._api, self._table, list(wanted), b"state", HOT_STATE_MAX_AGE)
         return {
             wanted[key]: ShopperState.model_validate_json(cells[(STATE_FAMILY, b"state")])
             for key, cells in rows.items()
@@ -84,7 +99,8 @@ class BigtableShopperStates:
             mutate_rows(self._api, self._table, rows)
 
     def current(self, retailer_id: str, shopper_id: str) -> CurrentExperiences | None:
-        rows = _read(self._api, self._table, [state_key(retailer_id, shopper_id)], b"experiences")
+        key = state_key(retailer_id, shopper_id)
+        rows = _read(self._api, self._table, [key], b"experiences", HOT_STATE_MAX_AGE)
         cells = next(iter(rows.values()), {})
         data = cells.get((STATE_FAMILY, b"experiences"))
         return CurrentExperiences.model_validate_json(data) if data else None
@@ -95,7 +111,8 @@ class BigtableShopperStates:
         """From one row read: whether ``event_id`` is among the events the decider applied
         to the shopper's state (written with the experiences, in one row mutation), and
         the current experiences."""
-        rows = _read(self._api, self._table, [state_key(retailer_id, shopper_id)])
+        key = state_key(retailer_id, shopper_id)
+        rows = _read(self._api, self._table, [key], max_age=HOT_STATE_MAX_AGE)
         cells = next(iter(rows.values()), {})
         state = cells.get((STATE_FAMILY, b"state"))
         data = cells.get((STATE_FAMILY, b"experiences"))

@@ -282,3 +282,35 @@ def test_rewards_purge_pages_through_more_than_a_batch_and_keeps_the_rest(
             d.id for d in client.collection(collection).stream() if d.id.startswith(f"{unique}-")
         }
         assert left == {f"{unique}-young", f"{unique}-other"}, collection
+
+
+def test_hot_state_past_its_ceiling_is_never_read_before_gc_removes_it(
+    stack: dict[str, str], unique: str
+) -> None:
+    """Bigtable GC is asynchronous: a state cell past the 90-day rule stays readable for
+    up to a week. The decider's and the experiences API's reads leave it out."""
+    from shared.decisions.bigtable_state import BigtableShopperStates as States
+    from shared.decisions.bigtable_state import state_key
+    from shared.decisions.trees import ShopperState
+
+    project, retailer = stack["GOOGLE_CLOUD_PROJECT"], f"ceiling-{unique}"
+    client = clients.bigtable_client(project)
+    now = datetime.now(UTC)
+    ages = {"expired": 91, "young": 89}
+    state = ShopperState(session_id="s-1", recent_event_ids=("e-1",)).model_dump_json().encode()
+    mutate_rows(
+        client.table_data_client,
+        client.instance(BIGTABLE_INSTANCE).table(SHOPPER_STATE_TABLE),
+        [
+            (
+                state_key(retailer, shopper),
+                [(STATE_FAMILY, b"state", state, micros(now - timedelta(days=days)))],
+            )
+            for shopper, days in ages.items()
+        ],
+    )
+    states = States(client, BIGTABLE_INSTANCE)
+    found = states.read([(retailer, "expired"), (retailer, "young")])
+    assert list(found) == [(retailer, "young")] and found[(retailer, "young")].session_id == "s-1"
+    assert states.after(retailer, "expired", "e-1") == (False, None)
+    assert states.after(retailer, "young", "e-1") == (True, None)
