@@ -106,6 +106,7 @@ def intended(program: Program) -> dict[str, set[Grant]]:
         ("roles/storage.objectViewer", f"bucket:{program.stack.project}-cartwise-sources"),
         ("roles/artifactregistry.writer", "repository:cartwise"),
         ("roles/logging.logWriter", "project"),
+        ("roles/storage.objectAdmin", "project"),
     }
     agent = f"serviceAccount:service-{PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com"
     want[agent] = {
@@ -248,6 +249,7 @@ def test_no_unconditional_project_role_beyond_jobs_logs_and_workflow_starts(
             assert role in {
                 "roles/bigquery.jobUser",
                 "roles/logging.logWriter",
+                "roles/storage.objectAdmin",
                 "roles/workflows.invoker",
             }, member
 

@@ -5,6 +5,7 @@ with its retry and dead-letter policies."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from pathlib import Path
 
@@ -104,7 +105,7 @@ def test_the_comparison_catches_a_resource_missing_from_either_side(program: Pro
     from tests.unit.infra_systems import with_changes
 
     def mismatches(built: Program) -> set[str]:
-        judged = Program(resources=built.resources, stack=built.stack, system=SYSTEM)
+        judged = dataclasses.replace(built, system=SYSTEM)
         return {k for k, (dep, dec) in deployed_vs_declared(judged).items() if dep != dec}
 
     assert mismatches(program) == set()
@@ -315,10 +316,12 @@ def test_main_deploys_a_stack_from_its_pulumi_yaml() -> None:
 
     values = yaml.safe_load((PULUMI_DIR / "Pulumi.dev.yaml").read_text())["config"]
     config = {k: v if isinstance(v, str) else json.dumps(v) for k, v in values.items()}
-    config["cartwise:play-signing-key"] = "a-dev-key-of-32-characters-long!"
+    keys = [f"cartwise:{s.name}" for s in SYSTEM.secrets]
+    config.update({key: f"a-dev-value-of-32-characters-{n}!" for n, key in enumerate(keys)})
     mocks = RecordingMocks(values["gcp:project"], values["cartwise:region"])
+    pulumi.runtime.settings.ROOT.set(None)
     pulumi.runtime.set_mocks(mocks, project="cartwise", stack="dev", preview=False)
-    pulumi.runtime.set_all_config(config, secret_keys=["cartwise:play-signing-key"])
+    pulumi.runtime.set_all_config(config, secret_keys=keys)
     try:
 
         @pulumi.runtime.test  # type: ignore[untyped-decorator]
@@ -337,6 +340,11 @@ def test_main_deploys_a_stack_from_its_pulumi_yaml() -> None:
     assert functions["ingest-events"]["project"] == values["gcp:project"]
     assert functions["ingest-events"]["serviceConfig"]["maxInstanceCount"] == 2
     # The configured signing key becomes a secret version; a rotated-out one is disabled.
-    (version,) = [r for r in mocks.registered if r.type.endswith("secretVersion:SecretVersion")]
-    assert version.inputs["secret"] == f"projects/{values['gcp:project']}/secrets/play-signing-key"
-    assert version.inputs["deletionPolicy"] == "DISABLE"
+    versions = {
+        r.inputs["secret"]: r.inputs
+        for r in mocks.registered
+        if r.type.endswith("secretVersion:SecretVersion")
+    }
+    version = versions[f"projects/{values['gcp:project']}/secrets/play-signing-key"]
+    assert version["deletionPolicy"] == "DISABLE"
+    assert len(versions) == len(SYSTEM.secrets)

@@ -245,7 +245,7 @@ class Secrets(pulumi.ComponentResource):
             ctx.secrets[declared.name] = secret
             value = ctx.secret_values.get(declared.name)
             if value is not None:
-                gcp.secretmanager.SecretVersion(
+                ctx.secret_versions[declared.name] = gcp.secretmanager.SecretVersion(
                     f"secret-{declared.name}-version",
                     secret=secret.id,
                     secret_data=pulumi.Output.secret(value),
