@@ -9,10 +9,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from cartwise_infra import mockrun
-from cartwise_infra.config import StackConfig, stack_config
+from cartwise_infra import config, mockrun
+from cartwise_infra.config import StackConfig
 from cartwise_infra.graph import Graph
 from cartwise_infra.mockrun import PROJECT_NUMBER, RecordingMocks, Registered
 
@@ -26,9 +24,7 @@ PULUMI_DIR = ROOT / "infra" / "pulumi"
 
 def stack_file(stack: str) -> StackConfig:
     """A stack's configuration, parsed as ``__main__`` parses it."""
-    values = yaml.safe_load((PULUMI_DIR / f"Pulumi.{stack}.yaml").read_text())["config"]
-    cartwise = {k.split(":", 1)[1]: v for k, v in values.items() if k.startswith("cartwise:")}
-    return stack_config(values["gcp:project"], cartwise)
+    return config.stack_file(PULUMI_DIR / f"Pulumi.{stack}.yaml")
 
 
 @dataclass(frozen=True)

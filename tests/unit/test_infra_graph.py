@@ -195,3 +195,23 @@ def test_the_plan_lists_every_resource_in_creation_waves(program: Program) -> No
             assert node.dependencies & {n.urn for n in wave} == set()
         seen |= {n.urn for n in wave}
     assert {n.inputs["service"] for n in waves[0]} >= {"pubsub.googleapis.com"}
+
+
+def test_make_plan_prints_every_resource_with_type_parent_and_dependencies() -> None:
+    import io
+
+    from cartwise_infra import plan
+
+    out = io.StringIO()
+    assert plan.main(["--stack", "dev"], out=out) == 0
+    text = out.getvalue()
+    assert "dependency rules: ok" in text
+    built = build(stack=stack_file("dev"))
+    for node in built.graph.custom():
+        assert f"  {node.type}  {node.name}\n" in text
+    assert "  gcp:cloudrunv2/workerPool:WorkerPool  decide_events\n" in text
+    block = text.split("  gcp:cloudrunv2/workerPool:WorkerPool  decide_events\n")[1]
+    parent, needs = block.splitlines()[:2]
+    assert parent.strip() == "parent: PullWorker decide_events"
+    assert "decide_events-secret-play-signing-key" in needs
+    assert "secret-play-signing-key-version" in needs

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -74,3 +75,13 @@ def stack_config(project: str, values: Mapping[str, object]) -> StackConfig:
         raise ValueError(f"unknown cartwise: configuration keys {unknown}")
     present = {key: value for key, value in values.items() if value is not None}
     return StackConfig.model_validate({"project": project, **present})
+
+
+def stack_file(path: Path) -> StackConfig:
+    """A stack's configuration from its ``Pulumi.<stack>.yaml``, parsed as ``__main__``
+    parses it (for the mock runs: tests and ``make plan``)."""
+    import yaml
+
+    values = yaml.safe_load(path.read_text())["config"]
+    cartwise = {k.split(":", 1)[1]: v for k, v in values.items() if k.startswith("cartwise:")}
+    return stack_config(values["gcp:project"], cartwise)
