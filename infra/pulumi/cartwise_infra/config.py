@@ -19,6 +19,14 @@ class BigtableConfig(_Config):
     min_nodes: int = Field(default=1, alias="minNodes")
     max_nodes: int = Field(default=3, alias="maxNodes")
     cpu_target: int = Field(default=60, alias="cpuTarget")
+    replica_zone: str | None = Field(
+        default=None,
+        alias="replicaZone",
+        description="a second cluster (replication) in this zone; see docs/DEPLOY.md before "
+        "setting it: the components use the default app profile",
+    )
+    backup_every_hours: int = Field(default=24, alias="backupEveryHours")
+    backup_retention_days: int = Field(default=7, alias="backupRetentionDays")
 
 
 class StackConfig(_Config):
@@ -51,6 +59,16 @@ class StackConfig(_Config):
         "component may write (the credentials database)",
     )
     log_level: str = Field(default="INFO", alias="logLevel")
+    alert_emails: tuple[str, ...] = Field(
+        default=(),
+        alias="alertEmails",
+        description="where alerts are sent (e-mail notification channels)",
+    )
+    point_in_time_recovery: bool = Field(
+        default=True,
+        alias="pointInTimeRecovery",
+        description="Firestore point-in-time recovery (7 days of versions) on every database",
+    )
 
 
 CONFIG_KEYS = tuple(

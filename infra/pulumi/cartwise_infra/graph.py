@@ -20,6 +20,8 @@ declare (a bucket, a job, a table) is judged the same way.
   image build) is created after every grant the program gives that account.
 - References: a resource whose inputs name a service account of the program (its email)
   is created after that account.
+- Log-based metrics: a resource naming a user metric (an alert policy's filter) is created
+  after the ``gcp.logging.Metric`` defining it (Monitoring refuses an unknown metric).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from cartwise_infra.apis import SERVICE_IDENTITY_TYPE, SERVICE_TYPE, apis_of
 SECRET_ACCESSOR = "roles/secretmanager.secretAccessor"  # noqa: S105 (a role name)
 _SERVICE_AGENT = re.compile(r"service-\d+@gcp-sa-[a-z0-9-]+\.iam\.gserviceaccount\.com")
 _BUILD_ACCOUNT_FLAG = re.compile(r"--service-account=(\S+)")
+_USER_METRIC = re.compile(r"logging\.googleapis\.com/user/([A-Za-z0-9_/.-]+?)(?=[\"'\s]|$)")
 
 
 @dataclass(frozen=True)
@@ -324,6 +327,33 @@ class Graph:
                     )
         return problems
 
+    def log_metric_violations(self) -> list[Violation]:
+        metrics = {
+            str(n.inputs.get("name")): n
+            for n in self.custom()
+            if n.type.startswith("gcp:logging/metric:")
+        }
+        problems: list[Violation] = []
+        for node in self.custom():
+            named = {
+                m.group(1)
+                for _, v in _walk(node.inputs)
+                if isinstance(v, str)
+                for m in _USER_METRIC.finditer(v)
+            }
+            for name in sorted(named):
+                metric = metrics.get(name)
+                if metric is None or not self.created_after(node, metric):
+                    problems.append(
+                        Violation(
+                            "log-metrics",
+                            _label(node),
+                            f"log-based metric {name}",
+                            "its inputs name the metric",
+                        )
+                    )
+        return problems
+
     def violations(self) -> list[Violation]:
         return [
             *self.api_violations(),
@@ -331,4 +361,5 @@ class Graph:
             *self.secret_violations(),
             *self.build_identity_violations(),
             *self.reference_violations(),
+            *self.log_metric_violations(),
         ]

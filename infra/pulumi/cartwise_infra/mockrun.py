@@ -66,6 +66,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
             resource_id = f"projects/{self.project}/locations/{self.region}/workflows/{name}"
         elif kind == "Secret":
             resource_id = f"projects/{self.project}/secrets/{inputs['secretId']}"
+        elif kind == "NotificationChannel":
+            outputs["name"] = f"projects/{self.project}/notificationChannels/{args.name}"
         elif kind == "Metric" and args.typ.startswith("gcp:logging"):
             outputs["name"] = name
         return resource_id, outputs

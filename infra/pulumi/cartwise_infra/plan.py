@@ -71,7 +71,10 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
         for violation in violations:
             out.write(f"  {violation}\n")
         return 1
-    out.write("dependency rules: ok (apis, service-agents, secrets, build-identity, references)\n")
+    out.write(
+        "dependency rules: ok (apis, service-agents, secrets, build-identity, references, "
+        "log-metrics)\n"
+    )
     return 0
 
 

@@ -20,6 +20,7 @@ from cartwise_infra.config import StackConfig
 from cartwise_infra.context import Context
 from cartwise_infra.data import BigtableStore, Buckets, DocumentStores, Secrets, Warehouse
 from cartwise_infra.messaging import Messaging, check_dead_letters
+from cartwise_infra.operations import Operations
 from cartwise_infra.orchestration import (
     CloudWorkflow,
     ScheduledCall,
@@ -108,4 +109,5 @@ def deploy(
         iam.grant(ctx, key, account, access, parent)
     for scheduled in system.scheduler_jobs:
         ScheduledCall(ctx, scheduled)
+    Operations(ctx)
     return Deployment(context=ctx, function_urls={name: f.url for name, f in ctx.functions.items()})
