@@ -4,6 +4,7 @@ dashboard, log-based metrics, backups, point-in-time recovery, Scheduler deadlin
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -19,7 +20,7 @@ def program() -> Program:
     return system_build()
 
 
-def alerts(program: Program) -> dict[str, dict[str, object]]:
+def alerts(program: Program) -> dict[str, dict[str, Any]]:
     return {r.name.removeprefix("alert-"): r.inputs for r in program.of("AlertPolicy")}
 
 
@@ -29,12 +30,12 @@ def test_every_consumer_and_http_function_has_its_alert(program: Program) -> Non
         s.name for s in SYSTEM.subscriptions if s.push_function
     }
     for name in consumed:
-        conditions = {c["displayName"] for c in found[f"lag-{name}"]["conditions"]}  # type: ignore[attr-defined]
+        conditions = {c["displayName"] for c in found[f"lag-{name}"]["conditions"]}
         assert conditions == {"oldest unacked age", "backlog"}
     for function in SYSTEM.functions:
         if function.signature == "http":
             policy = found[f"http-{cloud_name(function.name)}"]
-            assert {c["displayName"] for c in policy["conditions"]} == {  # type: ignore[attr-defined]
+            assert {c["displayName"] for c in policy["conditions"]} == {
                 "5xx ratio",
                 "p95 latency",
             }
@@ -44,7 +45,7 @@ def test_every_consumer_and_http_function_has_its_alert(program: Program) -> Non
 def test_each_alert_states_its_threshold_promise_and_runbook(program: Program) -> None:
     deploy_doc = (ROOT / "docs" / "DEPLOY.md").read_text()
     for key, policy in alerts(program).items():
-        content = policy["documentation"]["content"]  # type: ignore[index]
+        content = policy["documentation"]["content"]
         assert "**Threshold**" in content and "**Protects**" in content, key
         assert f"`{key}`" in content
         runbook = key.split("-", 1)[0] + "-" if key.startswith(("lag-", "http-")) else key
@@ -53,7 +54,7 @@ def test_each_alert_states_its_threshold_promise_and_runbook(program: Program) -
 
 def test_the_ingest_alert_watches_its_5xx_ratio_and_p95(program: Program) -> None:
     ingest = alerts(program)["http-ingest-events"]
-    ratio, latency = ingest["conditions"]  # type: ignore[misc]
+    ratio, latency = ingest["conditions"]
     threshold = ratio["conditionThreshold"]
     assert 'response_code_class = "5xx"' in threshold["filter"]
     assert "response_code_class" not in threshold["denominatorFilter"]
@@ -76,7 +77,7 @@ def test_log_based_metrics_count_the_structured_logs_they_name(program: Program)
 def test_one_dashboard_with_a_tile_per_alert_condition(program: Program) -> None:
     (dashboard,) = program.of("monitoring/dashboard:Dashboard")
     tiles = json.loads(dashboard.inputs["dashboardJson"])["mosaicLayout"]["tiles"]
-    conditions = sum(len(p["conditions"]) for p in alerts(program).values())  # type: ignore[arg-type]
+    conditions = sum(len(p["conditions"]) for p in alerts(program).values())
     assert len(tiles) == conditions
 
 
