@@ -13,6 +13,7 @@ from cartwise_infra import config, mockrun
 from cartwise_infra.config import StackConfig
 from cartwise_infra.graph import Graph
 from cartwise_infra.mockrun import PROJECT_NUMBER, RecordingMocks, Registered
+from cartwise_infra.shape import cloud_shape
 
 __all__ = ["PROJECT_NUMBER", "RecordingMocks", "Registered"]  # for the tests importing them here
 from shared.platform.resource_model import SystemResources
@@ -71,7 +72,9 @@ def build(
         workflows_dir=workflows_dir,
         mocks=mocks,
     )
-    return Program(resources=recorded.resources, stack=stack, system=system, graph=recorded.graph)
+    return Program(
+        resources=recorded.resources, stack=stack, system=cloud_shape(system), graph=recorded.graph
+    )
 
 
 @functools.cache

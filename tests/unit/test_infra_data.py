@@ -145,12 +145,17 @@ def test_the_signing_key_is_a_secret_reference_never_a_value(program: Program) -
     assert secrets == {"play-signing-key", "shopper-hash-key", "shopper-identity-key"}
     versions = {v.inputs["secret"].rsplit("/", 1)[-1] for v in program.of("SecretVersion")}
     assert versions == secrets  # from the stack's configuration (encrypted by Pulumi)
-    pool = program.named("WorkerPool")["decide-events"].inputs
-    assert "a-test-value-for-play-signing-key" not in repr(pool)
+    # decide_events runs as its push form in the cloud: a function, secrets by reference.
+    decider = program.named("cloudfunctionsv2/function:Function")["decide-events"].inputs
+    assert "a-test-value-for-play-signing-key" not in repr(decider)
+    secret_envs = {e["key"]: e for e in decider["serviceConfig"]["secretEnvironmentVariables"]}
+    assert secret_envs["PLAY_SIGNING_KEY"]["secret"] == "play-signing-key"
+    assert secret_envs["PLAY_SIGNING_KEY"]["version"] == "latest"
+    pool = program.named("WorkerPool")["freeze-plays"].inputs
     envs = {e["name"]: e for e in pool["template"]["containers"][0]["envs"]}
-    assert envs["PLAY_SIGNING_KEY"] == {
-        "name": "PLAY_SIGNING_KEY",
-        "valueSource": {"secretKeyRef": {"secret": "play-signing-key", "version": "latest"}},
+    assert envs["SHOPPER_HASH_KEY"] == {
+        "name": "SHOPPER_HASH_KEY",
+        "valueSource": {"secretKeyRef": {"secret": "shopper-hash-key", "version": "latest"}},
     }
     for other in ("freeze-events", "freeze-decisions"):
         names = {

@@ -209,9 +209,9 @@ def test_make_plan_prints_every_resource_with_type_parent_and_dependencies() -> 
     built = build(stack=stack_file("dev"))
     for node in built.graph.custom():
         assert f"  {node.type}  {node.name}\n" in text
-    assert "  gcp:cloudrunv2/workerPool:WorkerPool  decide_events\n" in text
-    block = text.split("  gcp:cloudrunv2/workerPool:WorkerPool  decide_events\n")[1]
-    parent, needs = block.splitlines()[:2]
-    assert parent.strip() == "parent: PullWorker decide_events"
+    marker = "  gcp:cloudfunctionsv2/function:Function  decide_events\n"
+    assert marker in text
+    parent, needs = text.split(marker)[1].splitlines()[:2]
+    assert parent.strip() == "parent: CloudFunction decide_events"
     assert "decide_events-secret-play-signing-key" in needs
     assert "secret-play-signing-key-version" in needs

@@ -28,6 +28,7 @@ from cartwise_infra.orchestration import (
     workflow_declarations,
     workflow_files,
 )
+from cartwise_infra.shape import cloud_shape
 from shared.platform.resource_model import Access, SystemResources
 
 
@@ -66,6 +67,7 @@ def deploy(
     secret_values: Mapping[str, pulumi.Input[str]] | None = None,
     workflows_dir: Path | None = None,
 ) -> Deployment:
+    system = cloud_shape(system)  # push-delivered workers as their push form
     ctx = Context(
         system=system,
         stack=stack,
