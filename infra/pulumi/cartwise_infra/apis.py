@@ -53,8 +53,13 @@ TYPE_APIS: Mapping[str, tuple[str, ...]] = {
     "gcp:storage": ("storage.googleapis.com",),
     # Scheduler jobs start executions through the executions API.
     "gcp:workflows": ("workflows.googleapis.com", "workflowexecutions.googleapis.com"),
-    # The one local command: the runtime image, ``gcloud builds submit``.
-    "command:local": ("cloudbuild.googleapis.com", "artifactregistry.googleapis.com"),
+    # Local commands run gcloud: the runtime image (``gcloud builds submit``) and, behind
+    # the load balancer, the functions' invoker check (``gcloud run services update``).
+    "command:local": (
+        "cloudbuild.googleapis.com",
+        "artifactregistry.googleapis.com",
+        "run.googleapis.com",
+    ),
 }
 
 

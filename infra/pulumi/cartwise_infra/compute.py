@@ -13,7 +13,7 @@ import pulumi
 import pulumi_command as command
 import pulumi_gcp as gcp
 
-from cartwise_infra import iam
+from cartwise_infra import frontdoor, iam
 from cartwise_infra.bundles import Bundle, function_bundle, runtime_bundle
 from cartwise_infra.context import Context, cloud_name
 from cartwise_infra.messaging import Messaging
@@ -175,7 +175,11 @@ class CloudFunction(pulumi.ComponentResource):
                 max_instance_request_concurrency=sizing.concurrency,
                 timeout_seconds=sizing.timeout_s,
                 service_account_email=self.account.email,
-                ingress_settings="ALLOW_ALL",
+                ingress_settings=(
+                    frontdoor.LB_INGRESS
+                    if declared.public and frontdoor.behind_load_balancer(ctx)
+                    else "ALLOW_ALL"
+                ),
                 all_traffic_on_latest_revision=True,
                 environment_variables=env,
                 secret_environment_variables=[
@@ -193,7 +197,10 @@ class CloudFunction(pulumi.ComponentResource):
             ),
         )
         ctx.functions[declared.name] = self.function
-        if declared.public:
+        if declared.public and frontdoor.behind_load_balancer(ctx):
+            # Reached through the load balancer only (frontdoor.py): no allUsers member.
+            frontdoor.open_to_the_load_balancer(ctx, key, self.function, self)
+        elif declared.public:
             # Anyone may call it: the endpoint checks the retailer's API key itself.
             iam.invoker(ctx, key, declared.name, "allUsers", self)
         for sub in ctx.system.subscriptions:

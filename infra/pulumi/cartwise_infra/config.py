@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class _Config(BaseModel):
@@ -64,11 +65,33 @@ class StackConfig(_Config):
         alias="alertEmails",
         description="where alerts are sent (e-mail notification channels)",
     )
+    public_access: Literal["allUsers", "loadBalancer"] = Field(
+        default="allUsers",
+        alias="publicAccess",
+        description="how the public functions are reached: allUsers invokers, or (under a "
+        "domain-restricted-sharing org policy) an external load balancer with serverless "
+        "NEGs and Cloud Armor (docs/DEPLOY.md)",
+    )
+    domain: str | None = Field(
+        default=None,
+        description="loadBalancer: each public function is served at <function>.<domain>",
+    )
+    rate_limit_per_minute: int = Field(
+        default=1200,
+        alias="rateLimitPerMinute",
+        description="loadBalancer: Cloud Armor's limit per client IP (requests a minute)",
+    )
     point_in_time_recovery: bool = Field(
         default=True,
         alias="pointInTimeRecovery",
         description="Firestore point-in-time recovery (7 days of versions) on every database",
     )
+
+    @model_validator(mode="after")
+    def _front_door(self) -> StackConfig:
+        if self.public_access == "loadBalancer" and not self.domain:
+            raise ValueError("publicAccess loadBalancer needs a domain")
+        return self
 
 
 CONFIG_KEYS = tuple(

@@ -66,10 +66,17 @@ class RecordingMocks(pulumi.runtime.Mocks):
             resource_id = f"projects/{self.project}/locations/{self.region}/workflows/{name}"
         elif kind == "Secret":
             resource_id = f"projects/{self.project}/secrets/{inputs['secretId']}"
+        elif kind == "GlobalAddress":
+            outputs["address"] = "203.0.113.10"  # documentation range (RFC 5737)
         elif kind == "NotificationChannel":
             outputs["name"] = f"projects/{self.project}/notificationChannels/{args.name}"
         elif kind == "Metric" and args.typ.startswith("gcp:logging"):
             outputs["name"] = name
+        if args.typ.startswith("gcp:compute"):
+            outputs.setdefault(
+                "selfLink",
+                f"https://www.googleapis.com/compute/v1/projects/{self.project}/{kind}/{name}",
+            )
         return resource_id, outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> Any:

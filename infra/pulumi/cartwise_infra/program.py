@@ -19,6 +19,7 @@ from cartwise_infra.compute import CloudFunction, CloudRunJob, PullWorker, Runti
 from cartwise_infra.config import StackConfig
 from cartwise_infra.context import Context
 from cartwise_infra.data import BigtableStore, Buckets, DocumentStores, Secrets, Warehouse
+from cartwise_infra.frontdoor import FrontDoor, behind_load_balancer
 from cartwise_infra.messaging import Messaging, check_dead_letters
 from cartwise_infra.operations import Operations
 from cartwise_infra.orchestration import (
@@ -35,7 +36,8 @@ from shared.platform.resource_model import Access, SystemResources
 @dataclass(frozen=True)
 class Deployment:
     context: Context
-    function_urls: dict[str, pulumi.Output[str]]
+    function_urls: dict[str, pulumi.Input[str]]  # the public ones at their host, if any
+    front_door_ip: pulumi.Output[str] | None = None
 
 
 def pubsub_service_agent(project: str) -> pulumi.Output[str]:
@@ -111,5 +113,11 @@ def deploy(
         iam.grant(ctx, key, account, access, parent)
     for scheduled in system.scheduler_jobs:
         ScheduledCall(ctx, scheduled)
+    urls: dict[str, pulumi.Input[str]] = {name: f.url for name, f in ctx.functions.items()}
+    front_door_ip: pulumi.Output[str] | None = None
+    if behind_load_balancer(ctx):
+        door = FrontDoor(ctx)
+        urls.update(door.urls)
+        front_door_ip = door.address.address
     Operations(ctx)
-    return Deployment(context=ctx, function_urls={name: f.url for name, f in ctx.functions.items()})
+    return Deployment(context=ctx, function_urls=urls, front_door_ip=front_door_ip)
