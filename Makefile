@@ -80,6 +80,13 @@ test: setup lint typecheck unit tracker-test
 demo: up
 	@$(PY) -m shared.cli demo
 
+# The deployment plan of a stack (STACK=prod by default, or dev), for review: the Pulumi
+# program under mocks, every resource with its type, parent and dependencies, in creation
+# waves, and the dependency rules' verdict (docs/DEPLOY.md). No cloud access.
+.PHONY: plan
+plan: setup
+	@cd infra/pulumi && ../../$(PY) -m cartwise_infra.plan --stack $(or $(STACK),prod)
+
 clean: down
 	rm -rf .local $(VENV)
 

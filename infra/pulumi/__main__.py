@@ -26,3 +26,5 @@ deployment = deploy(SYSTEM, stack, ROOT, secret_values=secrets)
 
 for name, url in deployment.function_urls.items():
     pulumi.export(f"{name}_url", url)
+if deployment.front_door_ip is not None:
+    pulumi.export("lb_ip", deployment.front_door_ip)  # the domain's A records (docs/DEPLOY.md)

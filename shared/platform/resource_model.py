@@ -239,6 +239,22 @@ class Worker(_Frozen):
     instances: int = 1
     sizing: Sizing = Sizing()
     access: Access = Access()
+    cloud_delivery: Literal["pull", "push"] = Field(
+        default="pull",
+        description="how Google Cloud runs it: pull (a worker pool of ``instances``) or push "
+        "(its push form, ``functions/<name>/main.py`` ``push_entry_point``, the same service "
+        "function, as a function behind a push subscription that Cloud Run scales by "
+        "concurrency, sized by ``push_sizing``). The local stack always pulls: the emulator "
+        "keeps 2 pushes in flight per subscription (docs/CAPACITY.md)",
+    )
+    push_entry_point: str | None = None
+    push_sizing: Sizing | None = None
+
+    @model_validator(mode="after")
+    def _push_form(self) -> Worker:
+        if self.cloud_delivery == "push" and not (self.push_entry_point and self.push_sizing):
+            raise ValueError(f"worker {self.name}: push delivery needs its entry point and sizing")
+        return self
 
 
 class Job(_Frozen):

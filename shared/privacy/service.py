@@ -403,6 +403,12 @@ def run_erasure(
     return request
 
 
+# A request still running this long after it was made is stuck: an alert fires on the
+# "erasure request overdue" log (infra/pulumi/cartwise_infra/operations.py), leaving most
+# of the month the GDPR allows (art. 12(3)) to fix it; sweeps finish one in minutes.
+ERASURE_DEADLINE = timedelta(hours=72)
+
+
 def run_pending_erasures(
     registry: StoreRegistry,
     requests: ErasureRequestStore,
@@ -412,9 +418,11 @@ def run_pending_erasures(
     limit: int = 20,
     settle: timedelta = timedelta(0),
     work_in_progress: Callable[[], str | None] = lambda: None,
+    deadline: timedelta = ERASURE_DEADLINE,
 ) -> list[ErasureRequest]:
     """Advance every running request (the scheduled sweep); return them as they are now.
-    A request that fails is logged and left running: it never blocks the ones after it."""
+    A request that fails is logged and left running: it never blocks the ones after it.
+    One still running past ``deadline`` is logged as overdue (an alert)."""
     advanced = []
     for request in requests.running(limit):
         try:
@@ -436,6 +444,17 @@ def run_pending_erasures(
                 extra={"request_id": request.request_id, "error": type(exc).__name__},
             )
             advanced.append(request)
+    now = clock()
+    for request in advanced:
+        if request.status == "running" and now - request.requested_at > deadline:
+            log.error(
+                "erasure request overdue",
+                extra={
+                    "request_id": request.request_id,
+                    "retailer_id": request.retailer_id,
+                    "age_hours": int((now - request.requested_at).total_seconds() // 3600),
+                },
+            )
     return advanced
 
 

@@ -454,6 +454,11 @@ def _finish(deps: RewardsDependencies, pending: Play, version: object) -> Play:
         if deps.plays.replace(final, version):
             if exhausted:
                 deps.flags.set_exhausted(pending.campaign_id, True)
+                # Counted by the "campaign budget exhausted" alert (docs/DEPLOY.md).
+                log.warning(
+                    "campaign budget exhausted",
+                    extra={"campaign_id": pending.campaign_id, "retailer_id": pending.retailer_id},
+                )
             return final
         current = deps.plays.get(pending.play_id)  # another attempt finished it first
         if current is None:  # pragma: no cover - plays are not deleted while played

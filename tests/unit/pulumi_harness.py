@@ -8,68 +8,24 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import pulumi
-import yaml
+from cartwise_infra import config, mockrun
+from cartwise_infra.config import StackConfig
+from cartwise_infra.graph import Graph
+from cartwise_infra.mockrun import PROJECT_NUMBER, RecordingMocks, Registered
+from cartwise_infra.shape import cloud_shape
 
-from cartwise_infra.config import StackConfig, stack_config
-from cartwise_infra.program import deploy
+__all__ = ["PROJECT_NUMBER", "RecordingMocks", "Registered"]  # for the tests importing them here
 from shared.platform.resource_model import SystemResources
 from shared.system.resources import SYSTEM
 
 ROOT = Path(__file__).resolve().parents[2]
 PULUMI_DIR = ROOT / "infra" / "pulumi"
-PROJECT_NUMBER = "123456789012"
 
 
 def stack_file(stack: str) -> StackConfig:
     """A stack's configuration, parsed as ``__main__`` parses it."""
-    values = yaml.safe_load((PULUMI_DIR / f"Pulumi.{stack}.yaml").read_text())["config"]
-    cartwise = {k.split(":", 1)[1]: v for k, v in values.items() if k.startswith("cartwise:")}
-    return stack_config(values["gcp:project"], cartwise)
-
-
-@dataclass(frozen=True)
-class Registered:
-    type: str
-    name: str
-    inputs: dict[str, Any]
-
-
-class RecordingMocks(pulumi.runtime.Mocks):
-    def __init__(self, project: str, region: str) -> None:
-        self.project = project
-        self.region = region
-        self.registered: list[Registered] = []
-
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
-        inputs = dict(args.inputs)
-        self.registered.append(Registered(args.typ, args.name, inputs))
-        outputs = dict(inputs)
-        name = str(inputs.get("name", args.name))
-        kind = args.typ.rsplit(":", 1)[-1]
-        resource_id = f"{args.name}-id"
-        if kind == "Account":
-            email = f"{inputs['accountId']}@{self.project}.iam.gserviceaccount.com"
-            outputs["email"] = email
-            resource_id = f"projects/{self.project}/serviceAccounts/{email}"
-        elif kind == "Topic":
-            resource_id = f"projects/{self.project}/topics/{name}"
-        elif kind == "Subscription":
-            resource_id = f"projects/{self.project}/subscriptions/{name}"
-        elif kind == "Function":
-            outputs["url"] = f"https://{name}-abc123-ew.a.run.app"
-        elif kind == "Workflow":
-            resource_id = f"projects/{self.project}/locations/{self.region}/workflows/{name}"
-        elif kind == "Secret":
-            resource_id = f"projects/{self.project}/secrets/{inputs['secretId']}"
-        return resource_id, outputs
-
-    def call(self, args: pulumi.runtime.MockCallArgs) -> Any:
-        if args.token == "gcp:organizations/getProject:getProject":
-            return {"number": PROJECT_NUMBER, "projectId": self.project}
-        raise AssertionError(f"unexpected invoke {args.token}")
+    return config.stack_file(PULUMI_DIR / f"Pulumi.{stack}.yaml")
 
 
 @dataclass(frozen=True)
@@ -79,6 +35,7 @@ class Program:
     resources: list[Registered]
     stack: StackConfig
     system: SystemResources
+    graph: Graph
 
     def of(self, kind: str) -> list[Registered]:
         """Resources whose type token ends with ``kind`` (``pubsub/topic:Topic``)."""
@@ -105,21 +62,19 @@ def build(
     mocks: RecordingMocks | None = None,
 ) -> Program:
     stack = stack or stack_file("prod")
-    mocks = mocks or RecordingMocks(stack.project, stack.region)
-    pulumi.runtime.set_mocks(mocks, project="cartwise", stack="test", preview=False)
-
-    @pulumi.runtime.test  # type: ignore[untyped-decorator]
-    def run() -> None:
-        deploy(
-            system,
-            stack,
-            ROOT,
-            secret_values=secret_values,
-            workflows_dir=workflows_dir,
-        )
-
-    run()
-    return Program(resources=mocks.registered, stack=stack, system=system)
+    if secret_values is None:  # a value for every secret: what a first deployment needs
+        secret_values = {s.name: f"a-test-value-for-{s.name}" for s in system.secrets}
+    recorded = mockrun.run(
+        system,
+        stack,
+        ROOT,
+        secret_values=secret_values,
+        workflows_dir=workflows_dir,
+        mocks=mocks,
+    )
+    return Program(
+        resources=recorded.resources, stack=stack, system=cloud_shape(system), graph=recorded.graph
+    )
 
 
 @functools.cache

@@ -6,7 +6,6 @@ import shutil
 from pathlib import Path
 
 from cartwise_infra.bundles import function_bundle, runtime_bundle
-from shared.system.resources import SYSTEM
 from tests.unit.pulumi_harness import ROOT, build, system_build
 
 
@@ -63,7 +62,10 @@ def test_unchanged_code_deploys_the_same_objects_and_image() -> None:
     names = {o.inputs["name"] for o in program.of("bucketObject:BucketObject")}
     assert names == {o.inputs["name"] for o in again.of("bucketObject:BucketObject")}
     assert names == {
-        *(f"functions/{function_bundle(ROOT, f.name).object_name}" for f in SYSTEM.functions),
+        *(
+            f"functions/{function_bundle(ROOT, f.name).object_name}"
+            for f in program.system.functions
+        ),
         f"runtime/{runtime_bundle(ROOT).object_name}",
     }
     (image_build,) = program.of("local:Command")

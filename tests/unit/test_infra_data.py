@@ -143,12 +143,19 @@ def test_expired_back_office_sessions_are_deleted_by_a_ttl_policy(program: Progr
 def test_the_signing_key_is_a_secret_reference_never_a_value(program: Program) -> None:
     secrets = {s.inputs["secretId"] for s in program.of("secret:Secret")}
     assert secrets == {"play-signing-key", "shopper-hash-key", "shopper-identity-key"}
-    assert not program.of("secretVersion:SecretVersion")  # no value in the stack config
-    pool = program.named("WorkerPool")["decide-events"].inputs
+    versions = {v.inputs["secret"].rsplit("/", 1)[-1] for v in program.of("SecretVersion")}
+    assert versions == secrets  # from the stack's configuration (encrypted by Pulumi)
+    # decide_events runs as its push form in the cloud: a function, secrets by reference.
+    decider = program.named("cloudfunctionsv2/function:Function")["decide-events"].inputs
+    assert "a-test-value-for-play-signing-key" not in repr(decider)
+    secret_envs = {e["key"]: e for e in decider["serviceConfig"]["secretEnvironmentVariables"]}
+    assert secret_envs["PLAY_SIGNING_KEY"]["secret"] == "play-signing-key"
+    assert secret_envs["PLAY_SIGNING_KEY"]["version"] == "latest"
+    pool = program.named("WorkerPool")["freeze-plays"].inputs
     envs = {e["name"]: e for e in pool["template"]["containers"][0]["envs"]}
-    assert envs["PLAY_SIGNING_KEY"] == {
-        "name": "PLAY_SIGNING_KEY",
-        "valueSource": {"secretKeyRef": {"secret": "play-signing-key", "version": "latest"}},
+    assert envs["SHOPPER_HASH_KEY"] == {
+        "name": "SHOPPER_HASH_KEY",
+        "valueSource": {"secretKeyRef": {"secret": "shopper-hash-key", "version": "latest"}},
     }
     for other in ("freeze-events", "freeze-decisions"):
         names = {
@@ -176,3 +183,10 @@ def test_unknown_stack_keys_are_refused() -> None:
 
     with pytest.raises(ValueError, match="maxInstance"):
         stack_config("p", {"maxInstance": 3})
+
+
+def test_a_secret_read_without_a_configured_value_is_refused() -> None:
+    """A component reading a secret is created after a version of it: a first deployment
+    without the value would fail half-way, so the program refuses it before anything."""
+    with pytest.raises(Exception, match=r"play-signing-key.*no value"):
+        build(secret_values={"shopper-hash-key": "x", "shopper-identity-key": "y"})

@@ -106,6 +106,7 @@ def intended(program: Program) -> dict[str, set[Grant]]:
         ("roles/storage.objectViewer", f"bucket:{program.stack.project}-cartwise-sources"),
         ("roles/artifactregistry.writer", "repository:cartwise"),
         ("roles/logging.logWriter", "project"),
+        ("roles/storage.objectAdmin", "project"),
     }
     agent = f"serviceAccount:service-{PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com"
     want[agent] = {
@@ -146,8 +147,8 @@ def test_ingest_and_decide_get_what_they_use_and_nothing_else(program: Program) 
         ("roles/datastore.viewer", "firestore:credentials"),  # API keys, read only
         ("roles/secretmanager.secretAccessor", "secret:shopper-hash-key"),
     }
-    assert grants[sa(program, "wk", "decide_events")] == {
-        ("roles/pubsub.subscriber", "subscription:shopper-events-decide"),
+    # In the cloud, decide_events is its push form: Pub/Sub pushes, it does not subscribe.
+    assert grants[sa(program, "fn", "decide_events")] == {
         ("roles/pubsub.publisher", "topic:shopper-experiences"),
         ("roles/pubsub.publisher", "topic:shopper-events-dead-letter"),
         ("roles/bigtable.reader", "bigtable:experience_trees"),
@@ -248,6 +249,7 @@ def test_no_unconditional_project_role_beyond_jobs_logs_and_workflow_starts(
             assert role in {
                 "roles/bigquery.jobUser",
                 "roles/logging.logWriter",
+                "roles/storage.objectAdmin",
                 "roles/workflows.invoker",
             }, member
 
@@ -422,7 +424,7 @@ def test_the_signing_key_reaches_decide_events_and_plays_only(program: Program) 
         if m.inputs["role"] == "roles/secretmanager.secretAccessor"
         and "play-signing-key" in str(m.inputs.get("secretId", m.inputs))
     }
-    assert holders == {sa(program, "wk", "decide_events"), sa(program, "fn", "plays")}
+    assert holders == {sa(program, "fn", "decide_events"), sa(program, "fn", "plays")}
 
 
 def test_the_shopper_hash_key_reaches_the_privacy_path_and_the_mark_readers_only(
@@ -437,8 +439,8 @@ def test_the_shopper_hash_key_reaches_the_privacy_path_and_the_mark_readers_only
         and "shopper-hash-key" in str(m.inputs.get("secretId", m.inputs))
     }
     functions = ("ingest_events", "erasure_requests", "privacy_maintenance", "experiences")
-    mark_readers = ("plays", "nightly_steps")
-    workers = ("decide_events", "freeze_events", "freeze_decisions", "freeze_plays")
+    mark_readers = ("plays", "nightly_steps", "decide_events")  # the decider: push form
+    workers = ("freeze_events", "freeze_decisions", "freeze_plays")
     assert holders == {sa(program, "fn", n) for n in (*functions, *mark_readers)} | {
         sa(program, "wk", n) for n in workers
     }

@@ -5,6 +5,7 @@ with its retry and dead-letter policies."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 
 from cartwise_infra.context import account_id, cloud_name
 from cartwise_infra.orchestration import workflow_files
+from cartwise_infra.shape import cloud_shape
 from shared.platform.resource_model import Topic
 from shared.system.resources import SYSTEM
 from tests.unit.infra_systems import NIGHTLY_WORKFLOW, extended_system, nightly_workflows_dir
@@ -104,7 +106,7 @@ def test_the_comparison_catches_a_resource_missing_from_either_side(program: Pro
     from tests.unit.infra_systems import with_changes
 
     def mismatches(built: Program) -> set[str]:
-        judged = Program(resources=built.resources, stack=built.stack, system=SYSTEM)
+        judged = dataclasses.replace(built, system=cloud_shape(SYSTEM))
         return {k for k, (dep, dec) in deployed_vs_declared(judged).items() if dep != dec}
 
     assert mismatches(program) == set()
@@ -179,7 +181,8 @@ def test_a_cloudevent_function_is_triggered_by_its_push_subscription(extended: P
 
 def test_pull_workers_are_worker_pools_on_their_subscription(program: Program) -> None:
     pools = program.named("WorkerPool")
-    for worker in SYSTEM.workers:
+    assert {cloud_name(w.name) for w in program.system.workers} == set(pools)
+    for worker in program.system.workers:
         pool = pools[cloud_name(worker.name)].inputs
         container = pool["template"]["containers"][0]
         assert container["args"] == ["-m", f"functions.{worker.name}.worker"]
@@ -315,10 +318,12 @@ def test_main_deploys_a_stack_from_its_pulumi_yaml() -> None:
 
     values = yaml.safe_load((PULUMI_DIR / "Pulumi.dev.yaml").read_text())["config"]
     config = {k: v if isinstance(v, str) else json.dumps(v) for k, v in values.items()}
-    config["cartwise:play-signing-key"] = "a-dev-key-of-32-characters-long!"
+    keys = [f"cartwise:{s.name}" for s in SYSTEM.secrets]
+    config.update({key: f"a-dev-value-of-32-characters-{n}!" for n, key in enumerate(keys)})
     mocks = RecordingMocks(values["gcp:project"], values["cartwise:region"])
+    pulumi.runtime.settings.ROOT.set(None)
     pulumi.runtime.set_mocks(mocks, project="cartwise", stack="dev", preview=False)
-    pulumi.runtime.set_all_config(config, secret_keys=["cartwise:play-signing-key"])
+    pulumi.runtime.set_all_config(config, secret_keys=keys)
     try:
 
         @pulumi.runtime.test  # type: ignore[untyped-decorator]
@@ -333,10 +338,34 @@ def test_main_deploys_a_stack_from_its_pulumi_yaml() -> None:
         for r in mocks.registered
         if r.type.endswith("v2/function:Function")
     }
-    assert set(functions) == {cloud_name(f.name) for f in SYSTEM.functions}
+    assert set(functions) == {cloud_name(f.name) for f in cloud_shape(SYSTEM).functions}
     assert functions["ingest-events"]["project"] == values["gcp:project"]
     assert functions["ingest-events"]["serviceConfig"]["maxInstanceCount"] == 2
     # The configured signing key becomes a secret version; a rotated-out one is disabled.
-    (version,) = [r for r in mocks.registered if r.type.endswith("secretVersion:SecretVersion")]
-    assert version.inputs["secret"] == f"projects/{values['gcp:project']}/secrets/play-signing-key"
-    assert version.inputs["deletionPolicy"] == "DISABLE"
+    versions = {
+        r.inputs["secret"]: r.inputs
+        for r in mocks.registered
+        if r.type.endswith("secretVersion:SecretVersion")
+    }
+    version = versions[f"projects/{values['gcp:project']}/secrets/play-signing-key"]
+    assert version["deletionPolicy"] == "DISABLE"
+    assert len(versions) == len(SYSTEM.secrets)
+
+
+def test_the_decider_runs_as_its_push_form_in_the_cloud(program: Program) -> None:
+    """Cloud Run scales the push-fed decider on requests in flight (docs/CAPACITY.md);
+    its subscription pushes to it, ordered, with its dead-letter policy; the local stack
+    pulls the same subscription (SYSTEM's worker), the same service function behind both."""
+    decider = next(w for w in SYSTEM.workers if w.name == "decide_events")
+    assert decider.cloud_delivery == "push"
+    function = program.named("cloudfunctionsv2/function:Function")["decide-events"].inputs
+    assert function["buildConfig"]["entryPoint"] == "decide_event"
+    service = function["serviceConfig"]
+    assert decider.push_sizing is not None
+    assert service["maxInstanceCount"] == decider.push_sizing.max_instances
+    assert service["environmentVariables"]["THREADS"] == str(decider.push_sizing.threads)
+    sub = program.named("pubsub/subscription:Subscription")["shopper-events-decide"].inputs
+    assert sub["pushConfig"]["pushEndpoint"].startswith("https://decide-events-")
+    assert sub["enableMessageOrdering"] is True
+    assert "decide-events" not in program.named("WorkerPool")
+    assert (ROOT / "functions" / "decide_events" / "main.py").is_file()

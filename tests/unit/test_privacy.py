@@ -467,3 +467,28 @@ def test_a_repeated_request_joins_the_running_one_and_a_failing_one_blocks_no_ot
     by_id = {r.request_id: r.status for r in swept}
     assert by_id == {cursed.request_id: "running", first.request_id: "done"}
     assert store.records == [("r", "cursed", NOW)]
+
+
+def test_a_request_still_running_past_its_deadline_is_logged_as_overdue(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The alert "erasure request overdue" counts this log line (docs/DEPLOY.md)."""
+    from shared.privacy.service import ERASURE_DEADLINE, run_pending_erasures
+
+    store = Broken([("r", "cursed", NOW), ("r", "s", NOW)])
+    registry = StoreRegistry([RegisteredStore("a", DataClass.READ_MODELS, store)])
+    requests, audit, hasher = Requests(), Audit(), ShopperHasher(KEY)
+    for shopper in ("cursed", "s"):
+        request_erasure(
+            requests, Suppressions(), MemoryMarks(), hasher, registry.names(), "r", shopper, NOW
+        )
+    on_time = NOW + ERASURE_DEADLINE
+    with caplog.at_level("ERROR", logger="shared.privacy.service"):
+        run_pending_erasures(registry, requests, audit, lambda: on_time, lambda e: False)
+    assert not [r for r in caplog.records if r.getMessage() == "erasure request overdue"]
+    late = on_time + timedelta(hours=1)
+    with caplog.at_level("ERROR", logger="shared.privacy.service"):
+        run_pending_erasures(registry, requests, audit, lambda: late, lambda e: False)
+    (overdue,) = [r for r in caplog.records if r.getMessage() == "erasure request overdue"]
+    assert overdue.__dict__["age_hours"] == 73  # the cursed one; the done one is not
+    assert "cursed" not in repr(overdue.__dict__)  # no shopper id in logs

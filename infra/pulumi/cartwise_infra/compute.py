@@ -13,7 +13,7 @@ import pulumi
 import pulumi_command as command
 import pulumi_gcp as gcp
 
-from cartwise_infra import iam
+from cartwise_infra import frontdoor, iam
 from cartwise_infra.bundles import Bundle, function_bundle, runtime_bundle
 from cartwise_infra.context import Context, cloud_name
 from cartwise_infra.messaging import Messaging
@@ -69,14 +69,28 @@ class Sources(pulumi.ComponentResource):
             ctx, "build", "cw", "build", "Cloud Build: builds functions and the runtime image", self
         )
         builder = iam.member(self.builder)
-        gcp.storage.BucketIAMMember(
+        # What a build needs (https://cloud.google.com/run/docs/configuring/services/build-service-account):
+        # logs, images, and the objects of the sources bucket Cloud Functions copies the
+        # source to (its own, named by Google: granted on the project). Builds run when a
+        # function or the image is created: they are created after these grants.
+        self.grants: list[pulumi.Resource] = []
+        self.grants.append(
+            gcp.projects.IAMMember(
+                "build-uses-storage",
+                project=ctx.project,
+                role="roles/storage.objectAdmin",
+                member=builder,
+                opts=opts,
+            )
+        )
+        bucket_grant = gcp.storage.BucketIAMMember(
             "build-reads-sources",
             bucket=self.bucket.name,
             role=iam.OBJECT_VIEWER,
             member=builder,
             opts=opts,
         )
-        gcp.artifactregistry.RepositoryIamMember(
+        image_grant = gcp.artifactregistry.RepositoryIamMember(
             "build-writes-images",
             project=ctx.project,
             location=ctx.region,
@@ -85,13 +99,14 @@ class Sources(pulumi.ComponentResource):
             member=builder,
             opts=opts,
         )
-        gcp.projects.IAMMember(
+        log_grant = gcp.projects.IAMMember(
             "build-writes-logs",
             project=ctx.project,
             role="roles/logging.logWriter",
             member=builder,
             opts=opts,
         )
+        self.grants += [bucket_grant, image_grant, log_grant]
         self.register_outputs({"bucket": self.bucket.name})
 
     def upload(
@@ -121,6 +136,8 @@ class CloudFunction(pulumi.ComponentResource):
             ctx, key, "fn", declared.name, declared.description, self
         )
         self.access = declared.access
+        # Created before the function: Cloud Run checks them when it makes the revision.
+        needed = iam.secret_access(ctx, key, self.account, declared.access, self)
         bundle = function_bundle(ctx.root, declared.name)
         source = sources.upload(ctx, key, "functions", bundle)
         sizing = declared.sizing
@@ -158,7 +175,11 @@ class CloudFunction(pulumi.ComponentResource):
                 max_instance_request_concurrency=sizing.concurrency,
                 timeout_seconds=sizing.timeout_s,
                 service_account_email=self.account.email,
-                ingress_settings="ALLOW_ALL",
+                ingress_settings=(
+                    frontdoor.LB_INGRESS
+                    if declared.public and frontdoor.behind_load_balancer(ctx)
+                    else "ALLOW_ALL"
+                ),
                 all_traffic_on_latest_revision=True,
                 environment_variables=env,
                 secret_environment_variables=[
@@ -171,10 +192,15 @@ class CloudFunction(pulumi.ComponentResource):
                     for secret in declared_secrets(ctx, declared.access)
                 ],
             ),
-            opts=opts,
+            opts=pulumi.ResourceOptions.merge(
+                opts, pulumi.ResourceOptions(depends_on=[*needed, *sources.grants])
+            ),
         )
         ctx.functions[declared.name] = self.function
-        if declared.public:
+        if declared.public and frontdoor.behind_load_balancer(ctx):
+            # Reached through the load balancer only (frontdoor.py): no allUsers member.
+            frontdoor.open_to_the_load_balancer(ctx, key, self.function, self)
+        elif declared.public:
             # Anyone may call it: the endpoint checks the retailer's API key itself.
             iam.invoker(ctx, key, declared.name, "allUsers", self)
         for sub in ctx.system.subscriptions:
@@ -258,7 +284,8 @@ class RuntimeImage(pulumi.ComponentResource):
             ),
             triggers=[bundle.digest],
             opts=pulumi.ResourceOptions.merge(
-                ctx.child(self), pulumi.ResourceOptions(depends_on=[source, sources.repository])
+                ctx.child(self),
+                pulumi.ResourceOptions(depends_on=[source, sources.repository, *sources.grants]),
             ),
         )
         self.register_outputs({"image": self.image})
@@ -279,6 +306,7 @@ class PullWorker(pulumi.ComponentResource):
             update={"subscribes": tuple(dict.fromkeys(subscribes))}
         )
         access = self.access
+        needed = iam.secret_access(ctx, key, self.account, access, self)
         self.pool = gcp.cloudrunv2.WorkerPool(
             key,
             name=cloud_name(declared.name),
@@ -305,7 +333,7 @@ class PullWorker(pulumi.ComponentResource):
                 ],
             ),
             opts=pulumi.ResourceOptions.merge(
-                ctx.child(self), pulumi.ResourceOptions(depends_on=[image.build])
+                ctx.child(self), pulumi.ResourceOptions(depends_on=[image.build, *needed])
             ),
         )
         self.register_outputs({})
@@ -322,6 +350,7 @@ class CloudRunJob(pulumi.ComponentResource):
         )
         self.access = declared.access
         sizing = declared.sizing
+        needed = iam.secret_access(ctx, key, self.account, declared.access, self)
         self.job = gcp.cloudrunv2.Job(
             key,
             name=cloud_name(declared.name),
@@ -348,7 +377,7 @@ class CloudRunJob(pulumi.ComponentResource):
                 ),
             ),
             opts=pulumi.ResourceOptions.merge(
-                ctx.child(self), pulumi.ResourceOptions(depends_on=[image.build])
+                ctx.child(self), pulumi.ResourceOptions(depends_on=[image.build, *needed])
             ),
         )
         ctx.jobs[declared.name] = self.job

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,23 +11,6 @@ import pulumi_gcp as gcp
 
 from cartwise_infra.config import StackConfig
 from shared.platform.resource_model import Sizing, SystemResources
-
-# APIs the system uses; enabled by the program (and by DEPLOY.md before the first run).
-APIS = (
-    "artifactregistry.googleapis.com",
-    "bigquery.googleapis.com",
-    "bigtableadmin.googleapis.com",
-    "cloudbuild.googleapis.com",
-    "cloudfunctions.googleapis.com",
-    "cloudscheduler.googleapis.com",
-    "firestore.googleapis.com",
-    "iam.googleapis.com",
-    "pubsub.googleapis.com",
-    "run.googleapis.com",
-    "secretmanager.googleapis.com",
-    "storage.googleapis.com",
-    "workflows.googleapis.com",
-)
 
 
 def cloud_name(name: str) -> str:
@@ -54,7 +36,6 @@ class Context:
     root: Path
     workflows_dir: Path
     secret_values: dict[str, pulumi.Input[str]]
-    apis: Sequence[pulumi.Resource] = ()
     topics: dict[str, gcp.pubsub.Topic] = field(default_factory=dict)
     subscriptions: dict[str, gcp.pubsub.Subscription] = field(default_factory=dict)
     bigtable_instance: gcp.bigtable.Instance | None = None
@@ -62,6 +43,10 @@ class Context:
     datasets: dict[str, gcp.bigquery.Dataset] = field(default_factory=dict)
     databases: dict[str, gcp.firestore.Database] = field(default_factory=dict)
     secrets: dict[str, gcp.secretmanager.Secret] = field(default_factory=dict)
+    secret_versions: dict[str, gcp.secretmanager.SecretVersion] = field(default_factory=dict)
+    secret_grants: dict[tuple[str, str], gcp.secretmanager.SecretIamMember] = field(
+        default_factory=dict
+    )
     buckets: dict[str, gcp.storage.Bucket] = field(default_factory=dict)
     functions: dict[str, gcp.cloudfunctionsv2.Function] = field(default_factory=dict)
     jobs: dict[str, gcp.cloudrunv2.Job] = field(default_factory=dict)
@@ -69,8 +54,9 @@ class Context:
     service_accounts: dict[str, gcp.serviceaccount.Account] = field(default_factory=dict)
 
     def child(self, parent: pulumi.Resource) -> pulumi.ResourceOptions:
-        """Options of a component's child: parented, and after the APIs are enabled."""
-        return pulumi.ResourceOptions(parent=parent, depends_on=list(self.apis))
+        """Options of a component's child (the APIs its type needs are added to every
+        resource by ``apis.ApiEnablement``)."""
+        return pulumi.ResourceOptions(parent=parent)
 
     @property
     def project(self) -> str:

@@ -49,8 +49,8 @@ class BigtableStore(pulumi.ComponentResource):
             deletion_protection=ctx.stack.deletion_protection,
             clusters=[
                 gcp.bigtable.InstanceClusterArgs(
-                    cluster_id=f"{ctx.system.bigtable_instance}-c1",
-                    zone=stack.zone,
+                    cluster_id=f"{ctx.system.bigtable_instance}-c{n}",
+                    zone=zone,
                     storage_type=stack.storage_type,
                     autoscaling_config=gcp.bigtable.InstanceClusterAutoscalingConfigArgs(
                         min_nodes=stack.min_nodes,
@@ -58,6 +58,8 @@ class BigtableStore(pulumi.ComponentResource):
                         cpu_target=stack.cpu_target,
                     ),
                 )
+                # A replica (stack's replicaZone) in another zone: replication is automatic.
+                for n, zone in enumerate(filter(None, (stack.zone, stack.replica_zone)), 1)
             ],
             opts=opts,
         )
@@ -72,6 +74,11 @@ class BigtableStore(pulumi.ComponentResource):
                     gcp.bigtable.TableColumnFamilyArgs(family=f.name) for f in declared.families
                 ],
                 deletion_protection="PROTECTED" if ctx.stack.deletion_protection else "UNPROTECTED",
+                # Scheduled backups, kept a week (Bigtable's automated backup policy).
+                automated_backup_policy=gcp.bigtable.TableAutomatedBackupPolicyArgs(
+                    frequency=f"{stack.backup_every_hours * 3600}s",
+                    retention_period=f"{stack.backup_retention_days * 86_400}s",
+                ),
                 opts=opts,
             )
             ctx.bigtable_tables[declared.name] = table
@@ -173,6 +180,12 @@ class DocumentStores(pulumi.ComponentResource):
                     "DELETE_PROTECTION_ENABLED" if protected else "DELETE_PROTECTION_DISABLED"
                 ),
                 deletion_policy="ABANDON" if protected else "DELETE",
+                # Point-in-time recovery: any minute of the last 7 days can be read back.
+                point_in_time_recovery_enablement=(
+                    "POINT_IN_TIME_RECOVERY_ENABLED"
+                    if ctx.stack.point_in_time_recovery
+                    else "POINT_IN_TIME_RECOVERY_DISABLED"
+                ),
                 opts=opts,
             )
             database = ctx.databases[declared.name]
@@ -245,7 +258,7 @@ class Secrets(pulumi.ComponentResource):
             ctx.secrets[declared.name] = secret
             value = ctx.secret_values.get(declared.name)
             if value is not None:
-                gcp.secretmanager.SecretVersion(
+                ctx.secret_versions[declared.name] = gcp.secretmanager.SecretVersion(
                     f"secret-{declared.name}-version",
                     secret=secret.id,
                     secret_data=pulumi.Output.secret(value),

@@ -110,6 +110,32 @@ def invoker(
     )
 
 
+def secret_access(
+    ctx: Context,
+    key: str,
+    account: gcp.serviceaccount.Account,
+    access: Access,
+    parent: pulumi.Resource,
+) -> list[pulumi.Resource]:
+    """The accessor grants on the secrets ``access`` reads, and those secrets' versions:
+    what a component reading them must be created after."""
+    needed: list[pulumi.Resource] = []
+    for secret in access.secrets:
+        if (key, secret) not in ctx.secret_grants:
+            ctx.secret_grants[(key, secret)] = gcp.secretmanager.SecretIamMember(
+                f"{key}-secret-{secret}",
+                project=ctx.project,
+                secret_id=ctx.secrets[secret].secret_id,
+                role=SECRET_ACCESSOR,
+                member=member(account),
+                opts=ctx.child(parent),
+            )
+        needed.append(ctx.secret_grants[(key, secret)])
+        if secret in ctx.secret_versions:
+            needed.append(ctx.secret_versions[secret])
+    return needed
+
+
 def grant(
     ctx: Context,
     key: str,
@@ -196,15 +222,7 @@ def grant(
             member=who,
             opts=opts,
         )
-    for secret in access.secrets:
-        gcp.secretmanager.SecretIamMember(
-            f"{key}-secret-{secret}",
-            project=ctx.project,
-            secret_id=ctx.secrets[secret].secret_id,
-            role=SECRET_ACCESSOR,
-            member=who,
-            opts=opts,
-        )
+    secret_access(ctx, key, account, access, parent)  # made before the component, if it runs
     for function in access.invokes:
         invoker(ctx, key, function, who, parent)
     for job in access.runs_jobs:

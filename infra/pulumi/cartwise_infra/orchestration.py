@@ -38,6 +38,20 @@ _JOB_REFERENCE = re.compile(r"/jobs/([a-z][-a-z0-9]*)")
 EXECUTIONS_API = "https://workflowexecutions.googleapis.com/v1"
 
 
+# Cloud Scheduler waits at most 30 minutes for an HTTP target
+# (https://cloud.google.com/scheduler/docs/reference/rest/v1/projects.locations.jobs,
+# attemptDeadline); its default, 3 minutes, would retry a purge still running (30).
+MAX_ATTEMPT_DEADLINE_S = 1800
+WORKFLOW_START_DEADLINE_S = 60
+
+
+def attempt_deadline(ctx: Context, function: str) -> str:
+    """As long as the function may run, so that an attempt is never retried (and run
+    twice at once) while it is still running."""
+    declared = next(f for f in ctx.system.functions if f.name == function)
+    return f"{min(declared.sizing.timeout_s, MAX_ATTEMPT_DEADLINE_S)}s"
+
+
 def workflow_files(folder: Path) -> dict[str, Path]:
     """Workflow name -> its file (``nightly.workflows.yaml`` is workflow ``nightly``)."""
     return {
@@ -152,6 +166,8 @@ class CloudWorkflow(pulumi.ComponentResource):
             schedule=declared.schedule,
             time_zone=declared.time_zone,
             retry_config=gcp.cloudscheduler.JobRetryConfigArgs(retry_count=1),
+            # Starting an execution returns at once; the run itself is the workflow's.
+            attempt_deadline=f"{WORKFLOW_START_DEADLINE_S}s",
             http_target=gcp.cloudscheduler.JobHttpTargetArgs(
                 uri=pulumi.Output.concat(EXECUTIONS_API, "/", self.workflow.id, "/executions"),
                 http_method="POST",
@@ -188,6 +204,7 @@ class ScheduledCall(pulumi.ComponentResource):
             schedule=declared.schedule,
             time_zone=declared.time_zone,
             retry_config=gcp.cloudscheduler.JobRetryConfigArgs(retry_count=1),
+            attempt_deadline=attempt_deadline(ctx, function),
             http_target=gcp.cloudscheduler.JobHttpTargetArgs(
                 uri=pulumi.Output.concat(target.url, declared.path),
                 http_method=declared.method,

@@ -14,11 +14,14 @@ import pulumi
 import pulumi_gcp as gcp
 
 from cartwise_infra import iam
+from cartwise_infra.apis import ApiEnablement
 from cartwise_infra.compute import CloudFunction, CloudRunJob, PullWorker, RuntimeImage, Sources
 from cartwise_infra.config import StackConfig
-from cartwise_infra.context import APIS, Context
+from cartwise_infra.context import Context
 from cartwise_infra.data import BigtableStore, Buckets, DocumentStores, Secrets, Warehouse
+from cartwise_infra.frontdoor import FrontDoor, behind_load_balancer
 from cartwise_infra.messaging import Messaging, check_dead_letters
+from cartwise_infra.operations import Operations
 from cartwise_infra.orchestration import (
     CloudWorkflow,
     ScheduledCall,
@@ -26,20 +29,37 @@ from cartwise_infra.orchestration import (
     workflow_declarations,
     workflow_files,
 )
+from cartwise_infra.shape import cloud_shape
 from shared.platform.resource_model import Access, SystemResources
 
 
 @dataclass(frozen=True)
 class Deployment:
     context: Context
-    function_urls: dict[str, pulumi.Output[str]]
+    function_urls: dict[str, pulumi.Input[str]]  # the public ones at their host, if any
+    front_door_ip: pulumi.Output[str] | None = None
 
 
 def pubsub_service_agent(project: str) -> pulumi.Output[str]:
-    number = gcp.organizations.get_project_output(project_id=project).number
-    return pulumi.Output.concat(
-        "serviceAccount:service-", number, "@gcp-sa-pubsub.iam.gserviceaccount.com"
+    """The Pub/Sub service agent, created if the project has none yet (it exists only
+    once Pub/Sub made it; a grant to it before would fail)."""
+    identity = gcp.projects.ServiceIdentity(
+        "pubsub-agent", project=project, service="pubsub.googleapis.com"
     )
+    return identity.member
+
+
+def check_secret_values(ctx: Context) -> None:
+    """A component reading a secret is created only after a version exists: a first
+    deployment needs each such secret's value in the stack's configuration."""
+    read = {s for access in ctx.system.accesses().values() for s in access.secrets}
+    missing = sorted(read - set(ctx.secret_values))
+    if missing:
+        raise ValueError(
+            f"secrets {missing} are read by components but have no value: "
+            + "; ".join(f"pulumi config set --secret cartwise:{name} ..." for name in missing)
+            + " (docs/DEPLOY.md)"
+        )
 
 
 def deploy(
@@ -49,6 +69,7 @@ def deploy(
     secret_values: Mapping[str, pulumi.Input[str]] | None = None,
     workflows_dir: Path | None = None,
 ) -> Deployment:
+    system = cloud_shape(system)  # push-delivered workers as their push form
     ctx = Context(
         system=system,
         stack=stack,
@@ -60,15 +81,9 @@ def deploy(
     iam.check_access(ctx)
     check_dead_letters(ctx)
     check_workflows(ctx)
-    ctx.apis = [
-        gcp.projects.Service(
-            f"api-{api.split('.')[0]}",
-            project=stack.project,
-            service=api,
-            disable_on_destroy=False,
-        )
-        for api in APIS
-    ]
+    check_secret_values(ctx)
+    # Every resource declared from here on depends on the APIs its type needs.
+    pulumi.runtime.register_stack_transformation(ApiEnablement(stack.project))
     messaging = Messaging(ctx, pubsub_service_agent(stack.project))
     BigtableStore(ctx)
     Warehouse(ctx)
@@ -98,4 +113,11 @@ def deploy(
         iam.grant(ctx, key, account, access, parent)
     for scheduled in system.scheduler_jobs:
         ScheduledCall(ctx, scheduled)
-    return Deployment(context=ctx, function_urls={name: f.url for name, f in ctx.functions.items()})
+    urls: dict[str, pulumi.Input[str]] = {name: f.url for name, f in ctx.functions.items()}
+    front_door_ip: pulumi.Output[str] | None = None
+    if behind_load_balancer(ctx):
+        door = FrontDoor(ctx)
+        urls.update(door.urls)
+        front_door_ip = door.address.address
+    Operations(ctx)
+    return Deployment(context=ctx, function_urls=urls, front_door_ip=front_door_ip)

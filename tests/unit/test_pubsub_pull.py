@@ -1,0 +1,119 @@
+"""The pull loop's flow control, top-ups and lease extension, against a fake subscriber
+(the pull path itself runs on the emulator in the workers' integration tests)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from google.api_core.exceptions import DeadlineExceeded
+
+from shared.platform import pubsub_pull
+from shared.platform.pubsub_pull import Lease, pull_batch
+
+log = logging.getLogger("test")
+
+
+@dataclass
+class Message:
+    data: bytes
+    attributes: dict[str, str] = field(default_factory=dict)
+    message_id: str = "m"
+
+
+@dataclass
+class Received:
+    message: Message
+    ack_id: str
+
+
+@dataclass
+class Response:
+    received_messages: list[Received]
+
+
+class FakeSubscriber:
+    """Serves ``waiting`` messages; an empty pull without return_immediately blocks
+    until its deadline (as Pub/Sub's long poll does)."""
+
+    def __init__(self, waiting: int, size: int = 10) -> None:
+        self.waiting = [Received(Message(b"x" * size), f"a{n}") for n in range(waiting)]
+        self.pulls: list[dict[str, Any]] = []
+        self.extended: list[tuple[list[str], int]] = []
+        self.extension = threading.Event()
+
+    def pull(self, request: dict[str, Any], timeout: float, retry: object = "default") -> Response:
+        self.pulls.append({**request, "timeout": timeout, "retry": retry})
+        if not self.waiting:
+            if request.get("return_immediately"):
+                return Response([])
+            raise DeadlineExceeded("no message within the deadline")
+        count = min(request["max_messages"], 3)  # Pub/Sub may return fewer than asked
+        taken, self.waiting = self.waiting[:count], self.waiting[count:]
+        return Response(taken)
+
+    def modify_ack_deadline(
+        self, subscription: str, ack_ids: list[str], ack_deadline_seconds: int
+    ) -> None:
+        self.extended.append((ack_ids, ack_deadline_seconds))
+        self.extension.set()
+
+
+def test_in_the_cloud_top_ups_are_plain_pulls_bounded_by_the_batch_wait() -> None:
+    subscriber = FakeSubscriber(waiting=5)
+    batch = pull_batch(subscriber, "s", max_messages=100, max_wait_s=30.0, emulator=False)
+    assert len(batch) == 5
+    assert not any("return_immediately" in p for p in subscriber.pulls)
+    top_ups = subscriber.pulls[1:]
+    assert top_ups and all(p["retry"] is None and p["timeout"] <= 30.0 for p in top_ups)
+
+
+def test_a_latency_first_cloud_worker_does_not_wait_to_top_up() -> None:
+    subscriber = FakeSubscriber(waiting=5)
+    batch = pull_batch(subscriber, "s", max_messages=100, max_wait_s=0.0, emulator=False)
+    assert len(batch) == 3 and len(subscriber.pulls) == 1
+
+
+def test_on_the_emulator_top_ups_keep_return_immediately() -> None:
+    subscriber = FakeSubscriber(waiting=5)
+    batch = pull_batch(subscriber, "s", max_messages=100, max_wait_s=30.0, emulator=True)
+    assert len(batch) == 5
+    assert "return_immediately" not in subscriber.pulls[0]  # the first pull blocks
+    assert all(p["return_immediately"] for p in subscriber.pulls[1:])
+
+
+def test_a_batch_stops_at_its_byte_budget() -> None:
+    subscriber = FakeSubscriber(waiting=50, size=1000)
+    batch = pull_batch(subscriber, "s", 100, 30.0, max_bytes=5000, emulator=True)
+    assert len(batch) == 6  # two pulls of 3: 6,000 bytes >= 5,000
+    assert len(subscriber.waiting) == 44
+
+
+def test_a_long_batch_has_its_ack_deadline_extended_until_it_is_done() -> None:
+    subscriber = FakeSubscriber(waiting=0)
+    ids = [f"a{n}" for n in range(2500)]
+    with Lease(subscriber, "s", ids, ack_deadline_s=0.01, log=log) as lease:
+        assert subscriber.extension.wait(30)  # the batch is still being processed
+    after = list(subscriber.extended)
+    assert lease.extensions >= 1
+    assert [len(chunk) for chunk, _ in after[:3]] == [1000, 1000, 500]
+    assert {seconds for _, seconds in after} == {pubsub_pull.LEASE_EXTENSION_S}
+    assert subscriber.extended == after  # nothing extended once the batch is done
+
+
+def test_a_quick_batch_is_never_extended() -> None:
+    subscriber = FakeSubscriber(waiting=0)
+    with Lease(subscriber, "s", ["a"], ack_deadline_s=600, log=log) as lease:
+        pass
+    assert lease.extensions == 0 and subscriber.extended == []
+
+
+@pytest.mark.parametrize("value", ["", "localhost:8085"])
+def test_the_emulator_is_recognised_by_its_variable(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", value)
+    assert pubsub_pull.on_emulator() is bool(value)
