@@ -116,7 +116,7 @@ def create_bigquery(settings: StackSettings, system: SystemResources) -> None:
         table.description = table_decl.description
         if table_decl.partition_field:
             table.time_partitioning = bigquery.TimePartitioning(
-                type_=bigquery.TimePartitioningType.DAY, field=table_decl.partition_field
+                type_=table_decl.partition_type, field=table_decl.partition_field
             )
         if table_decl.clustering:
             table.clustering_fields = list(table_decl.clustering)
