@@ -282,3 +282,24 @@ def test_the_same_event_id_under_two_retailers_gives_a_row_to_each(cold: Cold, u
     cold.freeze([message(e, "r-second", "2")])
     cold.compact()
     assert cold.rows() == sorted(by_hand([e], "r-first") + by_hand([e], "r-second"))
+
+
+def test_rows_frozen_before_the_retailer_was_in_row_id_are_migrated_once(
+    cold: Cold, unique: str
+) -> None:
+    from shared.freezer.bigquery_read_models import migrate_row_ids
+
+    (old, new) = searches(2, unique)
+    ref = f"`{cold.project}.{cold.read_model.dataset}.{cold.read_model.name}`"
+    cold.bigquery.query(
+        f"INSERT INTO {ref} (row_id, event_id, retailer_id, shopper_id, occurred_at, "
+        "ingested_at, query, result_count) VALUES "
+        f"('{old['event_id']}', '{old['event_id']}', 'r-cold', '{old['shopper_id']}', "
+        f"TIMESTAMP '{old['occurred_at']}', TIMESTAMP '{old['occurred_at']}', 'q0', 0)"
+    ).result(timeout=60)
+    assert migrate_row_ids(cold.bigquery, cold.project, [cold.read_model]) == {"searches": 1}
+    assert migrate_row_ids(cold.bigquery, cold.project, [cold.read_model]) == {"searches": 0}
+    # A redelivery of the old event after the migration adds nothing; a new one lands.
+    cold.freeze([message(old), message(new, message_id="n")])
+    cold.compact()
+    assert cold.rows() == by_hand([old, new])
