@@ -114,6 +114,9 @@ class StackSettings(BaseSettings):
             # ... which hangs bqemulator 1.4.0 beside concurrent queries: the local freezer
             # appends with tabledata.insertAll instead (docs/EMULATORS.md).
             "FREEZER_LANDING_API": "insert_all",
+            # A compaction pass every 5 s within each minute's run (the cloud: one a minute).
+            "COMPACTION_PASS_INTERVAL_S": "5",
+            "COMPACTION_RUN_FOR_S": "50",
             "WORKFLOWS_EMULATOR_URL": f"http://{self.host}:{self.workflows_port}",
         }
 
