@@ -116,7 +116,7 @@ def create_bigquery(settings: StackSettings, system: SystemResources) -> None:
         table.description = table_decl.description
         if table_decl.partition_field:
             table.time_partitioning = bigquery.TimePartitioning(
-                type_=bigquery.TimePartitioningType.DAY, field=table_decl.partition_field
+                type_=table_decl.partition_type, field=table_decl.partition_field
             )
         if table_decl.clustering:
             table.clustering_fields = list(table_decl.clustering)
@@ -124,6 +124,13 @@ def create_bigquery(settings: StackSettings, system: SystemResources) -> None:
             client.create_table(table, timeout=30)
         except Conflict:
             add_missing_columns(client, table_decl, table.reference)
+    # Data kept from before issue 20: row ids get their retailer (a no-op afterwards).
+    from shared.freezer.bigquery_read_models import migrate_row_ids
+    from shared.freezer.read_models import READ_MODELS
+
+    migrated = migrate_row_ids(client, settings.project, READ_MODELS)
+    if any(migrated.values()):
+        log.info("read-model row ids migrated", extra={"rows": migrated})
     client.close()
 
 

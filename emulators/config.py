@@ -109,6 +109,14 @@ class StackSettings(BaseSettings):
             "BIGTABLE_EMULATOR_HOST": f"{self.host}:{self.bigtable_port}",
             "FIRESTORE_EMULATOR_HOST": f"{self.host}:{self.firestore_port}",
             "BIGQUERY_EMULATOR_HOST": f"{self.host}:{self.bigquery_port}",
+            # The Storage Write API (gRPC): the freezer's appends to the landing tables.
+            "BIGQUERY_STORAGE_EMULATOR_HOST": f"{self.host}:{self.bigquery_grpc_port}",
+            # ... which hangs bqemulator 1.4.0 beside concurrent queries: the local freezer
+            # appends with tabledata.insertAll instead (docs/EMULATORS.md).
+            "FREEZER_LANDING_API": "insert_all",
+            # A compaction pass every 5 s within each minute's run (the cloud: one a minute).
+            "COMPACTION_PASS_INTERVAL_S": "5",
+            "COMPACTION_RUN_FOR_S": "50",
             "WORKFLOWS_EMULATOR_URL": f"http://{self.host}:{self.workflows_port}",
         }
 

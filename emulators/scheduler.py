@@ -72,8 +72,9 @@ def fire(url: str, job: SchedulerJob, timeout_s: float = 300) -> int:
     return status
 
 
-def fire_in_background(url: str, job: SchedulerJob) -> None:
-    """A workflow job: the execution may run for minutes; the scheduler keeps ticking."""
+def fire_in_background(url: str, job: SchedulerJob) -> threading.Thread:
+    """A job whose target may run for a while (a workflow execution; the compaction's
+    minute of passes): the scheduler keeps ticking, the other jobs keep their times."""
 
     def run() -> None:
         try:
@@ -81,7 +82,9 @@ def fire_in_background(url: str, job: SchedulerJob) -> None:
         except OSError:
             log.exception("job failed", extra={"job": job.name})
 
-    threading.Thread(target=run, name=f"job-{job.name}", daemon=True).start()
+    thread = threading.Thread(target=run, name=f"job-{job.name}", daemon=True)
+    thread.start()
+    return thread
 
 
 def next_fire_times(jobs: Sequence[SchedulerJob], now: datetime) -> dict[str, datetime]:
@@ -97,6 +100,9 @@ def run(
     jobs = {job.name: job for job in system.schedules()}
     due = next_fire_times(list(jobs.values()), datetime.now(UTC))
     log.info("scheduler started", extra={"jobs": {k: v.isoformat() for k, v in due.items()}})
+    # A function job still running when it is due again is skipped (one in flight per job,
+    # as when the scheduler waited for each; a slow job no longer delays the others).
+    running: dict[str, threading.Thread] = {}
     while True:
         heartbeat.write_text(
             json.dumps({"at": time.time(), "next": {k: v.isoformat() for k, v in due.items()}})
@@ -104,13 +110,14 @@ def run(
         now = datetime.now(UTC)
         for name, when in list(due.items()):
             if when <= now:
-                try:
-                    if jobs[name].workflow is not None:
-                        fire_in_background(job_url(settings, system, jobs[name]), jobs[name])
-                    else:
-                        fire(job_url(settings, system, jobs[name]), jobs[name])
-                except OSError:
-                    log.exception("job failed", extra={"job": name})
+                if jobs[name].workflow is not None:
+                    fire_in_background(job_url(settings, system, jobs[name]), jobs[name])
+                elif name in running and running[name].is_alive():
+                    log.info("job still running: skipped", extra={"job": name})
+                else:
+                    running[name] = fire_in_background(
+                        job_url(settings, system, jobs[name]), jobs[name]
+                    )
                 due[name] = next_fire_times([jobs[name]], now)[name]
         time.sleep(tick_s)
 

@@ -108,3 +108,20 @@ def count_rows(
         query_parameters=[bigquery.ScalarQueryParameter("value", "STRING", value)]
     )
     return {r.t: r.n for r in client.query(sql, job_config=config).result(timeout=TIMEOUT_S)}
+
+
+def migrate_row_ids(client: Any, project: str, tables: Sequence[BigQueryTable]) -> dict[str, int]:
+    """Rows frozen before ``row_id`` carried the retailer get it (issue 20): one UPDATE per
+    read model, touching only rows without the prefix, so a second run changes nothing.
+    Run it before the new freezer's first compaction (docs/FREEZER.md, "Migration")."""
+    migrated = {}
+    for table in tables:
+        job = client.query(
+            f"UPDATE `{project}.{table.dataset}.{table.name}` "  # noqa: S608
+            "SET row_id = CONCAT(retailer_id, '/', row_id) "
+            "WHERE NOT STARTS_WITH(row_id, CONCAT(retailer_id, '/'))",
+            timeout=TIMEOUT_S,
+        )
+        job.result(timeout=600)
+        migrated[table.name] = int(job.num_dml_affected_rows or 0)
+    return migrated

@@ -1,10 +1,12 @@
 """The freezer's commands: ``cartwise republish`` (a retailer's stored events again, after a
 fix, skipping erased and suppressed shoppers) and ``cartwise redrive-dead-letters``
-(dead-lettered messages back to the stream)."""
+(dead-lettered messages back to the stream), ``cartwise migrate-row-ids`` (row ids with
+their retailer, issue 20)."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from datetime import datetime
 
@@ -70,6 +72,18 @@ def redrive_command(max_messages: int) -> int:
     return 0
 
 
+def migrate_row_ids_command() -> int:
+    from shared.freezer.bigquery_read_models import migrate_row_ids
+    from shared.freezer.read_models import READ_MODELS
+    from shared.platform import clients
+
+    project = environment()
+    client = clients.bigquery_client(project, os.environ.get("BIGQUERY_EMULATOR_HOST"))
+    for table, n in migrate_row_ids(client, project, READ_MODELS).items():
+        print(f"  {table:<24} {n:>10} rows given their retailer in row_id")
+    return 0
+
+
 def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """``republish``, ``redrive-dead-letters``."""
     republish = subcommands.add_parser(
@@ -86,3 +100,7 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )
     redrive.add_argument("--max", type=int, default=100_000)
     redrive.set_defaults(run=lambda args: redrive_command(args.max))
+    migrate = subcommands.add_parser(
+        "migrate-row-ids", help="prefix read-model row_ids with their retailer (once; idempotent)"
+    )
+    migrate.set_defaults(run=lambda args: migrate_row_ids_command())

@@ -2,17 +2,18 @@
 
 Pure: the declaration of every read model (columns, partitioning, clustering) and the
 transformation of one event into rows. The freezer and the history backfill both use
-``rows_for``; the write path (a MERGE on ``row_id``) makes redelivery harmless.
+``rows_for``; the write path (landing, then a compaction MERGE on ``row_id``) makes
+redelivery harmless. Also declared here: the landing tables and the late window.
 
-Every row carries ``row_id`` (deterministic: the event id, plus ``:line`` for order
-lines), ``event_id``, ``retailer_id``, ``shopper_id``, ``session_id``, ``occurred_at`` and
-``ingested_at``. Tables are partitioned by day of ``occurred_at`` and clustered by
-retailer and shopper.
+Every row carries ``row_id`` (deterministic: ``{retailer}/{event id}``, plus ``:line`` for
+order lines: one retailer's event ids never collide with another's), ``event_id``,
+``retailer_id``, ``shopper_id``, ``session_id``, ``occurred_at`` and ``ingested_at``.
+Tables are partitioned by day of ``occurred_at`` and clustered by retailer and shopper.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -40,7 +41,8 @@ COMMON = (
         name="row_id",
         type="STRING",
         mode="REQUIRED",
-        description="Deterministic row identity: event_id, or event_id:line",
+        description="Deterministic row identity: retailer_id/event_id, or "
+        "retailer_id/event_id:line",
     ),
     Column(name="event_id", type="STRING", mode="REQUIRED", description="The event's UUID"),
     Column(name="retailer_id", type="STRING", mode="REQUIRED", description="From the API key"),
@@ -191,6 +193,70 @@ DEAD_LETTERS = BigQueryTable(
     clustering=("source",),
 )
 
+# --- Late and early events (docs/FREEZER.md, "Late and far-future events") -------------
+
+# Accepted: ``occurred_at`` within [ingested_at - LATE_WINDOW, ingested_at + EARLY_WINDOW].
+# Beyond, the event is parked (dead-lettered with its reason): a compaction's MERGE looks
+# at the read-model partitions between its slice's earliest and latest ``occurred_at``,
+# so one event dated years back would make it read every partition in between. Ingest
+# already refuses events more than 5 minutes ahead of its clock; a republished message
+# keeps its first ``ingested_at``, so a replay is judged as it was first.
+LATE_WINDOW = timedelta(days=3)
+EARLY_WINDOW = timedelta(hours=1)
+
+
+def outside_window(occurred_at: datetime, ingested_at: datetime) -> str | None:
+    """Why an event is parked, or None when its ``occurred_at`` is within the window."""
+    if occurred_at < ingested_at - LATE_WINDOW:
+        return (
+            f"parked: occurred_at {occurred_at.isoformat()} is more than "
+            f"{LATE_WINDOW.days} days before ingested_at {ingested_at.isoformat()} (late window)"
+        )
+    if occurred_at > ingested_at + EARLY_WINDOW:
+        return (
+            f"parked: occurred_at {occurred_at.isoformat()} is more than "
+            f"{int(EARLY_WINDOW.total_seconds() // 60)} minutes after ingested_at "
+            f"{ingested_at.isoformat()} (far future)"
+        )
+    return None
+
+
+# --- Landing: what the freezer appends, what the compaction reads (docs/FREEZER.md) --------
+
+LANDING_DATASET = "cartwise_landing"
+# Landing rows only wait for the compaction (seconds); a week lets an operator re-run
+# compactions of the last days (shared.freezer.compaction) before the partitions expire.
+LANDING_RETENTION_DAYS = 7
+LANDED_AT = Column(
+    name="landed_at",
+    type="TIMESTAMP",
+    mode="REQUIRED",
+    description="When the freezer appended the row (the compaction's slices)",
+)
+
+
+def landing_of(table: BigQueryTable) -> BigQueryTable:
+    """The append-only landing table of a read model: its columns and ``landed_at``,
+    partitioned by hour of ``landed_at`` and clustered by it, so that a compaction's slice
+    (a minute or so of ``landed_at``) reads its own blocks only."""
+    return BigQueryTable(
+        dataset=LANDING_DATASET,
+        name=f"landing_{table.name}",
+        description=f"Landing of {table.dataset}.{table.name}: appended at least once, "
+        "compacted exactly once",
+        columns=(*table.columns, LANDED_AT),
+        partition_field=LANDED_AT.name,
+        partition_type="HOUR",
+        clustering=(LANDED_AT.name, "row_id"),
+        partition_expiration_days=LANDING_RETENTION_DAYS,
+    )
+
+
+LANDINGS: dict[str, BigQueryTable] = {t.name: landing_of(t) for t in READ_MODELS}
+
+# Firestore ``(default)``: the compaction's lease and watermarks (one document).
+COMPACTIONS_COLLECTION = "compactions"
+
 # Which read models each event type feeds (one event can feed several).
 FEEDS: dict[EventType, tuple[BigQueryTable, ...]] = {
     EventType.PAGE_VIEWED: (PAGE_VIEWS,),
@@ -213,9 +279,15 @@ def _money(value: Decimal) -> str:
     return format(value, "f")
 
 
+def row_id(retailer_id: str, event_id: str, line: int | None = None) -> str:
+    """A read-model row's identity: the retailer's event (and order line). The retailer is
+    part of it: an event id is only unique within one retailer's stream (issue 20)."""
+    return f"{retailer_id}/{event_id}" + ("" if line is None else f":{line}")
+
+
 def _common(retailer_id: str, event: ShopperEvent, ingested_at: datetime) -> Row:
     return {
-        "row_id": str(event.event_id),
+        "row_id": row_id(retailer_id, str(event.event_id)),
         "event_id": str(event.event_id),
         "retailer_id": retailer_id,
         "shopper_id": event.shopper_id,
@@ -280,7 +352,7 @@ def rows_for(retailer_id: str, event: ShopperEvent, ingested_at: datetime) -> di
             lines = [
                 {
                     **base,
-                    "row_id": f"{event.event_id}:{number}",
+                    "row_id": row_id(retailer_id, str(event.event_id), number),
                     "order_id": p.order_id,
                     "line_number": number,
                     "product_id": line.product_id,

@@ -1,9 +1,12 @@
 """The freezer: shopper-event messages into cold read models, exactly once in effect.
 
 Delivery is at-least-once; the effect is exactly-once because every row has a
-deterministic ``row_id`` and the sink inserts only rows whose ``row_id`` is not there yet
-(a MERGE), after de-duplicating the batch itself. A message that can never be frozen
-(not JSON, unknown schema version, invalid event) is a *poison* message: it goes to the
+deterministic ``row_id`` (with the retailer): the sink appends the batch (de-duplicated)
+to the landing tables, at least once, and the compaction (``compaction``) inserts into the
+read models only the rows whose ``row_id`` is not there yet. An event outside the late
+window (``read_models.outside_window``) is parked: dead-lettered with its reason. A
+message that can never be frozen (not JSON, unknown schema version, invalid event) is a
+*poison* message: it goes to the
 dead-letter sink with its reason and is acknowledged; a sink failure is transient: the
 whole batch is retried.
 """
@@ -18,7 +21,7 @@ from typing import Protocol
 from pydantic import BaseModel
 
 from shared.contract.messages import InboundMessage, PoisonMessage, parse
-from shared.freezer.read_models import Row, rows_for
+from shared.freezer.read_models import Row, outside_window, rows_for
 from shared.platform.sinks import DeadLetterSink
 from shared.privacy_marks.marks import Gate, OpenGate
 
@@ -27,7 +30,8 @@ log = logging.getLogger(__name__)
 
 class ReadModelSink(Protocol):
     def write(self, table: str, rows: Sequence[Row]) -> int:
-        """Insert the rows whose row_id is new; return how many were inserted."""
+        """Write a read model's rows (appended to its landing, or merged on row_id);
+        return how many were written. Returns once they are durable."""
         ...
 
 
@@ -53,6 +57,10 @@ def transform(
         parsed = parse(message)
         if isinstance(parsed, str):
             poison.append(PoisonMessage.of(message, parsed))
+            continue
+        parked = outside_window(parsed[1].occurred_at, parsed[2])
+        if parked is not None:
+            poison.append(PoisonMessage.of(message, parked))
             continue
         parsed_events.append(parsed)
     gate = privacy or OpenGate()

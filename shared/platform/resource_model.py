@@ -75,6 +75,7 @@ class BigQueryTable(_Frozen):
     description: str
     columns: tuple[Column, ...]
     partition_field: str | None = None
+    partition_type: Literal["DAY", "HOUR"] = "DAY"
     clustering: tuple[str, ...] = ()
     partition_expiration_days: int | None = Field(
         default=None, description="None: the dataset's (partitioned tables only)"

@@ -7,8 +7,15 @@ what runs locally is what is deployed. Pure data: nothing here talks to a cloud 
 from __future__ import annotations
 
 from shared.decisions.read_models import DECISION_TABLES
+from shared.freezer.read_models import (
+    COMPACTIONS_COLLECTION,
+    DEAD_LETTERS,
+    LANDING_DATASET,
+    LANDING_RETENTION_DAYS,
+    LANDINGS,
+    READ_MODELS,
+)
 from shared.freezer.read_models import DATASET as BIGQUERY_DATASET  # re-exported
-from shared.freezer.read_models import DEAD_LETTERS, READ_MODELS
 from shared.journey.campaigns import JOURNEY_TABLES
 from shared.nightly.tables import NIGHTLY_TABLES
 from shared.platform.resource_model import (
@@ -147,6 +154,8 @@ RETENTION = RetentionDefaults(default_days=_RETENTION_DAYS, ceiling_days=_RETENT
 # table with a shopper column is here); the others hold none.
 BIGQUERY_DATA_CLASSES: dict[str, DataClass] = {
     **{t.name: DataClass.READ_MODELS for t in (*READ_MODELS, *JOURNEY_TABLES)},
+    # Landing rows are read-model rows waiting for the compaction (a week at most).
+    **{t.name: DataClass.READ_MODELS for t in LANDINGS.values()},
     DEAD_LETTERS.name: DataClass.RAW_EVENTS,
     **{t.name: DataClass.DECISIONS for t in DECISION_TABLES},
     **{t.name: DataClass.FEATURES for t in NIGHTLY_TABLES if "shopper_id" in t.column_names},
@@ -155,13 +164,15 @@ BIGQUERY_DATA_CLASSES: dict[str, DataClass] = {
 
 
 def _expiring(table: BigQueryTable) -> BigQueryTable:
-    """A partitioned table's partitions expire at its data class's ceiling."""
+    """A partitioned table's partitions expire at its data class's ceiling (or sooner,
+    when its declaration says so: the landing tables)."""
     data_class = BIGQUERY_DATA_CLASSES.get(table.name)
     if table.partition_field is None or data_class is None:
         return table
-    return table.model_copy(
-        update={"partition_expiration_days": RETENTION.ceiling_days[data_class]}
-    )
+    days = RETENTION.ceiling_days[data_class]
+    if table.partition_expiration_days is not None:
+        days = min(days, table.partition_expiration_days)
+    return table.model_copy(update={"partition_expiration_days": days})
 
 
 SHOPPER_HASH_KEY_SECRET = "shopper-hash-key"  # noqa: S105 (the secret's name)
@@ -181,6 +192,10 @@ PLAYS_TOPIC = "plays"
 PLAYS_DEAD_LETTER_TOPIC = "plays-dead-letter"
 PLAYS_FREEZER_SUBSCRIPTION = "plays-freezer"
 VOID_PLAYS_SUBSCRIPTION = "shopper-events-void-plays"
+
+# The cold path's compaction (docs/FREEZER.md): landing tables into the read models.
+COMPACTION_FUNCTION = "compact_read_models"
+COMPACTION_JOB = "compact-read-models"
 
 NIGHTLY_WORKFLOW = "nightly"
 NIGHTLY_STEPS_FUNCTION = "nightly_steps"
@@ -329,10 +344,18 @@ SYSTEM = SystemResources(
             description="cartwise cold read models",
             partition_expiration_days=READ_MODEL_RETENTION_DAYS,
         ),
+        BigQueryDataset(
+            name=LANDING_DATASET,
+            description="cartwise landing tables: the freezer's appends, before compaction",
+            partition_expiration_days=LANDING_RETENTION_DAYS,
+        ),
     ),
     bigquery_tables=tuple(
         _expiring(t)
         for t in (
+            # Landing before read models: the erasure deletes a shopper's landing rows
+            # first, so that a later compaction has none of them to bring back.
+            *LANDINGS.values(),
             *READ_MODELS,
             DEAD_LETTERS,
             *DECISION_TABLES,
@@ -353,6 +376,7 @@ SYSTEM = SystemResources(
                 "erasure_requests",
                 "suppressions",
                 "privacy_audit",
+                COMPACTIONS_COLLECTION,
             ),
         ),
         FirestoreDatabase(
@@ -519,7 +543,7 @@ SYSTEM = SystemResources(
                     EXPERIENCE_TREES_TABLE,
                     REJECTED_EVENTS_TABLE,
                 ),
-                bigquery_writes=(BIGQUERY_DATASET,),
+                bigquery_writes=(BIGQUERY_DATASET, LANDING_DATASET),
                 firestore_writes=(DEFAULT_DATABASE, REWARDS_DATABASE),
                 firestore_reads=(CREDENTIALS_DATABASE,),  # the retailers that hold a key
                 secrets=(SHOPPER_HASH_KEY_SECRET,),
@@ -542,17 +566,36 @@ SYSTEM = SystemResources(
                 secrets=(SHOPPER_HASH_KEY_SECRET,),
             ),
         ),
+        Function(
+            name=COMPACTION_FUNCTION,
+            signature="http",
+            entry_point="compact_read_models",
+            public=False,  # Cloud Scheduler only (OIDC)
+            description="Landing rows into the read models, exactly once; every minute "
+            "(docs/FREEZER.md)",
+            env_url_name="COMPACTION_URL",
+            local_threads=2,  # a run takes a minute: the health probe is answered beside it
+            # One run at a time is the design (a lease makes a second one wait anyway).
+            sizing=Sizing(min_instances=0, max_instances=1, concurrency=1, timeout_s=300),
+            access=Access(
+                bigquery_writes=(BIGQUERY_DATASET,),  # MERGE into the read models
+                bigquery_reads=(LANDING_DATASET,),
+                firestore_writes=(DEFAULT_DATABASE,),  # lease and watermarks
+            ),
+        ),
     ),
     workers=(
         Worker(
             name="freeze_events",
             subscription=FREEZER_SUBSCRIPTION,
-            description="Freezer: shopper events into BigQuery read models (pull worker)",
+            description="Freezer: shopper events appended to the BigQuery landing tables "
+            "(pull worker; Storage Write API)",
             instances=2,
             sizing=Sizing(memory="2Gi"),
             access=Access(
                 publishes=(SHOPPER_EVENTS_DEAD_LETTER_TOPIC,),
-                bigquery_writes=(BIGQUERY_DATASET,),
+                # The landing tables (Storage Write API), dead_letters in the read models'.
+                bigquery_writes=(LANDING_DATASET, BIGQUERY_DATASET),
                 bigtable_reads=(PRIVACY_MARKS_TABLE,),
                 secrets=(SHOPPER_HASH_KEY_SECRET,),
             ),
@@ -633,6 +676,12 @@ SYSTEM = SystemResources(
             schedule="* * * * *",  # runs pending erasure requests; retries pending stores
             function=PRIVACY_FUNCTION,
             path="/erasures/run",
+        ),
+        SchedulerJob(
+            name=COMPACTION_JOB,
+            schedule="* * * * *",  # Cloud Scheduler's finest; passes every few seconds inside
+            function=COMPACTION_FUNCTION,
+            path="/",
         ),
     ),
     secrets=(

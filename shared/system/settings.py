@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -12,6 +14,7 @@ from shared.system.resources import (
     CREDENTIALS_DATABASE,
     DECIDER_SUBSCRIPTION,
     DECISION_FREEZER_SUBSCRIPTION,
+    DEFAULT_DATABASE,
     FREEZER_SUBSCRIPTION,
     PLAYS_DEAD_LETTER_TOPIC,
     PLAYS_FREEZER_SUBSCRIPTION,
@@ -76,6 +79,38 @@ class FreezerSettings(HashesShoppers):
     # How long a MERGE's transient HTTP errors are retried before the batch is redelivered.
     bigquery_retry_s: float = Field(default=10.0, gt=0)
     heartbeat_file: str | None = Field(default=None, validation_alias="WORKER_HEARTBEAT_FILE")
+    # The Storage Write API's gRPC endpoint locally (the emulator); unset in the cloud.
+    bigquery_storage_emulator_host: str | None = Field(
+        default=None, validation_alias="BIGQUERY_STORAGE_EMULATOR_HOST"
+    )
+    # An append not answered within this is redelivered; below the compaction's lag.
+    append_timeout_s: float = Field(default=10.0, gt=0)
+    # storage_write in the cloud; insert_all on the local stack (bqemulator's Storage
+    # Write API hangs beside concurrent queries: docs/EMULATORS.md).
+    landing_api: Literal["storage_write", "insert_all"] = "storage_write"
+
+
+class CompactionSettings(CloudSettings):
+    """Settings of ``compact_read_models`` (env prefix ``COMPACTION_``; docs/FREEZER.md).
+
+    Cloud Scheduler fires it every minute (its finest schedule); one invocation runs passes
+    every ``pass_interval_s`` for ``run_for_s``, then releases the lease. In the cloud one
+    pass per minute (docs/CAPACITY.md: each MERGE reads the day's row ids); the local stack
+    runs a pass every 5 s for 50 s, so that tests see rows within seconds."""
+
+    model_config = SettingsConfigDict(env_prefix="COMPACTION_", frozen=True, extra="ignore")
+
+    pass_interval_s: float = Field(default=60.0, gt=0)
+    run_for_s: float = Field(default=0.0, ge=0)
+    # Landing rows stamped later than now - lag may still be in flight: above the
+    # freezer's append deadline (10 s) plus clock skew between machines.
+    lag_s: float = Field(default=15.0, gt=0)
+    max_slice_s: float = Field(default=600.0, gt=0)
+    # A statement's server-side timeout, and the lease: longer than it, so that a holder
+    # that vanished has no statement left running when the next one takes over.
+    job_timeout_s: float = Field(default=60.0, gt=0)
+    lease_s: float = Field(default=120.0, gt=0)
+    firestore_database: str = DEFAULT_DATABASE
 
 
 class DeciderSettings(HashesShoppers):

@@ -85,7 +85,7 @@ def expected_rows(events: list[dict[str, Any]], retailer: str) -> dict[str, list
     for e in events:
         p = e["payload"]
         base = {
-            "row_id": e["event_id"],
+            "row_id": f"{retailer}/{e['event_id']}",
             "event_id": e["event_id"],
             "retailer_id": retailer,
             "shopper_id": e["shopper_id"],
@@ -138,7 +138,7 @@ def expected_rows(events: list[dict[str, Any]], retailer: str) -> dict[str, list
             out["sold_products"] += [
                 {
                     **base,
-                    "row_id": f"{e['event_id']}:0",
+                    "row_id": f"{retailer}/{e['event_id']}:0",
                     "order_id": p["order_id"],
                     "line_number": 0,
                     "product_id": "p-1",
@@ -151,7 +151,7 @@ def expected_rows(events: list[dict[str, Any]], retailer: str) -> dict[str, list
                 },
                 {
                     **base,
-                    "row_id": f"{e['event_id']}:1",
+                    "row_id": f"{retailer}/{e['event_id']}:1",
                     "order_id": p["order_id"],
                     "line_number": 1,
                     "product_id": "p-2",
@@ -377,6 +377,9 @@ def test_the_push_form_freezes_a_cloudevent(stack: dict[str, str], unique: str) 
     client = app.test_client()
     for _ in range(2):  # delivered twice: one row
         assert client.post("/", headers=headers, data=body).status_code == 200
+    # Appended twice to the landing table; the scheduled compaction brings one row.
+    wanted = {"order_status_changes": 1}
+    assert wait_for_rows(stack, [shopper], wanted) == wanted
     rows = rows_of(stack, "order_status_changes", [shopper])
     assert [(r["event_id"], r["retailer_id"], r["status"]) for r in rows] == [
         (e["event_id"], "r-push", "delivered")

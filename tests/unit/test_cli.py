@@ -18,6 +18,7 @@ COMMANDS = {
     "session",
     "republish",
     "redrive-dead-letters",
+    "migrate-row-ids",
     "replay",
     "backfill",
     "import-campaigns",

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -18,8 +18,12 @@ from tests.factories import PAYLOADS, event
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
 
 
-def message(e: Any, message_id: str = "m", retailer: str = "r1") -> InboundMessage:
-    body = {"retailer_id": retailer, "ingested_at": NOW.isoformat(), "event": e}
+def message(
+    e: Any, message_id: str = "m", retailer: str = "r1", ingested_at: datetime | None = None
+) -> InboundMessage:
+    """The ingest envelope; ingested when the event occurred, unless told."""
+    at = ingested_at or datetime.fromisoformat(e["occurred_at"])
+    body = {"retailer_id": retailer, "ingested_at": at.isoformat(), "event": e}
     return InboundMessage(message_id=message_id, data=json.dumps(body).encode())
 
 
@@ -58,10 +62,10 @@ def test_every_event_type_feeds_its_read_models_with_the_common_columns() -> Non
 def test_a_cart_feeds_orders_and_one_sold_product_per_line() -> None:
     e = event("cart_validated")
     tables, _, _ = transform([message(e)])
-    assert [r["row_id"] for r in tables["orders"]] == [e["event_id"]]
+    assert [r["row_id"] for r in tables["orders"]] == [f"r1/{e['event_id']}"]
     assert [r["row_id"] for r in tables["sold_products"]] == [
-        f"{e['event_id']}:0",
-        f"{e['event_id']}:1",
+        f"r1/{e['event_id']}:0",
+        f"r1/{e['event_id']}:1",
     ]
     assert tables["orders"][0]["gross_amount"] == "4.98"
     assert tables["sold_products"][0]["amount"] == "2.48"
@@ -74,6 +78,43 @@ def test_redelivery_inside_a_batch_and_across_batches_adds_nothing() -> None:
     assert sum(first.rows_inserted.values()) == len(PAYLOADS) + 2  # + 1 order line extra
     again = freeze(batch, sink=sink, dead_letters=dead, privacy=OpenGate())
     assert sum(again.rows_inserted.values()) == 0
+
+
+def test_the_same_event_id_under_two_retailers_makes_two_rows() -> None:
+    """One retailer posting another's event ids first must not hide the other's rows."""
+    e = event("page_viewed")
+    tables, _, events = transform([message(e, "a", "r1"), message(e, "b", "r2")])
+    assert events == 2
+    assert sorted(r["row_id"] for r in tables["page_views"]) == [
+        f"r1/{e['event_id']}",
+        f"r2/{e['event_id']}",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("occurred", "parked"),
+    [
+        (timedelta(days=-3, seconds=1), None),
+        (timedelta(days=-3, seconds=-1), "late window"),
+        (timedelta(hours=-900), "late window"),
+        (timedelta(minutes=59), None),
+        (timedelta(minutes=61), "far future"),
+    ],
+)
+def test_events_outside_the_late_window_are_parked_with_their_reason(
+    occurred: timedelta, parked: str | None
+) -> None:
+    e = event("page_viewed", occurred_at=NOW + occurred)
+    sink, dead = MemorySink(), MemoryDeadLetters()
+    outcome = freeze(
+        [message(e, ingested_at=NOW)], sink=sink, dead_letters=dead, privacy=OpenGate()
+    )
+    if parked is None:
+        assert outcome.poison == 0 and outcome.rows_inserted == {"page_views": 1}
+    else:
+        assert outcome.poison == 1 and outcome.rows_inserted == {}
+        assert dead.poison[0].reason.startswith("parked: ")
+        assert parked in dead.poison[0].reason
 
 
 @pytest.mark.parametrize(

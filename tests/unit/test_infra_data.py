@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from shared.freezer.read_models import LANDING_DATASET, LANDING_RETENTION_DAYS
 from shared.system.resources import (
     BACK_OFFICE_DATABASE,
     CREDENTIALS_DATABASE,
@@ -27,7 +28,8 @@ def dev() -> Program:
 
 
 def test_prod_partitions_expire_after_the_declared_retention(program: Program) -> None:
-    """Prod keeps read models as long as raw events: 1,000 days (docs: PRODUCT)."""
+    """Prod keeps read models as long as raw events: 1,000 days (docs: PRODUCT); landing
+    tables a week, in hour partitions (docs/FREEZER.md)."""
     tables = program.of("bigquery/table:Table")
     partitioned = [t for t in tables if t.inputs.get("timePartitioning")]
     declared = {(t.dataset, t.name): t for t in SYSTEM.bigquery_tables}
@@ -36,11 +38,17 @@ def test_prod_partitions_expire_after_the_declared_retention(program: Program) -
         decl = declared[(table.inputs["datasetId"], table.inputs["tableId"])]
         partitioning = table.inputs["timePartitioning"]
         assert partitioning["field"] == decl.partition_field
-        assert partitioning["type"] == "DAY"
-        assert partitioning["expirationMs"] == 1000 * DAY_MS
+        landing = decl.dataset == LANDING_DATASET
+        assert partitioning["type"] == ("HOUR" if landing else "DAY")
+        days = LANDING_RETENTION_DAYS if landing else 1000
+        assert partitioning["expirationMs"] == days * DAY_MS
         assert table.inputs.get("clusterings") == (list(decl.clustering) or None)
-    (dataset,) = program.of("bigquery/dataset:Dataset")
-    assert dataset.inputs["defaultPartitionExpirationMs"] == 1000 * DAY_MS
+    datasets = {d.inputs["datasetId"]: d for d in program.of("bigquery/dataset:Dataset")}
+    assert datasets["cartwise"].inputs["defaultPartitionExpirationMs"] == 1000 * DAY_MS
+    assert (
+        datasets[LANDING_DATASET].inputs["defaultPartitionExpirationMs"]
+        == LANDING_RETENTION_DAYS * DAY_MS
+    )
 
 
 def test_dev_retention_caps_partition_expiration(dev: Program) -> None:
@@ -48,9 +56,11 @@ def test_dev_retention_caps_partition_expiration(dev: Program) -> None:
     for table in dev.of("bigquery/table:Table"):
         partitioning = table.inputs.get("timePartitioning")
         if partitioning:
-            assert partitioning["expirationMs"] == 30 * DAY_MS, table.name
-    (dataset,) = dev.of("bigquery/dataset:Dataset")
-    assert dataset.inputs["defaultPartitionExpirationMs"] == 30 * DAY_MS
+            landing = table.inputs["datasetId"] == LANDING_DATASET
+            days = LANDING_RETENTION_DAYS if landing else 30
+            assert partitioning["expirationMs"] == days * DAY_MS, table.name
+    datasets = {d.inputs["datasetId"]: d for d in dev.of("bigquery/dataset:Dataset")}
+    assert datasets["cartwise"].inputs["defaultPartitionExpirationMs"] == 30 * DAY_MS
 
 
 def test_a_table_shorter_retention_is_kept_under_the_stack_cap() -> None:

@@ -74,9 +74,9 @@ def test_the_freezer_drops_what_an_erasure_left_in_flight_and_keeps_what_came_af
     marks, hasher = MemoryMarks(), ShopperHasher(KEY)
     request_erasure(Requests(), Suppressions(), marks, hasher, ["a"], "r", "gone", NOW)
     gate = PrivacyGate(marks, hasher, clock=lambda: NOW)
-    old = event("search_performed", shopper_id="gone", query="pasta")
-    new = event("search_performed", shopper_id="gone", query="rice")
-    other = event("search_performed", shopper_id="kept", query="milk")
+    old = event("search_performed", shopper_id="gone", occurred_at=NOW, query="pasta")
+    new = event("search_performed", shopper_id="gone", occurred_at=NOW, query="rice")
+    other = event("search_performed", shopper_id="kept", occurred_at=NOW, query="milk")
     batch = [
         _message(old, (NOW - timedelta(seconds=5)).isoformat()),
         _message(new, (NOW + timedelta(seconds=5)).isoformat()),
@@ -85,7 +85,7 @@ def test_the_freezer_drops_what_an_erasure_left_in_flight_and_keeps_what_came_af
     tables, _, events = transform(batch, gate)
     assert events == 2
     assert sorted(r["row_id"] for r in tables["searches"]) == sorted(
-        [str(new["event_id"]), str(other["event_id"])]
+        [f"r/{new['event_id']}", f"r/{other['event_id']}"]
     )
     everything, _, _ = transform(batch)  # without a gate (the mutation): the old one lands
     assert len(everything["searches"]) == 3

@@ -141,7 +141,7 @@ class Warehouse(pulumi.ComponentResource):
             if table.partition_field:
                 days = ctx.partition_expiration_days(table.dataset, table.partition_expiration_days)
                 partitioning = gcp.bigquery.TableTimePartitioningArgs(
-                    type="DAY",
+                    type=table.partition_type,
                     field=table.partition_field,
                     expiration_ms=None if days is None else days * DAY_MS,
                 )
