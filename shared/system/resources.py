@@ -16,6 +16,7 @@ from shared.platform.resource_model import (
     BigQueryDataset,
     BigQueryTable,
     BigtableTable,
+    Bucket,
     Column,
     ColumnFamily,
     FirestoreDatabase,
@@ -42,6 +43,7 @@ __all__ = [
     "BigQueryDataset",
     "BigQueryTable",
     "BigtableTable",
+    "Bucket",
     "Column",
     "ColumnFamily",
     "FirestoreDatabase",
@@ -184,6 +186,10 @@ VOID_PLAYS_SUBSCRIPTION = "shopper-events-void-plays"
 
 NIGHTLY_WORKFLOW = "nightly"
 NIGHTLY_STEPS_FUNCTION = "nightly_steps"
+# The nightly's models and run metadata, under nightly/{run_id}/ (docs/NIGHTLY.md).
+NIGHTLY_ARTIFACTS_BUCKET = "nightly-artifacts"
+# A run needs its models for the hours it runs; a month keeps them for inspection.
+NIGHTLY_ARTIFACTS_DAYS = 30
 
 
 def inspection(topic: str) -> Subscription:
@@ -539,6 +545,7 @@ SYSTEM = SystemResources(
                 bigtable_writes=(EXPERIENCE_TREES_TABLE,),
                 bigtable_reads=(PRIVACY_MARKS_TABLE,),  # no tree for a marked shopper
                 firestore_writes=(DEFAULT_DATABASE,),
+                bucket_writes=(NIGHTLY_ARTIFACTS_BUCKET,),
                 secrets=(SHOPPER_HASH_KEY_SECRET,),
             ),
         ),
@@ -636,6 +643,13 @@ SYSTEM = SystemResources(
             name=SHOPPER_IDENTITY_KEY_SECRET,
             env="SHOPPER_IDENTITY_KEY",
             description="Master key of the retailers' shopper identity secrets (signatures)",
+        ),
+    ),
+    buckets=(
+        Bucket(
+            name=NIGHTLY_ARTIFACTS_BUCKET,
+            description="nightly models and run metadata, nightly/{run_id}/ (docs/NIGHTLY.md)",
+            delete_after_days=NIGHTLY_ARTIFACTS_DAYS,
         ),
     ),
     workflows=(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.platform.resource_model import bucket_name
 from shared.system.resources import (
     BACK_OFFICE_DATABASE,
     BIGQUERY_DATASET,
@@ -13,6 +14,7 @@ from shared.system.resources import (
     DECIDER_SUBSCRIPTION,
     DECISION_FREEZER_SUBSCRIPTION,
     FREEZER_SUBSCRIPTION,
+    NIGHTLY_ARTIFACTS_BUCKET,
     PLAYS_DEAD_LETTER_TOPIC,
     PLAYS_FREEZER_SUBSCRIPTION,
     PLAYS_TOPIC,
@@ -128,13 +130,18 @@ class NightlyStepsSettings(HashesShoppers):
 
     dataset: str = BIGQUERY_DATASET
     bigtable_instance: str = BIGTABLE_INSTANCE
-    # Model files: a directory locally (the cloud's Cloud Storage prefix comes with Pulumi).
-    artifacts_dir: str = ".local/nightly-artifacts"
+    # Models and run metadata: the declared bucket, ``{project}-nightly-artifacts`` unless
+    # set (the Cloud Storage emulator locally, STORAGE_EMULATOR_HOST).
+    artifacts_bucket: str | None = None
     tree_validity_hours: int = Field(default=48, ge=1)
     basket_reward: str = "free delivery on this order"
     write_batch: int = Field(default=500, ge=1)
     # The relative lift over P-TopFreq the ranker needs to pass the gate (0.05: +5 %).
     gate_min_lift: float = Field(default=0.0, ge=0.0)
+
+    @property
+    def bucket(self) -> str:
+        return self.artifacts_bucket or bucket_name(self.project, NIGHTLY_ARTIFACTS_BUCKET)
 
 
 class CampaignsSettings(CloudSettings):

@@ -23,8 +23,10 @@ def serve_function(
     signature: str,
     extra_env: dict[str, str] | None = None,
     folder: Path = TEST_FUNCTIONS,
+    cwd: Path = ROOT,
 ) -> Iterator[str]:
-    """Serve ``folder/name/main.py`` on a free port; yield its base URL."""
+    """Serve ``folder/name/main.py`` on a free port (working directory ``cwd``); yield its
+    base URL."""
     port = processes.free_port(settings.host)
     pid = processes.start(
         [
@@ -42,7 +44,7 @@ def serve_function(
         ],
         log_file=settings.logs_dir / f"test-{name}-{port}.log",
         env={**os.environ, **(extra_env or {})},
-        cwd=ROOT,
+        cwd=cwd,
     )
     try:
         if not processes.wait_until(lambda: processes.port_is_open(settings.host, port), 30):

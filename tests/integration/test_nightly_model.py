@@ -11,17 +11,18 @@ import itertools
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from shared.nightly.complements import MIN_PAIR_SUPPORT
 from shared.nightly.context import StepContext
-from shared.nightly.local_artifacts import LocalArtifactStore
 from shared.nightly.steps import STEPS
+from shared.nightly.storage_artifacts import GcsArtifactStore
 from shared.nightly.tables import NIGHTLY_TABLES
 from shared.platform import clients
 from shared.platform.bigquery_warehouse import BigQueryWarehouse
+from shared.platform.resource_model import bucket_name
+from shared.system.resources import NIGHTLY_ARTIFACTS_BUCKET
 from tests.integration.owned_data import owned_dataset
 
 pytestmark = pytest.mark.integration
@@ -37,7 +38,7 @@ def sliced(stack: dict[str, str]) -> Iterator[tuple[str, object]]:
 
 @pytest.mark.heavy
 def test_the_four_steps_fill_their_tables_with_sane_figures(
-    stack: dict[str, str], sliced: tuple[str, object], tmp_path: Path
+    stack: dict[str, str], sliced: tuple[str, object]
 ) -> None:
     dataset, client = sliced
     project = stack["GOOGLE_CLOUD_PROJECT"]
@@ -45,13 +46,16 @@ def test_the_four_steps_fill_their_tables_with_sane_figures(
     (end,) = warehouse.query(
         f"SELECT DATE(MAX(occurred_at)) AS day FROM `{project}.{dataset}.orders`"
     )
+    run_id = f"test-{uuid.uuid4().hex[:8]}"
+    storage = clients.storage_client(project)
+    artifacts = GcsArtifactStore(storage, bucket_name(project, NIGHTLY_ARTIFACTS_BUCKET), run_id)
     ctx = StepContext(
-        run_id=f"test-{uuid.uuid4().hex[:8]}",
+        run_id=run_id,
         cutoff=end["day"],
         project=project,
         dataset=dataset,
         warehouse=warehouse,
-        artifacts=LocalArtifactStore(tmp_path),
+        artifacts=artifacts,
     )
     assert set(STEPS) == {"features", "train", "evaluate", "score"}
 
@@ -63,7 +67,10 @@ def test_the_four_steps_fill_their_tables_with_sane_figures(
     trained = STEPS["train"](ctx)
     positives = trained["positives"]
     assert isinstance(positives, int) and positives > 0
-    assert (tmp_path / "nightly" / ctx.run_id / "ranker.txt").stat().st_size > 0
+    assert artifacts.names() == [
+        f"nightly/{run_id}/{name}" for name in ("basket_value.txt", "ranker.txt", "training.json")
+    ]
+    assert artifacts.get(f"nightly/{run_id}/ranker.txt")
 
     evaluated = STEPS["evaluate"](ctx)
     assert isinstance(evaluated["gate_passed"], bool)

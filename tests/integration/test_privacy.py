@@ -15,7 +15,7 @@ import pytest
 import requests
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from emulators.config import ROOT, StackSettings
+from emulators.config import StackSettings
 from shared.contract.events import validate_event
 from shared.freezer.bigquery_read_models import BigQueryReadModelSink
 from shared.ingestion.bigtable_events import BigtableEventStore
@@ -51,7 +51,6 @@ from tests.integration.test_ingest_api import Tap, post
 
 pytestmark = pytest.mark.integration
 
-ARTIFACTS = ROOT / ".local" / "nightly-artifacts"
 PRIVACY_COLLECTIONS = {
     "firestore:(default)/erasure_requests",
     "firestore:(default)/suppressions",
@@ -368,12 +367,12 @@ def test_an_erased_shopper_is_nowhere_and_the_others_are_untouched(
         assert time.monotonic() < deadline, "the poison was not dead-lettered by all three"
         time.sleep(1)
 
-    before = store_scan.scan(project, target, ARTIFACTS)
+    before = store_scan.scan(project, target)
     found = {where for where, n in before.items() if n}
     missing = {p.name for p in store_plan()} - found
     assert not missing, (sorted(missing), before)
     print("stores holding the shopper before erasure:", sorted(found))
-    assert store_scan.scan(project, email, ARTIFACTS)["firestore:rewards/claims"] == 1
+    assert store_scan.scan(project, email)["firestore:rewards/claims"] == 1
     others_before = _settled_others(stack, project, target)
     bigtable_before = store_scan.bigtable_counts(project)
 
@@ -387,9 +386,9 @@ def test_an_erased_shopper_is_nowhere_and_the_others_are_untouched(
     assert deleted["bigquery:orders"] == 2 and deleted["bigquery:dead_letters"] == 3
     assert deleted["bigquery:plays"] == 1 and deleted["firestore:rewards/claims"] == 1
     assert deleted["bigtable:rejected_events"] == 1
-    after = store_scan.scan(project, target, ARTIFACTS)
+    after = store_scan.scan(project, target)
     assert {where: n for where, n in after.items() if n} == {}, after
-    assert not any(store_scan.scan(project, email, ARTIFACTS).values())
+    assert not any(store_scan.scan(project, email).values())
 
     # Only the hashed traces remain: the suppression entry and the audit.
     hashed = ShopperHasher(stack["SHOPPER_HASH_KEY"].encode())(retailer, target)
@@ -416,7 +415,7 @@ def test_an_erased_shopper_is_nowhere_and_the_others_are_untouched(
     for where, count in bigtable_before.items():
         left = 1 if where == f"bigtable:{PRIVACY_MARKS_TABLE}" else 0
         assert bigtable_after[where] == count - before[where] + left, where
-    assert store_scan.scan(project, keeper, ARTIFACTS)["bigquery:orders"] == 2
+    assert store_scan.scan(project, keeper)["bigquery:orders"] == 2
 
 
 def test_an_objecting_shoppers_events_are_refused_and_not_stored(
@@ -461,7 +460,7 @@ def test_an_objecting_shoppers_events_are_refused_and_not_stored(
         time.sleep(0.5)
     # The objection's own erasure request holds the customer id until it is done.
     _swept_until_done(stack, key, answer.headers["Location"])
-    assert not any(store_scan.scan(project, objector, ARTIFACTS).values())
+    assert not any(store_scan.scan(project, objector).values())
     bad = requests.post(
         f"{stack['ERASURE_URL']}/v1/suppressions", json={"shopper": 1}, headers=headers, timeout=30
     )
