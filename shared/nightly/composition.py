@@ -16,7 +16,7 @@ from shared.decisions.compiler import PersonalRules
 from shared.nightly.context import StepContext
 from shared.nightly.service import NightlyDependencies
 from shared.platform import logs
-from shared.system.settings import NightlyStepsSettings
+from shared.system.settings import NightlyShardSettings, NightlyStepsSettings
 
 
 @functools.cache
@@ -47,6 +47,7 @@ def nightly_steps() -> NightlyDependencies:
             validity=timedelta(hours=settings.tree_validity_hours),
         ),
         write_batch=settings.write_batch,
+        shard_tasks=settings.shard_tasks,
     )
 
 
@@ -67,6 +68,23 @@ def model_context(settings: NightlyStepsSettings, run_id: str, cutoff: date) -> 
         warehouse=BigQueryWarehouse(client, settings.project, settings.dataset, NIGHTLY_TABLES),
         artifacts=GcsArtifactStore(storage(settings.project), settings.bucket, run_id),
         gate_min_lift=settings.gate_min_lift,
+    )
+
+
+def nightly_shard(settings: NightlyShardSettings | None = None) -> dict[str, Any]:
+    """One task of the ``nightly_shards`` job: its shard scored, its trees compiled."""
+    from shared.nightly.scoring import score_shard
+    from shared.nightly.service import run_shard
+    from shared.nightly.shards import Shard
+
+    settings = settings or NightlyShardSettings()
+    shard = Shard(settings.task_index, settings.task_count)
+    logs.configure(settings.log_level)
+    return run_shard(
+        nightly_steps(),
+        settings.run_id,
+        shard,
+        None if settings.skip_scoring else score_shard,
     )
 
 

@@ -98,13 +98,14 @@ def _as_text(column: str) -> str:
     return f"COALESCE(CAST(ROUND({column}, 6) AS STRING), 'nan')"
 
 
-def load_candidates(ctx: StepContext, role: str) -> Candidates:
+def load_candidates(ctx: StepContext, role: str, where: str | None = None) -> Candidates:
     """One role's candidates, fetched as one packed row per shopper.
 
     A row per candidate costs a JSON cell per feature on the way out of the warehouse;
     packing each shopper's candidates into a few strings moves the same numbers ~10x
     faster. Each packed item starts with its product id, so the strings need no common
     order. (bqemulator refuses long ``||`` chains: ``PACK`` features per string.)
+    ``where``: a further SQL predicate (one shard's shoppers).
     """
     packed = ", ".join(
         "STRING_AGG(product_id || ' ' || "
@@ -119,7 +120,8 @@ def load_candidates(ctx: StepContext, role: str) -> Candidates:
         " || '|' || COALESCE(category, ''), '^') AS y "
         f"FROM {table_ref(ctx, NIGHTLY_CANDIDATES.name)} "
         "WHERE run_id = @run_id AND role = @role "
-        "GROUP BY boundary, retailer_id, shopper_id "
+        + (f"AND ({where}) " if where else "")
+        + "GROUP BY boundary, retailer_id, shopper_id "
         "ORDER BY boundary, retailer_id, shopper_id",
         {"run_id": ctx.run_id, "role": role},
     )

@@ -15,6 +15,7 @@ from shared.system.resources import (
     DECISION_FREEZER_SUBSCRIPTION,
     FREEZER_SUBSCRIPTION,
     NIGHTLY_ARTIFACTS_BUCKET,
+    NIGHTLY_SHARD_TASKS,
     PLAYS_DEAD_LETTER_TOPIC,
     PLAYS_FREEZER_SUBSCRIPTION,
     PLAYS_TOPIC,
@@ -139,9 +140,25 @@ class NightlyStepsSettings(HashesShoppers):
     # The relative lift over P-TopFreq the ranker needs to pass the gate (0.05: +5 %).
     gate_min_lift: float = Field(default=0.0, ge=0.0)
 
+    # Tasks of the nightly_shards job when a run does not ask for a count (1..10,000:
+    # Cloud Run's task limit per execution).
+    shard_tasks: int = Field(default=NIGHTLY_SHARD_TASKS, ge=1, le=10_000)
+
     @property
     def bucket(self) -> str:
         return self.artifacts_bucket or bucket_name(self.project, NIGHTLY_ARTIFACTS_BUCKET)
+
+
+class NightlyShardSettings(NightlyStepsSettings):
+    """One task of the ``nightly_shards`` Cloud Run job: the ``NIGHTLY_`` settings, and what
+    Cloud Run sets (task index and count, attempt) and the workflow overrides (run id)."""
+
+    task_index: int = Field(ge=0, validation_alias="CLOUD_RUN_TASK_INDEX")
+    task_count: int = Field(ge=1, validation_alias="CLOUD_RUN_TASK_COUNT")
+    task_attempt: int = Field(default=0, ge=0, validation_alias="CLOUD_RUN_TASK_ATTEMPT")
+    run_id: str = Field(min_length=1, validation_alias="NIGHTLY_RUN_ID")
+    # The workflow's test-only skip_model_steps: the run's rows were written for it.
+    skip_scoring: bool = Field(default=False, validation_alias="NIGHTLY_SKIP_SCORING")
 
 
 class CampaignsSettings(CloudSettings):

@@ -3,14 +3,17 @@
 - the emulator serves google-cloud-storage: upload with metadata, download, list, 404;
 - two runs never overwrite each other's files: each run's store writes under its own
   prefix and refuses any other;
-- a run whose ``score`` is served by another process than ``train`` (another working
-  directory, ``train``'s process stopped first) finds the model, as in the cloud where the
-  steps land on different instances.
+- a run whose ``evaluate`` and ``score`` are served by another process than ``train``
+  (another working directory, ``train``'s process stopped first), and a task of the shard
+  job (a third process), find the models, as in the cloud where the steps land on
+  different instances.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +22,8 @@ import pytest
 import requests
 from google.api_core.exceptions import NotFound
 
-from emulators.config import StackSettings
+from emulators.config import ROOT, StackSettings
+from shared.nightly.firestore_runs import FirestoreNightlyRuns
 from shared.nightly.storage_artifacts import ArtifactOutsideRunError, GcsArtifactStore
 from shared.platform import clients
 from shared.platform.resource_model import bucket_name
@@ -126,7 +130,31 @@ def test_score_on_another_process_finds_the_model_train_wrote(
     assert json.loads(store.get(f"nightly/{run_id}/training.json"))["positives"] > 0
 
     with serve(scorer_dir) as scorer:  # type: ignore[attr-defined]
-        scored = _post(scorer, "/steps/score", {"run_id": run_id})
-    assert isinstance(scored["shopper_product_scores"], int)
-    assert scored["shopper_product_scores"] > 0
-    assert not any(scorer_dir.rglob("*"))
+        evaluated = _post(scorer, "/steps/evaluate", {"run_id": run_id})  # both models
+        assert evaluated["table"]
+        _post(scorer, "/steps/score", {"run_id": run_id})
+    # A task of the shard job, yet another process: scores its shard with the ranker.
+    task = subprocess.run(
+        [str(settings.venv_bin / "python"), "-m", "functions.nightly_shards.job"],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            **env,
+            "NIGHTLY_RUN_ID": run_id,
+            "CLOUD_RUN_TASK_INDEX": "0",
+            "CLOUD_RUN_TASK_COUNT": "4",
+        },
+        capture_output=True,
+        timeout=600,
+        check=False,
+    )
+    assert task.returncode == 0, task.stdout[-2000:]
+    (shard,) = (
+        s.summary
+        for name, s in FirestoreNightlyRuns(clients.firestore_client(project))
+        .get(run_id)
+        .steps.items()  # type: ignore[union-attr]
+        if name == "shard_0_of_4"
+    )
+    assert shard is not None and shard["scoring"]["shopper_product_scores"] > 0
+    assert not any(scorer_dir.rglob("*")) and not any(trainer_dir.rglob("*"))

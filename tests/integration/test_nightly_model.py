@@ -16,6 +16,8 @@ import pytest
 
 from shared.nightly.complements import MIN_PAIR_SUPPORT
 from shared.nightly.context import StepContext
+from shared.nightly.scoring import score_shard
+from shared.nightly.shards import Shard
 from shared.nightly.steps import STEPS
 from shared.nightly.storage_artifacts import GcsArtifactStore
 from shared.nightly.tables import NIGHTLY_TABLES
@@ -100,14 +102,23 @@ def test_the_four_steps_fill_their_tables_with_sane_figures(
     )
     assert ranker["value"] > 0.0
 
-    for _ in range(2):  # a re-run replaces the run's rows
-        scored = STEPS["score"](ctx)
+    # The score step writes the complements; two shards write their shoppers' rows. A
+    # re-run replaces the run's rows (the step's) or the shard's (a task's); the shards
+    # together cover every shopper once.
+    counts: dict[str, int] = {}
+    for _ in range(2):
+        counts = {k: v for k, v in STEPS["score"](ctx).items() if isinstance(v, int)}
+    by_shard = [score_shard(ctx, Shard(i, 2)) for i in (0, 1)]
+    by_shard[1] = score_shard(ctx, Shard(1, 2))
+    for table in ("shopper_product_scores", "shopper_new_products", "shopper_spend_profiles"):
+        parts = [s[table] for s in by_shard]
+        assert all(isinstance(p, int) and p > 0 for p in parts), (table, parts)
+        counts[table] = sum(p for p in parts if isinstance(p, int))
     scores = warehouse.query(
         f"SELECT retailer_id, shopper_id, product_id, rank, score FROM "
         f"`{project}.{dataset}.shopper_product_scores` WHERE run_id = @run_id",
         {"run_id": ctx.run_id},
     )
-    counts = {k: v for k, v in scored.items() if isinstance(v, int)}
     assert len(scores) == counts["shopper_product_scores"] > 0
     ranks = Counter((r["retailer_id"], r["shopper_id"]) for r in scores)
     assert all(n <= 20 for n in ranks.values())

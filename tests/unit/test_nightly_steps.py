@@ -18,6 +18,7 @@ from shared.decisions.trees import ExperienceTree
 from shared.nightly.context import StepContext
 from shared.nightly.runs import CurrentRun, RunRecord, RunStatus, StepRecord
 from shared.nightly.service import NightlyDependencies
+from shared.nightly.shards import WHOLE, Shard
 from shared.nightly.steps_api import handle
 from shared.platform.errors import StoreUnavailableError
 from shared.platform.http import Response
@@ -76,20 +77,25 @@ class Outputs:
     def __init__(self) -> None:
         self.rows: dict[str, list[tuple[str, str, ScoredProduct]]] = {}
 
-    def scores(self, run_id: str) -> Iterator[tuple[str, str, ScoredProduct]]:
+    def scores(self, run_id: str, shard: Shard = WHOLE) -> Iterator[tuple[str, str, ScoredProduct]]:
+        assert shard == WHOLE  # sharding is BigQuery's hash: tests/integration
         yield from self.rows.get(run_id, [])
 
     def complements(self, run_id: str) -> Iterator[tuple[str, Complement]]:
         yield ("r1", Complement("pasta", "sauce", lift=4.0, support=12))
 
-    def profiles(self, run_id: str) -> Iterator[tuple[str, str, SpendProfile]]:
+    def profiles(
+        self, run_id: str, shard: Shard = WHOLE
+    ) -> Iterator[tuple[str, str, SpendProfile]]:
         yield (
             "r1",
             "s1",
             SpendProfile(20, Decimal(10), Decimal(20), Decimal(30), Decimal(45), 1.5),
         )
 
-    def new_products(self, run_id: str) -> Iterator[tuple[str, str, str, int]]:
+    def new_products(
+        self, run_id: str, shard: Shard = WHOLE
+    ) -> Iterator[tuple[str, str, str, int]]:
         yield ("r1", "s1", "nappies", 2)
         yield ("r1", "s1", "baby-wipes", 1)
 
@@ -185,7 +191,8 @@ def test_compile_then_publish_makes_the_run_current(deps: NightlyDependencies) -
     assert trees[None].tree_version.startswith("default-")
     assert trees["s1"].tree_version.startswith("run-1:")
     assert "after:pasta" in trees["s1"].nodes and "promo" in trees["s1"].campaigns
-    assert deps.trees.batches == [2]  # type: ignore[attr-defined]
+    # Two bulk writes: the personal trees (a shard, here the whole run), the default ones.
+    assert deps.trees.batches == [2, 2]  # type: ignore[attr-defined]
 
     published = call(deps, "POST", "/steps/publish", {"run_id": "run-1"})
     assert published.status == 200 and published.body["previous_run_id"] is None
