@@ -487,3 +487,61 @@ def test_a_run_refused_by_the_gate_on_the_real_steps_changes_nothing_live(
     assert after is not None and after.tree_version == live.tree_version
     run = firestore.collection(RUNS).document(run_id).get().to_dict() or {}
     assert run.get("status") == "refused_by_gate", run
+
+
+def test_a_crashed_task_is_retried_alone_and_the_run_publishes_one_tree_per_shopper(
+    stack: dict[str, str], output_tables: None, unique: str
+) -> None:
+    """Two tasks; task 1 dies on its first attempt after writing two trees. The stand-in
+    retries it alone (task 0 runs once), and every scored shopper ends with exactly one
+    tree of the run (Bigtable rows are keyed by shopper: a re-run rewrites them)."""
+    from emulators.stack import function_urls, job_specs
+
+    project = stack["GOOGLE_CLOUD_PROJECT"]
+    retailer = stack["DEMO_RETAILER_ID"]
+    settings = StackSettings()
+    shoppers = [f"crash-{unique}-{i}" for i in range(12)]
+    run_id = f"crash-{unique}"
+    seed_outputs(
+        stack,
+        run_id,
+        {
+            "shopper_product_scores": [
+                {
+                    "retailer_id": retailer,
+                    "shopper_id": s,
+                    "product_id": p,
+                    "rank": r,
+                    "score": 1 / r,
+                }
+                for s in shoppers
+                for r, p in enumerate([f"pasta-{unique}", f"milk-{unique}"], start=1)
+            ],
+        },
+    )
+    specs = job_specs(settings)
+    specs["nightly-shards"]["command"] = [
+        str(settings.venv_bin / "python"),
+        "-m",
+        "tests.integration.functions.crashing_shard",
+    ]
+    env = environment(SYSTEM, function_urls(settings))
+    with serve_workflows(ROOT / "workflows", env, name="crash-workflows", jobs=specs) as wf:
+        status, summary = execute(
+            wf, project, {"run_id": run_id, "tasks": 2, "skip_model_steps": True}
+        )
+    assert status == 200, summary
+    assert summary["outcome"] == "published"
+    execution = summary["steps"]["shards"]["summary"]
+    assert [t["attempts"] for t in execution["tasks"]] == [1, 2]  # task 1 alone, retried
+    assert execution["tasks"][1]["exit_codes"] == [1, 0]
+    assert (execution["succeededCount"], execution["retriedCount"]) == (2, 1)
+    compiled = summary["steps"]["compile_trees"]["summary"]
+    assert compiled["shards"] == 2 and compiled["personal_trees"] == len(shoppers)
+    record = requests.get(f"{stack['NIGHTLY_STEPS_URL']}/runs/{run_id}", timeout=10).json()
+    shard_trees = [record["steps"][f"shard_{i}_of_2"]["summary"]["personal_trees"] for i in (0, 1)]
+    assert all(n > 0 for n in shard_trees) and sum(shard_trees) == len(shoppers)
+    trees = BigtableTrees(clients.bigtable_client(project), BIGTABLE_INSTANCE)
+    found = trees.personal([(retailer, s) for s in shoppers])
+    assert sorted(s for _, s in found) == sorted(shoppers)
+    assert all(t.tree_version.startswith(f"{run_id}:") for t in found.values())
