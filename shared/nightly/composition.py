@@ -68,6 +68,7 @@ def model_context(settings: NightlyStepsSettings, run_id: str, cutoff: date) -> 
         warehouse=BigQueryWarehouse(client, settings.project, settings.dataset, NIGHTLY_TABLES),
         artifacts=GcsArtifactStore(storage(settings.project), settings.bucket, run_id),
         gate_min_lift=settings.gate_min_lift,
+        train_shoppers=settings.train_shoppers,
     )
 
 

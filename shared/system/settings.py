@@ -143,6 +143,8 @@ class NightlyStepsSettings(HashesShoppers):
     # Tasks of the nightly_shards job when a run does not ask for a count (1..10,000:
     # Cloud Run's task limit per execution).
     shard_tasks: int = Field(default=NIGHTLY_SHARD_TASKS, ge=1, le=10_000)
+    # Shoppers the ranker and the value model train on (a hash sample); unset: all.
+    train_shoppers: int | None = Field(default=None, ge=100)
 
     @property
     def bucket(self) -> str:

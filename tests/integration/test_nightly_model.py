@@ -7,6 +7,7 @@ emulator, twice for score (idempotent per run).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import uuid
 from collections import Counter
@@ -21,6 +22,7 @@ from shared.nightly.shards import Shard
 from shared.nightly.steps import STEPS
 from shared.nightly.storage_artifacts import GcsArtifactStore
 from shared.nightly.tables import NIGHTLY_TABLES
+from shared.nightly.training import training_sample
 from shared.platform import clients
 from shared.platform.bigquery_warehouse import BigQueryWarehouse
 from shared.platform.resource_model import bucket_name
@@ -65,6 +67,21 @@ def test_the_four_steps_fill_their_tables_with_sane_figures(
     candidates = features["nightly_candidates"]
     assert isinstance(candidates, dict)
     assert candidates["train"] > 0 and candidates["evaluate"] > 0 and candidates["score"] > 0
+
+    # The training sample: about the asked number of train shoppers, by a stable hash.
+    sampled_ctx = dataclasses.replace(ctx, train_shoppers=100)
+    predicate, about = training_sample(sampled_ctx)
+    assert predicate is not None and about["sample"] == "hash", about
+    available = about["shoppers_available"]
+    assert isinstance(available, int) and available > 100
+    (row,) = warehouse.query(
+        f"SELECT COUNT(DISTINCT CONCAT(retailer_id, '/', shopper_id)) AS n "
+        f"FROM `{project}.{dataset}.nightly_shoppers` "
+        f"WHERE run_id = @run_id AND role = 'train' AND {predicate}",
+        {"run_id": run_id},
+    )
+    assert 50 <= row["n"] <= 150, (row["n"], available)  # binomial around 100
+    assert training_sample(dataclasses.replace(ctx, train_shoppers=10**6))[0] is None
 
     trained = STEPS["train"](ctx)
     positives = trained["positives"]
