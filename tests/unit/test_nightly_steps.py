@@ -330,3 +330,50 @@ def test_no_personal_tree_for_a_shopper_who_objects_or_was_erased_during_the_run
     assert compiled.status == 200, compiled.body
     assert (compiled.body["personal_trees"], compiled.body["suppressed_shoppers"]) == (1, 1)
     assert {t.shopper_id for t in deps.trees.written} == {None, "s2"}  # type: ignore[attr-defined]
+
+
+def _shard_record(personal: int, status: str = "succeeded") -> StepRecord:
+    summary = {
+        "scored_shoppers": personal,
+        "retailers": ["r1"],
+        "personal_trees": personal,
+        "trees_written": personal,
+        "bytes": 1000 * personal,
+        "max_bytes": 1500,
+        "complement_rows": 7,
+    }
+    return StepRecord(
+        status=status,
+        started_at=NOW,
+        seconds=1.0,
+        summary=summary if status == "succeeded" else None,
+    )
+
+
+def test_compile_trees_sums_the_shards_of_the_run_and_refuses_an_incomplete_set(
+    deps: NightlyDependencies,
+) -> None:
+    call(deps, "POST", "/runs", {"run_id": "run-1", "cutoff": "2026-10-26"})
+    runs = deps.runs
+    runs.record_step("run-1", "shard_0_of_2", _shard_record(3))
+    runs.record_step("run-1", "shard_1_of_2", _shard_record(0, status="failed"))
+    refused = call(deps, "POST", "/steps/compile_trees", {"run_id": "run-1"})
+    assert (refused.status, refused.body["error"]["code"]) == (409, "not_compiled")
+    assert deps.trees.written == []  # type: ignore[attr-defined]
+
+    runs.record_step("run-1", "shard_1_of_2", _shard_record(4))  # the task, retried
+    compiled = call(deps, "POST", "/steps/compile_trees", {"run_id": "run-1"})
+    assert compiled.status == 200, compiled.body
+    summary = compiled.body
+    assert (summary["shards"], summary["personal_trees"], summary["default_trees"]) == (2, 7, 1)
+    assert summary["trees_written"] == 8 and summary["tree_bytes_mean"] == 1000
+    # Only the default tree is written here: the shards wrote the personal ones.
+    assert [t.shopper_id for t in deps.trees.written] == [None]  # type: ignore[attr-defined]
+
+
+def test_shards_split_by_a_sql_hash_predicate() -> None:
+    assert Shard(1, 4).predicate() == ("MOD(MOD(FARM_FINGERPRINT(shopper_id), 4) + 4, 4) = 1")
+    assert WHOLE.name == "0-of-1"
+    for index, count in ((0, 0), (2, 2), (-1, 3)):
+        with pytest.raises(ValueError, match="need 0 <= index < count"):
+            Shard(index, count)
