@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -15,7 +18,7 @@ import pytest
 import requests
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from emulators.config import StackSettings
+from emulators.config import ROOT, StackSettings
 from shared.contract.events import validate_event
 from shared.freezer.bigquery_read_models import BigQueryReadModelSink
 from shared.ingestion.bigtable_events import BigtableEventStore
@@ -132,6 +135,21 @@ def _nightly_steps(stack: dict[str, str], run_id: str) -> dict[str, Any]:
             answer = requests.post(f"{base}/steps/{name}", json={"run_id": run_id}, timeout=900)
         assert answer.status_code == 200, (name, answer.text)
         summaries[name] = answer.json()
+        if name == "score":  # the shard job, one task: the shoppers' scores and trees
+            task = subprocess.run(
+                [sys.executable, "-m", "functions.nightly_shards.job"],
+                cwd=ROOT,
+                env={
+                    **os.environ,
+                    "NIGHTLY_RUN_ID": run_id,
+                    "CLOUD_RUN_TASK_INDEX": "0",
+                    "CLOUD_RUN_TASK_COUNT": "1",
+                },
+                capture_output=True,
+                timeout=900,
+                check=False,
+            )
+            assert task.returncode == 0, task.stdout[-2000:]
     finished = requests.post(
         f"{base}/runs/{run_id}/finish",
         json={"outcome": "failed", "summary": {"reason": "erasure test: not published"}},
