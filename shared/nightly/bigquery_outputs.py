@@ -16,6 +16,7 @@ from typing import Any
 from google.cloud import bigquery
 
 from shared.decisions.compiler import Complement, ScoredProduct, SpendProfile
+from shared.nightly.shards import WHOLE, Shard
 
 TIMEOUT_S = 600
 PAGE_SIZE = 20_000
@@ -37,10 +38,11 @@ class BigQueryNightlyOutputs:
         job = self._client.query(sql, job_config=config)
         yield from job.result(timeout=TIMEOUT_S, page_size=PAGE_SIZE)
 
-    def scores(self, run_id: str) -> Iterator[tuple[str, str, ScoredProduct]]:
+    def scores(self, run_id: str, shard: Shard = WHOLE) -> Iterator[tuple[str, str, ScoredProduct]]:
         for row in self._rows(
             "SELECT retailer_id, shopper_id, product_id, rank, score "
-            f"FROM `{self._prefix}.shopper_product_scores` WHERE run_id = @run_id",
+            f"FROM `{self._prefix}.shopper_product_scores` WHERE run_id = @run_id"
+            f" AND {shard.predicate()}",
             run_id,
         ):
             yield (
@@ -65,11 +67,14 @@ class BigQueryNightlyOutputs:
                 ),
             )
 
-    def profiles(self, run_id: str) -> Iterator[tuple[str, str, SpendProfile]]:
+    def profiles(
+        self, run_id: str, shard: Shard = WHOLE
+    ) -> Iterator[tuple[str, str, SpendProfile]]:
         for row in self._rows(
             "SELECT retailer_id, shopper_id, baskets, value_p25, value_p50, value_p75, "
             "value_p90, visits_per_week "
-            f"FROM `{self._prefix}.shopper_spend_profiles` WHERE run_id = @run_id",
+            f"FROM `{self._prefix}.shopper_spend_profiles` WHERE run_id = @run_id"
+            f" AND {shard.predicate()}",
             run_id,
         ):
             yield (
@@ -85,10 +90,13 @@ class BigQueryNightlyOutputs:
                 ),
             )
 
-    def new_products(self, run_id: str) -> Iterator[tuple[str, str, str, int]]:
+    def new_products(
+        self, run_id: str, shard: Shard = WHOLE
+    ) -> Iterator[tuple[str, str, str, int]]:
         for row in self._rows(
             "SELECT retailer_id, shopper_id, product_id, rank "
-            f"FROM `{self._prefix}.shopper_new_products` WHERE run_id = @run_id",
+            f"FROM `{self._prefix}.shopper_new_products` WHERE run_id = @run_id"
+            f" AND {shard.predicate()}",
             run_id,
         ):
             yield (

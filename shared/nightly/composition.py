@@ -3,19 +3,20 @@
 ``nightly_steps()`` builds the function's dependencies once per process: its settings,
 its clients (created on first use, never at import), the run records, the nightly
 outputs, the campaigns and the tree store; ``model_context`` builds the model steps'
-context (the warehouse and the model files) when a model step runs.
+context (the warehouse and the run's models in the artifacts bucket) when a model step runs.
 """
 
 from __future__ import annotations
 
 import functools
 from datetime import date, timedelta
+from typing import Any
 
 from shared.decisions.compiler import PersonalRules
 from shared.nightly.context import StepContext
 from shared.nightly.service import NightlyDependencies
 from shared.platform import logs
-from shared.system.settings import NightlyStepsSettings
+from shared.system.settings import NightlyShardSettings, NightlyStepsSettings
 
 
 @functools.cache
@@ -46,14 +47,14 @@ def nightly_steps() -> NightlyDependencies:
             validity=timedelta(hours=settings.tree_validity_hours),
         ),
         write_batch=settings.write_batch,
+        shard_tasks=settings.shard_tasks,
     )
 
 
 def model_context(settings: NightlyStepsSettings, run_id: str, cutoff: date) -> StepContext:
-    """The model steps' context, with the modelling half's adapters (imported when needed)."""
-    from pathlib import Path
-
-    from shared.nightly.local_artifacts import LocalArtifactStore
+    """The model steps' context, with the modelling half's adapters (imported when needed);
+    the models go to the run's prefix in the artifacts bucket, never to the instance's disk."""
+    from shared.nightly.storage_artifacts import GcsArtifactStore
     from shared.nightly.tables import NIGHTLY_TABLES
     from shared.platform import clients
     from shared.platform.bigquery_warehouse import BigQueryWarehouse
@@ -65,6 +66,32 @@ def model_context(settings: NightlyStepsSettings, run_id: str, cutoff: date) -> 
         project=settings.project,
         dataset=settings.dataset,
         warehouse=BigQueryWarehouse(client, settings.project, settings.dataset, NIGHTLY_TABLES),
-        artifacts=LocalArtifactStore(Path(settings.artifacts_dir)),
+        artifacts=GcsArtifactStore(storage(settings.project), settings.bucket, run_id),
         gate_min_lift=settings.gate_min_lift,
+        train_shoppers=settings.train_shoppers,
     )
+
+
+def nightly_shard(settings: NightlyShardSettings | None = None) -> dict[str, Any]:
+    """One task of the ``nightly_shards`` job: its shard scored, its trees compiled."""
+    from shared.nightly.scoring import score_shard
+    from shared.nightly.service import run_shard
+    from shared.nightly.shards import Shard
+
+    settings = settings or NightlyShardSettings()
+    shard = Shard(settings.task_index, settings.task_count)
+    logs.configure(settings.log_level)
+    return run_shard(
+        nightly_steps(),
+        settings.run_id,
+        shard,
+        None if settings.skip_scoring else score_shard,
+    )
+
+
+@functools.cache
+def storage(project: str) -> Any:
+    """One Cloud Storage client per process, created on first use."""
+    from shared.platform import clients
+
+    return clients.storage_client(project)

@@ -48,3 +48,6 @@ class StepContext:
     # The gate's margin: the ranker must beat P-TopFreq by at least this relative lift of
     # next-basket recall@10 (0: any surely positive difference, docs/MODEL.md).
     gate_min_lift: float = 0.0
+    # Train on about this many of the train boundaries' shoppers (None: all of them): a
+    # seeded hash sample, the same shoppers every night (docs/MODEL.md, "Training sample").
+    train_shoppers: int | None = None

@@ -1,5 +1,10 @@
 """Scoring: tonight's predictions, complements and spend profiles, for the tree compiler.
 
+The ``score`` step writes what is global to a retailer (``product_complements``); each
+shard of shoppers (``shards.Shard``, one task of the ``nightly_shards`` Cloud Run job)
+writes its own shoppers' rows of the three per-shopper tables with ``score_shard``,
+replacing only that shard's rows of the run (a retried task rewrites the same rows):
+
 - ``shopper_product_scores``: the ranker over each shopper's candidates at the end of
   history, their ``TOP_PRODUCTS`` best (rank 1 = best);
 - ``shopper_new_products``: their ``NEW_PRODUCTS`` best products never bought, from the
@@ -18,8 +23,9 @@ import time
 from shared.nightly.complements import complements_select
 from shared.nightly.context import StepContext
 from shared.nightly.evaluation import load_histories, rank_by
-from shared.nightly.features import end_of_history, table_ref
+from shared.nightly.features import HISTORY_DAYS, end_of_history, table_ref
 from shared.nightly.neighbours import recommend
+from shared.nightly.shards import WHOLE, Shard
 from shared.nightly.tables import (
     NIGHTLY_SHOPPERS,
     PRODUCT_COMPLEMENTS,
@@ -36,10 +42,26 @@ TOP_PRODUCTS = 20
 NEW_PRODUCTS = 5  # products never bought, per shopper (the trees show the first two)
 
 
-def new_products(ctx: StepContext) -> list[Row]:
-    """Each shopper's ``NEW_PRODUCTS`` best products never bought, by ``neighbours``."""
+def _shard_shoppers(ctx: StepContext, shard: Shard) -> set[tuple[str, str]]:
+    """The shoppers of the shard with history in the year before the end of history."""
+    at = f"TIMESTAMP('{end_of_history(ctx.cutoff).isoformat()}')"
+    rows = ctx.warehouse.query(
+        f"SELECT DISTINCT retailer_id, shopper_id FROM {table_ref(ctx, 'sold_products')} "
+        f"WHERE occurred_at < {at} "
+        f"AND occurred_at >= TIMESTAMP_SUB({at}, INTERVAL {HISTORY_DAYS} DAY) "
+        f"AND {shard.predicate()}"
+    )
+    return {(r["retailer_id"], r["shopper_id"]) for r in rows}
+
+
+def new_products(ctx: StepContext, shard: Shard = WHOLE) -> list[Row]:
+    """Each shopper's ``NEW_PRODUCTS`` best products never bought, by ``neighbours``: for
+    the shard's shoppers, from every shopper's history (the neighbours may be anyone)."""
     histories = load_histories(ctx, end_of_history(ctx.cutoff))
     shoppers = [(r, s) for r, h in histories.items() for s in h.shoppers]
+    if shard != WHOLE:
+        mine = _shard_shoppers(ctx, shard)
+        shoppers = [key for key in shoppers if key in mine]
     ranked = recommend(histories, shoppers, NEW_PRODUCTS, ablations=False)["neighbours"]
     return [
         {
@@ -54,8 +76,8 @@ def new_products(ctx: StepContext) -> list[Row]:
     ]
 
 
-def top_products(run_id: str, ctx: StepContext) -> list[Row]:
-    candidates = load_candidates(ctx, "score")
+def top_products(run_id: str, ctx: StepContext, shard: Shard = WHOLE) -> list[Row]:
+    candidates = load_candidates(ctx, "score", shard.predicate() if shard != WHOLE else None)
     if not candidates.keys:
         return []
     scores = load_model(ctx, "ranker.txt").predict(candidates.x)
@@ -78,38 +100,57 @@ def top_products(run_id: str, ctx: StepContext) -> list[Row]:
     return rows
 
 
-def _replace_with_select(ctx: StepContext, table: str, columns: str, select: str) -> None:
+def _replace_with_select(
+    ctx: StepContext, table: str, columns: str, select: str, where: str = "TRUE"
+) -> None:
     target = table_ref(ctx, table)
-    ctx.warehouse.execute(f"DELETE FROM {target} WHERE run_id = @run_id", {"run_id": ctx.run_id})
+    ctx.warehouse.execute(
+        f"DELETE FROM {target} WHERE run_id = @run_id AND ({where})", {"run_id": ctx.run_id}
+    )
     ctx.warehouse.execute(
         f"INSERT INTO {target} (run_id, {columns})\nSELECT @run_id, {columns} FROM ({select})",
         {"run_id": ctx.run_id},
     )
 
 
-def _count(ctx: StepContext, table: str) -> int:
+def _count(ctx: StepContext, table: str, where: str = "TRUE") -> int:
     rows = ctx.warehouse.query(
-        f"SELECT COUNT(*) AS n FROM {table_ref(ctx, table)} WHERE run_id = @run_id",
+        f"SELECT COUNT(*) AS n FROM {table_ref(ctx, table)} WHERE run_id = @run_id AND ({where})",
         {"run_id": ctx.run_id},
     )
     return int(rows[0]["n"])
 
 
 def score(ctx: StepContext) -> dict[str, object]:
-    """The score step: writes the three tables the tree compiler reads."""
+    """The score step: the retailers' product complements (the shards write the rest)."""
     started = time.monotonic()
-    ctx.warehouse.replace_rows(
-        SHOPPER_PRODUCT_SCORES.name, ctx.run_id, top_products(ctx.run_id, ctx)
-    )
-    ranked = time.monotonic()
-    ctx.warehouse.replace_rows(SHOPPER_NEW_PRODUCTS.name, ctx.run_id, new_products(ctx))
-    recommended = time.monotonic()
     _replace_with_select(
         ctx,
         PRODUCT_COMPLEMENTS.name,
         "retailer_id, product_id, complement_id, lift, support",
         complements_select(ctx, end_of_history(ctx.cutoff)),
     )
+    summary: dict[str, object] = {
+        PRODUCT_COMPLEMENTS.name: _count(ctx, PRODUCT_COMPLEMENTS.name),
+        "seconds": round(time.monotonic() - started, 1),
+    }
+    log.info("complements scored", extra={"summary": summary})
+    return summary
+
+
+def score_shard(ctx: StepContext, shard: Shard = WHOLE) -> dict[str, object]:
+    """One shard's shoppers: their top products, new products and spend profiles (the
+    shard's rows of the run replaced; ``WHOLE``: every shopper)."""
+    started = time.monotonic()
+    where = shard.predicate()
+    ctx.warehouse.replace_rows(
+        SHOPPER_PRODUCT_SCORES.name, ctx.run_id, top_products(ctx.run_id, ctx, shard), where
+    )
+    ranked = time.monotonic()
+    ctx.warehouse.replace_rows(
+        SHOPPER_NEW_PRODUCTS.name, ctx.run_id, new_products(ctx, shard), where
+    )
+    recommended = time.monotonic()
     _replace_with_select(
         ctx,
         SHOPPER_SPEND_PROFILES.name,
@@ -118,19 +159,20 @@ def score(ctx: StepContext) -> dict[str, object]:
         f"SELECT retailer_id, shopper_id, CAST(baskets AS INT64) AS baskets, value_p25, "
         f"value_p50, value_p75, value_p90, visits_per_week "
         f"FROM {table_ref(ctx, NIGHTLY_SHOPPERS.name)} "
-        "WHERE run_id = @run_id AND role = 'score'",
+        f"WHERE run_id = @run_id AND role = 'score' AND {where}",
+        where,
     )
     summary: dict[str, object] = {
-        table: _count(ctx, table)
+        table: _count(ctx, table, where)
         for table in (
             SHOPPER_PRODUCT_SCORES.name,
             SHOPPER_NEW_PRODUCTS.name,
-            PRODUCT_COMPLEMENTS.name,
             SHOPPER_SPEND_PROFILES.name,
         )
     }
+    summary["shard"] = shard.name
     summary["ranking_seconds"] = round(ranked - started, 1)
     summary["new_products_seconds"] = round(recommended - ranked, 1)
     summary["seconds"] = round(time.monotonic() - started, 1)
-    log.info("scored", extra={"summary": summary})
+    log.info("shard scored", extra={"summary": summary})
     return summary

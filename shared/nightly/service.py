@@ -11,8 +11,10 @@ Every step is idempotent for a ``run_id``: the workflow may retry any of them.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
+import re
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -39,6 +41,7 @@ from shared.nightly.runs import (
     RunRecord,
     StepRecord,
 )
+from shared.nightly.shards import WHOLE, Shard
 from shared.privacy_marks.marks import NO_MARKS, Gate
 
 log = logging.getLogger(__name__)
@@ -83,20 +86,24 @@ class TransientError(Exception):
 class NightlyOutputs(Protocol):
     """What the model steps wrote for a run (BigQuery tables of ``shared.nightly.context``)."""
 
-    def scores(self, run_id: str) -> Iterable[tuple[str, str, ScoredProduct]]:
-        """(retailer, shopper, scored product) rows."""
+    def scores(self, run_id: str, shard: Shard = WHOLE) -> Iterable[tuple[str, str, ScoredProduct]]:
+        """(retailer, shopper, scored product) rows of the shard's shoppers."""
         ...
 
     def complements(self, run_id: str) -> Iterable[tuple[str, Complement]]:
         """(retailer, complement) rows."""
         ...
 
-    def profiles(self, run_id: str) -> Iterable[tuple[str, str, SpendProfile]]:
-        """(retailer, shopper, spend profile) rows."""
+    def profiles(
+        self, run_id: str, shard: Shard = WHOLE
+    ) -> Iterable[tuple[str, str, SpendProfile]]:
+        """(retailer, shopper, spend profile) rows of the shard's shoppers."""
         ...
 
-    def new_products(self, run_id: str) -> Iterable[tuple[str, str, str, int]]:
-        """(retailer, shopper, product never bought, rank) rows."""
+    def new_products(
+        self, run_id: str, shard: Shard = WHOLE
+    ) -> Iterable[tuple[str, str, str, int]]:
+        """(retailer, shopper, product never bought, rank) rows of the shard's shoppers."""
         ...
 
 
@@ -123,14 +130,21 @@ class NightlyDependencies:
     privacy: Gate
     rules: PersonalRules = field(default_factory=PersonalRules)
     write_batch: int = 500
+    shard_tasks: int = 1  # tasks of the nightly_shards job, unless a run asks otherwise
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
 
 # --- runs ---------------------------------------------------------------------------------
 
 
-def begin_run(deps: NightlyDependencies, run_id: str | None, cutoff: date | None) -> dict[str, Any]:
-    """Start (or resume) a run: the cut-off defaults to yesterday (UTC)."""
+def begin_run(
+    deps: NightlyDependencies,
+    run_id: str | None,
+    cutoff: date | None,
+    tasks: int | None = None,
+) -> dict[str, Any]:
+    """Start (or resume) a run: the cut-off defaults to yesterday (UTC); ``tasks``, the
+    shard job's task count for this run, to ``deps.shard_tasks``."""
     now = deps.clock()
     existing = deps.runs.get(run_id) if run_id else None
     if existing is not None:
@@ -149,6 +163,7 @@ def begin_run(deps: NightlyDependencies, run_id: str | None, cutoff: date | None
         "run_id": record.run_id,
         "cutoff": record.cutoff.isoformat(),
         "started_at": record.started_at.isoformat(),
+        "tasks": tasks or deps.shard_tasks,
     }
 
 
@@ -270,40 +285,49 @@ def _jsonable(value: Any) -> Any:
 
 # --- compile_trees ------------------------------------------------------------------------
 
+SHARD_STEP = re.compile(r"^shard_(\d+)_of_(\d+)$")
+_SUMMED = (
+    "personal_trees",
+    "suppressed_shoppers",
+    "trees_written",
+    "shoppers_with_profile",
+    "shoppers_with_basket_tension",
+    "complement_nodes",
+    "new_product_recommendations",
+    "bytes",
+)
 
-def compile_trees(deps: NightlyDependencies, run_id: str) -> dict[str, Any]:
-    """Personal trees for every scored shopper and default trees for every retailer, from
-    the run's scores, complements and spend profiles and the live campaigns; written to
-    Bigtable in bulk, stamped with the compile time and valid ``rules.validity``."""
+
+def shard_step(shard: Shard) -> str:
+    """The name under which a shard's work is recorded in the run's ``steps``."""
+    return f"shard_{shard.index}_of_{shard.count}"
+
+
+def compile_shard(deps: NightlyDependencies, run_id: str, shard: Shard) -> dict[str, Any]:
+    """Personal trees for the shard's scored shoppers, from the run's scores, complements
+    and spend profiles and the live campaigns; written to Bigtable in bulk, stamped with
+    the compile time and valid ``rules.validity``. Rewrites the same rows when re-run."""
     now = deps.clock()
     scores: dict[tuple[str, str], list[ScoredProduct]] = defaultdict(list)
-    for retailer, shopper, scored in deps.outputs.scores(run_id):
+    for retailer, shopper, scored in deps.outputs.scores(run_id, shard):
         scores[(retailer, shopper)].append(scored)
-    if not scores:
-        raise NothingToCompileError(f"run {run_id} has no shopper_product_scores")
     complements: dict[str, dict[str, list[Complement]]] = defaultdict(lambda: defaultdict(list))
     complement_rows = 0
     for retailer, complement in deps.outputs.complements(run_id):
         complements[retailer][complement.product_id].append(complement)
         complement_rows += 1
-    profiles = {(r, s): p for r, s, p in deps.outputs.profiles(run_id)}
+    profiles = {(r, s): p for r, s, p in deps.outputs.profiles(run_id, shard)}
     ranked_new: dict[tuple[str, str], list[tuple[int, str]]] = defaultdict(list)
-    for retailer, shopper, product, rank in deps.outputs.new_products(run_id):
+    for retailer, shopper, product, rank in deps.outputs.new_products(run_id, shard):
         ranked_new[(retailer, shopper)].append((rank, product))
     new_products = {key: [p for _, p in sorted(rows)] for key, rows in ranked_new.items()}
     record = deps.runs.get(run_id)
     began = record.started_at if record is not None else now
-    marks = _store(lambda: deps.privacy.marks(scores), deps)
+    marks = _store(lambda: deps.privacy.marks(scores), deps) if scores else {}
     campaigns = deps.campaigns.active()
-    retailers = sorted({r for r, _ in scores} | {r for c in campaigns for r in c.retailer_ids})
     stats: dict[str, int] = defaultdict(int)
-    validity = deps.rules.validity
 
     def trees() -> Iterable[ExperienceTree]:
-        for retailer in retailers:
-            tree = compile_default_tree(retailer, campaigns, now, validity)
-            stats["default_trees"] += 1
-            yield tree
         for (retailer, shopper), scored in sorted(scores.items()):
             if marks.get((retailer, shopper), NO_MARKS).blocks(began, now):
                 stats["suppressed_shoppers"] += 1
@@ -332,15 +356,11 @@ def compile_trees(deps: NightlyDependencies, run_id: str) -> dict[str, Any]:
             yield tree
 
     written = _store(lambda: deps.trees.put_many(trees(), deps.write_batch), deps)
-    personal = stats["personal_trees"]
     return {
-        "run_id": run_id,
-        "compiled_at": now.isoformat(),
-        "valid_until": (now + validity).isoformat(),
-        "retailers": retailers,
-        "live_campaigns": sum(1 for c in campaigns if c.ends_at > now),
-        "default_trees": stats["default_trees"],
-        "personal_trees": personal,
+        "shard": shard.name,
+        "scored_shoppers": len(scores),
+        "retailers": sorted({r for r, _ in scores}),
+        "personal_trees": stats["personal_trees"],
         "suppressed_shoppers": stats["suppressed_shoppers"],
         "trees_written": written,
         "shoppers_with_profile": sum(1 for key in scores if key in profiles),
@@ -348,8 +368,127 @@ def compile_trees(deps: NightlyDependencies, run_id: str) -> dict[str, Any]:
         "complement_rows": complement_rows,
         "complement_nodes": stats["complement_nodes"],
         "new_product_recommendations": stats["new_product_recommendations"],
-        "tree_bytes_mean": round(stats["bytes"] / personal) if personal else 0,
-        "tree_bytes_max": stats["max_bytes"],
+        "bytes": stats["bytes"],
+        "max_bytes": stats["max_bytes"],
+    }
+
+
+def run_shard(
+    deps: NightlyDependencies,
+    run_id: str,
+    shard: Shard,
+    score: Callable[[StepContext, Shard], dict[str, Any]] | None,
+) -> dict[str, Any]:
+    """One task of the ``nightly_shards`` job: score the shard's shoppers (``score``, the
+    model half's ``score_shard``; None when the run's rows were written for it), then
+    compile their trees; recorded in the run as ``shard_{i}_of_{n}``."""
+    record = _run(deps, run_id)
+    name = shard_step(shard)
+    started_at = deps.clock()
+    started = time.monotonic()
+    _store(
+        lambda: deps.runs.record_step(
+            run_id, name, StepRecord(status="running", started_at=started_at)
+        ),
+        deps,
+    )
+    try:
+        scored = score(deps.model_context(run_id, record.cutoff), shard) if score else {}
+        scored_at = time.monotonic()
+        summary = compile_shard(deps, run_id, shard) | {
+            "scoring": _jsonable(scored),
+            "scoring_seconds": round(scored_at - started, 3),
+            "compile_seconds": round(time.monotonic() - scored_at, 3),
+        }
+    except BaseException as exc:
+        failed = StepRecord(
+            status="failed",
+            started_at=started_at,
+            seconds=round(time.monotonic() - started, 3),
+            error=f"{type(exc).__name__}: {exc}"[:2000],
+        )
+        with contextlib.suppress(Exception):
+            deps.runs.record_step(run_id, name, failed)
+        raise
+    done = StepRecord(
+        status="succeeded",
+        started_at=started_at,
+        seconds=round(time.monotonic() - started, 3),
+        summary=_jsonable(summary),
+    )
+    _store(lambda: deps.runs.record_step(run_id, name, done), deps)
+    log.info("nightly shard done", extra={"run_id": run_id, "shard": shard.name})
+    return summary
+
+
+def _shard_summaries(record: RunRecord | None) -> list[dict[str, Any]]:
+    """The summaries of the run's last complete set of shards (one per index of a count);
+    a count some of whose shards did not succeed is not complete."""
+    if record is None:
+        return []
+    by_count: dict[int, dict[int, StepRecord]] = defaultdict(dict)
+    for name, step in record.steps.items():
+        match = SHARD_STEP.match(name)
+        if match:
+            by_count[int(match.group(2))][int(match.group(1))] = step
+    complete = [
+        (max(s.started_at for s in steps.values()), count)
+        for count, steps in by_count.items()
+        if set(steps) == set(range(count))
+        and all(s.status == "succeeded" and s.summary is not None for s in steps.values())
+    ]
+    if not complete:
+        if by_count:
+            raise NotCompiledError(
+                f"run {record.run_id}: its shards did not all succeed "
+                f"({', '.join(sorted(n for n in record.steps if SHARD_STEP.match(n)))})"
+            )
+        return []
+    _, count = max(complete)
+    return [by_count[count][i].summary or {} for i in range(count)]
+
+
+def compile_trees(deps: NightlyDependencies, run_id: str) -> dict[str, Any]:
+    """Default trees for every retailer, and the run's personal trees: those the
+    ``nightly_shards`` job's tasks compiled (their records are summed here), or, for a
+    run without shards (a small deployment, the step service's tests), every scored
+    shopper's compiled here as one shard."""
+    record = deps.runs.get(run_id)
+    shards = _shard_summaries(record)
+    if not shards:
+        shards = [compile_shard(deps, run_id, WHOLE)]
+    scored = sum(int(s.get("scored_shoppers", 0)) for s in shards)
+    if not scored:
+        raise NothingToCompileError(f"run {run_id} has no shopper_product_scores")
+    now = deps.clock()
+    campaigns = deps.campaigns.active()
+    retailers = sorted(
+        {r for s in shards for r in s.get("retailers", [])}
+        | {r for c in campaigns for r in c.retailer_ids}
+    )
+    validity = deps.rules.validity
+    defaults = [compile_default_tree(r, campaigns, now, validity) for r in retailers]
+    written = _store(lambda: deps.trees.put_many(defaults, deps.write_batch), deps)
+    total = {key: sum(int(s.get(key, 0)) for s in shards) for key in _SUMMED}
+    personal = total["personal_trees"]
+    return {
+        "run_id": run_id,
+        "compiled_at": now.isoformat(),
+        "valid_until": (now + validity).isoformat(),
+        "retailers": retailers,
+        "live_campaigns": sum(1 for c in campaigns if c.ends_at > now),
+        "shards": len(shards),
+        "default_trees": len(defaults),
+        "personal_trees": personal,
+        "suppressed_shoppers": total["suppressed_shoppers"],
+        "trees_written": written + total["trees_written"],
+        "shoppers_with_profile": total["shoppers_with_profile"],
+        "shoppers_with_basket_tension": total["shoppers_with_basket_tension"],
+        "complement_rows": max(int(s.get("complement_rows", 0)) for s in shards),
+        "complement_nodes": total["complement_nodes"],
+        "new_product_recommendations": total["new_product_recommendations"],
+        "tree_bytes_mean": round(total["bytes"] / personal) if personal else 0,
+        "tree_bytes_max": max(int(s.get("max_bytes", 0)) for s in shards),
     }
 
 

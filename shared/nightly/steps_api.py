@@ -1,6 +1,6 @@
 """The nightly step service over HTTP, as the workflow calls it.
 
-- ``POST /runs`` ``{run_id?, cutoff?}`` -> ``{run_id, cutoff, started_at}``
+- ``POST /runs`` ``{run_id?, cutoff?, tasks?}`` -> ``{run_id, cutoff, started_at, tasks}``
 - ``POST /steps/{name}`` ``{run_id}`` -> the step's summary
 - ``POST /runs/{run_id}/finish`` ``{outcome, summary?}`` -> the run's record
 - ``GET /runs/{run_id}`` -> the run's record (progress); ``GET /runs/current``
@@ -51,6 +51,7 @@ class BeginRequest(BaseModel):
 
     run_id: str | None = Field(default=None, pattern=RUN_ID)
     cutoff: date | None = None
+    tasks: int | None = Field(default=None, ge=1, le=10_000)  # the shard job's task count
 
 
 class StepRequest(BaseModel):
@@ -110,7 +111,7 @@ def handle(
         begin = _parse(BeginRequest, body)
         if isinstance(begin, Response):
             return begin
-        return _call(lambda: begin_run(deps(), begin.run_id, begin.cutoff))
+        return _call(lambda: begin_run(deps(), begin.run_id, begin.cutoff, begin.tasks))
     if match := _STEP.match(path):
         if method != "POST":
             return error(405, "method_not_allowed", "use POST", allow="POST")
@@ -186,7 +187,7 @@ def openapi() -> dict[str, Any]:
                     "operationId": "beginRun",
                     "requestBody": json_body("BeginRequest"),
                     "responses": {
-                        "200": {"description": "{run_id, cutoff, started_at}"},
+                        "200": {"description": "{run_id, cutoff, started_at, tasks}"},
                         "400": error_response("Invalid body, or another cut-off for this run"),
                         "503": error_response("A store is unavailable (Retry-After)"),
                     },

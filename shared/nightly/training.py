@@ -98,13 +98,14 @@ def _as_text(column: str) -> str:
     return f"COALESCE(CAST(ROUND({column}, 6) AS STRING), 'nan')"
 
 
-def load_candidates(ctx: StepContext, role: str) -> Candidates:
+def load_candidates(ctx: StepContext, role: str, where: str | None = None) -> Candidates:
     """One role's candidates, fetched as one packed row per shopper.
 
     A row per candidate costs a JSON cell per feature on the way out of the warehouse;
     packing each shopper's candidates into a few strings moves the same numbers ~10x
     faster. Each packed item starts with its product id, so the strings need no common
     order. (bqemulator refuses long ``||`` chains: ``PACK`` features per string.)
+    ``where``: a further SQL predicate (one shard's shoppers).
     """
     packed = ", ".join(
         "STRING_AGG(product_id || ' ' || "
@@ -119,7 +120,8 @@ def load_candidates(ctx: StepContext, role: str) -> Candidates:
         " || '|' || COALESCE(category, ''), '^') AS y "
         f"FROM {table_ref(ctx, NIGHTLY_CANDIDATES.name)} "
         "WHERE run_id = @run_id AND role = @role "
-        "GROUP BY boundary, retailer_id, shopper_id "
+        + (f"AND ({where}) " if where else "")
+        + "GROUP BY boundary, retailer_id, shopper_id "
         "ORDER BY boundary, retailer_id, shopper_id",
         {"run_id": ctx.run_id, "role": role},
     )
@@ -173,13 +175,47 @@ def unpack_candidates(rows: Sequence[Row]) -> Candidates:
     )
 
 
-def load_shoppers(ctx: StepContext, role: str) -> list[Row]:
+def load_shoppers(ctx: StepContext, role: str, where: str | None = None) -> list[Row]:
     return ctx.warehouse.query(
         f"SELECT retailer_id, shopper_id, {', '.join(VALUE_FEATURES)}, next_value "
         f"FROM {table_ref(ctx, NIGHTLY_SHOPPERS.name)} "
-        "WHERE run_id = @run_id AND role = @role ORDER BY retailer_id, shopper_id, boundary",
+        "WHERE run_id = @run_id AND role = @role "
+        + (f"AND ({where}) " if where else "")
+        + "ORDER BY retailer_id, shopper_id, boundary",
         {"run_id": ctx.run_id, "role": role},
     )
+
+
+SAMPLE_SALT = "cartwise-train-sample"  # the sample's seed: the same shoppers every night
+SAMPLE_SCALE = 1_000_000
+
+
+def training_sample(ctx: StepContext) -> tuple[str | None, dict[str, object]]:
+    """The SQL predicate of the training sample (None: every shopper), and what it is.
+
+    A shopper is in the sample when the hash of a salted (retailer, shopper) pair falls
+    under ``size / available``: a uniform sample of about ``size`` shoppers, independent of
+    their behaviour, stable from night to night (a shopper does not flip in and out), and
+    computed inside BigQuery, so the rows of the others are never read.
+    """
+    if ctx.train_shoppers is None:
+        return None, {"sample": "all"}
+    (row,) = ctx.warehouse.query(
+        "SELECT COUNT(DISTINCT CONCAT(retailer_id, '/', shopper_id)) AS n "
+        f"FROM {table_ref(ctx, NIGHTLY_SHOPPERS.name)} WHERE run_id = @run_id AND role = 'train'",
+        {"run_id": ctx.run_id},
+    )
+    available = int(row["n"])
+    if available <= ctx.train_shoppers:
+        return None, {"sample": "all", "shoppers_available": available}
+    cut = int(SAMPLE_SCALE * ctx.train_shoppers / available)
+    hashed = f"FARM_FINGERPRINT(CONCAT('{SAMPLE_SALT}/', retailer_id, '/', shopper_id))"
+    predicate = f"MOD(MOD({hashed}, {SAMPLE_SCALE}) + {SAMPLE_SCALE}, {SAMPLE_SCALE}) < {cut}"
+    return predicate, {
+        "sample": "hash",
+        "shoppers_available": available,
+        "sample_fraction": round(cut / SAMPLE_SCALE, 6),
+    }
 
 
 def value_matrix(rows: Sequence[Row]) -> Any:
@@ -238,11 +274,12 @@ def load_model(ctx: StepContext, name: str) -> Any:
 def train(ctx: StepContext) -> dict[str, object]:
     """The train step: fits both models on the train boundaries, stores them as artifacts."""
     started = time.monotonic()
-    candidates = load_candidates(ctx, "train")
+    sample, sampled = training_sample(ctx)
+    candidates = load_candidates(ctx, "train", sample)
     loaded = time.monotonic()
     ranker = fit_ranker(candidates)
     ctx.artifacts.put(artifact(ctx.run_id, "ranker.txt"), ranker.model_to_string().encode())
-    shoppers = load_shoppers(ctx, "train")
+    shoppers = load_shoppers(ctx, "train", sample)
     value_model = fit_value_model(shoppers)
     ctx.artifacts.put(
         artifact(ctx.run_id, "basket_value.txt"), value_model.model_to_string().encode()
@@ -254,6 +291,7 @@ def train(ctx: StepContext) -> dict[str, object]:
     summary: dict[str, object] = {
         "candidates": len(candidates.keys),
         "shoppers": len(candidates.groups()),
+        "training_sample": sampled,
         "positives": int(candidates.label_next.sum()),
         "ranker_rounds": ranker.current_iteration(),
         "value_training_shoppers": sum(r["next_value"] is not None for r in shoppers),

@@ -99,10 +99,14 @@ class BigQueryWarehouse:
         result = job.result(timeout=TIMEOUT_S, page_size=50_000)
         return [dict(row.items()) for row in result]
 
-    def replace_rows(self, table: str, run_id: str, rows: Sequence[Row]) -> None:
+    def replace_rows(
+        self, table: str, run_id: str, rows: Sequence[Row], where: str | None = None
+    ) -> None:
         declared = self._tables[table]
         target = f"{self._project}.{self._dataset}.{declared.name}"
         delete = f"DELETE FROM `{target}` WHERE run_id = @run_id"  # noqa: S608
+        if where:
+            delete += f" AND ({where})"
         self.execute(delete, {"run_id": run_id})
         if not rows:
             return

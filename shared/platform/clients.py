@@ -1,9 +1,9 @@
 """Lazily built Google Cloud clients, pointed at the emulators when their hosts are set.
 
-The official libraries honour ``PUBSUB_EMULATOR_HOST``, ``BIGTABLE_EMULATOR_HOST`` and
-``FIRESTORE_EMULATOR_HOST`` themselves; BigQuery has no such variable, so
-``BIGQUERY_EMULATOR_HOST`` is read here and turned into an endpoint with anonymous
-credentials.
+The official libraries honour ``PUBSUB_EMULATOR_HOST``, ``BIGTABLE_EMULATOR_HOST``,
+``FIRESTORE_EMULATOR_HOST`` and ``STORAGE_EMULATOR_HOST`` themselves; BigQuery has no such
+variable, so ``BIGQUERY_EMULATOR_HOST`` is read here and turned into an endpoint with
+anonymous credentials.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from google.cloud import bigquery, bigtable, firestore
     from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
+    from google.cloud.storage import Client as StorageClient
 
 
 def bigquery_client(project: str, emulator_host: str | None) -> bigquery.Client:
@@ -27,6 +28,14 @@ def bigquery_client(project: str, emulator_host: str | None) -> bigquery.Client:
             client_options=ClientOptions(api_endpoint=f"http://{emulator_host}"),
         )
     return bigquery.Client(project=project)
+
+
+def storage_client(project: str) -> StorageClient:
+    """Cloud Storage; the library itself honours ``STORAGE_EMULATOR_HOST`` (anonymous
+    credentials against the emulator)."""
+    from google.cloud.storage import Client
+
+    return Client(project=project)
 
 
 def bigtable_client(project: str, *, admin: bool = False) -> bigtable.Client:

@@ -156,6 +156,15 @@ class Bucket(_Frozen):
     description: str = ""
     delete_after_days: int | None = None
 
+    def cloud_name(self, project: str) -> str:
+        return bucket_name(project, self.name)
+
+
+def bucket_name(project: str, name: str) -> str:
+    """A declared bucket's name in a project (bucket names are global: the project id first),
+    the same in the cloud (Pulumi) and on the local Cloud Storage emulator."""
+    return f"{project}-{name}"
+
 
 # --- What a component may touch, and how big it is -------------------------------------
 

@@ -20,6 +20,9 @@ class Warehouse(Protocol):
         """Run a query and return its rows as dicts."""
         ...
 
-    def replace_rows(self, table: str, run_id: str, rows: Sequence[Row]) -> None:
-        """Delete the table's rows of ``run_id``, then write ``rows`` (bulk, not streaming)."""
+    def replace_rows(
+        self, table: str, run_id: str, rows: Sequence[Row], where: str | None = None
+    ) -> None:
+        """Delete the table's rows of ``run_id`` (and of ``where``, a SQL predicate: one
+        shard's shoppers), then write ``rows`` (bulk, not streaming)."""
         ...

@@ -23,12 +23,14 @@ from shared.platform.resource_model import (
     BigQueryDataset,
     BigQueryTable,
     BigtableTable,
+    Bucket,
     Column,
     ColumnFamily,
     FirestoreDatabase,
     FirestoreIndex,
     Function,
     GcRule,
+    Job,
     RetryPolicy,
     SchedulerJob,
     Secret,
@@ -49,12 +51,14 @@ __all__ = [
     "BigQueryDataset",
     "BigQueryTable",
     "BigtableTable",
+    "Bucket",
     "Column",
     "ColumnFamily",
     "FirestoreDatabase",
     "FirestoreIndex",
     "Function",
     "GcRule",
+    "Job",
     "RetryPolicy",
     "SchedulerJob",
     "Secret",
@@ -199,6 +203,14 @@ COMPACTION_JOB = "compact-read-models"
 
 NIGHTLY_WORKFLOW = "nightly"
 NIGHTLY_STEPS_FUNCTION = "nightly_steps"
+# The nightly's models and run metadata, under nightly/{run_id}/ (docs/NIGHTLY.md).
+NIGHTLY_ARTIFACTS_BUCKET = "nightly-artifacts"
+# The Cloud Run job of the sharded steps (scoring, new items, personal trees): one task per
+# hash shard of shoppers (docs/NIGHTLY.md); a run may ask for another count.
+NIGHTLY_SHARDS_JOB = "nightly_shards"
+NIGHTLY_SHARD_TASKS = 4
+# A run needs its models for the hours it runs; a month keeps them for inspection.
+NIGHTLY_ARTIFACTS_DAYS = 30
 
 
 def inspection(topic: str) -> Subscription:
@@ -563,6 +575,7 @@ SYSTEM = SystemResources(
                 bigtable_writes=(EXPERIENCE_TREES_TABLE,),
                 bigtable_reads=(PRIVACY_MARKS_TABLE,),  # no tree for a marked shopper
                 firestore_writes=(DEFAULT_DATABASE,),
+                bucket_writes=(NIGHTLY_ARTIFACTS_BUCKET,),
                 secrets=(SHOPPER_HASH_KEY_SECRET,),
             ),
         ),
@@ -701,6 +714,32 @@ SYSTEM = SystemResources(
             description="Master key of the retailers' shopper identity secrets (signatures)",
         ),
     ),
+    jobs=(
+        Job(
+            name=NIGHTLY_SHARDS_JOB,
+            module="functions.nightly_shards.job",
+            description="Nightly shards: score and compile the trees of one hash shard of "
+            "shoppers per task (docs/NIGHTLY.md)",
+            tasks=NIGHTLY_SHARD_TASKS,
+            max_retries=3,  # per task: a crashed task is retried alone
+            sizing=Sizing(memory="4Gi", cpu="2", timeout_s=3600),
+            access=Access(
+                bigquery_writes=(BIGQUERY_DATASET,),
+                bigtable_writes=(EXPERIENCE_TREES_TABLE,),
+                bigtable_reads=(PRIVACY_MARKS_TABLE,),
+                firestore_writes=(DEFAULT_DATABASE,),
+                bucket_reads=(NIGHTLY_ARTIFACTS_BUCKET,),
+                secrets=(SHOPPER_HASH_KEY_SECRET,),
+            ),
+        ),
+    ),
+    buckets=(
+        Bucket(
+            name=NIGHTLY_ARTIFACTS_BUCKET,
+            description="nightly models and run metadata, nightly/{run_id}/ (docs/NIGHTLY.md)",
+            delete_after_days=NIGHTLY_ARTIFACTS_DAYS,
+        ),
+    ),
     workflows=(
         Workflow(
             name=NIGHTLY_WORKFLOW,
@@ -708,7 +747,7 @@ SYSTEM = SystemResources(
             "-> publish (docs/NIGHTLY.md)",
             schedule="30 2 * * *",  # after the day's last baskets are frozen
             argument="{}",  # a new run: run id from the execution, cut-off yesterday
-            access=Access(invokes=(NIGHTLY_STEPS_FUNCTION,)),
+            access=Access(invokes=(NIGHTLY_STEPS_FUNCTION,), runs_jobs=(NIGHTLY_SHARDS_JOB,)),
         ),
     ),
 )

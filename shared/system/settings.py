@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.platform.resource_model import bucket_name
 from shared.system.resources import (
     BACK_OFFICE_DATABASE,
     BIGQUERY_DATASET,
@@ -16,6 +17,8 @@ from shared.system.resources import (
     DECISION_FREEZER_SUBSCRIPTION,
     DEFAULT_DATABASE,
     FREEZER_SUBSCRIPTION,
+    NIGHTLY_ARTIFACTS_BUCKET,
+    NIGHTLY_SHARD_TASKS,
     PLAYS_DEAD_LETTER_TOPIC,
     PLAYS_FREEZER_SUBSCRIPTION,
     PLAYS_TOPIC,
@@ -163,13 +166,36 @@ class NightlyStepsSettings(HashesShoppers):
 
     dataset: str = BIGQUERY_DATASET
     bigtable_instance: str = BIGTABLE_INSTANCE
-    # Model files: a directory locally (the cloud's Cloud Storage prefix comes with Pulumi).
-    artifacts_dir: str = ".local/nightly-artifacts"
+    # Models and run metadata: the declared bucket, ``{project}-nightly-artifacts`` unless
+    # set (the Cloud Storage emulator locally, STORAGE_EMULATOR_HOST).
+    artifacts_bucket: str | None = None
     tree_validity_hours: int = Field(default=48, ge=1)
     basket_reward: str = "free delivery on this order"
     write_batch: int = Field(default=500, ge=1)
     # The relative lift over P-TopFreq the ranker needs to pass the gate (0.05: +5 %).
     gate_min_lift: float = Field(default=0.0, ge=0.0)
+
+    # Tasks of the nightly_shards job when a run does not ask for a count (1..10,000:
+    # Cloud Run's task limit per execution).
+    shard_tasks: int = Field(default=NIGHTLY_SHARD_TASKS, ge=1, le=10_000)
+    # Shoppers the ranker and the value model train on (a hash sample); unset: all.
+    train_shoppers: int | None = Field(default=None, ge=100)
+
+    @property
+    def bucket(self) -> str:
+        return self.artifacts_bucket or bucket_name(self.project, NIGHTLY_ARTIFACTS_BUCKET)
+
+
+class NightlyShardSettings(NightlyStepsSettings):
+    """One task of the ``nightly_shards`` Cloud Run job: the ``NIGHTLY_`` settings, and what
+    Cloud Run sets (task index and count, attempt) and the workflow overrides (run id)."""
+
+    task_index: int = Field(ge=0, validation_alias="CLOUD_RUN_TASK_INDEX")
+    task_count: int = Field(ge=1, validation_alias="CLOUD_RUN_TASK_COUNT")
+    task_attempt: int = Field(default=0, ge=0, validation_alias="CLOUD_RUN_TASK_ATTEMPT")
+    run_id: str = Field(min_length=1, validation_alias="NIGHTLY_RUN_ID")
+    # The workflow's test-only skip_model_steps: the run's rows were written for it.
+    skip_scoring: bool = Field(default=False, validation_alias="NIGHTLY_SKIP_SCORING")
 
 
 class CampaignsSettings(CloudSettings):

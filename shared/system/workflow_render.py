@@ -11,7 +11,9 @@ checks that it can run in both places, and returns its source and those variable
   the Cloud Run URLs, and ``source_contents=source``.
 
 The checks (``problems``) are what the emulator and the cloud both accept: every HTTP call
-carries OIDC auth (the functions are private; the emulator ignores it), sits in a ``try``
+carries OIDC auth (the functions are private; the emulator ignores it), or OAuth2 for the
+Cloud Run Admin API (``CARTWISE_RUN_API_URL``: jobs run and their operations polled;
+locally the emulator's job stand-in, which ignores it too), sits in a ``try``
 with an explicit ``retry`` whose predicate is a subworkflow with the parameter ``e``, a
 literal integer ``max_retries`` and an integer backoff ``multiplier`` (what the emulator
 can run); no ``googleapis.*`` connector (the emulator calls the real APIs); every
@@ -33,6 +35,9 @@ from shared.platform.resource_model import SystemResources, Workflow
 WORKFLOWS_DIR = Path(__file__).resolve().parents[2] / "workflows"
 _GET_ENV = re.compile(r"""sys\.get_env\(\s*["']([A-Za-z0-9_]+)["']""")
 _PLATFORM_ENV = re.compile(r"^GOOGLE_CLOUD_[A-Z_]+$")
+# The Cloud Run Admin API (jobs run, operations polled): given to a workflow that runs jobs.
+RUN_API_VARIABLE = "CARTWISE_RUN_API_URL"
+CLOUD_RUN_API = "https://run.googleapis.com/v2"
 
 
 class WorkflowRenderError(ValueError):
@@ -55,14 +60,21 @@ def source_path(name: str, directory: Path = WORKFLOWS_DIR) -> Path:
 
 
 def render(
-    workflow: Workflow, function_urls: Mapping[str, str], directory: Path = WORKFLOWS_DIR
+    workflow: Workflow,
+    function_urls: Mapping[str, str],
+    directory: Path = WORKFLOWS_DIR,
+    run_api: str = CLOUD_RUN_API,
 ) -> RenderedWorkflow:
     """The workflow's source and user environment variables; refuses a workflow that
-    could not run in both places, or a called function without a URL."""
+    could not run in both places, or a called function without a URL. A workflow that
+    runs Cloud Run jobs gets the Admin API's root, ``run_api`` (locally: the workflows
+    emulator's job stand-in)."""
     missing = [f for f in workflow.calls if f not in function_urls]
     if missing:
         raise WorkflowRenderError(f"{workflow.name}: no URL for {', '.join(missing)}")
     env = {url_variable(f): function_urls[f].rstrip("/") for f in workflow.calls}
+    if workflow.access.runs_jobs:
+        env[RUN_API_VARIABLE] = run_api.rstrip("/")
     source = source_path(workflow.name, directory).read_text()
     found = problems(source, env)
     if found:
@@ -71,17 +83,23 @@ def render(
 
 
 def render_all(
-    system: SystemResources, function_urls: Mapping[str, str], directory: Path = WORKFLOWS_DIR
+    system: SystemResources,
+    function_urls: Mapping[str, str],
+    directory: Path = WORKFLOWS_DIR,
+    run_api: str = CLOUD_RUN_API,
 ) -> list[RenderedWorkflow]:
-    return [render(w, function_urls, directory) for w in system.workflows]
+    return [render(w, function_urls, directory, run_api) for w in system.workflows]
 
 
 def environment(
-    system: SystemResources, function_urls: Mapping[str, str], directory: Path = WORKFLOWS_DIR
+    system: SystemResources,
+    function_urls: Mapping[str, str],
+    directory: Path = WORKFLOWS_DIR,
+    run_api: str = CLOUD_RUN_API,
 ) -> dict[str, str]:
     """Every workflow's variables together (the emulator serves them all in one process)."""
     merged: dict[str, str] = {}
-    for rendered in render_all(system, function_urls, directory):
+    for rendered in render_all(system, function_urls, directory, run_api):
         merged |= rendered.env
     return merged
 
@@ -172,9 +190,12 @@ def problems(source: str, env: Mapping[str, str]) -> list[str]:
                 found += _retry_problems(where, body["retry"], document)
             if not (isinstance(call, str) and call.startswith("http.")):
                 continue
-            auth = (body.get("args") or {}).get("auth")
-            if not isinstance(auth, dict) or auth.get("type") != "OIDC":
-                found.append(f"{where}: {call} without auth: {{type: OIDC}}")
+            args = body.get("args") or {}
+            auth = args.get("auth")
+            # A Google API (the Cloud Run Admin API) takes an OAuth2 token, a function OIDC.
+            wanted = "OAuth2" if RUN_API_VARIABLE in str(args.get("url", "")) else "OIDC"
+            if not isinstance(auth, dict) or auth.get("type") != wanted:
+                found.append(f"{where}: {call} without auth: {{type: {wanted}}}")
             if not retried:
                 found.append(f"{where}: {call} outside a try with an explicit retry")
     return found

@@ -3,14 +3,13 @@
 Enumerated from ``shared.system.resources.SYSTEM``, so that a new table is covered without a
 change here: every Bigtable table (keys and cell values), every BigQuery table (every
 STRING column; ``dead_letters`` decoded from base64), every Firestore database (the
-declared collections and any other found, sub-collections included), and the nightly
-artifacts directory.
+declared collections and any other found, sub-collections included), and every object
+of every declared Cloud Storage bucket (the nightly's models, on the storage emulator).
 """
 
 from __future__ import annotations
 
 import base64
-from pathlib import Path
 from typing import Any
 
 from google.cloud import bigquery
@@ -136,20 +135,26 @@ def firestore_counts(project: str, text: str) -> dict[str, int]:
     }
 
 
-def file_hits(directory: Path, text: str) -> dict[str, int]:
+def bucket_hits(project: str, text: str) -> dict[str, int]:
     needle = text.encode()
-    files = [p for p in directory.rglob("*") if p.is_file()] if directory.exists() else []
-    return {"files:nightly-artifacts": sum(1 for p in files if needle in p.read_bytes())}
+    client = clients.storage_client(project)
+    found: dict[str, int] = {}
+    for declared in SYSTEM.buckets:
+        blobs = client.list_blobs(declared.cloud_name(project))
+        found[f"storage:{declared.name}"] = sum(
+            1 for b in blobs if needle in b.name.encode() or needle in b.download_as_bytes()
+        )
+    return found
 
 
-def scan(project: str, text: str, artifacts: Path) -> dict[str, int]:
+def scan(project: str, text: str) -> dict[str, int]:
     """Where ``text`` occurs: records per table, collection or directory (all listed)."""
     client = clients.bigquery_client(project, _bigquery_host())
     return {
         **bigtable_hits(project, text),
         **bigquery_hits(client, project, text),
         **firestore_hits(project, text),
-        **file_hits(artifacts, text),
+        **bucket_hits(project, text),
     }
 
 

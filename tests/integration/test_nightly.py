@@ -96,9 +96,26 @@ def _current_run_kept(stack: dict[str, str]) -> Iterator[None]:
 
 def workflows_on(steps_url: str) -> contextlib.AbstractContextManager[str]:
     """A workflows emulator serving the real workflow file, its rendered environment
-    pointing at the step service ``steps_url``."""
+    pointing at the step service ``steps_url``; its job stand-in runs a scripted
+    nightly-shards job whose tasks report to that service (retried once)."""
     env = environment(SYSTEM, {"nightly_steps": steps_url})
-    return serve_workflows(ROOT / "workflows", env, name="nightly-workflows")
+    settings = StackSettings()
+    jobs = {
+        "nightly-shards": {
+            "command": [
+                str(settings.venv_bin / "python"),
+                "-m",
+                "tests.integration.functions.scripted_nightly_steps.shard",
+            ],
+            "cwd": str(ROOT),
+            "env": {"STEPS_URL": steps_url, "PATH": "/usr/bin:/bin"},
+            "tasks": 1,
+            "max_retries": 1,
+            "timeout_s": 60,
+            "log_dir": str(settings.logs_dir),
+        }
+    }
+    return serve_workflows(ROOT / "workflows", env, name="nightly-workflows", jobs=jobs)
 
 
 @pytest.fixture(scope="module")
@@ -120,6 +137,8 @@ def calls(steps_url: str, run_id: str) -> list[str]:
 
 
 ALL_STEPS = ["features", "train", "evaluate", "score", "compile_trees", "publish"]
+# The calls received, the job's task among them (one task: the run asks for none).
+ALL_CALLS = ["features", "train", "evaluate", "score", "shards", "compile_trees", "publish"]
 
 
 def test_the_workflow_runs_every_step_in_order_and_summarizes(
@@ -129,9 +148,11 @@ def test_the_workflow_runs_every_step_in_order_and_summarizes(
     run_id = f"ok-{unique}"
     status, summary = execute(workflows, stack["GOOGLE_CLOUD_PROJECT"], {"run_id": run_id})
     assert status == 200, summary
-    assert calls(steps_url, run_id) == ["begin", *ALL_STEPS, "finish:published"]
+    assert calls(steps_url, run_id) == ["begin", *ALL_CALLS, "finish:published"]
     assert summary["outcome"] == "published" and summary["model_steps_skipped"] is False
-    assert set(summary["steps"]) == set(ALL_STEPS)
+    assert set(summary["steps"]) == {*ALL_STEPS, "shards"}
+    execution = summary["steps"]["shards"]["summary"]
+    assert (execution["taskCount"], execution["succeededCount"]) == (1, 1)
     for name in ALL_STEPS:
         assert summary["steps"][name]["summary"]["step"] == name
         assert summary["steps"][name]["seconds"] >= 0
@@ -173,6 +194,37 @@ def test_a_transient_failure_is_retried_and_a_failed_step_is_not(
     assert status == 500
     assert error["error"]["code"] == 500
     assert calls(steps_url, broken) == ["begin", "features", "train", "finish:failed"]
+
+
+def test_the_shard_job_runs_its_tasks_retries_a_failed_one_alone_and_fails_the_run(
+    stack: dict[str, str], scripted: tuple[str, str], unique: str
+) -> None:
+    workflows, steps_url = scripted
+    project = stack["GOOGLE_CLOUD_PROJECT"]
+    three = f"three-{unique}"
+    status, summary = execute(workflows, project, {"run_id": three, "tasks": 3})
+    assert status == 200, summary
+    assert calls(steps_url, three).count("shards") == 3
+    execution = summary["steps"]["shards"]["summary"]
+    assert (execution["taskCount"], execution["succeededCount"], execution["retriedCount"]) == (
+        3,
+        3,
+        0,
+    )
+
+    flaky = f"flaky-shards-{unique}"  # its first task attempt fails, the retry succeeds
+    status, summary = execute(workflows, project, {"run_id": flaky})
+    assert status == 200, summary
+    assert calls(steps_url, flaky).count("shards") == 2
+    assert summary["steps"]["shards"]["summary"]["retriedCount"] == 1
+    assert summary["outcome"] == "published"
+
+    broken = f"broken-shards-{unique}"  # fails on every attempt: 1 + max_retries
+    status, error = execute(workflows, project, {"run_id": broken})
+    assert status == 500, error
+    assert "Task 0 failed after 2 attempt(s)" in error["error"]["message"]
+    assert calls(steps_url, broken)[-3:] == ["shards", "shards", "finish:failed"]
+    assert "compile_trees" not in calls(steps_url, broken)
 
 
 # --- end to end on the stack: published trees change the decisions ----------------------
@@ -435,3 +487,61 @@ def test_a_run_refused_by_the_gate_on_the_real_steps_changes_nothing_live(
     assert after is not None and after.tree_version == live.tree_version
     run = firestore.collection(RUNS).document(run_id).get().to_dict() or {}
     assert run.get("status") == "refused_by_gate", run
+
+
+def test_a_crashed_task_is_retried_alone_and_the_run_publishes_one_tree_per_shopper(
+    stack: dict[str, str], output_tables: None, unique: str
+) -> None:
+    """Two tasks; task 1 dies on its first attempt after writing two trees. The stand-in
+    retries it alone (task 0 runs once), and every scored shopper ends with exactly one
+    tree of the run (Bigtable rows are keyed by shopper: a re-run rewrites them)."""
+    from emulators.stack import function_urls, job_specs
+
+    project = stack["GOOGLE_CLOUD_PROJECT"]
+    retailer = stack["DEMO_RETAILER_ID"]
+    settings = StackSettings()
+    shoppers = [f"crash-{unique}-{i}" for i in range(12)]
+    run_id = f"crash-{unique}"
+    seed_outputs(
+        stack,
+        run_id,
+        {
+            "shopper_product_scores": [
+                {
+                    "retailer_id": retailer,
+                    "shopper_id": s,
+                    "product_id": p,
+                    "rank": r,
+                    "score": 1 / r,
+                }
+                for s in shoppers
+                for r, p in enumerate([f"pasta-{unique}", f"milk-{unique}"], start=1)
+            ],
+        },
+    )
+    specs = job_specs(settings)
+    specs["nightly-shards"]["command"] = [
+        str(settings.venv_bin / "python"),
+        "-m",
+        "tests.integration.functions.crashing_shard",
+    ]
+    env = environment(SYSTEM, function_urls(settings))
+    with serve_workflows(ROOT / "workflows", env, name="crash-workflows", jobs=specs) as wf:
+        status, summary = execute(
+            wf, project, {"run_id": run_id, "tasks": 2, "skip_model_steps": True}
+        )
+    assert status == 200, summary
+    assert summary["outcome"] == "published"
+    execution = summary["steps"]["shards"]["summary"]
+    assert [t["attempts"] for t in execution["tasks"]] == [1, 2]  # task 1 alone, retried
+    assert execution["tasks"][1]["exit_codes"] == [1, 0]
+    assert (execution["succeededCount"], execution["retriedCount"]) == (2, 1)
+    compiled = summary["steps"]["compile_trees"]["summary"]
+    assert compiled["shards"] == 2 and compiled["personal_trees"] == len(shoppers)
+    record = requests.get(f"{stack['NIGHTLY_STEPS_URL']}/runs/{run_id}", timeout=10).json()
+    shard_trees = [record["steps"][f"shard_{i}_of_2"]["summary"]["personal_trees"] for i in (0, 1)]
+    assert all(n > 0 for n in shard_trees) and sum(shard_trees) == len(shoppers)
+    trees = BigtableTrees(clients.bigtable_client(project), BIGTABLE_INSTANCE)
+    found = trees.personal([(retailer, s) for s in shoppers])
+    assert sorted(s for _, s in found) == sorted(shoppers)
+    assert all(t.tree_version.startswith(f"{run_id}:") for t in found.values())

@@ -7,21 +7,26 @@ emulator, twice for score (idempotent per run).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from shared.nightly.complements import MIN_PAIR_SUPPORT
 from shared.nightly.context import StepContext
-from shared.nightly.local_artifacts import LocalArtifactStore
+from shared.nightly.scoring import score_shard
+from shared.nightly.shards import Shard
 from shared.nightly.steps import STEPS
+from shared.nightly.storage_artifacts import GcsArtifactStore
 from shared.nightly.tables import NIGHTLY_TABLES
+from shared.nightly.training import training_sample
 from shared.platform import clients
 from shared.platform.bigquery_warehouse import BigQueryWarehouse
+from shared.platform.resource_model import bucket_name
+from shared.system.resources import NIGHTLY_ARTIFACTS_BUCKET
 from tests.integration.owned_data import owned_dataset
 
 pytestmark = pytest.mark.integration
@@ -37,7 +42,7 @@ def sliced(stack: dict[str, str]) -> Iterator[tuple[str, object]]:
 
 @pytest.mark.heavy
 def test_the_four_steps_fill_their_tables_with_sane_figures(
-    stack: dict[str, str], sliced: tuple[str, object], tmp_path: Path
+    stack: dict[str, str], sliced: tuple[str, object]
 ) -> None:
     dataset, client = sliced
     project = stack["GOOGLE_CLOUD_PROJECT"]
@@ -45,13 +50,16 @@ def test_the_four_steps_fill_their_tables_with_sane_figures(
     (end,) = warehouse.query(
         f"SELECT DATE(MAX(occurred_at)) AS day FROM `{project}.{dataset}.orders`"
     )
+    run_id = f"test-{uuid.uuid4().hex[:8]}"
+    storage = clients.storage_client(project)
+    artifacts = GcsArtifactStore(storage, bucket_name(project, NIGHTLY_ARTIFACTS_BUCKET), run_id)
     ctx = StepContext(
-        run_id=f"test-{uuid.uuid4().hex[:8]}",
+        run_id=run_id,
         cutoff=end["day"],
         project=project,
         dataset=dataset,
         warehouse=warehouse,
-        artifacts=LocalArtifactStore(tmp_path),
+        artifacts=artifacts,
     )
     assert set(STEPS) == {"features", "train", "evaluate", "score"}
 
@@ -60,10 +68,28 @@ def test_the_four_steps_fill_their_tables_with_sane_figures(
     assert isinstance(candidates, dict)
     assert candidates["train"] > 0 and candidates["evaluate"] > 0 and candidates["score"] > 0
 
+    # The training sample: about the asked number of train shoppers, by a stable hash.
+    sampled_ctx = dataclasses.replace(ctx, train_shoppers=100)
+    predicate, about = training_sample(sampled_ctx)
+    assert predicate is not None and about["sample"] == "hash", about
+    available = about["shoppers_available"]
+    assert isinstance(available, int) and available > 100
+    (row,) = warehouse.query(
+        f"SELECT COUNT(DISTINCT CONCAT(retailer_id, '/', shopper_id)) AS n "
+        f"FROM `{project}.{dataset}.nightly_shoppers` "
+        f"WHERE run_id = @run_id AND role = 'train' AND {predicate}",
+        {"run_id": run_id},
+    )
+    assert 50 <= row["n"] <= 150, (row["n"], available)  # binomial around 100
+    assert training_sample(dataclasses.replace(ctx, train_shoppers=10**6))[0] is None
+
     trained = STEPS["train"](ctx)
     positives = trained["positives"]
     assert isinstance(positives, int) and positives > 0
-    assert (tmp_path / "nightly" / ctx.run_id / "ranker.txt").stat().st_size > 0
+    assert artifacts.names() == [
+        f"nightly/{run_id}/{name}" for name in ("basket_value.txt", "ranker.txt", "training.json")
+    ]
+    assert artifacts.get(f"nightly/{run_id}/ranker.txt")
 
     evaluated = STEPS["evaluate"](ctx)
     assert isinstance(evaluated["gate_passed"], bool)
@@ -93,14 +119,23 @@ def test_the_four_steps_fill_their_tables_with_sane_figures(
     )
     assert ranker["value"] > 0.0
 
-    for _ in range(2):  # a re-run replaces the run's rows
-        scored = STEPS["score"](ctx)
+    # The score step writes the complements; two shards write their shoppers' rows. A
+    # re-run replaces the run's rows (the step's) or the shard's (a task's); the shards
+    # together cover every shopper once.
+    counts: dict[str, int] = {}
+    for _ in range(2):
+        counts = {k: v for k, v in STEPS["score"](ctx).items() if isinstance(v, int)}
+    by_shard = [score_shard(ctx, Shard(i, 2)) for i in (0, 1)]
+    by_shard[1] = score_shard(ctx, Shard(1, 2))
+    for table in ("shopper_product_scores", "shopper_new_products", "shopper_spend_profiles"):
+        parts = [s[table] for s in by_shard]
+        assert all(isinstance(p, int) and p > 0 for p in parts), (table, parts)
+        counts[table] = sum(p for p in parts if isinstance(p, int))
     scores = warehouse.query(
         f"SELECT retailer_id, shopper_id, product_id, rank, score FROM "
         f"`{project}.{dataset}.shopper_product_scores` WHERE run_id = @run_id",
         {"run_id": ctx.run_id},
     )
-    counts = {k: v for k, v in scored.items() if isinstance(v, int)}
     assert len(scores) == counts["shopper_product_scores"] > 0
     ranks = Counter((r["retailer_id"], r["shopper_id"]) for r in scores)
     assert all(n <= 20 for n in ranks.values())

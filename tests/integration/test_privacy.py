@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -51,7 +54,6 @@ from tests.integration.test_ingest_api import Tap, post
 
 pytestmark = pytest.mark.integration
 
-ARTIFACTS = ROOT / ".local" / "nightly-artifacts"
 PRIVACY_COLLECTIONS = {
     "firestore:(default)/erasure_requests",
     "firestore:(default)/suppressions",
@@ -133,6 +135,21 @@ def _nightly_steps(stack: dict[str, str], run_id: str) -> dict[str, Any]:
             answer = requests.post(f"{base}/steps/{name}", json={"run_id": run_id}, timeout=900)
         assert answer.status_code == 200, (name, answer.text)
         summaries[name] = answer.json()
+        if name == "score":  # the shard job, one task: the shoppers' scores and trees
+            task = subprocess.run(
+                [sys.executable, "-m", "functions.nightly_shards.job"],
+                cwd=ROOT,
+                env={
+                    **os.environ,
+                    "NIGHTLY_RUN_ID": run_id,
+                    "CLOUD_RUN_TASK_INDEX": "0",
+                    "CLOUD_RUN_TASK_COUNT": "1",
+                },
+                capture_output=True,
+                timeout=900,
+                check=False,
+            )
+            assert task.returncode == 0, task.stdout[-2000:]
     finished = requests.post(
         f"{base}/runs/{run_id}/finish",
         json={"outcome": "failed", "summary": {"reason": "erasure test: not published"}},
@@ -368,12 +385,12 @@ def test_an_erased_shopper_is_nowhere_and_the_others_are_untouched(
         assert time.monotonic() < deadline, "the poison was not dead-lettered by all three"
         time.sleep(1)
 
-    before = store_scan.scan(project, target, ARTIFACTS)
+    before = store_scan.scan(project, target)
     found = {where for where, n in before.items() if n}
     missing = {p.name for p in store_plan()} - found
     assert not missing, (sorted(missing), before)
     print("stores holding the shopper before erasure:", sorted(found))
-    assert store_scan.scan(project, email, ARTIFACTS)["firestore:rewards/claims"] == 1
+    assert store_scan.scan(project, email)["firestore:rewards/claims"] == 1
     others_before = _settled_others(stack, project, target)
     bigtable_before = store_scan.bigtable_counts(project)
 
@@ -387,9 +404,9 @@ def test_an_erased_shopper_is_nowhere_and_the_others_are_untouched(
     assert deleted["bigquery:orders"] == 2 and deleted["bigquery:dead_letters"] == 3
     assert deleted["bigquery:plays"] == 1 and deleted["firestore:rewards/claims"] == 1
     assert deleted["bigtable:rejected_events"] == 1
-    after = store_scan.scan(project, target, ARTIFACTS)
+    after = store_scan.scan(project, target)
     assert {where: n for where, n in after.items() if n} == {}, after
-    assert not any(store_scan.scan(project, email, ARTIFACTS).values())
+    assert not any(store_scan.scan(project, email).values())
 
     # Only the hashed traces remain: the suppression entry and the audit.
     hashed = ShopperHasher(stack["SHOPPER_HASH_KEY"].encode())(retailer, target)
@@ -416,7 +433,7 @@ def test_an_erased_shopper_is_nowhere_and_the_others_are_untouched(
     for where, count in bigtable_before.items():
         left = 1 if where == f"bigtable:{PRIVACY_MARKS_TABLE}" else 0
         assert bigtable_after[where] == count - before[where] + left, where
-    assert store_scan.scan(project, keeper, ARTIFACTS)["bigquery:orders"] == 2
+    assert store_scan.scan(project, keeper)["bigquery:orders"] == 2
 
 
 def test_an_objecting_shoppers_events_are_refused_and_not_stored(
@@ -461,7 +478,7 @@ def test_an_objecting_shoppers_events_are_refused_and_not_stored(
         time.sleep(0.5)
     # The objection's own erasure request holds the customer id until it is done.
     _swept_until_done(stack, key, answer.headers["Location"])
-    assert not any(store_scan.scan(project, objector, ARTIFACTS).values())
+    assert not any(store_scan.scan(project, objector).values())
     bad = requests.post(
         f"{stack['ERASURE_URL']}/v1/suppressions", json={"shopper": 1}, headers=headers, timeout=30
     )

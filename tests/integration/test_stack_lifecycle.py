@@ -33,6 +33,7 @@ def isolated(tmp_path: Path) -> Iterator[StackSettings]:
         bigquery_port=base.bigquery_port + 1000,
         bigquery_grpc_port=base.bigquery_grpc_port + 1000,
         workflows_port=base.workflows_port + 1000,
+        storage_port=base.storage_port + 1000,
         functions_base_port=base.functions_base_port + 1000,
     )
     guard(settings.emulator_env())  # a demo- project on loopback, before anything starts

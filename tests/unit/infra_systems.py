@@ -88,7 +88,7 @@ def extended_system() -> SystemResources:
                 access=Access(firestore_writes=(REWARDS_DATABASE,)),
             ),
         ),
-        buckets=(Bucket(name="artifacts", delete_after_days=30),),
+        buckets=(*SYSTEM.buckets, Bucket(name="artifacts", delete_after_days=30)),
         workflows=(
             Workflow(
                 name="nightly",

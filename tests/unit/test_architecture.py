@@ -28,7 +28,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT / "shared"
-ADAPTER_PREFIXES = ("bigquery_", "bigtable_", "firestore_", "pubsub_")
+ADAPTER_PREFIXES = ("bigquery_", "bigtable_", "firestore_", "pubsub_", "storage_")
 GOOGLE_ALLOWED = {"shared.platform.clients", "shared.platform.transient"}
 DOCS = [
     ROOT / "README.md",

@@ -10,6 +10,7 @@ SAFE = {
     "BIGTABLE_EMULATOR_HOST": "localhost:8086",
     "FIRESTORE_EMULATOR_HOST": "127.0.0.1:8087",
     "BIGQUERY_EMULATOR_HOST": "127.0.0.1:9050",
+    "STORAGE_EMULATOR_HOST": "http://127.0.0.1:8089",
     "INGEST_URL": "http://127.0.0.1:8100",
 }
 
@@ -25,6 +26,8 @@ def test_safe_environment_passes() -> None:
         ("PUBSUB_EMULATOR_HOST", "10.0.0.5:8085"),
         ("BIGQUERY_EMULATOR_HOST", "bigquery.googleapis.com:443"),
         ("INGEST_URL", "https://ingest.example.com"),
+        ("STORAGE_EMULATOR_HOST", "https://storage.googleapis.com"),
+        ("STORAGE_EMULATOR_HOST", "10.0.0.5:8089"),
     ],
 )
 def test_unsafe_environment_is_refused(key: str, value: str) -> None:
@@ -32,8 +35,9 @@ def test_unsafe_environment_is_refused(key: str, value: str) -> None:
         guard({**SAFE, key: value})
 
 
-def test_missing_emulator_host_is_refused() -> None:
+@pytest.mark.parametrize("key", ["FIRESTORE_EMULATOR_HOST", "STORAGE_EMULATOR_HOST"])
+def test_missing_emulator_host_is_refused(key: str) -> None:
     env = dict(SAFE)
-    del env["FIRESTORE_EMULATOR_HOST"]
+    del env[key]
     with pytest.raises(UnsafeStackError):
         guard(env)

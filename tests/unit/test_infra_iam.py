@@ -441,9 +441,10 @@ def test_the_shopper_hash_key_reaches_the_privacy_path_and_the_mark_readers_only
     functions = ("ingest_events", "erasure_requests", "privacy_maintenance", "experiences")
     mark_readers = ("plays", "nightly_steps", "decide_events")  # the decider: push form
     workers = ("freeze_events", "freeze_decisions", "freeze_plays")
+    jobs = ("nightly_shards",)  # compiles personal trees: reads the marks too
     assert holders == {sa(program, "fn", n) for n in (*functions, *mark_readers)} | {
         sa(program, "wk", n) for n in workers
-    }
+    } | {sa(program, "job", n) for n in jobs}
 
 
 def test_declared_access_points_at_declared_resources() -> None:

@@ -122,7 +122,7 @@ def test_every_function_folder_is_deployed() -> None:
     folders = {
         p.name
         for p in (ROOT / "functions").iterdir()
-        if p.is_dir() and ((p / "main.py").is_file() or (p / "worker.py").is_file())
+        if p.is_dir() and any((p / f).is_file() for f in ("main.py", "worker.py", "job.py"))
     }
     declared = {f.name for f in SYSTEM.functions} | {w.name for w in SYSTEM.workers}
     declared |= {j.module.split(".")[1] for j in SYSTEM.jobs}

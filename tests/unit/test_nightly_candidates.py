@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from shared.nightly.evaluation import Result, Targets, compare, gate, rank_by, split_recall
 from shared.nightly.features import HORIZON_DAYS, boundaries, end_of_history
-from shared.nightly.local_artifacts import LocalArtifactStore
 from shared.nightly.training import FEATURES, Candidates, fit_ranker
 
 
@@ -120,13 +118,3 @@ def test_gate_needs_a_difference_surely_above_zero() -> None:
     # NIGHTLY_GATE_MIN_LIFT: +25 % over 0.16 is 0.20, which 0.20 does not exceed.
     assert gate(passing, 0.2)["gate_passed"] is True
     assert gate(passing, 0.25)["gate_passed"] is False
-
-
-def test_local_artifacts_round_trip_and_refuse_escaping_names(tmp_path: Path) -> None:
-    store = LocalArtifactStore(tmp_path)
-    store.put("nightly/r1/ranker.txt", b"model")
-    assert store.get("nightly/r1/ranker.txt") == b"model"
-    with pytest.raises(KeyError):
-        store.get("nightly/r2/ranker.txt")
-    with pytest.raises(ValueError):
-        store.put("../outside", b"x")

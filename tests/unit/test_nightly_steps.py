@@ -18,6 +18,7 @@ from shared.decisions.trees import ExperienceTree
 from shared.nightly.context import StepContext
 from shared.nightly.runs import CurrentRun, RunRecord, RunStatus, StepRecord
 from shared.nightly.service import NightlyDependencies
+from shared.nightly.shards import WHOLE, Shard
 from shared.nightly.steps_api import handle
 from shared.platform.errors import StoreUnavailableError
 from shared.platform.http import Response
@@ -76,20 +77,25 @@ class Outputs:
     def __init__(self) -> None:
         self.rows: dict[str, list[tuple[str, str, ScoredProduct]]] = {}
 
-    def scores(self, run_id: str) -> Iterator[tuple[str, str, ScoredProduct]]:
+    def scores(self, run_id: str, shard: Shard = WHOLE) -> Iterator[tuple[str, str, ScoredProduct]]:
+        assert shard == WHOLE  # sharding is BigQuery's hash: tests/integration
         yield from self.rows.get(run_id, [])
 
     def complements(self, run_id: str) -> Iterator[tuple[str, Complement]]:
         yield ("r1", Complement("pasta", "sauce", lift=4.0, support=12))
 
-    def profiles(self, run_id: str) -> Iterator[tuple[str, str, SpendProfile]]:
+    def profiles(
+        self, run_id: str, shard: Shard = WHOLE
+    ) -> Iterator[tuple[str, str, SpendProfile]]:
         yield (
             "r1",
             "s1",
             SpendProfile(20, Decimal(10), Decimal(20), Decimal(30), Decimal(45), 1.5),
         )
 
-    def new_products(self, run_id: str) -> Iterator[tuple[str, str, str, int]]:
+    def new_products(
+        self, run_id: str, shard: Shard = WHOLE
+    ) -> Iterator[tuple[str, str, str, int]]:
         yield ("r1", "s1", "nappies", 2)
         yield ("r1", "s1", "baby-wipes", 1)
 
@@ -185,7 +191,8 @@ def test_compile_then_publish_makes_the_run_current(deps: NightlyDependencies) -
     assert trees[None].tree_version.startswith("default-")
     assert trees["s1"].tree_version.startswith("run-1:")
     assert "after:pasta" in trees["s1"].nodes and "promo" in trees["s1"].campaigns
-    assert deps.trees.batches == [2]  # type: ignore[attr-defined]
+    # Two bulk writes: the personal trees (a shard, here the whole run), the default ones.
+    assert deps.trees.batches == [2, 2]  # type: ignore[attr-defined]
 
     published = call(deps, "POST", "/steps/publish", {"run_id": "run-1"})
     assert published.status == 200 and published.body["previous_run_id"] is None
@@ -323,3 +330,50 @@ def test_no_personal_tree_for_a_shopper_who_objects_or_was_erased_during_the_run
     assert compiled.status == 200, compiled.body
     assert (compiled.body["personal_trees"], compiled.body["suppressed_shoppers"]) == (1, 1)
     assert {t.shopper_id for t in deps.trees.written} == {None, "s2"}  # type: ignore[attr-defined]
+
+
+def _shard_record(personal: int, status: str = "succeeded") -> StepRecord:
+    summary = {
+        "scored_shoppers": personal,
+        "retailers": ["r1"],
+        "personal_trees": personal,
+        "trees_written": personal,
+        "bytes": 1000 * personal,
+        "max_bytes": 1500,
+        "complement_rows": 7,
+    }
+    return StepRecord(
+        status=status,
+        started_at=NOW,
+        seconds=1.0,
+        summary=summary if status == "succeeded" else None,
+    )
+
+
+def test_compile_trees_sums_the_shards_of_the_run_and_refuses_an_incomplete_set(
+    deps: NightlyDependencies,
+) -> None:
+    call(deps, "POST", "/runs", {"run_id": "run-1", "cutoff": "2026-10-26"})
+    runs = deps.runs
+    runs.record_step("run-1", "shard_0_of_2", _shard_record(3))
+    runs.record_step("run-1", "shard_1_of_2", _shard_record(0, status="failed"))
+    refused = call(deps, "POST", "/steps/compile_trees", {"run_id": "run-1"})
+    assert (refused.status, refused.body["error"]["code"]) == (409, "not_compiled")
+    assert deps.trees.written == []  # type: ignore[attr-defined]
+
+    runs.record_step("run-1", "shard_1_of_2", _shard_record(4))  # the task, retried
+    compiled = call(deps, "POST", "/steps/compile_trees", {"run_id": "run-1"})
+    assert compiled.status == 200, compiled.body
+    summary = compiled.body
+    assert (summary["shards"], summary["personal_trees"], summary["default_trees"]) == (2, 7, 1)
+    assert summary["trees_written"] == 8 and summary["tree_bytes_mean"] == 1000
+    # Only the default tree is written here: the shards wrote the personal ones.
+    assert [t.shopper_id for t in deps.trees.written] == [None]  # type: ignore[attr-defined]
+
+
+def test_shards_split_by_a_sql_hash_predicate() -> None:
+    assert Shard(1, 4).predicate() == ("MOD(MOD(FARM_FINGERPRINT(shopper_id), 4) + 4, 4) = 1")
+    assert WHOLE.name == "0-of-1"
+    for index, count in ((0, 0), (2, 2), (-1, 3)):
+        with pytest.raises(ValueError, match="need 0 <= index < count"):
+            Shard(index, count)

@@ -23,7 +23,8 @@ def test_the_nightly_workflow_renders_unchanged_with_its_steps_url() -> None:
     rendered = render(SYSTEM.workflows[0], URLS)
     assert rendered.name == "nightly"
     assert rendered.env == {
-        "CARTWISE_NIGHTLY_STEPS_URL": "https://nightly-steps-abc.a.run.app"  # no trailing /
+        "CARTWISE_NIGHTLY_STEPS_URL": "https://nightly-steps-abc.a.run.app",  # no trailing /
+        "CARTWISE_RUN_API_URL": "https://run.googleapis.com/v2",  # it runs nightly-shards
     }
     path = Path(__file__).parents[2] / "workflows" / "nightly.workflows.yaml"
     assert rendered.source == path.read_text()  # deployed byte for byte
@@ -100,6 +101,10 @@ def test_every_step_call_of_the_nightly_workflow_goes_through_the_retried_post()
         for step in item.values()
         if "try" in step and str(step["try"].get("call", "")).startswith("http.")
     ]
-    assert [name for name, _ in http_calls] == ["post"]
-    assert http_calls[0][1]["try"]["args"]["auth"] == {"type": "OIDC", "audience": "${base}"}
+    assert [name for name, _ in http_calls] == ["shard_job", "shard_job", "post"]
+    assert http_calls[2][1]["try"]["args"]["auth"] == {"type": "OIDC", "audience": "${base}"}
+    # The shard job's run and its operation: the Cloud Run Admin API, with OAuth2.
+    for _, step in http_calls[:2]:
+        assert step["try"]["args"]["auth"] == {"type": "OAuth2"}
+        assert "CARTWISE_RUN_API_URL" in step["try"]["args"]["url"]
     assert Workflow(name="nightly").name in {w.name for w in SYSTEM.workflows}

@@ -286,7 +286,7 @@ class Buckets(pulumi.ComponentResource):
                 )
             ctx.buckets[declared.name] = gcp.storage.Bucket(
                 f"bucket-{declared.name}",
-                name=f"{ctx.project}-{declared.name}",
+                name=declared.cloud_name(ctx.project),
                 project=ctx.project,
                 location=ctx.region,
                 uniform_bucket_level_access=True,

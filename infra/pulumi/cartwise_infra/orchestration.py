@@ -20,6 +20,7 @@ import pulumi_gcp as gcp
 from cartwise_infra import iam
 from cartwise_infra.context import Context, cloud_name
 from shared.platform.resource_model import Access, SchedulerJob, Workflow
+from shared.system.workflow_render import CLOUD_RUN_API, RUN_API_VARIABLE
 
 WORKFLOW_SUFFIX = ".workflows.yaml"
 # Variables every workflow has (Cloud Workflows' own).
@@ -89,7 +90,7 @@ def check_references(ctx: Context, declared: Workflow, source: str) -> None:
     found = references(source)
     url_env = ctx.function_url_env()
     by_env = {variable: name for name, variable in url_env.items()}
-    known_env = BUILTIN_ENV | {"CARTWISE_REGION"} | set(by_env)
+    known_env = BUILTIN_ENV | {"CARTWISE_REGION", RUN_API_VARIABLE} | set(by_env)
     problems = [f"unknown variable {v}" for v in sorted(found.env - known_env)]
     for variable in sorted(found.env & set(by_env)):
         if by_env[variable] not in declared.access.invokes:
@@ -111,7 +112,10 @@ def check_workflows(ctx: Context) -> None:
 
 
 def user_env_vars(ctx: Context) -> dict[str, pulumi.Input[str]]:
-    env: dict[str, pulumi.Input[str]] = {"CARTWISE_REGION": ctx.region}
+    env: dict[str, pulumi.Input[str]] = {
+        "CARTWISE_REGION": ctx.region,
+        RUN_API_VARIABLE: CLOUD_RUN_API,  # the jobs a workflow runs, their operations
+    }
     for name, variable in ctx.function_url_env().items():
         env[variable] = ctx.functions[name].url
     return env

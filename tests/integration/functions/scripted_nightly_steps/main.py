@@ -2,7 +2,8 @@
 
 The run id says what to do: ``gate-...`` -> evaluate answers ``gate_passed: false``;
 ``flaky-<step>-...`` -> that step answers 503 once, then succeeds; ``broken-<step>-...`` ->
-that step answers 500. ``GET /calls/{run_id}`` lists the calls received for a run.
+that step answers 500. Step ``shards`` is called by each task of the scripted job
+(``shard.py``), once per attempt. ``GET /calls/{run_id}`` lists the calls received for a run.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ def scripted_nightly_steps(request: flask.Request) -> tuple[dict[str, Any], int]
         run_id = body.get("run_id") or "unnamed"
         with _lock:
             _calls[run_id].append("begin")
-        return {"run_id": run_id, "cutoff": "2026-11-22", "started_at": "x"}, 200
+        tasks = body.get("tasks") or 1
+        return {"run_id": run_id, "cutoff": "2026-11-22", "started_at": "x", "tasks": tasks}, 200
     if path.startswith("/runs/") and path.endswith("/finish"):
         run_id = path.split("/")[2]
         with _lock:
