@@ -257,9 +257,8 @@ def _swept_until_done(
         time.sleep(1)
 
 
-def _erasure(
-    stack: dict[str, str], api_key: str, shopper: str, timeout_s: float = 300
-) -> dict[str, Any]:
+def _requested(stack: dict[str, str], api_key: str, shopper: str) -> str:
+    """Request the shopper's erasure; the request's path."""
     headers = {"X-Api-Key": api_key, "Content-Type": "application/json"}
     created = requests.post(
         f"{stack['ERASURE_URL']}/v1/erasure-requests",
@@ -271,9 +270,13 @@ def _erasure(
     body = created.json()
     assert body["status"] == "running" and "shopper_id" not in body
     assert set(body["receipts"]) == {p.name for p in store_plan()}
-    return _swept_until_done(
-        stack, api_key, f"/v1/erasure-requests/{body['request_id']}", timeout_s
-    )
+    return f"/v1/erasure-requests/{body['request_id']}"
+
+
+def _erasure(
+    stack: dict[str, str], api_key: str, shopper: str, timeout_s: float = 300
+) -> dict[str, Any]:
+    return _swept_until_done(stack, api_key, _requested(stack, api_key, shopper), timeout_s)
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from shared.platform import clients
 from shared.system.resources import BIGTABLE_INSTANCE
 from tests.factories import event
 from tests.integration.test_ingest_api import shopper_rows
-from tests.integration.test_privacy import _erasure, _swept_until_done
+from tests.integration.test_privacy import _erasure, _requested, _swept_until_done
 from tests.integration.test_rewards import firestore, game, play, token
 
 pytestmark = pytest.mark.integration
@@ -316,14 +316,7 @@ def test_an_erasure_waits_for_the_nightly_run_in_progress(
     run.set({"run_id": run.id, "status": "running", "started_at": datetime.now(UTC).isoformat()})
     table = f"`{stack['GOOGLE_CLOUD_PROJECT']}.cartwise.nightly_shoppers`"
     try:
-        created = requests.post(
-            f"{stack['ERASURE_URL']}/v1/erasure-requests",
-            json={"shopper_id": shopper},
-            headers=headers,
-            timeout=30,
-        )
-        assert created.status_code == 202, created.text
-        path = f"/v1/erasure-requests/{created.json()['request_id']}"
+        path = _requested(stack, stack["DEMO_API_KEY"], shopper)
         settled = time.monotonic() + 21  # PRIVACY_ERASURE_SETTLE_S is 20 s locally
         sweep = f"{stack['PRIVACY_MAINTENANCE_URL']}/erasures/run"
         assert requests.post(sweep, timeout=600).status_code == 200  # the first pass
