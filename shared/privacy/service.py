@@ -14,6 +14,7 @@ Pure domain logic: no cloud API here (adapters in ``shared/adapters/``).
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -424,6 +425,9 @@ def run_pending_erasures(
     A request that fails is logged and left running: it never blocks the ones after it.
     One still running past ``deadline`` is logged as overdue (an alert)."""
     advanced = []
+    # Asked at most once per sweep, not once per request: a run that ends during the sweep
+    # frees the next sweep; one that starts during it read the erased read models.
+    work_in_progress = functools.cache(work_in_progress)
     for request in requests.running(limit):
         try:
             advanced.append(

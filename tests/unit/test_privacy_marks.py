@@ -15,6 +15,7 @@ from shared.privacy.service import (
     object_to_processing,
     request_erasure,
     run_erasure,
+    run_pending_erasures,
 )
 from shared.privacy_marks.marks import ERASURE_MARK_DAYS, Marks, PrivacyGate, ShopperHasher
 from shared.system.resources import ERASED_FAMILY, PRIVACY_MARKS_TABLE, SYSTEM
@@ -176,6 +177,27 @@ def test_with_no_settle_a_run_in_progress_still_holds_the_last_pass() -> None:
     assert first.status == "running" and first.passes == 1 and store.records == []
     busy.clear()
     assert sweep().status == "done"
+
+
+def test_a_sweep_asks_once_for_work_in_progress_whatever_the_number_of_requests() -> None:
+    store = Store([])
+    registry = StoreRegistry([RegisteredStore("a", DataClass.FEATURES, store)])
+    requests, audit = Requests(), Audit()
+    for shopper in ("s-1", "s-2", "s-3"):
+        request_erasure(
+            requests, Suppressions(), MemoryMarks(), ShopperHasher(KEY), ["a"], "r", shopper, NOW
+        )
+    asked: list[int] = []
+
+    def in_progress() -> str | None:
+        asked.append(1)
+        return "nightly run n-3 in progress"
+
+    swept = run_pending_erasures(
+        registry, requests, audit, lambda: NOW, lambda e: False, 20, timedelta(0), in_progress
+    )
+    assert [r.waiting_for for r in swept] == ["nightly run n-3 in progress"] * 3
+    assert len(asked) == 1
 
 
 def _erased_gate() -> PrivacyGate:
