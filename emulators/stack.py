@@ -348,6 +348,8 @@ def functions_env(settings: StackSettings) -> dict[str, str]:
         # stops holding erasures after an hour.
         "PRIVACY_NIGHTLY_MAX_RUN_S": "3600",
         "INGEST_SUPPRESSION_CACHE_TTL_S": "5",
+        # As in the cloud; the emulator accepts the name and has no profiles (one cluster).
+        "BIGTABLE_APP_PROFILE": SYSTEM.bigtable_app_profile,
     }
 
 
