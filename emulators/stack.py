@@ -219,6 +219,8 @@ def components(settings: StackSettings, system: SystemResources = SYSTEM) -> lis
         # stops holding erasures after an hour.
         "PRIVACY_NIGHTLY_MAX_RUN_S": "3600",
         "INGEST_SUPPRESSION_CACHE_TTL_S": "5",
+        # As in the cloud; the emulator accepts the name and has no profiles (one cluster).
+        "BIGTABLE_APP_PROFILE": SYSTEM.bigtable_app_profile,
     }
     ports = function_ports(settings, [f.name for f in system.functions])
     for function in system.functions:

@@ -20,7 +20,7 @@ from google.cloud.bigtable_v2.types import ReadRowsRequest
 from shared.decisions.service import CurrentExperiences, ShopperKey, StateUpdate
 from shared.decisions.trees import ExperienceTree, ShopperState
 from shared.ingestion.service import shopper_prefix
-from shared.platform.bigtable_raw import Cell, micros, mutate_rows, read_rows
+from shared.platform.bigtable_raw import Cell, micros, mutate_rows, read_rows, table_request
 from shared.platform.errors import StoreUnavailableError
 from shared.platform.ttl_cache import TtlCache
 from shared.system.resources import (
@@ -48,7 +48,7 @@ def _read(
 ) -> dict[bytes, dict[tuple[str, bytes], bytes]]:
     """The latest cells of these rows (of one column only, when given; none older than
     ``max_age``, when given: what GC has not yet removed past a family's ceiling)."""
-    request = ReadRowsRequest.pb()(table_name=table.name)
+    request = table_request(ReadRowsRequest, table)
     request.rows.row_keys.extend(keys)
     if column is None and max_age is None:
         request.filter.cells_per_column_limit_filter = 1  # a chain needs two filters

@@ -51,7 +51,9 @@ def decider() -> DeciderComposition:
 
     settings = DeciderSettings()
     logs.configure(settings.log_level)
-    bigtable = clients.bigtable_client(settings.project)
+    bigtable = clients.bigtable_client(
+        settings.project, app_profile_id=settings.bigtable_app_profile
+    )
     publisher = clients.publisher_api()
     bigquery = clients.bigquery_client(settings.project, settings.bigquery_emulator_host)
     return DeciderComposition(
@@ -89,7 +91,9 @@ def experiences() -> ExperiencesDependencies:
     settings = ExperiencesSettings()
     logs.configure(settings.log_level)
     firestore = clients.firestore_client(settings.project)
-    bigtable = clients.bigtable_client(settings.project)
+    bigtable = clients.bigtable_client(
+        settings.project, app_profile_id=settings.bigtable_app_profile
+    )
     return ExperiencesDependencies(
         api_keys=CachedApiKeys(
             FirestoreApiKeyStore(

@@ -32,7 +32,7 @@ from shared.ingestion.service import (
     record_from_message,
     reverse_micros,
 )
-from shared.platform.bigtable_raw import Cell, micros, mutate_rows, read_rows
+from shared.platform.bigtable_raw import Cell, micros, mutate_rows, read_rows, table_request
 from shared.platform.errors import StoreUnavailableError
 from shared.system.resources import (
     EVENT_FAMILY,
@@ -67,7 +67,7 @@ class BigtableEventStore:
         self._hours = instance.table(hours_table)
 
     def lookup(self, id_keys: Sequence[str]) -> dict[str, StoredId]:
-        request = ReadRowsRequest.pb()(table_name=self._ids.name)
+        request = table_request(ReadRowsRequest, self._ids)
         request.rows.row_keys.extend(key.encode() for key in id_keys)
         request.filter.cells_per_column_limit_filter = 1
         found: dict[str, StoredId] = {}
@@ -118,7 +118,7 @@ class BigtableEventStore:
         prefix = f"{retailer_id}#".encode() if retailer_id else b""
         last: bytes | None = None
         while True:
-            request = ReadRowsRequest.pb()(table_name=self._ids.name, rows_limit=batch_size)
+            request = table_request(ReadRowsRequest, self._ids, rows_limit=batch_size)
             row_range = request.rows.row_ranges.add()
             if last is not None:
                 row_range.start_key_open = last

@@ -15,6 +15,7 @@ from typing import Any
 from google.api_core.exceptions import GoogleAPIError
 from google.cloud.bigtable_v2.types import ReadModifyWriteRowRequest, ReadModifyWriteRowResponse
 
+from shared.platform.bigtable_raw import table_request
 from shared.platform.errors import StoreUnavailableError
 from shared.system.resources import RATE_LIMIT_FAMILY, RATE_LIMITS_TABLE
 
@@ -37,8 +38,8 @@ class BigtableRateLimiter:
         now = self._clock()
         second = int(now)
         # A raw protobuf, as the event store's requests (one per ingest request).
-        request = ReadModifyWriteRowRequest.pb()(
-            table_name=self._table.name, row_key=f"{key}#{second}".encode()
+        request = table_request(
+            ReadModifyWriteRowRequest, self._table, row_key=f"{key}#{second}".encode()
         )
         rule = request.rules.add()
         rule.family_name = RATE_LIMIT_FAMILY

@@ -34,7 +34,9 @@ def ingest() -> IngestDependencies:
 
     settings = IngestSettings()
     logs.configure(settings.log_level)
-    bigtable = clients.bigtable_client(settings.project)
+    bigtable = clients.bigtable_client(
+        settings.project, app_profile_id=settings.bigtable_app_profile
+    )
     publisher = clients.publisher_api()
     firestore = clients.firestore_client(settings.project)
     return IngestDependencies(

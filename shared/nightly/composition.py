@@ -32,7 +32,9 @@ def nightly_steps() -> NightlyDependencies:
     logs.configure(settings.log_level)
     bigquery = clients.bigquery_client(settings.project, settings.bigquery_emulator_host)
     firestore = clients.firestore_client(settings.project)
-    bigtable = clients.bigtable_client(settings.project)
+    bigtable = clients.bigtable_client(
+        settings.project, app_profile_id=settings.bigtable_app_profile
+    )
     return NightlyDependencies(
         runs=FirestoreNightlyRuns(firestore),
         outputs=BigQueryNightlyOutputs(bigquery, settings.project, settings.dataset),

@@ -30,6 +30,14 @@ TIMEOUT_S = 10.0
 Cell = tuple[str, bytes, bytes, int]  # family, column, value, timestamp_micros (-1: server)
 
 
+def table_request(request_type: Any, table: Table, **fields: Any) -> Any:
+    """A raw protobuf request of ``request_type`` (``ReadRowsRequest``, ...) for ``table``,
+    naming the table's app profile as the library's own requests do (``Table`` keeps it
+    private: ``_app_profile_id``; empty: the instance's default profile)."""
+    profile = getattr(table, "_app_profile_id", None) or ""
+    return request_type.pb()(table_name=table.name, app_profile_id=profile, **fields)
+
+
 def micros(moment: datetime) -> int:
     return int(moment.timestamp() * 1000) * 1000  # Bigtable keeps milliseconds
 
@@ -37,7 +45,7 @@ def micros(moment: datetime) -> int:
 def mutate_rows(api: Any, table: Table, rows: list[tuple[bytes, list[Cell]]]) -> None:
     """One MutateRows RPC, built as a raw protobuf (the per-cell wrappers of the client
     library cost ~5x more CPU than the RPC itself: docs/BENCHMARKS.md)."""
-    request = MutateRowsRequest.pb()(table_name=table.name)
+    request = table_request(MutateRowsRequest, table)
     for row_key, cells in rows:
         entry = request.entries.add()
         entry.row_key = row_key

@@ -29,10 +29,43 @@ def bigquery_client(project: str, emulator_host: str | None) -> bigquery.Client:
     return bigquery.Client(project=project)
 
 
-def bigtable_client(project: str, *, admin: bool = False) -> bigtable.Client:
+def bigtable_client(
+    project: str, *, admin: bool = False, app_profile_id: str | None = None
+) -> bigtable.Client:
+    """``app_profile_id``: the app profile every table opened through this client names
+    in its requests (None: the instance's default profile). The components name the
+    declared single-cluster profile (docs/DEPLOY.md, "Bigtable replication")."""
     from google.cloud import bigtable
 
-    return bigtable.Client(project=project, admin=admin)
+    if app_profile_id is None:
+        return bigtable.Client(project=project, admin=admin)
+    return _profiled_bigtable_client(project, admin, app_profile_id)
+
+
+def _profiled_bigtable_client(project: str, admin: bool, app_profile_id: str) -> bigtable.Client:
+    # The library takes the app profile per table (``Instance.table(..., app_profile_id)``),
+    # not per client: these two subclasses give it to every table this client opens, so
+    # that no adapter has to carry it (and none can forget it).
+    from google.cloud import bigtable
+    from google.cloud.bigtable.instance import Instance
+    from google.cloud.bigtable.table import Table
+
+    class ProfiledInstance(Instance):
+        def table(
+            self, table_id: str, mutation_timeout: Any = None, app_profile_id: str | None = None
+        ) -> Table:
+            profile = app_profile_id or self._client.app_profile_id
+            return Table(table_id, self, mutation_timeout, profile)
+
+    class ProfiledClient(bigtable.Client):
+        def __init__(self, app_profile_id: str, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.app_profile_id = app_profile_id
+
+        def instance(self, instance_id: str, *args: Any, **kwargs: Any) -> Instance:
+            return ProfiledInstance(instance_id, self, *args, **kwargs)
+
+    return ProfiledClient(app_profile_id, project=project, admin=admin)
 
 
 def firestore_client(project: str, database: str = "(default)") -> firestore.Client:

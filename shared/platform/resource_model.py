@@ -315,6 +315,11 @@ class SystemResources(_Frozen):
     topics: tuple[Topic, ...]
     subscriptions: tuple[Subscription, ...]
     bigtable_instance: str
+    bigtable_app_profile: str = Field(
+        description="the app profile every component's requests name: single-cluster routing "
+        "with single-row transactions (the rate limiter's ReadModifyWrite; read-your-writes for "
+        "privacy marks and shopper state), so that a replica cluster changes none of them"
+    )
     bigtable_tables: tuple[BigtableTable, ...]
     bigquery_datasets: tuple[BigQueryDataset, ...]
     bigquery_tables: tuple[BigQueryTable, ...]

@@ -32,7 +32,7 @@ from google.cloud.bigtable_v2.types import MutateRowsRequest, MutateRowsResponse
 
 from shared.ingestion.event_hours import id_key_of, older_range
 from shared.ingestion.service import reverse_micros, shopper_prefix
-from shared.platform.bigtable_raw import TIMEOUT_S, micros, read_rows
+from shared.platform.bigtable_raw import TIMEOUT_S, micros, read_rows, table_request
 from shared.platform.errors import StoreUnavailableError
 from shared.system.resources import (
     EVENT_HOURS_TABLE,
@@ -95,7 +95,7 @@ class _Table:
         return str(self._table.table_id)
 
     def _request(self) -> Any:
-        return ReadRowsRequest.pb()(table_name=self._table.name)
+        return table_request(ReadRowsRequest, self._table)
 
     def _keys(self, request: Any) -> Iterator[bytes]:
         """Row keys of a request (values stripped)."""
@@ -152,7 +152,7 @@ class _Table:
         """Delete whole rows, ``batch_size`` per MutateRows RPC."""
         for start in range(0, len(keys), self._batch_size):
             batch = keys[start : start + self._batch_size]
-            request = MutateRowsRequest.pb()(table_name=self._table.name)
+            request = table_request(MutateRowsRequest, self._table)
             for key in batch:
                 entry = request.entries.add()
                 entry.row_key = key

@@ -21,6 +21,7 @@ def privacy_registry(
     bigtable_instance: str,
     bigquery_emulator_host: str | None,
     batch_size: int = 1000,
+    app_profile_id: str | None = None,
 ) -> StoreRegistry:
     """The eraser of every store in ``shared.privacy.store_plan.store_plan()``.
 
@@ -54,7 +55,7 @@ def privacy_registry(
         SYSTEM,
     )
 
-    bigtable = clients.bigtable_client(project)
+    bigtable = clients.bigtable_client(project, app_profile_id=app_profile_id)
     bigquery = clients.bigquery_client(project, bigquery_emulator_host)
     default_db = clients.firestore_client(project)
     tables = {t.name: t for t in SYSTEM.bigquery_tables}
@@ -117,6 +118,7 @@ def privacy_maintenance() -> MaintenanceDependencies:
             settings.bigtable_instance,
             settings.bigquery_emulator_host,
             settings.batch_size,
+            settings.bigtable_app_profile,
         ),
         requests=FirestoreErasureRequests(firestore),
         audit=FirestoreAuditLog(firestore),
@@ -160,7 +162,8 @@ def erasure_api() -> ErasureApiDependencies:
         requests=FirestoreErasureRequests(firestore),
         suppressions=FirestoreSuppressionList(firestore),
         marks=BigtablePrivacyMarks(
-            clients.bigtable_client(settings.project), settings.bigtable_instance
+            clients.bigtable_client(settings.project, app_profile_id=settings.bigtable_app_profile),
+            settings.bigtable_instance,
         ),
         hasher=ShopperHasher(settings.shopper_hash_key.encode()),
         store_names=lambda: list(names),

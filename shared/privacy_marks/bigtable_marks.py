@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from google.api_core.exceptions import GoogleAPIError
 from google.cloud.bigtable_v2.types import ReadRowsRequest
 
-from shared.platform.bigtable_raw import mutate_rows, read_rows
+from shared.platform.bigtable_raw import mutate_rows, read_rows, table_request
 from shared.platform.errors import StoreUnavailableError
 from shared.privacy_marks.marks import MarkKey, Marks, PrivacyGate, ShopperHasher, SuppressionReason
 from shared.system.resources import ERASED_FAMILY, OBJECTED_FAMILY, PRIVACY_MARKS_TABLE
@@ -57,7 +57,7 @@ class BigtablePrivacyMarks:
 
     def get(self, keys: Sequence[MarkKey]) -> dict[MarkKey, Marks]:
         wanted = {mark_key(r, h): (r, h) for r, h in keys}
-        request = ReadRowsRequest.pb()(table_name=self._table.name)
+        request = table_request(ReadRowsRequest, self._table)
         request.rows.row_keys.extend(wanted)
         request.filter.cells_per_column_limit_filter = 1
         try:
@@ -80,7 +80,11 @@ def privacy_gate(settings: HashesShoppers, client: Client | None = None) -> Priv
     component's settings; ``client``: its Bigtable client, when it already has one."""
     from shared.platform import clients
 
-    bigtable = client if client is not None else clients.bigtable_client(settings.project)
+    bigtable = (
+        client
+        if client is not None
+        else clients.bigtable_client(settings.project, app_profile_id=settings.bigtable_app_profile)
+    )
     return PrivacyGate(
         BigtablePrivacyMarks(bigtable, settings.bigtable_instance),
         ShopperHasher(settings.shopper_hash_key.encode()),

@@ -68,6 +68,9 @@ SHOPPER_EVENTS_DEAD_LETTER_TOPIC = "shopper-events-dead-letter"
 REJECTED_EVENTS_TOPIC = "rejected-events"
 FREEZER_SUBSCRIPTION = "shopper-events-freezer"
 BIGTABLE_INSTANCE = "cartwise"
+# The app profile every component names: single-cluster routing with single-row
+# transactions (docs/DEPLOY.md, "Bigtable replication").
+BIGTABLE_APP_PROFILE = "components"
 SHOPPER_EVENTS_TABLE = "shopper_events"
 EVENT_FAMILY = "event"
 EVENT_IDS_TABLE = "event_ids"
@@ -257,6 +260,7 @@ SYSTEM = SystemResources(
         inspection(PLAYS_DEAD_LETTER_TOPIC),
     ),
     bigtable_instance=BIGTABLE_INSTANCE,
+    bigtable_app_profile=BIGTABLE_APP_PROFILE,
     bigtable_tables=(
         BigtableTable(
             name=SHOPPER_EVENTS_TABLE,

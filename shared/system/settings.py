@@ -34,6 +34,10 @@ class CloudSettings(BaseSettings):
         default=None, validation_alias="BIGQUERY_EMULATOR_HOST"
     )
     log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
+    # The Bigtable app profile the component's requests name (docs/DEPLOY.md, "Bigtable
+    # replication"): the declared single-cluster profile in the cloud; unset, the
+    # instance's default profile (the emulator has no profiles).
+    bigtable_app_profile: str | None = Field(default=None, validation_alias="BIGTABLE_APP_PROFILE")
     # API keys and CSM accounts (read only for every function: docs/PRIVACY.md).
     credentials_database: str = Field(
         default=CREDENTIALS_DATABASE, validation_alias="CREDENTIALS_DATABASE"

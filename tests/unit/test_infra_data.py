@@ -84,12 +84,17 @@ def test_bigquery_schemas_are_the_declared_columns(program: Program) -> None:
 
 
 def test_bigtable_autoscales_within_the_stack_bounds(program: Program, dev: Program) -> None:
-    for built, low, high in ((program, 3, 30), (dev, 1, 1)):
+    for built, low, high, zones in (
+        (program, 3, 30, ["europe-west1-b", "europe-west1-c"]),  # prod: a standby replica
+        (dev, 1, 1, ["europe-west1-b"]),
+    ):
         (instance,) = built.of("bigtable/instance:Instance")
-        (cluster,) = instance.inputs["clusters"]
-        scaling = cluster["autoscalingConfig"]
-        assert (scaling["minNodes"], scaling["maxNodes"]) == (low, high)
-        assert 10 <= scaling["cpuTarget"] <= 80
+        clusters = instance.inputs["clusters"]
+        assert [c["zone"] for c in clusters] == zones
+        for cluster in clusters:
+            scaling = cluster["autoscalingConfig"]
+            assert (scaling["minNodes"], scaling["maxNodes"]) == (low, high)
+            assert 10 <= scaling["cpuTarget"] <= 80
 
 
 def test_bigtable_gc_rules_are_the_declared_ones(program: Program) -> None:

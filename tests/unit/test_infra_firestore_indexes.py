@@ -79,7 +79,7 @@ def purge_queries(monkeypatch: pytest.MonkeyPatch) -> list[SentQuery]:
         "firestore_client",
         lambda project, database="(default)": RecordingClient(log, database),
     )
-    monkeypatch.setattr(clients, "bigtable_client", lambda project, admin=False: MagicMock())
+    monkeypatch.setattr(clients, "bigtable_client", lambda project, **kwargs: MagicMock())
     monkeypatch.setattr(clients, "bigquery_client", lambda project, host: MagicMock())
     registry = privacy_registry("demo-indexes", "cartwise", None)
     stores = [entry for entry in registry if entry.name.startswith("firestore:")]

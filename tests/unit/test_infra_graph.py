@@ -215,3 +215,39 @@ def test_make_plan_prints_every_resource_with_type_parent_and_dependencies() -> 
     assert parent.strip() == "parent: CloudFunction decide_events"
     assert "decide_events-secret-play-signing-key" in needs
     assert "secret-play-signing-key-version" in needs
+
+
+def test_bigtable_users_wait_for_the_app_profile_they_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Components created without waiting for the profile (a request naming an unknown
+    profile is refused): every Bigtable user is reported, nothing else is."""
+    monkeypatch.setattr(compute, "profile_needed", lambda ctx, access: [])
+    violations = build().graph.violations()
+    assert rules(violations) == {"app-profiles"}
+    users = {v.resource.split()[-1] for v in violations}
+    assert {"ingest_events", "decide_events", "experiences", "freeze_events"} <= users
+    assert "campaigns" not in users  # no Bigtable access, no profile in its environment
+
+
+def test_every_bigtable_user_names_the_single_cluster_transactional_profile(
+    program: Program,
+) -> None:
+    from cartwise_infra.graph import app_profiles_named
+
+    (profile,) = program.graph.of_type("gcp:bigtable/appProfile:AppProfile")
+    routing = profile.inputs["singleClusterRouting"]
+    assert routing["allowTransactionalWrites"] is True
+    assert profile.inputs["appProfileId"] == "components"
+    runtimes = [
+        n
+        for n in program.graph.custom()
+        if n.type
+        in {
+            "gcp:cloudfunctionsv2/function:Function",
+            "gcp:cloudrunv2/workerPool:WorkerPool",
+            "gcp:cloudrunv2/job:Job",
+        }
+    ]
+    named = {n.name for n in runtimes if app_profiles_named(n) == {"components"}}
+    assert {"ingest_events", "decide_events", "nightly_shards", "freeze_events"} <= named

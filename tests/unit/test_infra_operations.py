@@ -133,10 +133,13 @@ def test_firestore_has_point_in_time_recovery_and_bigtable_scheduled_backups(
 
 def test_a_replica_zone_adds_a_second_cluster() -> None:
     stack = stack_file("prod")
-    assert len(build(stack=stack).of("bigtable/instance:Instance")[0].inputs["clusters"]) == 1
-    replicated = stack.model_copy(
-        update={"bigtable": stack.bigtable.model_copy(update={"replica_zone": "europe-west1-c"})}
+    single = stack.model_copy(
+        update={"bigtable": stack.bigtable.model_copy(update={"replica_zone": None})}
     )
-    (instance,) = build(stack=replicated).of("bigtable/instance:Instance")
+    assert len(build(stack=single).of("bigtable/instance:Instance")[0].inputs["clusters"]) == 1
+    (instance,) = build(stack=stack).of("bigtable/instance:Instance")
     zones = [c["zone"] for c in instance.inputs["clusters"]]
     assert zones == ["europe-west1-b", "europe-west1-c"]
+    # The components' profile routes to the first cluster, replica or not.
+    (profile,) = build(stack=stack).of("bigtable/appProfile:AppProfile")
+    assert profile.inputs["singleClusterRouting"]["clusterId"] == "cartwise-c1"

@@ -37,8 +37,23 @@ def declared_secrets(ctx: Context, access: Access) -> list[Secret]:
     return [s for s in ctx.system.secrets if s.name in access.secrets]
 
 
-def base_env(ctx: Context) -> dict[str, str]:
-    return {"GOOGLE_CLOUD_PROJECT": ctx.project, "LOG_LEVEL": ctx.stack.log_level}
+def base_env(ctx: Context, access: Access) -> dict[str, str]:
+    env = {"GOOGLE_CLOUD_PROJECT": ctx.project, "LOG_LEVEL": ctx.stack.log_level}
+    if uses_bigtable(access):
+        env["BIGTABLE_APP_PROFILE"] = ctx.system.bigtable_app_profile
+    return env
+
+
+def uses_bigtable(access: Access) -> bool:
+    return bool(access.bigtable_reads or access.bigtable_writes)
+
+
+def profile_needed(ctx: Context, access: Access) -> list[pulumi.Resource]:
+    """The app profile a component's Bigtable requests name: created before it (a request
+    naming a profile that does not exist is refused)."""
+    if uses_bigtable(access) and ctx.bigtable_app_profile is not None:
+        return [ctx.bigtable_app_profile]
+    return []
 
 
 class Sources(pulumi.ComponentResource):
@@ -137,11 +152,14 @@ class CloudFunction(pulumi.ComponentResource):
         )
         self.access = declared.access
         # Created before the function: Cloud Run checks them when it makes the revision.
-        needed = iam.secret_access(ctx, key, self.account, declared.access, self)
+        needed = [
+            *iam.secret_access(ctx, key, self.account, declared.access, self),
+            *profile_needed(ctx, declared.access),
+        ]
         bundle = function_bundle(ctx.root, declared.name)
         source = sources.upload(ctx, key, "functions", bundle)
         sizing = declared.sizing
-        env = base_env(ctx)
+        env = base_env(ctx, declared.access)
         if sizing.threads is not None:
             env["THREADS"] = str(sizing.threads)  # functions-framework's gunicorn threads
         build_env: dict[str, str] = {}
@@ -235,7 +253,9 @@ class CloudFunction(pulumi.ComponentResource):
 
 def container_env(ctx: Context, access: Access) -> list[dict[str, object]]:
     """Plain variables, and secrets by reference (never their values)."""
-    envs: list[dict[str, object]] = [{"name": k, "value": v} for k, v in base_env(ctx).items()]
+    envs: list[dict[str, object]] = [
+        {"name": k, "value": v} for k, v in base_env(ctx, access).items()
+    ]
     for secret in declared_secrets(ctx, access):
         envs.append(
             {
@@ -306,7 +326,10 @@ class PullWorker(pulumi.ComponentResource):
             update={"subscribes": tuple(dict.fromkeys(subscribes))}
         )
         access = self.access
-        needed = iam.secret_access(ctx, key, self.account, access, self)
+        needed = [
+            *iam.secret_access(ctx, key, self.account, access, self),
+            *profile_needed(ctx, access),
+        ]
         self.pool = gcp.cloudrunv2.WorkerPool(
             key,
             name=cloud_name(declared.name),
@@ -350,7 +373,10 @@ class CloudRunJob(pulumi.ComponentResource):
         )
         self.access = declared.access
         sizing = declared.sizing
-        needed = iam.secret_access(ctx, key, self.account, declared.access, self)
+        needed = [
+            *iam.secret_access(ctx, key, self.account, declared.access, self),
+            *profile_needed(ctx, declared.access),
+        ]
         self.job = gcp.cloudrunv2.Job(
             key,
             name=cloud_name(declared.name),

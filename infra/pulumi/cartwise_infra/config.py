@@ -23,8 +23,8 @@ class BigtableConfig(_Config):
     replica_zone: str | None = Field(
         default=None,
         alias="replicaZone",
-        description="a second cluster (replication) in this zone; see docs/DEPLOY.md before "
-        "setting it: the components use the default app profile",
+        description="a second cluster (replication) in this zone: a standby the components' "
+        "single-cluster app profile can be pointed at (docs/DEPLOY.md, Bigtable replication)",
     )
     backup_every_hours: int = Field(default=24, alias="backupEveryHours")
     backup_retention_days: int = Field(default=7, alias="backupRetentionDays")

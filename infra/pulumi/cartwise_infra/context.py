@@ -39,6 +39,7 @@ class Context:
     topics: dict[str, gcp.pubsub.Topic] = field(default_factory=dict)
     subscriptions: dict[str, gcp.pubsub.Subscription] = field(default_factory=dict)
     bigtable_instance: gcp.bigtable.Instance | None = None
+    bigtable_app_profile: gcp.bigtable.AppProfile | None = None
     bigtable_tables: dict[str, gcp.bigtable.Table] = field(default_factory=dict)
     datasets: dict[str, gcp.bigquery.Dataset] = field(default_factory=dict)
     databases: dict[str, gcp.firestore.Database] = field(default_factory=dict)

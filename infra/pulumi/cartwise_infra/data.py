@@ -64,6 +64,26 @@ class BigtableStore(pulumi.ComponentResource):
             opts=opts,
         )
         ctx.bigtable_instance = instance
+        # Every component names this profile (BIGTABLE_APP_PROFILE): single-cluster routing
+        # to the first cluster, single-row transactions allowed. Multi-cluster routing (the
+        # default profile of an instance created with two clusters) refuses ReadModifyWrite
+        # (the ingest rate limiter) and reads only eventually consistent across clusters
+        # (privacy marks, shopper state: read right after their writes):
+        # https://cloud.google.com/bigtable/docs/app-profiles#routing. The replica stays
+        # in sync for failover (manual: point the profile at it) and serves backups.
+        ctx.bigtable_app_profile = gcp.bigtable.AppProfile(
+            f"bigtable-profile-{ctx.system.bigtable_app_profile}",
+            app_profile_id=ctx.system.bigtable_app_profile,
+            project=ctx.project,
+            instance=instance.name,
+            description="cartwise components: single-cluster, transactional writes",
+            single_cluster_routing=gcp.bigtable.AppProfileSingleClusterRoutingArgs(
+                cluster_id=f"{ctx.system.bigtable_instance}-c1",
+                allow_transactional_writes=True,
+            ),
+            ignore_warnings=True,
+            opts=opts,
+        )
         for declared in ctx.system.bigtable_tables:
             table = gcp.bigtable.Table(
                 f"bigtable-{declared.name}",

@@ -20,6 +20,9 @@ declare (a bucket, a job, a table) is judged the same way.
   image build) is created after every grant the program gives that account.
 - References: a resource whose inputs name a service account of the program (its email)
   is created after that account.
+- Bigtable app profiles: a function, service, job or worker pool whose environment names
+  an app profile (``BIGTABLE_APP_PROFILE``) is created after the ``gcp.bigtable.AppProfile``
+  of that id (Bigtable refuses a request naming an unknown profile).
 - Log-based metrics: a resource naming a user metric (an alert policy's filter) is created
   after the ``gcp.logging.Metric`` defining it (Monitoring refuses an unknown metric).
 """
@@ -80,6 +83,9 @@ def _account_email(value: object) -> str:
     return text.removeprefix("serviceAccount:")
 
 
+PROFILE_ENV = "BIGTABLE_APP_PROFILE"
+
+
 def _walk(value: object, skip: frozenset[str] = frozenset()) -> Iterator[tuple[str, object]]:
     """Every (key, value) pair below ``value``, except under the keys in ``skip``."""
     if isinstance(value, Mapping):
@@ -103,6 +109,22 @@ def secrets_read(node: Node) -> set[str]:
             value, list | tuple
         ):
             found |= {_secret_id(v.get("secret")) for v in value if isinstance(v, Mapping)}
+    return found
+
+
+def app_profiles_named(node: Node) -> set[str]:
+    """Bigtable app profiles a runtime resource's environment names: in a function's
+    ``environmentVariables`` map or a container's ``envs`` list (``name``/``value``)."""
+    found: set[str] = set()
+    for key, value in _walk(node.inputs):
+        if key == PROFILE_ENV and isinstance(value, str):
+            found.add(value)
+        elif key == "envs" and isinstance(value, list | tuple):
+            found |= {
+                str(v.get("value"))
+                for v in value
+                if isinstance(v, Mapping) and v.get("name") == PROFILE_ENV
+            }
     return found
 
 
@@ -327,6 +349,27 @@ class Graph:
                     )
         return problems
 
+    def app_profile_violations(self) -> list[Violation]:
+        profiles = {
+            str(n.inputs.get("appProfileId")): n
+            for n in self.custom()
+            if n.type == "gcp:bigtable/appProfile:AppProfile"
+        }
+        problems: list[Violation] = []
+        for node in self.custom():
+            for profile in sorted(app_profiles_named(node)):
+                declared = profiles.get(profile)
+                if declared is None or not self.created_after(node, declared):
+                    problems.append(
+                        Violation(
+                            "app-profiles",
+                            _label(node),
+                            f"Bigtable app profile {profile}",
+                            "its environment names the profile",
+                        )
+                    )
+        return problems
+
     def log_metric_violations(self) -> list[Violation]:
         metrics = {
             str(n.inputs.get("name")): n
@@ -361,5 +404,6 @@ class Graph:
             *self.secret_violations(),
             *self.build_identity_violations(),
             *self.reference_violations(),
+            *self.app_profile_violations(),
             *self.log_metric_violations(),
         ]
