@@ -226,6 +226,27 @@ class Function(_Frozen):
     access: Access = Access()
 
 
+class BacklogScaling(_Frozen):
+    """In the cloud, a pull worker's instance count follows its subscription's backlog:
+    ``ceil(undelivered messages / backlog_per_instance)`` instances, between the bounds
+    (Google's Cloud Run External Metrics Autoscaler, CREMA: docs/CAPACITY.md). The local
+    stack runs ``instances`` (one process)."""
+
+    min_instances: int = Field(ge=1)
+    max_instances: int = Field(ge=1)
+    backlog_per_instance: int = Field(
+        ge=1,
+        description="undelivered messages one instance is given: at equilibrium the "
+        "backlog is about this many messages per instance (the lag the consumer accepts)",
+    )
+
+    @model_validator(mode="after")
+    def _bounds(self) -> BacklogScaling:
+        if self.min_instances > self.max_instances:
+            raise ValueError("min_instances above max_instances")
+        return self
+
+
 class Worker(_Frozen):
     """A long-running Pub/Sub pull consumer (Cloud Run): ``functions/<name>/worker.py``.
 
@@ -249,11 +270,18 @@ class Worker(_Frozen):
     )
     push_entry_point: str | None = None
     push_sizing: Sizing | None = None
+    cloud_scaling: BacklogScaling | None = Field(
+        default=None,
+        description="pull delivery only: the worker pool's instance count follows the "
+        "backlog between these bounds; None: a fixed count of ``instances``",
+    )
 
     @model_validator(mode="after")
     def _push_form(self) -> Worker:
         if self.cloud_delivery == "push" and not (self.push_entry_point and self.push_sizing):
             raise ValueError(f"worker {self.name}: push delivery needs its entry point and sizing")
+        if self.cloud_delivery == "push" and self.cloud_scaling is not None:
+            raise ValueError(f"worker {self.name}: a push service is scaled by Cloud Run")
         return self
 
 

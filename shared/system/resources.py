@@ -13,6 +13,7 @@ from shared.journey.campaigns import JOURNEY_TABLES
 from shared.nightly.tables import NIGHTLY_TABLES
 from shared.platform.resource_model import (
     Access,
+    BacklogScaling,
     BigQueryDataset,
     BigQueryTable,
     BigtableTable,
@@ -553,6 +554,11 @@ SYSTEM = SystemResources(
             subscription=FREEZER_SUBSCRIPTION,
             description="Freezer: shopper events into BigQuery read models (pull worker)",
             instances=2,
+            # 10,000 events/s at ~1,000 a second an instance, ~10 s of lag at equilibrium
+            # (docs/CAPACITY.md, "How capacity follows load").
+            cloud_scaling=BacklogScaling(
+                min_instances=1, max_instances=12, backlog_per_instance=10_000
+            ),
             sizing=Sizing(memory="2Gi"),
             access=Access(
                 publishes=(SHOPPER_EVENTS_DEAD_LETTER_TOPIC,),
@@ -594,6 +600,9 @@ SYSTEM = SystemResources(
             name="freeze_decisions",
             subscription=DECISION_FREEZER_SUBSCRIPTION,
             description="Decisions into BigQuery read models (pull worker)",
+            cloud_scaling=BacklogScaling(
+                min_instances=1, max_instances=12, backlog_per_instance=10_000
+            ),
             sizing=Sizing(memory="1Gi"),
             access=Access(
                 publishes=(SHOPPER_EXPERIENCES_DEAD_LETTER_TOPIC,),
@@ -617,6 +626,9 @@ SYSTEM = SystemResources(
             name=FREEZE_PLAYS_WORKER,
             subscription=PLAYS_FREEZER_SUBSCRIPTION,
             description="Rewards: plays into the BigQuery plays table (pull worker)",
+            cloud_scaling=BacklogScaling(
+                min_instances=1, max_instances=2, backlog_per_instance=5_000
+            ),
             access=Access(
                 publishes=(PLAYS_DEAD_LETTER_TOPIC,),
                 bigquery_writes=(BIGQUERY_DATASET,),

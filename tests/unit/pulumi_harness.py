@@ -106,12 +106,15 @@ _TARGET_INPUT = {
     "ServiceIamMember": ("service", "name"),
     "JobIamMember": ("job", "name"),
     "RepositoryIamMember": ("repository", "repository"),
+    "WorkerPoolIamMember": ("workerpool", "name"),
 }
 
 
 def grant_of(member: Registered) -> Grant:
     kind = member.type.rsplit(":", 1)[-1]
     role = str(member.inputs["role"])
+    if member.type.startswith("gcp:serviceaccount/"):  # on a service account
+        return role, f"account:{member.inputs['serviceAccountId']}"
     if kind == "IAMMember":  # on the project
         condition = member.inputs.get("condition")
         if condition is None:

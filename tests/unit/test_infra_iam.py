@@ -108,6 +108,23 @@ def intended(program: Program) -> dict[str, set[Grant]]:
         ("roles/logging.logWriter", "project"),
         ("roles/storage.objectAdmin", "project"),
     }
+    scaled = [w.name for w in system.workers if w.cloud_scaling and w.cloud_delivery == "pull"]
+    project = program.stack.project
+    want[sa(program, "cw", "autoscaler")] = (
+        {
+            ("roles/parametermanager.parameterViewer", "project"),
+            ("roles/monitoring.viewer", "project"),
+        }
+        | {("roles/run.developer", f"workerpool:{cloud_name(w)}") for w in scaled}
+        | {
+            (
+                "roles/iam.serviceAccountUser",
+                f"account:projects/{project}/serviceAccounts/"
+                + program.account_email(account_id("wk", w)),
+            )
+            for w in scaled
+        }
+    )
     agent = f"serviceAccount:service-{PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com"
     want[agent] = {
         ("roles/pubsub.publisher", f"topic:{s.dead_letter_topic}")
@@ -251,6 +268,9 @@ def test_no_unconditional_project_role_beyond_jobs_logs_and_workflow_starts(
                 "roles/logging.logWriter",
                 "roles/storage.objectAdmin",
                 "roles/workflows.invoker",
+                # The backlog autoscaler (CREMA): its config and the backlog metrics.
+                "roles/parametermanager.parameterViewer",
+                "roles/monitoring.viewer",
             }, member
 
 

@@ -47,6 +47,9 @@ TYPE_APIS: Mapping[str, tuple[str, ...]] = {
     SERVICE_TYPE: (),
     # Served by Service Usage; the identity's own service is added from its inputs.
     SERVICE_IDENTITY_TYPE: (),
+    # The autoscaler's configuration; the autoscaler reads its triggers' metrics (the
+    # subscriptions' backlog) from Cloud Monitoring.
+    "gcp:parametermanager": ("parametermanager.googleapis.com", "monitoring.googleapis.com"),
     "gcp:pubsub": ("pubsub.googleapis.com",),
     "gcp:secretmanager": ("secretmanager.googleapis.com",),
     "gcp:serviceaccount": ("iam.googleapis.com",),

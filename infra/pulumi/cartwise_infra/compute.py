@@ -313,7 +313,9 @@ class RuntimeImage(pulumi.ComponentResource):
 
 class PullWorker(pulumi.ComponentResource):
     """A pull worker: a Cloud Run worker pool (no HTTP, no invoker) running
-    ``python -m functions.<name>.worker`` with a fixed instance count."""
+    ``python -m functions.<name>.worker``: a fixed instance count, or, with
+    ``cloud_scaling``, a count the backlog autoscaler sets (``autoscaling.py``) and
+    ``pulumi up`` leaves alone."""
 
     def __init__(self, ctx: Context, image: RuntimeImage, declared: Worker) -> None:
         super().__init__("cartwise:compute:PullWorker", declared.name)
@@ -339,7 +341,11 @@ class PullWorker(pulumi.ComponentResource):
             deletion_protection=ctx.stack.deletion_protection,
             launch_stage="BETA",  # accepted whether worker pools are beta or GA
             scaling=gcp.cloudrunv2.WorkerPoolScalingArgs(
-                manual_instance_count=ctx.instance_count(declared.instances)
+                manual_instance_count=ctx.instance_count(
+                    declared.instances
+                    if declared.cloud_scaling is None
+                    else declared.cloud_scaling.min_instances
+                )
             ),
             template=gcp.cloudrunv2.WorkerPoolTemplateArgs(
                 service_account=self.account.email,
@@ -356,9 +362,17 @@ class PullWorker(pulumi.ComponentResource):
                 ],
             ),
             opts=pulumi.ResourceOptions.merge(
-                ctx.child(self), pulumi.ResourceOptions(depends_on=[image.build, *needed])
+                ctx.child(self),
+                pulumi.ResourceOptions(
+                    depends_on=[image.build, *needed],
+                    # The autoscaler owns the count once the pool exists.
+                    ignore_changes=(
+                        ["scaling.manualInstanceCount"] if declared.cloud_scaling else None
+                    ),
+                ),
             ),
         )
+        ctx.worker_pools[declared.name] = self.pool
         self.register_outputs({})
 
 

@@ -51,6 +51,7 @@ class Context:
     buckets: dict[str, gcp.storage.Bucket] = field(default_factory=dict)
     functions: dict[str, gcp.cloudfunctionsv2.Function] = field(default_factory=dict)
     jobs: dict[str, gcp.cloudrunv2.Job] = field(default_factory=dict)
+    worker_pools: dict[str, gcp.cloudrunv2.WorkerPool] = field(default_factory=dict)
     workflows: dict[str, gcp.workflows.Workflow] = field(default_factory=dict)
     service_accounts: dict[str, gcp.serviceaccount.Account] = field(default_factory=dict)
 

@@ -15,6 +15,7 @@ import pulumi_gcp as gcp
 
 from cartwise_infra import iam
 from cartwise_infra.apis import ApiEnablement
+from cartwise_infra.autoscaling import BacklogAutoscaler, scaled_workers
 from cartwise_infra.compute import CloudFunction, CloudRunJob, PullWorker, RuntimeImage, Sources
 from cartwise_infra.config import StackConfig
 from cartwise_infra.context import Context
@@ -108,6 +109,8 @@ def deploy(
         source = workflow_files(ctx.workflows_dir)[declared.name]
         flow = CloudWorkflow(ctx, declared, source)
         granted.append((f"workflow-{declared.name}", flow.account, flow.access, flow))
+    if scaled_workers(ctx):
+        BacklogAutoscaler(ctx)
     # Grants last: a component may use what is declared after it (a workflow, a job).
     for key, account, access, parent in granted:
         iam.grant(ctx, key, account, access, parent)
