@@ -250,4 +250,4 @@ def test_every_bigtable_user_names_the_single_cluster_transactional_profile(
         }
     ]
     named = {n.name for n in runtimes if app_profiles_named(n) == {"components"}}
-    assert {"ingest_events", "decide_events", "nightly_shards", "freeze_events"} <= named
+    assert {"ingest_events", "decide_events", "nightly_steps", "freeze_events"} <= named
