@@ -127,6 +127,9 @@ class StackSettings(BaseSettings):
             # A compaction pass every 5 s within each minute's run (the cloud: one a minute).
             "COMPACTION_PASS_INTERVAL_S": "5",
             "COMPACTION_RUN_FOR_S": "50",
+            # The local simulations replay the data set's weeks at their shifted dates
+            # (up to ~54 weeks back) through the real API; the cloud parks beyond 3 days.
+            "FREEZER_LATE_WINDOW_DAYS": "400",
             "WORKFLOWS_EMULATOR_URL": f"http://{self.host}:{self.workflows_port}",
             # google-cloud-storage reads it itself (a URL, with its scheme).
             "STORAGE_EMULATOR_HOST": self.storage_url,

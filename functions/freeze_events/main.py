@@ -20,4 +20,5 @@ def freeze_event(cloud_event: Any) -> None:
         sink=deps.sink,
         dead_letters=deps.dead_letters,
         privacy=deps.privacy,
+        late_window=deps.late_window,
     )

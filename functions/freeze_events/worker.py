@@ -1,8 +1,8 @@
 """freeze_events, worker form: a pull loop, batches of up to 2,000 messages.
 
-Run: ``python -m functions.freeze_events.worker``. Each batch is frozen with one MERGE
-per read model; it is acknowledged once written, and its ack deadline reset (redelivered)
-on a transient error. Poison messages are dead-lettered inside ``freeze`` and
+Run: ``python -m functions.freeze_events.worker``. Each batch is appended to the read
+models' landing tables (one append per table); it is acknowledged once the appends are
+durable, and its ack deadline reset (redelivered) on a transient error. Poison messages are dead-lettered inside ``freeze`` and
 acknowledged.
 
 Synchronous ``Pull`` calls fill a batch: on the local emulator a pull returns up to 100
@@ -34,7 +34,11 @@ def run(stop: threading.Event) -> None:
         max_messages=settings.batch_max_messages,
         max_wait_s=settings.batch_max_wait_s,
         process=lambda batch: freeze(
-            batch, sink=deps.sink, dead_letters=deps.dead_letters, privacy=deps.privacy
+            batch,
+            sink=deps.sink,
+            dead_letters=deps.dead_letters,
+            privacy=deps.privacy,
+            late_window=deps.late_window,
         ),
         transient=(TransientSinkError,),
         log=log,

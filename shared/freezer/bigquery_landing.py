@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from google.api_core.exceptions import GoogleAPIError
+from google.cloud.bigquery.retry import DEFAULT_RETRY
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 from shared.freezer.read_models import LANDED_AT, Row
@@ -210,6 +211,10 @@ class InsertAllLanding:
                 [{**row, LANDED_AT.name: landed_at} for row in rows],
                 row_ids=[None] * len(rows),
                 timeout=self._timeout_s,
+                # The library retries a 5xx for up to 10 minutes by default: the append's
+                # whole deadline bounds the retries, so that an outage reaches the worker
+                # (redelivery, then the dead-letter topic) instead of stalling the batch.
+                retry=DEFAULT_RETRY.with_timeout(self._timeout_s),
             )
         except (GoogleAPIError, TimeoutError, OSError) as exc:
             raise TransientSinkError(f"landing {table}: {exc}") from exc

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from shared.freezer.compaction import CompactionLedger, SliceWarehouse
 from shared.freezer.service import ReadModelSink
@@ -26,6 +26,7 @@ class FreezerDependencies:
     sink: ReadModelSink
     dead_letters: DeadLetterSink
     privacy: Gate
+    late_window: timedelta
 
 
 @functools.cache
@@ -76,6 +77,7 @@ def freezer() -> FreezerDependencies:
             source="freezer",
         ),
         privacy=privacy_gate(settings),
+        late_window=timedelta(days=settings.late_window_days),
     )
 
 

@@ -200,17 +200,22 @@ DEAD_LETTERS = BigQueryTable(
 # at the read-model partitions between its slice's earliest and latest ``occurred_at``,
 # so one event dated years back would make it read every partition in between. Ingest
 # already refuses events more than 5 minutes ahead of its clock; a republished message
-# keeps its first ``ingested_at``, so a replay is judged as it was first.
+# keeps its first ``ingested_at``, so a redriven message is judged as it was first.
+# The late window is the freezer's setting (``FreezerSettings.late_window_days``): 3 days
+# in the cloud; the local stack widens it for its simulations, which replay the data set's
+# weeks at their own (shifted) dates through the real API (docs/FREEZER.md).
 LATE_WINDOW = timedelta(days=3)
 EARLY_WINDOW = timedelta(hours=1)
 
 
-def outside_window(occurred_at: datetime, ingested_at: datetime) -> str | None:
+def outside_window(
+    occurred_at: datetime, ingested_at: datetime, late_window: timedelta = LATE_WINDOW
+) -> str | None:
     """Why an event is parked, or None when its ``occurred_at`` is within the window."""
-    if occurred_at < ingested_at - LATE_WINDOW:
+    if occurred_at < ingested_at - late_window:
         return (
             f"parked: occurred_at {occurred_at.isoformat()} is more than "
-            f"{LATE_WINDOW.days} days before ingested_at {ingested_at.isoformat()} (late window)"
+            f"{late_window.days} days before ingested_at {ingested_at.isoformat()} (late window)"
         )
     if occurred_at > ingested_at + EARLY_WINDOW:
         return (

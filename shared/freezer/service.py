@@ -16,12 +16,13 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Protocol
 
 from pydantic import BaseModel
 
 from shared.contract.messages import InboundMessage, PoisonMessage, parse
-from shared.freezer.read_models import Row, outside_window, rows_for
+from shared.freezer.read_models import LATE_WINDOW, Row, outside_window, rows_for
 from shared.platform.sinks import DeadLetterSink
 from shared.privacy_marks.marks import Gate, OpenGate
 
@@ -43,7 +44,9 @@ class FreezeOutcome(BaseModel):
 
 
 def transform(
-    messages: Sequence[InboundMessage], privacy: Gate | None = None
+    messages: Sequence[InboundMessage],
+    privacy: Gate | None = None,
+    late_window: timedelta = LATE_WINDOW,
 ) -> tuple[dict[str, list[Row]], list[PoisonMessage], int]:
     """Rows per table (de-duplicated on row_id), poison messages, and events counted.
 
@@ -58,7 +61,7 @@ def transform(
         if isinstance(parsed, str):
             poison.append(PoisonMessage.of(message, parsed))
             continue
-        parked = outside_window(parsed[1].occurred_at, parsed[2])
+        parked = outside_window(parsed[1].occurred_at, parsed[2], late_window)
         if parked is not None:
             poison.append(PoisonMessage.of(message, parked))
             continue
@@ -81,10 +84,11 @@ def freeze(
     sink: ReadModelSink,
     dead_letters: DeadLetterSink,
     privacy: Gate,
+    late_window: timedelta = LATE_WINDOW,
 ) -> FreezeOutcome:
     """Freeze one batch; raise ``TransientSinkError`` to have the whole batch redelivered.
     Events a privacy mark blocks are dropped (docs/PRIVACY.md)."""
-    tables, poison, events = transform(messages, privacy)
+    tables, poison, events = transform(messages, privacy, late_window)
     if poison:
         dead_letters.send(poison)
         for item in poison:

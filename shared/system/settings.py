@@ -95,6 +95,9 @@ class FreezerSettings(HashesShoppers):
     # storage_write in the cloud; insert_all on the local stack (bqemulator's Storage
     # Write API hangs beside concurrent queries: docs/EMULATORS.md).
     landing_api: Literal["storage_write", "insert_all"] = "storage_write"
+    # Events dated further back than this before their ingestion are parked (the default
+    # is ``read_models.LATE_WINDOW``, what the compaction's bounds are sized for).
+    late_window_days: int = Field(default=3, ge=1)
 
 
 class CompactionSettings(CloudSettings):

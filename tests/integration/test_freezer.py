@@ -19,6 +19,7 @@ import pytest
 from google.pubsub_v1.types import PubsubMessage
 
 from shared.freezer.commands import republish_command
+from shared.freezer.read_models import LATE_WINDOW
 from shared.platform import clients
 from shared.system.resources import (
     SHOPPER_EVENTS_DEAD_LETTER_TOPIC,
@@ -334,6 +335,31 @@ def test_a_poison_message_is_dead_lettered_by_the_freezer_with_its_reason_and_th
         base64.b64decode(next(r for r in counted if r["reason"].startswith("not a"))["data_base64"])
         == b"\x00 not json"
     )
+
+
+def test_an_event_older_than_the_late_window_is_accepted_then_parked_with_its_reason(
+    stack: dict[str, str], unique: str, dead_letter_tap: Tap
+) -> None:
+    """Ingest takes any past ``occurred_at``; the freezer parks what is dated further back
+    than its late window (the local stack's: FREEZER_LATE_WINDOW_DAYS), with the reason,
+    and freezes the same shopper's event of today."""
+    local = timedelta(days=int(stack["FREEZER_LATE_WINDOW_DAYS"]))
+    assert local > LATE_WINDOW  # the simulations' widened window; the cloud's is 3 days
+    shopper = f"fz-{unique}"
+    old = event("page_viewed", shopper, occurred_at=datetime.now(UTC) - local - timedelta(days=1))
+    today = event("page_viewed", shopper)
+    assert post(stack, [old, today]).json()["accepted"] == 2
+
+    parked = dead_letter_tap.collect({old["event_id"]}, wait_s=60)
+    by_freezer = [m for m in parked if m.attributes["dead_lettered_by"] == "freezer"]
+    assert len(by_freezer) == 1, parked
+    reason = by_freezer[0].attributes["dead_letter_reason"]
+    assert reason.startswith(f"parked: occurred_at {old['occurred_at'][:10]}"), reason
+    assert f"more than {local.days} days before ingested_at" in reason, reason
+    assert reason.endswith("(late window)"), reason
+    assert wait_for_rows(stack, [shopper], {"page_views": 1}) == {"page_views": 1}
+    ids = [r["event_id"] for r in rows_of(stack, "page_views", [shopper])]
+    assert ids == [today["event_id"]]
 
 
 def test_the_decider_quarantines_poison_on_its_own_subscription(

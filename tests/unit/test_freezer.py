@@ -8,11 +8,12 @@ from typing import Any
 import pytest
 
 from shared.contract.messages import InboundMessage, PoisonMessage
-from shared.freezer.read_models import READ_MODELS, Row
+from shared.freezer.read_models import LATE_WINDOW, READ_MODELS, Row
 from shared.freezer.service import freeze, transform
 from shared.platform.sinks import TransientSinkError
 from shared.privacy_marks.marks import OpenGate
 from shared.system.resources import SYSTEM
+from shared.system.settings import FreezerSettings
 from tests.factories import PAYLOADS, event
 
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
@@ -115,6 +116,22 @@ def test_events_outside_the_late_window_are_parked_with_their_reason(
         assert outcome.poison == 1 and outcome.rows_inserted == {}
         assert dead.poison[0].reason.startswith("parked: ")
         assert parked in dead.poison[0].reason
+
+
+def test_the_late_window_is_the_freezers_setting_3_days_by_default() -> None:
+    old = event("page_viewed", occurred_at=NOW - timedelta(days=30))
+    for window, parked in ((timedelta(days=3), 1), (timedelta(days=31), 0)):
+        sink, dead = MemorySink(), MemoryDeadLetters()
+        outcome = freeze(
+            [message(old, ingested_at=NOW)],
+            sink=sink,
+            dead_letters=dead,
+            privacy=OpenGate(),
+            late_window=window,
+        )
+        assert outcome.poison == parked
+        assert [p.reason.split("(")[-1] for p in dead.poison] == ["late window)"] * parked
+    assert timedelta(days=FreezerSettings().late_window_days) == LATE_WINDOW
 
 
 @pytest.mark.parametrize(
