@@ -126,9 +126,9 @@ def create_bigquery(settings: StackSettings, system: SystemResources) -> None:
             add_missing_columns(client, table_decl, table.reference)
     # Data kept from before issue 20: row ids get their retailer (a no-op afterwards).
     from shared.freezer.bigquery_read_models import migrate_row_ids
-    from shared.freezer.read_models import READ_MODELS
+    from shared.system.resources import RETAILER_ROW_ID_TABLES
 
-    migrated = migrate_row_ids(client, settings.project, READ_MODELS)
+    migrated = migrate_row_ids(client, settings.project, RETAILER_ROW_ID_TABLES)
     if any(migrated.values()):
         log.info("read-model row ids migrated", extra={"rows": migrated})
     client.close()

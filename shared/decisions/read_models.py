@@ -3,8 +3,9 @@
 Every decision published on ``shopper-experiences`` becomes one ``decisions`` row and one
 ``decision_experiences`` row per experience it considered (shown, held out for the
 control group, or withheld by a campaign rule): the reports count impressions, eligible
-and held-out shoppers from there. Row identities are deterministic (the event id, plus
-the experience id), so redelivery inserts nothing twice.
+and held-out shoppers from there. Row identities are deterministic and carry the retailer
+(``{retailer}/{event id}``, plus ``:{experience id}``, as the freezer's read models do:
+one retailer's event ids never hide another's rows), so redelivery inserts nothing twice.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pydantic import ValidationError
 
 from shared.contract.messages import InboundMessage, PoisonMessage
 from shared.decisions.engine import Decision
-from shared.freezer.read_models import DATASET, Row
+from shared.freezer.read_models import DATASET, Row, row_id
 from shared.freezer.service import ReadModelSink
 from shared.platform.resource_model import BigQueryTable, Column
 from shared.platform.sinks import DeadLetterSink
@@ -83,10 +84,11 @@ def rows_for_decision(decision: Decision) -> dict[str, list[Row]]:
         "tree_version": decision.tree_version,
         "node_id": decision.node_id,
     }
+    decided = row_id(decision.retailer_id, decision.event_id)
     experiences = [
         {
             **keys,
-            "row_id": f"{decision.event_id}:{s.experience_id}",
+            "row_id": f"{decided}:{s.experience_id}",
             "experience_id": s.experience_id,
             "experience_type": s.type,
             "campaign_id": s.campaign_id,
@@ -96,7 +98,7 @@ def rows_for_decision(decision: Decision) -> dict[str, list[Row]]:
     ] + [
         {
             **keys,
-            "row_id": f"{decision.event_id}:{w.experience_id}",
+            "row_id": f"{decided}:{w.experience_id}",
             "experience_id": w.experience_id,
             "experience_type": w.type,
             "campaign_id": w.campaign_id,
@@ -108,7 +110,7 @@ def rows_for_decision(decision: Decision) -> dict[str, list[Row]]:
         DECISIONS.name: [
             {
                 **keys,
-                "row_id": decision.event_id,
+                "row_id": decided,
                 "event_type": decision.event_type,
                 "personal_tree": decision.personal_tree,
                 "from_node": decision.from_node,

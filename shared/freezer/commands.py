@@ -74,12 +74,12 @@ def redrive_command(max_messages: int) -> int:
 
 def migrate_row_ids_command() -> int:
     from shared.freezer.bigquery_read_models import migrate_row_ids
-    from shared.freezer.read_models import READ_MODELS
     from shared.platform import clients
+    from shared.system.resources import RETAILER_ROW_ID_TABLES
 
     project = environment()
     client = clients.bigquery_client(project, os.environ.get("BIGQUERY_EMULATOR_HOST"))
-    for table, n in migrate_row_ids(client, project, READ_MODELS).items():
+    for table, n in migrate_row_ids(client, project, RETAILER_ROW_ID_TABLES).items():
         print(f"  {table:<24} {n:>10} rows given their retailer in row_id")
     return 0
 

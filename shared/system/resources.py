@@ -125,6 +125,10 @@ CLAIMS_BY_AGE = FirestoreIndex(
     database=REWARDS_DATABASE, collection="claims", equal=("retailer_id",), range="claimed_at"
 )
 
+# The tables whose row_id is {retailer}/{event id}[...] (issue 20): rows written before the
+# retailer was part of it are migrated by `cartwise migrate-row-ids` (and the bootstrap).
+RETAILER_ROW_ID_TABLES = (*READ_MODELS, *DECISION_TABLES)
+
 SHOPPER_EXPERIENCES_TOPIC = "shopper-experiences"
 DECIDER_SUBSCRIPTION = "shopper-events-decide"
 SHOPPER_EXPERIENCES_DEAD_LETTER_TOPIC = "shopper-experiences-dead-letter"

@@ -196,25 +196,37 @@ def test_two_compactions_overlapping_one_waits_and_each_row_lands_once(
     time.sleep(LAG.total_seconds() + 0.2)
     results: dict[str, Any] = {}
     entered = threading.Barrier(2)
+    lock = threading.Lock()
+    merges: list[tuple[str, Slice]] = []
+    in_flight = [0, 0]  # now, most
 
     class Slow:
-        """The real warehouse, slowed so that the two runs overlap."""
+        """The real warehouse, slowed so that the two runs overlap; MERGEs recorded."""
 
-        def __init__(self) -> None:
+        def __init__(self, owner: str) -> None:
             self.inner = cold.warehouse()
+            self.owner = owner
 
         def pending(self, after: Any, until: Any) -> Any:
             return self.inner.pending(after, until)
 
         def merge(self, piece: Slice) -> int:
-            time.sleep(1.0)
-            return self.inner.merge(piece)
+            with lock:
+                merges.append((self.owner, piece))
+                in_flight[0] += 1
+                in_flight[1] = max(in_flight)
+            try:
+                time.sleep(1.0)
+                return self.inner.merge(piece)
+            finally:
+                with lock:
+                    in_flight[0] -= 1
 
     def compaction(owner: str) -> None:
         entered.wait()
         results[owner] = run(
             cold.ledger,
-            Slow(),
+            Slow(owner),
             [SEARCHES.name],
             Cadence(
                 run_for_s=0,
@@ -234,6 +246,10 @@ def test_two_compactions_overlapping_one_waits_and_each_row_lands_once(
         r.start()
     for r in runs:
         r.join()
+    # One run merged the slice; the other found the lease held and merged nothing (on
+    # BigQuery two insert-only MERGEs of one slice both insert: the emulator serializes
+    # them, so the rows alone would not show an overlap).
+    assert len(merges) == 1 and in_flight[1] == 1, merges
     assert sorted(r.busy for r in results.values()) == [0, 1], results
     assert cold.rows() == by_hand(events)
     # The lease was released: a later run compacts what came since.

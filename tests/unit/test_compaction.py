@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from shared.freezer.compaction import Pending, Slice, compact_pass, plan
 
@@ -91,3 +92,48 @@ def test_a_second_holder_is_busy_while_the_lease_stands() -> None:
         start=T0,
     )
     assert outcome.busy and warehouse.merged == []
+
+
+def test_two_overlapping_passes_never_merge_the_same_slice() -> None:
+    """The second pass starts while the first one's MERGE runs (its lease stands): it
+    merges nothing. On BigQuery two insert-only MERGEs of one slice would both insert.
+    Checked against a ledger that grants every ``acquire`` (the lease check removed)."""
+    landed = {"a": [T0 + timedelta(seconds=s) for s in (1, 2, 3)]}
+
+    class Overlapping(Warehouse):
+        """The second pass runs inside the first's MERGE; in-flight merges are counted."""
+
+        def __init__(self) -> None:
+            super().__init__(landed)
+            self.in_flight = 0
+            self.most_in_flight = 0
+            self.second: Any = None
+
+        def merge(self, piece: Slice) -> int:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+            try:
+                if self.second is None:
+                    self.second = pass_of("second")
+                return super().merge(piece)
+            finally:
+                self.in_flight -= 1
+
+    def pass_of(owner: str) -> Any:
+        return compact_pass(
+            ledger,
+            warehouse,
+            ["a"],
+            owner=owner,
+            clock=lambda: T0 + timedelta(seconds=60),
+            lag=timedelta(seconds=15),
+            max_slice=timedelta(minutes=10),
+            lease_s=120,
+            start=T0,
+        )
+
+    ledger, warehouse = Ledger(), Overlapping()
+    first = pass_of("first")
+    assert warehouse.second.busy and not first.busy and first.inserted == {"a": 3}
+    assert warehouse.merged == [Slice("a", T0, T0 + timedelta(seconds=45))]
+    assert warehouse.most_in_flight == 1

@@ -230,7 +230,7 @@ def test_the_decision_freezer_drops_decisions_made_before_the_erasure() -> None:
 
     batch = [decision(1, "s-1", -1), decision(2, "s-1", 1), decision(3, "s-2", -1)]
     tables, _ = transform_decisions(batch, _erased_gate())
-    assert sorted(r["row_id"] for r in tables["decisions"]) == ["e2", "e3"]
+    assert sorted(r["row_id"] for r in tables["decisions"]) == ["r-1/e2", "r-1/e3"]
     everything, _ = transform_decisions(batch)  # the mutation: no gate
     assert len(everything["decisions"]) == 3
 
