@@ -292,6 +292,18 @@ def uplift(
     return result
 
 
+def uplifts(groups: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Both uplifts of a campaign from its groups (the rows of ``groups_sql``, by ``grp``):
+    basket value among buyers, and targeted sales per eligible shopper. The report calls
+    this, and so does the test that checks it recovers a known effect
+    (``tests/unit/test_uplift_recovery.py``)."""
+    exposed, held = groups.get("exposed"), groups.get("held_out")
+    return {
+        "basket_value": uplift(exposed, held, "basket_mean", "basket_var", "buyers"),
+        "targeted_sales": uplift(exposed, held, "targeted_mean", "targeted_var", "shoppers"),
+    }
+
+
 def _day(value: Any) -> str:
     if isinstance(value, datetime):
         return value.date().isoformat()
@@ -387,8 +399,8 @@ def campaign_report(
         )
 
     budget = float(campaign.budget) if campaign.budget is not None else None
-    basket = uplift(exposed, held, "basket_mean", "basket_var", "buyers")
-    targeted = uplift(exposed, held, "targeted_mean", "targeted_var", "shoppers")
+    measured = uplifts(groups)
+    basket, targeted = measured["basket_value"], measured["targeted_sales"]
     for name, metric in (("basket value", basket), ("targeted sales", targeted)):
         if metric["reason"]:
             not_available.append(f"uplift in {name}: {metric['reason']}")
