@@ -312,21 +312,34 @@ def _day(value: Any) -> str:
     return str(value)[:10]
 
 
-def campaign_report(
-    campaign: Campaign, warehouse: ReportWarehouse, project: str, dataset: str, now: datetime
-) -> dict[str, Any]:
-    """The report of one campaign (``GET /v1/campaigns/{id}/report``, ``cartwise report``)."""
-    ref = f"`{project}.{dataset}`"
-    until = min(campaign.ends_at, now)
-    params: dict[str, Any] = {
+def query_params(campaign: Campaign, now: datetime) -> dict[str, Any]:
+    """The queries' parameters: the campaign, its retailers, targeting and period (to now)."""
+    return {
         "campaign_id": campaign.campaign_id,
         "retailers": json.dumps(sorted(campaign.retailer_ids)),
         "products": json.dumps(campaign.targeted_product_ids),
         "brands": json.dumps(campaign.targeted_brands),
         "categories": json.dumps(campaign.targeted_categories),
         "starts": campaign.starts_at.astimezone(UTC),
-        "ends": until.astimezone(UTC),
+        "ends": min(campaign.ends_at, now).astimezone(UTC),
     }
+
+
+def measured_uplifts(
+    campaign: Campaign, warehouse: ReportWarehouse, project: str, dataset: str, now: datetime
+) -> dict[str, dict[str, Any]]:
+    """Only the report's uplifts (one query): what the demo sets beside the truth."""
+    rows = warehouse.query(groups_sql(f"`{project}.{dataset}`"), query_params(campaign, now))
+    return uplifts({row["grp"]: row for row in rows})
+
+
+def campaign_report(
+    campaign: Campaign, warehouse: ReportWarehouse, project: str, dataset: str, now: datetime
+) -> dict[str, Any]:
+    """The report of one campaign (``GET /v1/campaigns/{id}/report``, ``cartwise report``)."""
+    ref = f"`{project}.{dataset}`"
+    until = min(campaign.ends_at, now)
+    params = query_params(campaign, now)
     not_available: list[str] = []
     if now < campaign.starts_at:
         not_available.append("everything: the campaign has not started yet")
