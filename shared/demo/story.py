@@ -10,9 +10,13 @@
    Shopper Event API at a steady rate; trackers fetch their experiences as they go (a
    sample of events, polled on the experiences endpoint), with a live progress line. A
    few events leak an e-mail address, as a buggy tracker would: they must be refused.
+   With ``respond`` (``cartwise demo``'s default; ``--aa`` turns it off) the shoppers
+   respond to what they are shown (``shared/journey/responding.py``): each session asks
+   the experiences API at its decision points, and the truth the model injected is kept.
 5. Once the freezers have caught up, the report is read back from the stores
    (``shared/demo/stores.py``), printed and saved as HTML with charts under
-   ``.local/reports/``.
+   ``.local/reports/``; with responding shoppers, the truth beside the campaign report's
+   own uplift, per campaign (and in ``truth-<stamp>.json``).
 6. The stack stays up (``make down`` stops it).
 
 The knobs (``DemoOptions``; ``cartwise demo --help``) make it faster or bigger.
