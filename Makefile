@@ -127,6 +127,13 @@ bench-rewards: up
 bench-new-items: setup
 	@$(PY) -m bench.new_items_grid --json .local/bench/new_items_grid.json
 
+# Does the campaign report's uplift recover a known effect? 200 seeded trials with shoppers
+# who respond and 200 without (A/A), then 40 bigger ones: coverage, detection, bias. No
+# stack: pure logic (~15 min on 2 cores; docs/BENCHMARKS.md).
+.PHONY: bench-uplift
+bench-uplift: setup
+	@$(PY) -m bench.uplift --json .local/bench/uplift.json
+
 # One shopper's erasure among the full Complete Journey history (load it first:
 # `cartwise backfill --weeks 1-53`, ~6 min): request -> every store done (docs/PRIVACY.md).
 .PHONY: bench-erasure

@@ -292,6 +292,18 @@ def uplift(
     return result
 
 
+def uplifts(groups: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Both uplifts of a campaign from its groups (the rows of ``groups_sql``, by ``grp``):
+    basket value among buyers, and targeted sales per eligible shopper. The report calls
+    this, and so does the test that checks it recovers a known effect
+    (``tests/unit/test_uplift_recovery.py``)."""
+    exposed, held = groups.get("exposed"), groups.get("held_out")
+    return {
+        "basket_value": uplift(exposed, held, "basket_mean", "basket_var", "buyers"),
+        "targeted_sales": uplift(exposed, held, "targeted_mean", "targeted_var", "shoppers"),
+    }
+
+
 def _day(value: Any) -> str:
     if isinstance(value, datetime):
         return value.date().isoformat()
@@ -300,21 +312,34 @@ def _day(value: Any) -> str:
     return str(value)[:10]
 
 
-def campaign_report(
-    campaign: Campaign, warehouse: ReportWarehouse, project: str, dataset: str, now: datetime
-) -> dict[str, Any]:
-    """The report of one campaign (``GET /v1/campaigns/{id}/report``, ``cartwise report``)."""
-    ref = f"`{project}.{dataset}`"
-    until = min(campaign.ends_at, now)
-    params: dict[str, Any] = {
+def query_params(campaign: Campaign, now: datetime) -> dict[str, Any]:
+    """The queries' parameters: the campaign, its retailers, targeting and period (to now)."""
+    return {
         "campaign_id": campaign.campaign_id,
         "retailers": json.dumps(sorted(campaign.retailer_ids)),
         "products": json.dumps(campaign.targeted_product_ids),
         "brands": json.dumps(campaign.targeted_brands),
         "categories": json.dumps(campaign.targeted_categories),
         "starts": campaign.starts_at.astimezone(UTC),
-        "ends": until.astimezone(UTC),
+        "ends": min(campaign.ends_at, now).astimezone(UTC),
     }
+
+
+def measured_uplifts(
+    campaign: Campaign, warehouse: ReportWarehouse, project: str, dataset: str, now: datetime
+) -> dict[str, dict[str, Any]]:
+    """Only the report's uplifts (one query): what the demo sets beside the truth."""
+    rows = warehouse.query(groups_sql(f"`{project}.{dataset}`"), query_params(campaign, now))
+    return uplifts({row["grp"]: row for row in rows})
+
+
+def campaign_report(
+    campaign: Campaign, warehouse: ReportWarehouse, project: str, dataset: str, now: datetime
+) -> dict[str, Any]:
+    """The report of one campaign (``GET /v1/campaigns/{id}/report``, ``cartwise report``)."""
+    ref = f"`{project}.{dataset}`"
+    until = min(campaign.ends_at, now)
+    params = query_params(campaign, now)
     not_available: list[str] = []
     if now < campaign.starts_at:
         not_available.append("everything: the campaign has not started yet")
@@ -387,8 +412,8 @@ def campaign_report(
         )
 
     budget = float(campaign.budget) if campaign.budget is not None else None
-    basket = uplift(exposed, held, "basket_mean", "basket_var", "buyers")
-    targeted = uplift(exposed, held, "targeted_mean", "targeted_var", "shoppers")
+    measured = uplifts(groups)
+    basket, targeted = measured["basket_value"], measured["targeted_sales"]
     for name, metric in (("basket value", basket), ("targeted sales", targeted)):
         if metric["reason"]:
             not_available.append(f"uplift in {name}: {metric['reason']}")

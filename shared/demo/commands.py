@@ -221,6 +221,7 @@ def demo_command(args: argparse.Namespace) -> int:
         seed=args.seed,
         sample_seed=args.sample_seed,
         skip_history=args.skip_history,
+        respond=not args.aa,
     )
     return demo_story.run(options, env).code
 
@@ -259,6 +260,13 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )
     demo.add_argument(
         "--skip-history", action="store_true", help="reuse the history and trees already loaded"
+    )
+    demo.add_argument(
+        "--aa",
+        action="store_true",
+        help="the A/A replay: shoppers buy what they bought whatever they are shown (the "
+        "default: they respond to it, a seeded model with effects stated up front, and the "
+        "report sets the true uplift beside the measured one)",
     )
     demo.add_argument("--seed", type=int, default=DEFAULT_SEED)
     demo.add_argument(

@@ -6,9 +6,13 @@ nothing here counts what the replay sent. This module only shapes and judges the
 quantiles, the exposed-versus-held-out comparison with its confidence interval, and the
 renderings (a terminal table and a self-contained HTML page with inline SVG charts).
 
-The uplift is an A/A check on replayed traffic: replayed shoppers buy what they bought in
-2017 whatever they are shown, so the difference between exposed and held-out shoppers
-must come out compatible with zero. The report says so instead of claiming an effect.
+The uplift is an A/A check on replayed traffic (``cartwise demo --aa``): replayed shoppers
+buy what they bought in 2017 whatever they are shown, so the difference between exposed
+and held-out shoppers must come out compatible with zero. The report says so instead of
+claiming an effect. With responding shoppers (the default of ``cartwise demo``), the
+truth the response model injected (``shared/journey/responding.py``, handed over by the
+story, never read by the campaign report's code) is set beside the campaign report's own
+uplift (``shared.campaigns.report.measured_uplifts``), campaign by campaign.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import math
 import statistics
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from shared.campaigns.report import welch_interval
 from shared.demo.probes import percentile
@@ -72,6 +77,22 @@ class CampaignUplift:
     basket_value: Comparison  # per shopper: mean order total after their first decision
 
 
+@dataclass(frozen=True)
+class TrueVsMeasured:
+    """One campaign: the effect the response model injected, and what the report measures."""
+
+    campaign_id: str
+    truth: dict[str, Any]  # ``CampaignTruth.summary()``
+    measured: dict[str, dict[str, Any]]  # ``uplifts``: basket_value, targeted_sales
+
+    def covered(self, metric: str) -> bool | None:
+        m = self.measured[metric]
+        if not m["computable"]:
+            return None
+        low, high = m["ci95"]
+        return bool(low <= self.truth[metric] <= high)
+
+
 @dataclass
 class DemoFigures:
     since: datetime
@@ -85,6 +106,8 @@ class DemoFigures:
     gate_passed: bool | None
     campaigns: list[CampaignUplift]
     notes: list[str] = field(default_factory=list)
+    responding: dict[str, Any] | None = None  # the response model's stated effects
+    true_vs_measured: list[TrueVsMeasured] = field(default_factory=list)
 
     @property
     def ingested(self) -> int:
@@ -125,6 +148,56 @@ def aa_verdict(campaigns: list[CampaignUplift]) -> str:
         f"contain zero (about {expected:.1f} expected at 95%): the measured differences are "
         "noise, and this report claims no effect."
     )
+
+
+def responding_verdict(rows: list[TrueVsMeasured]) -> str:
+    judged = [(r, m) for r in rows for m in METRICS if r.covered(m) is not None]
+    if not judged:
+        return (
+            "Responding shoppers: no campaign had two exposed and two held-out shoppers: "
+            "nothing to compare with the truth on this replay (more households or weeks)."
+        )
+    inside = sum(bool(r.covered(m)) for r, m in judged)
+    return (
+        f"Responding shoppers: the true effect (what the response model injected) lies inside "
+        f"the report's 95% interval in {inside} of {len(judged)} campaign measures (about "
+        f"{0.95 * len(judged):.1f} expected). A replay this size has wide intervals; "
+        "`make bench-uplift` checks coverage and power over many runs (docs/BENCHMARKS.md)."
+    )
+
+
+METRICS = ("targeted_sales", "basket_value")
+
+
+def _interval(m: dict[str, Any]) -> str:
+    if not m["computable"]:
+        return "not computable"
+    return f"{m['difference']:+.2f} [{m['ci95'][0]:+.2f}, {m['ci95'][1]:+.2f}]"
+
+
+def true_vs_measured_rows(rows: list[TrueVsMeasured]) -> list[list[str]]:
+    return [
+        [
+            r.campaign_id,
+            f"{r.truth['exposed_shoppers']:,}",
+            f"{r.truth['displayed']:,}/{r.truth['clicked']:,}/{r.truth['additions']:,}",
+            f"{r.truth[m]:+.2f}",
+            _interval(r.measured[m]),
+            m.replace("_", " "),
+        ]
+        for r in rows
+        for m in METRICS
+    ]
+
+
+TRUE_VS_MEASURED_HEADER = [
+    "campaign",
+    "exposed (tracker)",
+    "displayed/clicked/added",
+    "true effect",
+    "measured (95% CI)",
+    "per shopper",
+]
 
 
 def _money(value: float) -> str:
@@ -169,7 +242,15 @@ def render_text(figures: DemoFigures) -> str:
             f"{c.held_out:>5,}  shoppers {b.exposed_n:>4}/{b.held_out_n:<4} "
             f"diff {_money(b.difference)} [{_money(b.low)}, {_money(b.high)}]"
         )
-    lines += ["", aa_verdict(figures.campaigns), *figures.notes]
+    if figures.responding is None:
+        lines += ["", aa_verdict(figures.campaigns)]
+    else:
+        effects = ", ".join(f"{k} {v}" for k, v in figures.responding.items())
+        lines += ["", f"Responding shoppers (effects stated up front: {effects})"]
+        lines += ["  " + " | ".join(TRUE_VS_MEASURED_HEADER)]
+        lines += ["  " + " | ".join(r) for r in true_vs_measured_rows(figures.true_vs_measured)]
+        lines += ["", responding_verdict(figures.true_vs_measured)]
+    lines += figures.notes
     return "\n".join(lines)
 
 
@@ -347,7 +428,21 @@ events), not from the replay's own counters.</p>
             campaign_rows,
         )
     }
-<p class="verdict">{html.escape(aa_verdict(figures.campaigns))}</p>
+{_responding_html(figures)}
 {"".join(f"<p>{html.escape(n)}</p>" for n in figures.notes)}
 </body></html>
 """
+
+
+def _responding_html(figures: DemoFigures) -> str:
+    if figures.responding is None:
+        return f'<p class="verdict">{html.escape(aa_verdict(figures.campaigns))}</p>'
+    effects = ", ".join(f"{k} {v}" for k, v in figures.responding.items())
+    return (
+        "<h2>Responding shoppers: true versus measured uplift per campaign</h2>"
+        f"<p>Effects stated up front: {html.escape(effects)}. The truth is what the response "
+        "model injected into exposed shoppers; the measure is the campaign report's own "
+        "uplift (exposed minus held out).</p>"
+        + _table(TRUE_VS_MEASURED_HEADER, true_vs_measured_rows(figures.true_vs_measured))
+        + f'<p class="verdict">{html.escape(responding_verdict(figures.true_vs_measured))}</p>'
+    )

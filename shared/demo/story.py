@@ -10,9 +10,13 @@
    Shopper Event API at a steady rate; trackers fetch their experiences as they go (a
    sample of events, polled on the experiences endpoint), with a live progress line. A
    few events leak an e-mail address, as a buggy tracker would: they must be refused.
+   With ``respond`` (``cartwise demo``'s default; ``--aa`` turns it off) the shoppers
+   respond to what they are shown (``shared/journey/responding.py``): each session asks
+   the experiences API at its decision points, and the truth the model injected is kept.
 5. Once the freezers have caught up, the report is read back from the stores
    (``shared/demo/stores.py``), printed and saved as HTML with charts under
-   ``.local/reports/``.
+   ``.local/reports/``; with responding shoppers, the truth beside the campaign report's
+   own uplift, per campaign (and in ``truth-<stamp>.json``).
 6. The stack stays up (``make down`` stops it).
 
 The knobs (``DemoOptions``; ``cartwise demo --help``) make it faster or bigger.
@@ -27,8 +31,8 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +54,9 @@ class DemoOptions:
     seed: int = 8451
     sample_seed: int | None = None  # which households are replayed (default: ``seed``)
     skip_history: bool = False  # reuse the history (and trees) a previous run loaded
+    # Shoppers respond to what they are shown (shared/journey/response.py); False: the A/A
+    # replay (``cartwise demo --aa``), where they buy what they bought whatever they see.
+    respond: bool = False
     reports_dir: Path = Path(".local") / "reports"
 
 
@@ -57,6 +64,7 @@ class DemoOptions:
 class DemoOutcome:
     code: int  # the process exit code: non-zero if a step failed
     figures: Any = None  # DemoFigures, once the report is read back
+    truth: Any = None  # the responding replay's injected truth (``responding.Truth``)
     replay: ReplaySummary | None = None
     leaked: int = 0  # events sent with an e-mail address (each must be refused)
     report: Path | None = None
@@ -181,7 +189,11 @@ def run(options: DemoOptions, env: dict[str, str]) -> DemoOutcome:
     )
     t0 = time.monotonic()
     since = datetime.now(UTC)
-    summary, leaked, probe_latencies = _replay(options, simulation, env, now)
+    truth = None
+    if options.respond:
+        summary, leaked, probe_latencies, truth = _responding_replay(options, simulation, env, now)
+    else:
+        summary, leaked, probe_latencies = _replay(options, simulation, env, now)
     replay_step = Step("replay", time.monotonic() - t0)
     steps.append(replay_step)
     print(
@@ -197,6 +209,14 @@ def run(options: DemoOptions, env: dict[str, str]) -> DemoOutcome:
     t0 = time.monotonic()
     figures = _report(options, env, since, simulation.retailers, run_id, summary.accepted)
     figures.gate_passed = gate_passed
+    stamp = f"{datetime.now(UTC):%Y%m%d-%H%M%S}"
+    if truth is not None:
+        # The truth is written beside the report for its reader; the campaign report's code
+        # never reads it (it measures from the stores alone).
+        options.reports_dir.mkdir(parents=True, exist_ok=True)
+        told = truth.as_dict()
+        (options.reports_dir / f"truth-{stamp}.json").write_text(json.dumps(told, indent=1))
+        _true_vs_measured(figures, told, env)
     figures.notes.append(
         f"Trackers' own view (replay side, for comparison): experiences readable "
         f"p95 {1000 * percentile(probe_latencies, 0.95):,.0f} ms after the ingest "
@@ -206,7 +226,6 @@ def run(options: DemoOptions, env: dict[str, str]) -> DemoOutcome:
 
     print(render_text(figures))
     options.reports_dir.mkdir(parents=True, exist_ok=True)
-    stamp = f"{datetime.now(UTC):%Y%m%d-%H%M%S}"
     html_path = options.reports_dir / f"demo-{stamp}.html"
     page = render_html(figures)
     html_path.write_text(page)
@@ -240,7 +259,9 @@ def run(options: DemoOptions, env: dict[str, str]) -> DemoOutcome:
             indent=1,
         )
     )
-    return DemoOutcome(0 if summary.failed_batches == 0 else 1, figures, summary, leaked, html_path)
+    return DemoOutcome(
+        0 if summary.failed_batches == 0 else 1, figures, truth, summary, leaked, html_path
+    )
 
 
 def _args(**values: Any) -> Any:
@@ -295,6 +316,94 @@ def _replay(
     progress(summary, final=True)
     print(file=sys.stderr)
     return summary, tracker.leaked, list(results.latencies_s.get(0, []))
+
+
+def _responding_replay(
+    options: DemoOptions, simulation: Any, env: dict[str, str], now: datetime
+) -> tuple[ReplaySummary, int, list[float], Any]:
+    """The replay with shoppers who respond: each session as a tracker sends it, asking
+    the experiences API at each decision point (``shared/journey/responding.py``)."""
+    from shared.freezer.read_models import LATE_WINDOW
+    from shared.journey import dataset as journey
+    from shared.journey.http_event_api import HttpEventApi
+    from shared.journey.replay_keys import replay_api_keys
+    from shared.journey.responding import HttpExperiencesApi, RespondingReplay
+    from shared.journey.response import ResponseModel
+    from shared.journey.tracker_simulator import sessions, without_shoppers
+    from shared.privacy.commands import suppressed_shoppers
+
+    households = journey.sample_households(
+        options.replay_weeks, options.households, options.sample_seed or options.seed
+    )
+    # Only sessions the cold path accepts: an event older than the freezers' late window
+    # (3 days) is parked, and its order would be missing from the measure. The replayed
+    # weeks are moved one more week so that they end after now, and the baskets paid in
+    # the late window before now are replayed (whole weeks keep weekdays; the sessions'
+    # first events are up to an hour before the payment, hence the margin).
+    simulation = replace(simulation, shift_weeks=simulation.shift_weeks + 1)
+    oldest = now - LATE_WINDOW + timedelta(hours=2)
+    baskets = [
+        b
+        for b in journey.baskets(options.replay_weeks, households)
+        if oldest <= simulation.moment(b.at) <= now
+    ]
+    keys = replay_api_keys(env, simulation.retailers)
+    tracker = LeakyTracker(HttpEventApi(env["INGEST_URL"], keys), options.leak_every, options.seed)
+    experiences = HttpExperiencesApi(env["EXPERIENCES_URL"], keys)
+    responding = RespondingReplay(tracker, experiences, ResponseModel(seed=options.seed))
+    skip = suppressed_shoppers(env["GOOGLE_CLOUD_PROJECT"], simulation.retailers)
+    shown = [0.0]
+
+    def progress(summary: ReplaySummary) -> None:
+        if time.monotonic() - shown[0] < 0.5:
+            return
+        shown[0] = time.monotonic()
+        print(
+            f"\r   sessions {summary.sessions:,}/{len(baskets):,}  events {summary.sent:,}  "
+            f"{summary.events_per_s:,.0f} events/s  rejected {summary.rejected:,}  "
+            f"experiences fetched {len(experiences.latencies_s):,} ",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    summary = responding.run(
+        without_shoppers(sessions(baskets, journey.products(), simulation, now), skip),
+        progress=progress,
+    )
+    print(file=sys.stderr)
+    truth = responding.truth
+    print(
+        f"   responding shoppers: {sum(t.displayed for t in truth.campaigns.values()):,} "
+        f"experiences displayed, {sum(t.clicked for t in truth.campaigns.values()):,} clicked, "
+        f"{sum(t.additions for t in truth.campaigns.values()):,} additions to baskets "
+        f"({experiences.unanswered} fetches unanswered)"
+    )
+    return summary, tracker.leaked, list(experiences.latencies_s), truth
+
+
+def _true_vs_measured(figures: Any, truth: dict[str, Any], env: dict[str, str]) -> None:
+    """The campaign report's own uplift beside the injected truth, per campaign."""
+    from shared.campaigns.firestore_campaigns import FirestoreCampaignStore
+    from shared.campaigns.report import measured_uplifts
+    from shared.demo.report import TrueVsMeasured
+    from shared.freezer.read_models import DATASET
+    from shared.platform import clients
+    from shared.platform.bigquery_warehouse import BigQueryWarehouse
+
+    project = env["GOOGLE_CLOUD_PROJECT"]
+    warehouse = BigQueryWarehouse(
+        clients.bigquery_client(project, env.get("BIGQUERY_EMULATOR_HOST")), project, DATASET, ()
+    )
+    campaigns = FirestoreCampaignStore(clients.firestore_client(project))
+    figures.responding = truth["effects"]
+    now = datetime.now(UTC)
+    for campaign_id, told in truth["campaigns"].items():
+        campaign = campaigns.get(campaign_id)
+        if campaign is None:
+            continue
+        measured = measured_uplifts(campaign, warehouse, project, DATASET, now)
+        figures.true_vs_measured.append(TrueVsMeasured(campaign_id, told, measured))
 
 
 def _progress_line(total_sessions: int, results: Any) -> Callable[..., None]:
