@@ -2,8 +2,8 @@
 
 Run: ``python -m functions.freeze_events.worker``. Each batch is appended to the read
 models' landing tables (one append per table); it is acknowledged once the appends are
-durable, and its ack deadline reset (redelivered) on a transient error. Poison messages are dead-lettered inside ``freeze`` and
-acknowledged.
+durable, and its ack deadline reset (redelivered) on a transient error. Poison messages
+are dead-lettered inside ``freeze`` and acknowledged.
 
 Synchronous ``Pull`` calls fill a batch: on the local emulator a pull returns up to 100
 messages in ~10 ms, where streaming pull handed this worker about one message at a time

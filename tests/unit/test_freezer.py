@@ -131,7 +131,8 @@ def test_the_late_window_is_the_freezers_setting_3_days_by_default() -> None:
         )
         assert outcome.poison == parked
         assert [p.reason.split("(")[-1] for p in dead.poison] == ["late window)"] * parked
-    assert timedelta(days=FreezerSettings().late_window_days) == LATE_WINDOW
+    default = FreezerSettings.model_fields["late_window_days"].default
+    assert timedelta(days=default) == LATE_WINDOW
 
 
 @pytest.mark.parametrize(
