@@ -14,6 +14,7 @@ import requests
 from emulators.config import StackSettings
 from shared.campaigns.firestore_campaigns import FirestoreCampaignStore
 from shared.decisions.bigtable_state import BigtableTrees
+from shared.freezer.read_models import row_id
 from shared.platform import clients
 from shared.system.resources import BIGTABLE_INSTANCE
 from tests.factories import event
@@ -293,7 +294,8 @@ def test_events_in_flight_during_an_erasure_write_nothing_back(
     while not states.after(retailer, shopper, after["event_id"])[0]:
         assert time.monotonic() < deadline, "the new event was never decided"
         time.sleep(0.2)
-    assert [r["row_id"] for r in rows_of(stack, "searches", [shopper])] == [after["event_id"]]
+    frozen = [r["row_id"] for r in rows_of(stack, "searches", [shopper])]
+    assert frozen == [row_id(retailer, after["event_id"])]
     for old in in_flight:
         assert not states.after(retailer, shopper, old["event_id"])[0], "state written back"
     decided = wait_for_rows(stack, [shopper], {"decisions": 1}, timeout_s=30)
