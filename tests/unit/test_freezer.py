@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -183,3 +184,41 @@ def test_read_models_are_declared_in_the_system() -> None:
     for table in READ_MODELS:
         assert table.partition_field == "occurred_at"
         assert table.clustering == ("retailer_id", "shopper_id")
+
+
+class BarrierSink(MemorySink):
+    """Each append waits until every table's append has started: passes only if the
+    freezer appends the tables of a batch at once, not one after the other."""
+
+    def __init__(self, tables: int, fail_table: str | None = None) -> None:
+        super().__init__()
+        self.barrier = threading.Barrier(tables, timeout=5)
+        self.fail_table = fail_table
+
+    def write(self, table: str, rows: Sequence[Row]) -> int:
+        self.barrier.wait()
+        if table == self.fail_table:
+            raise TransientSinkError(f"{table} down")
+        return super().write(table, rows)
+
+
+def _mixed_batch() -> list[InboundMessage]:
+    kinds = ["page_viewed", "search_performed", "link_clicked"]
+    return [message(event(kind, "s1"), message_id=kind) for kind in kinds]
+
+
+def test_a_batch_appends_its_tables_at_once() -> None:
+    sink = BarrierSink(tables=3)
+    outcome = freeze(
+        _mixed_batch(), sink=sink, dead_letters=MemoryDeadLetters(), privacy=OpenGate()
+    )
+    assert outcome.rows_inserted == {"link_clicks": 1, "page_views": 1, "searches": 1}
+
+
+def test_one_failed_append_fails_the_whole_batch() -> None:
+    sink = BarrierSink(tables=3, fail_table="searches")
+    with pytest.raises(TransientSinkError, match="searches down"):
+        freeze(_mixed_batch(), sink=sink, dead_letters=MemoryDeadLetters(), privacy=OpenGate())
+    # The others landed (at least once): the redelivered batch lands them again, and the
+    # compaction keeps one copy of each row.
+    assert set(sink.rows) == {"link_clicks", "page_views"}
