@@ -4,19 +4,23 @@ Tables and columns are those of ``shared.nightly.context`` (written by the model
 ``shopper_product_scores``, ``product_complements``, ``shopper_spend_profiles``,
 ``shopper_new_products``, in the
 read models' dataset. Rows are streamed page by page (``list_rows`` of the query's
-result), never all held as client objects at once.
+result), never all held as client objects at once; ``shopper_batches`` packs each scored
+shopper's outputs into one row, materialized and read back with the Storage Read API
+(``BigQueryWarehouse.stream``), batch by batch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import Any
 
 from google.cloud import bigquery
 
 from shared.decisions.compiler import Complement, ScoredProduct, SpendProfile
+from shared.nightly.service import ShopperOutputs
 from shared.nightly.shards import WHOLE, Shard
+from shared.platform.bigquery_warehouse import BigQueryWarehouse
 
 TIMEOUT_S = 600
 PAGE_SIZE = 20_000
@@ -27,9 +31,10 @@ def _money(value: Any) -> Decimal:
 
 
 class BigQueryNightlyOutputs:
-    def __init__(self, client: Any, project: str, dataset: str) -> None:
+    def __init__(self, client: Any, project: str, dataset: str, read_client: Any = None) -> None:
         self._client = client
         self._prefix = f"{project}.{dataset}"
+        self._warehouse = BigQueryWarehouse(client, project, dataset, [], read_client)
 
     def _rows(self, sql: str, run_id: str) -> Iterator[Any]:
         config = bigquery.QueryJobConfig(
@@ -105,3 +110,63 @@ class BigQueryNightlyOutputs:
                 str(row["product_id"]),
                 int(row["rank"]),
             )
+
+    def shopper_batches(
+        self, run_id: str, shard: Shard, batch: int
+    ) -> Iterator[list[ShopperOutputs]]:
+        where = f"run_id = @run_id AND {shard.predicate()}"
+        sql = f"""
+WITH s AS (
+  SELECT retailer_id, shopper_id, STRING_AGG(product_id || '|' || CAST(rank AS STRING)
+         || '|' || CAST(score AS STRING), ';') AS scores
+  FROM `{self._prefix}.shopper_product_scores` WHERE {where} GROUP BY retailer_id, shopper_id
+), n AS (
+  SELECT retailer_id, shopper_id,
+         STRING_AGG(product_id || '|' || CAST(rank AS STRING), ';') AS news
+  FROM `{self._prefix}.shopper_new_products` WHERE {where} GROUP BY retailer_id, shopper_id
+), p AS (
+  SELECT retailer_id, shopper_id, baskets, value_p25, value_p50, value_p75, value_p90,
+         visits_per_week
+  FROM `{self._prefix}.shopper_spend_profiles` WHERE {where}
+)
+SELECT s.retailer_id, s.shopper_id, s.scores, n.news, p.baskets, p.value_p25, p.value_p50,
+       p.value_p75, p.value_p90, p.visits_per_week, p.shopper_id IS NOT NULL AS has_profile
+FROM s
+LEFT JOIN n ON n.retailer_id = s.retailer_id AND n.shopper_id = s.shopper_id
+LEFT JOIN p ON p.retailer_id = s.retailer_id AND p.shopper_id = s.shopper_id
+"""
+        for rows in self._warehouse.stream(sql, {"run_id": run_id}, batch_rows=batch):
+            yield [_shopper(row) for row in rows]
+
+
+def _shopper(row: Mapping[str, Any]) -> ShopperOutputs:
+    """One packed row (product ids hold neither ``|`` nor ``;``) back to its outputs."""
+    scores = []
+    for item in str(row["scores"] or "").split(";"):
+        if item:
+            product, rank, score = item.rsplit("|", 2)
+            scores.append(ScoredProduct(product, int(rank), float(score)))
+    ranked = []
+    for item in str(row["news"] or "").split(";"):
+        if item:
+            product, rank = item.rsplit("|", 1)
+            ranked.append((int(rank), product))
+    profile = (
+        SpendProfile(
+            baskets=int(row["baskets"] or 0),
+            value_p25=_money(row["value_p25"]),
+            value_p50=_money(row["value_p50"]),
+            value_p75=_money(row["value_p75"]),
+            value_p90=_money(row["value_p90"]),
+            visits_per_week=float(row["visits_per_week"] or 0),
+        )
+        if row["has_profile"]
+        else None
+    )
+    return ShopperOutputs(
+        str(row["retailer_id"]),
+        str(row["shopper_id"]),
+        sorted(scores, key=lambda s: s.rank),
+        profile,
+        [p for _, p in sorted(ranked)],
+    )

@@ -38,7 +38,12 @@ def nightly_steps() -> NightlyDependencies:
     )
     return NightlyDependencies(
         runs=FirestoreNightlyRuns(firestore),
-        outputs=BigQueryNightlyOutputs(bigquery, settings.project, settings.dataset),
+        outputs=BigQueryNightlyOutputs(
+            bigquery,
+            settings.project,
+            settings.dataset,
+            clients.bigquery_read_client(settings.bigquery_storage_emulator_host),
+        ),
         campaigns=FirestoreCampaignStore(firestore),
         trees=BigtableTrees(bigtable, settings.bigtable_instance),
         model_context=functools.partial(model_context, settings),
@@ -49,6 +54,7 @@ def nightly_steps() -> NightlyDependencies:
             validity=timedelta(hours=settings.tree_validity_hours),
         ),
         write_batch=settings.write_batch,
+        compile_batch=settings.shard_batch_shoppers,
         shard_tasks=settings.shard_tasks,
     )
 
@@ -67,10 +73,18 @@ def model_context(settings: NightlyStepsSettings, run_id: str, cutoff: date) -> 
         cutoff=cutoff,
         project=settings.project,
         dataset=settings.dataset,
-        warehouse=BigQueryWarehouse(client, settings.project, settings.dataset, NIGHTLY_TABLES),
+        warehouse=BigQueryWarehouse(
+            client,
+            settings.project,
+            settings.dataset,
+            NIGHTLY_TABLES,
+            clients.bigquery_read_client(settings.bigquery_storage_emulator_host),
+        ),
         artifacts=GcsArtifactStore(storage(settings.project), settings.bucket, run_id),
         gate_min_lift=settings.gate_min_lift,
         train_shoppers=settings.train_shoppers,
+        batch_shoppers=settings.shard_batch_shoppers,
+        neighbour_pool=settings.neighbour_pool,
     )
 
 

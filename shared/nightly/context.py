@@ -51,3 +51,8 @@ class StepContext:
     # Train on about this many of the train boundaries' shoppers (None: all of them): a
     # seeded hash sample, the same shoppers every night (docs/MODEL.md, "Training sample").
     train_shoppers: int | None = None
+    # A shard task holds this many shoppers at once (memory bounded by it, not by the
+    # population); the new-item neighbours come from a hash sample of this many shoppers
+    # per retailer (docs/NIGHTLY.md, "Bounded memory").
+    batch_shoppers: int = 2_000
+    neighbour_pool: int = 20_000

@@ -270,9 +270,14 @@ def load_histories(ctx: StepContext, boundary: datetime) -> dict[str, RetailerHi
     """Every shopper's products of the 365 days before the boundary, with the
     baskets holding each over the year and over the last ``RECENT_DAYS``: one packed row
     per shopper (a row per pair would cost a JSON cell per value on the way out)."""
+    return parse_packed(ctx.warehouse.query(histories_sql(ctx, boundary)))
+
+
+def histories_sql(ctx: StepContext, boundary: datetime, where: str = "TRUE") -> str:
+    """The packed histories of ``load_histories``, of the shoppers ``where`` says (a SQL
+    predicate on ``retailer_id``, ``shopper_id``: a shard, a sample): one row a shopper."""
     sold, at = table_ref(ctx, "sold_products"), _timestamp(boundary)
-    rows = ctx.warehouse.query(
-        f"""
+    return f"""
 WITH pairs AS (
   SELECT retailer_id, shopper_id, product_id, COUNT(DISTINCT order_id) AS baskets,
          COUNT(DISTINCT IF(occurred_at >= TIMESTAMP_SUB({at}, INTERVAL {RECENT_DAYS} DAY),
@@ -280,6 +285,7 @@ WITH pairs AS (
   FROM {sold}
   WHERE occurred_at < {at}
     AND occurred_at >= TIMESTAMP_SUB({at}, INTERVAL {HISTORY_DAYS} DAY)
+    AND ({where})
   GROUP BY retailer_id, shopper_id, product_id
 )
 SELECT retailer_id, shopper_id,
@@ -288,8 +294,6 @@ SELECT retailer_id, shopper_id,
 FROM pairs GROUP BY retailer_id, shopper_id
 ORDER BY retailer_id, shopper_id
 """
-    )
-    return parse_packed(rows)
 
 
 def ranker_rankings(

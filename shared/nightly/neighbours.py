@@ -178,3 +178,101 @@ def recommend(
                     )
                     out["g_topfreq_new_56d"][key] = _ranked(popularity, own, history.products, k)
     return out
+
+
+@dataclass
+class NeighbourPool:
+    """One retailer's pool of possible neighbours, prepared once per task: their unit
+    profile vectors, what they bought, and the products' recent popularity."""
+
+    history: RetailerHistory
+    bought: Any
+    normalized: Any
+    idf: Any
+    log_popularity: Any
+    index: dict[str, int]
+
+
+def prepare_pool(history: RetailerHistory, similarity: str = SIMILARITY) -> NeighbourPool | None:
+    """The pool's matrices (None when the pool has no recent basket to rank by)."""
+    import scipy.sparse as sp
+
+    shape = (len(history.shoppers), len(history.products))
+    if not history.shoppers:
+        return None
+    bought = sp.csr_matrix((np.ones(len(history.rows)), (history.rows, history.columns)), shape)
+    recent = sp.csr_matrix(
+        (np.asarray(history.recent_baskets, dtype=float), (history.rows, history.columns)), shape
+    )
+    popularity = np.asarray(recent.sum(axis=0)).ravel()
+    if popularity.max() <= 0:
+        return None
+    buyers = np.asarray(bought.sum(axis=0)).ravel()
+    idf = (
+        np.maximum(np.log(len(history.shoppers) / (1.0 + buyers)), 0.0)
+        if similarity == "log_idf"
+        else np.ones(len(history.products))
+    )
+    return NeighbourPool(
+        history=history,
+        bought=bought,
+        normalized=_normalized_profiles(history, bought, similarity),
+        idf=idf,
+        log_popularity=np.log(popularity / popularity.max() + 1e-4),
+        index={s: i for i, s in enumerate(history.shoppers)},
+    )
+
+
+def recommend_from_pool(
+    pool: NeighbourPool,
+    batch: RetailerHistory,
+    k: int,
+    neighbours: int = NEIGHBOURS,
+    weight: float = WEIGHT,
+    similarity: str = SIMILARITY,
+) -> dict[str, list[str]]:
+    """``recommend``'s ``neighbours`` method for a batch of one retailer's shoppers whose
+    neighbours are drawn from ``pool`` (a sample of the retailer's shoppers, held once per
+    task): memory is the pool's plus the batch's, whatever the population. With a pool of
+    every shopper it ranks exactly as ``recommend`` (a shopper's own vector norm scales
+    its row of closeness only, which neither the top neighbours nor ``nb / max nb`` see).
+    """
+    import scipy.sparse as sp
+
+    products = pool.history.products
+    columns = {p: i for i, p in enumerate(products)}
+    rows, cols, weights = [], [], []
+    for item, (row, column) in enumerate(zip(batch.rows, batch.columns, strict=True)):
+        at = columns.get(batch.products[column])
+        if at is None:  # no neighbour in the pool bought it: it weighs on no closeness
+            continue
+        rows.append(row)
+        cols.append(at)
+        weights.append(1.0 if similarity == "binary" else float(np.log1p(batch.baskets[item])))
+    shape = (len(batch.shoppers), len(products))
+    own = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape)
+    own.data[:] = 1.0
+    profiles = sp.csr_matrix((weights, (rows, cols)), shape) @ sp.diags(pool.idf)
+    n_neighbours = min(neighbours, len(pool.history.shoppers) - 1)
+    out: dict[str, list[str]] = {}
+    for start in range(0, len(batch.shoppers), CHUNK):
+        names = batch.shoppers[start : start + CHUNK]
+        closeness = (profiles[start : start + len(names)] @ pool.normalized.T).toarray()
+        for row, shopper in enumerate(names):
+            if shopper in pool.index:
+                closeness[row, pool.index[shopper]] = 0.0
+        if n_neighbours > 0:
+            cut = np.argpartition(-closeness, n_neighbours - 1, axis=1)[:, n_neighbours:]
+            np.put_along_axis(closeness, cut, 0.0, axis=1)
+        else:
+            closeness[:] = 0.0
+        votes = np.asarray((sp.csr_matrix(closeness) @ pool.bought).todense())
+        for row, shopper in enumerate(names):
+            mine = start + row
+            bought = own.indices[own.indptr[mine] : own.indptr[mine + 1]]
+            nb = votes[row]
+            top = nb.max()
+            nb_norm = nb / top if top > 0 else nb
+            blend = pool.log_popularity + weight * np.log(nb_norm + 1e-3)
+            out[shopper] = _ranked(blend, bought, products, k)
+    return out

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable, Iterator
 
 from shared.nightly.complements import complements_select
 from shared.nightly.context import StepContext
-from shared.nightly.evaluation import load_histories, rank_by
+from shared.nightly.evaluation import histories_sql, rank_by
 from shared.nightly.features import HISTORY_DAYS, end_of_history, table_ref
-from shared.nightly.neighbours import recommend
+from shared.nightly.neighbours import parse_packed, prepare_pool, recommend_from_pool
 from shared.nightly.shards import WHOLE, Shard
 from shared.nightly.tables import (
     NIGHTLY_SHOPPERS,
@@ -33,7 +34,7 @@ from shared.nightly.tables import (
     SHOPPER_PRODUCT_SCORES,
     SHOPPER_SPEND_PROFILES,
 )
-from shared.nightly.training import load_candidates, load_model
+from shared.nightly.training import candidates_sql, load_model, unpack_candidates
 from shared.platform.warehouse import Row
 
 log = logging.getLogger(__name__)
@@ -42,62 +43,101 @@ TOP_PRODUCTS = 20
 NEW_PRODUCTS = 5  # products never bought, per shopper (the trees show the first two)
 
 
-def _shard_shoppers(ctx: StepContext, shard: Shard) -> set[tuple[str, str]]:
-    """The shoppers of the shard with history in the year before the end of history."""
+POOL_SALT = "cartwise-neighbour-pool"  # the pool's seed: the same neighbours every night
+
+
+def _pool_where(ctx: StepContext) -> str:
+    """SQL true for the neighbour pool: per retailer, the ``ctx.neighbour_pool`` shoppers
+    of the year with the smallest salted hash (a uniform sample, stable from night to
+    night; every shopper while a retailer has fewer)."""
     at = f"TIMESTAMP('{end_of_history(ctx.cutoff).isoformat()}')"
-    rows = ctx.warehouse.query(
+    hashed = f"FARM_FINGERPRINT(CONCAT('{POOL_SALT}/', retailer_id, '/', shopper_id))"
+    return (
+        "CONCAT(retailer_id, '/', shopper_id) IN (SELECT pooled FROM ("
+        f"SELECT CONCAT(retailer_id, '/', shopper_id) AS pooled, ROW_NUMBER() OVER "
+        f"(PARTITION BY retailer_id ORDER BY {hashed}, shopper_id) AS n FROM ("
         f"SELECT DISTINCT retailer_id, shopper_id FROM {table_ref(ctx, 'sold_products')} "
         f"WHERE occurred_at < {at} "
-        f"AND occurred_at >= TIMESTAMP_SUB({at}, INTERVAL {HISTORY_DAYS} DAY) "
-        f"AND {shard.predicate()}"
+        f"AND occurred_at >= TIMESTAMP_SUB({at}, INTERVAL {HISTORY_DAYS} DAY))) "
+        f"WHERE n <= {int(ctx.neighbour_pool)})"
     )
-    return {(r["retailer_id"], r["shopper_id"]) for r in rows}
 
 
-def new_products(ctx: StepContext, shard: Shard = WHOLE) -> list[Row]:
-    """Each shopper's ``NEW_PRODUCTS`` best products never bought, by ``neighbours``: for
-    the shard's shoppers, from every shopper's history (the neighbours may be anyone)."""
-    histories = load_histories(ctx, end_of_history(ctx.cutoff))
-    shoppers = [(r, s) for r, h in histories.items() for s in h.shoppers]
-    if shard != WHOLE:
-        mine = _shard_shoppers(ctx, shard)
-        shoppers = [key for key in shoppers if key in mine]
-    ranked = recommend(histories, shoppers, NEW_PRODUCTS, ablations=False)["neighbours"]
-    return [
-        {
-            "run_id": ctx.run_id,
-            "retailer_id": retailer,
-            "shopper_id": shopper,
-            "product_id": product,
-            "rank": rank,
-        }
-        for (retailer, shopper), products in sorted(ranked.items())
-        for rank, product in enumerate(products, 1)
-    ]
-
-
-def top_products(run_id: str, ctx: StepContext, shard: Shard = WHOLE) -> list[Row]:
-    candidates = load_candidates(ctx, "score", shard.predicate() if shard != WHOLE else None)
-    if not candidates.keys:
-        return []
-    scores = load_model(ctx, "ranker.txt").predict(candidates.x)
-    rows: list[Row] = []
-    for start, stop in candidates.groups():
-        _, retailer, shopper = candidates.keys[start]
-        products = candidates.products[start:stop]
-        by_product = dict(zip(products, scores[start:stop], strict=True))
-        for rank, product in enumerate(rank_by(products, scores[start:stop])[:TOP_PRODUCTS], 1):
-            rows.append(
+def new_products(ctx: StepContext, shard: Shard = WHOLE) -> Iterator[list[Row]]:
+    """Each shopper's ``NEW_PRODUCTS`` best products never bought, by ``neighbours``, in
+    batches of ``ctx.batch_shoppers`` shoppers of the shard; their neighbours come from the
+    retailer's pool (``_pool_where``), read once: memory holds the pool and one batch."""
+    boundary = end_of_history(ctx.cutoff)
+    pools = {
+        retailer: prepare_pool(history)
+        for retailer, history in parse_packed(
+            ctx.warehouse.query(histories_sql(ctx, boundary, _pool_where(ctx)))
+        ).items()
+    }
+    for batch in ctx.warehouse.stream(
+        histories_sql(ctx, boundary, shard.predicate()), batch_rows=ctx.batch_shoppers
+    ):
+        rows: list[Row] = []
+        for retailer, history in sorted(parse_packed(batch).items()):
+            pool = pools.get(retailer)
+            if pool is None:
+                continue
+            ranked = recommend_from_pool(pool, history, NEW_PRODUCTS)
+            rows.extend(
                 {
-                    "run_id": run_id,
+                    "run_id": ctx.run_id,
                     "retailer_id": retailer,
                     "shopper_id": shopper,
                     "product_id": product,
                     "rank": rank,
-                    "score": float(by_product[product]),
                 }
+                for shopper, products in sorted(ranked.items())
+                for rank, product in enumerate(products, 1)
             )
-    return rows
+        yield rows
+
+
+def top_products(run_id: str, ctx: StepContext, shard: Shard = WHOLE) -> Iterator[list[Row]]:
+    """Each shopper's ``TOP_PRODUCTS`` by the ranker, in batches of ``ctx.batch_shoppers``
+    shoppers of the shard (their packed candidates streamed, the ranker read once)."""
+    model = None
+    for batch in ctx.warehouse.stream(
+        candidates_sql(ctx, "score", shard.predicate() if shard != WHOLE else None),
+        {"run_id": ctx.run_id, "role": "score"},
+        batch_rows=ctx.batch_shoppers,
+    ):
+        candidates = unpack_candidates(batch)
+        if not candidates.keys:
+            continue
+        model = model or load_model(ctx, "ranker.txt")
+        scores = model.predict(candidates.x)
+        rows: list[Row] = []
+        for start, stop in candidates.groups():
+            _, retailer, shopper = candidates.keys[start]
+            products = candidates.products[start:stop]
+            by_product = dict(zip(products, scores[start:stop], strict=True))
+            for rank, product in enumerate(rank_by(products, scores[start:stop])[:TOP_PRODUCTS], 1):
+                rows.append(
+                    {
+                        "run_id": run_id,
+                        "retailer_id": retailer,
+                        "shopper_id": shopper,
+                        "product_id": product,
+                        "rank": rank,
+                        "score": float(by_product[product]),
+                    }
+                )
+        yield rows
+
+
+def _write_batches(ctx: StepContext, table: str, where: str, batches: Iterable[list[Row]]) -> int:
+    """The shard's rows of the run deleted, then each batch appended (one load job each)."""
+    ctx.warehouse.replace_rows(table, ctx.run_id, [], where)
+    written = 0
+    for rows in batches:
+        ctx.warehouse.append_rows(table, rows)
+        written += len(rows)
+    return written
 
 
 def _replace_with_select(
@@ -143,13 +183,9 @@ def score_shard(ctx: StepContext, shard: Shard = WHOLE) -> dict[str, object]:
     shard's rows of the run replaced; ``WHOLE``: every shopper)."""
     started = time.monotonic()
     where = shard.predicate()
-    ctx.warehouse.replace_rows(
-        SHOPPER_PRODUCT_SCORES.name, ctx.run_id, top_products(ctx.run_id, ctx, shard), where
-    )
+    _write_batches(ctx, SHOPPER_PRODUCT_SCORES.name, where, top_products(ctx.run_id, ctx, shard))
     ranked = time.monotonic()
-    ctx.warehouse.replace_rows(
-        SHOPPER_NEW_PRODUCTS.name, ctx.run_id, new_products(ctx, shard), where
-    )
+    _write_batches(ctx, SHOPPER_NEW_PRODUCTS.name, where, new_products(ctx, shard))
     recommended = time.monotonic()
     _replace_with_select(
         ctx,

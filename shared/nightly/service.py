@@ -12,12 +12,13 @@ Every step is idempotent for a ``run_id``: the workflow may retry any of them.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import logging
 import re
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -106,6 +107,53 @@ class NightlyOutputs(Protocol):
         """(retailer, shopper, product never bought, rank) rows of the shard's shoppers."""
         ...
 
+    def shopper_batches(
+        self, run_id: str, shard: Shard, batch: int
+    ) -> Iterable[list[ShopperOutputs]]:
+        """The shard's scored shoppers, each with their scores, profile and new products,
+        in batches of at most ``batch`` shoppers, streamed (never the whole shard at once)."""
+        ...
+
+
+@dataclass(frozen=True)
+class ShopperOutputs:
+    """What the model steps wrote for one scored shopper of a run."""
+
+    retailer_id: str
+    shopper_id: str
+    scores: list[ScoredProduct]
+    profile: SpendProfile | None
+    new_products: list[str]  # best first
+
+
+def group_outputs(
+    scores: Iterable[tuple[str, str, ScoredProduct]],
+    profiles: Iterable[tuple[str, str, SpendProfile]],
+    new_products: Iterable[tuple[str, str, str, int]],
+    batch: int,
+) -> Iterator[list[ShopperOutputs]]:
+    """Row-wise outputs grouped per scored shopper, in batches (an in-memory adapter's
+    ``shopper_batches``: it holds everything, the BigQuery one streams)."""
+    by_shopper: dict[tuple[str, str], list[ScoredProduct]] = defaultdict(list)
+    for retailer, shopper, scored in scores:
+        by_shopper[(retailer, shopper)].append(scored)
+    spend = {(r, s): p for r, s, p in profiles}
+    ranked: dict[tuple[str, str], list[tuple[int, str]]] = defaultdict(list)
+    for retailer, shopper, product, rank in new_products:
+        ranked[(retailer, shopper)].append((rank, product))
+    keys = sorted(by_shopper)
+    for start in range(0, len(keys), batch):
+        yield [
+            ShopperOutputs(
+                r,
+                s,
+                by_shopper[(r, s)],
+                spend.get((r, s)),
+                [p for _, p in sorted(ranked.get((r, s), []))],
+            )
+            for r, s in keys[start : start + batch]
+        ]
+
 
 class CampaignSource(Protocol):
     def active(self) -> list[Campaign]: ...
@@ -130,6 +178,7 @@ class NightlyDependencies:
     privacy: Gate
     rules: PersonalRules = field(default_factory=PersonalRules)
     write_batch: int = 500
+    compile_batch: int = 2_000  # shoppers a shard holds at once while compiling
     shard_tasks: int = 1  # tasks of the nightly_shards job, unless a run asks otherwise
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
@@ -308,62 +357,62 @@ def compile_shard(deps: NightlyDependencies, run_id: str, shard: Shard) -> dict[
     and spend profiles and the live campaigns; written to Bigtable in bulk, stamped with
     the compile time and valid ``rules.validity``. Rewrites the same rows when re-run."""
     now = deps.clock()
-    scores: dict[tuple[str, str], list[ScoredProduct]] = defaultdict(list)
-    for retailer, shopper, scored in deps.outputs.scores(run_id, shard):
-        scores[(retailer, shopper)].append(scored)
     complements: dict[str, dict[str, list[Complement]]] = defaultdict(lambda: defaultdict(list))
     complement_rows = 0
     for retailer, complement in deps.outputs.complements(run_id):
         complements[retailer][complement.product_id].append(complement)
         complement_rows += 1
-    profiles = {(r, s): p for r, s, p in deps.outputs.profiles(run_id, shard)}
-    ranked_new: dict[tuple[str, str], list[tuple[int, str]]] = defaultdict(list)
-    for retailer, shopper, product, rank in deps.outputs.new_products(run_id, shard):
-        ranked_new[(retailer, shopper)].append((rank, product))
-    new_products = {key: [p for _, p in sorted(rows)] for key, rows in ranked_new.items()}
     record = deps.runs.get(run_id)
     began = record.started_at if record is not None else now
-    marks = _store(lambda: deps.privacy.marks(scores), deps) if scores else {}
     campaigns = deps.campaigns.active()
     stats: dict[str, int] = defaultdict(int)
+    retailers: set[str] = set()
 
     def trees() -> Iterable[ExperienceTree]:
-        for (retailer, shopper), scored in sorted(scores.items()):
-            if marks.get((retailer, shopper), NO_MARKS).blocks(began, now):
-                stats["suppressed_shoppers"] += 1
-                continue
-            tree = compile_personal_tree(
-                retailer,
-                shopper,
-                scores=scored,
-                complements=complements.get(retailer, {}),
-                profile=profiles.get((retailer, shopper)),
-                campaigns=campaigns,
-                now=now,
-                run_id=run_id,
-                rules=deps.rules,
-                new_products=new_products.get((retailer, shopper), ()),
-            )
-            size = len(tree.serialize())
-            stats["personal_trees"] += 1
-            stats["bytes"] += size
-            stats["max_bytes"] = max(stats["max_bytes"], size)
-            stats["with_basket_tension"] += "basket:tension" in tree.experiences
-            stats["complement_nodes"] += sum(n.startswith("after:") for n in tree.nodes)
-            stats["new_product_recommendations"] += sum(
-                e.startswith("new:") for e in tree.experiences
-            )
-            yield tree
+        # One batch of shoppers at a time: their outputs, privacy marks and trees.
+        for batch in deps.outputs.shopper_batches(run_id, shard, deps.compile_batch):
+            keys = {(o.retailer_id, o.shopper_id): o for o in batch}
+            marks = _store(functools.partial(deps.privacy.marks, keys), deps) if keys else {}
+            for key, outputs in sorted(keys.items()):
+                retailer, shopper = key
+                retailers.add(retailer)
+                stats["scored_shoppers"] += 1
+                stats["shoppers_with_profile"] += outputs.profile is not None
+                if marks.get(key, NO_MARKS).blocks(began, now):
+                    stats["suppressed_shoppers"] += 1
+                    continue
+                tree = compile_personal_tree(
+                    retailer,
+                    shopper,
+                    scores=outputs.scores,
+                    complements=complements.get(retailer, {}),
+                    profile=outputs.profile,
+                    campaigns=campaigns,
+                    now=now,
+                    run_id=run_id,
+                    rules=deps.rules,
+                    new_products=outputs.new_products,
+                )
+                size = len(tree.serialize())
+                stats["personal_trees"] += 1
+                stats["bytes"] += size
+                stats["max_bytes"] = max(stats["max_bytes"], size)
+                stats["with_basket_tension"] += "basket:tension" in tree.experiences
+                stats["complement_nodes"] += sum(n.startswith("after:") for n in tree.nodes)
+                stats["new_product_recommendations"] += sum(
+                    e.startswith("new:") for e in tree.experiences
+                )
+                yield tree
 
     written = _store(lambda: deps.trees.put_many(trees(), deps.write_batch), deps)
     return {
         "shard": shard.name,
-        "scored_shoppers": len(scores),
-        "retailers": sorted({r for r, _ in scores}),
+        "scored_shoppers": stats["scored_shoppers"],
+        "retailers": sorted(retailers),
         "personal_trees": stats["personal_trees"],
         "suppressed_shoppers": stats["suppressed_shoppers"],
         "trees_written": written,
-        "shoppers_with_profile": sum(1 for key in scores if key in profiles),
+        "shoppers_with_profile": stats["shoppers_with_profile"],
         "shoppers_with_basket_tension": stats["with_basket_tension"],
         "complement_rows": complement_rows,
         "complement_nodes": stats["complement_nodes"],

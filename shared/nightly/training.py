@@ -107,13 +107,20 @@ def load_candidates(ctx: StepContext, role: str, where: str | None = None) -> Ca
     order. (bqemulator refuses long ``||`` chains: ``PACK`` features per string.)
     ``where``: a further SQL predicate (one shard's shoppers).
     """
+    return unpack_candidates(
+        ctx.warehouse.query(candidates_sql(ctx, role, where), {"run_id": ctx.run_id, "role": role})
+    )
+
+
+def candidates_sql(ctx: StepContext, role: str, where: str | None = None) -> str:
+    """The packed query of ``load_candidates`` (parameters ``run_id``, ``role``)."""
     packed = ", ".join(
         "STRING_AGG(product_id || ' ' || "
         + " || ' ' || ".join(_as_text(f) for f in FEATURES[i : i + PACK])
         + f", ';') AS x{i // PACK}"
         for i in range(0, len(FEATURES), PACK)
     )
-    rows = ctx.warehouse.query(
+    return (
         f"SELECT CAST(boundary AS STRING) AS boundary, retailer_id, shopper_id, {packed}, "
         "STRING_AGG(product_id || '|' || COALESCE(CAST(label_next AS STRING), '0') || '|'"
         " || COALESCE(CAST(label_28d AS STRING), '0') || '|' || COALESCE(brand, '')"
@@ -122,10 +129,8 @@ def load_candidates(ctx: StepContext, role: str, where: str | None = None) -> Ca
         "WHERE run_id = @run_id AND role = @role "
         + (f"AND ({where}) " if where else "")
         + "GROUP BY boundary, retailer_id, shopper_id "
-        "ORDER BY boundary, retailer_id, shopper_id",
-        {"run_id": ctx.run_id, "role": role},
+        "ORDER BY boundary, retailer_id, shopper_id"
     )
-    return unpack_candidates(rows)
 
 
 def unpack_candidates(rows: Sequence[Row]) -> Candidates:

@@ -2,15 +2,21 @@
 
 Query parameters are typed from their Python values. ``replace_rows`` deletes the run's
 rows, then writes the new ones in one Parquet load job (no streaming buffer, so the rows
-can be deleted again by a re-run at once, on BigQuery as on bqemulator).
+can be deleted again by a re-run at once, on BigQuery as on bqemulator); ``append_rows``
+adds one more batch the same way. ``stream`` materializes a query's result into a table
+of its own (``_stream_*``, expiring after a day in case its reader dies) and reads it
+back with the BigQuery Storage Read API, one Arrow record batch at a time (bqemulator
+serves read sessions on its gRPC port, ``BIGQUERY_STORAGE_EMULATOR_HOST``), then drops it:
+memory holds one batch, whatever the result's size.
 """
 
 from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Mapping, Sequence
-from datetime import date, datetime
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -83,12 +89,18 @@ class BigQueryWarehouse:
     """The warehouse port; ``tables`` are the declarations ``replace_rows`` may write."""
 
     def __init__(
-        self, client: Any, project: str, dataset: str, tables: Sequence[BigQueryTable]
+        self,
+        client: Any,
+        project: str,
+        dataset: str,
+        tables: Sequence[BigQueryTable],
+        read_client: Any = None,
     ) -> None:
         self._client = client
         self._project = project
         self._dataset = dataset
         self._tables = {t.name: t for t in tables}
+        self._read_client = read_client  # BigQueryReadClient: None pages through REST
 
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         job = self._client.query(sql, job_config=_job_config(params), timeout=TIMEOUT_S)
@@ -99,6 +111,37 @@ class BigQueryWarehouse:
         result = job.result(timeout=TIMEOUT_S, page_size=50_000)
         return [dict(row.items()) for row in result]
 
+    def stream(
+        self, sql: str, params: Mapping[str, Any] | None = None, batch_rows: int = 5_000
+    ) -> Iterator[list[Row]]:
+        name = f"_stream_{uuid.uuid4().hex}"
+        target = f"{self._project}.{self._dataset}.{name}"
+        self.execute(f"CREATE TABLE `{target}` AS {sql}", params)
+        try:
+            table = self._client.get_table(target)
+            table.expires = datetime.now(UTC) + timedelta(days=1)
+            self._client.update_table(table, ["expires"])
+            rows = self._client.list_rows(table, page_size=batch_rows)
+            batches = (
+                rows.to_arrow_iterable(bqstorage_client=self._read_client)
+                if self._read_client is not None
+                else (page for page in rows.pages)
+            )
+            pending: list[Row] = []
+            for batch in batches:
+                pending.extend(
+                    batch.to_pylist()
+                    if isinstance(batch, pa.RecordBatch | pa.Table)
+                    else [dict(row.items()) for row in batch]
+                )
+                while len(pending) >= batch_rows:
+                    yield pending[:batch_rows]
+                    pending = pending[batch_rows:]
+            if pending:
+                yield pending
+        finally:
+            self._client.delete_table(target, not_found_ok=True)
+
     def replace_rows(
         self, table: str, run_id: str, rows: Sequence[Row], where: str | None = None
     ) -> None:
@@ -108,6 +151,11 @@ class BigQueryWarehouse:
         if where:
             delete += f" AND ({where})"
         self.execute(delete, {"run_id": run_id})
+        self.append_rows(table, rows)
+
+    def append_rows(self, table: str, rows: Sequence[Row]) -> None:
+        declared = self._tables[table]
+        target = f"{self._project}.{self._dataset}.{declared.name}"
         if not rows:
             return
         self._client.load_table_from_file(
@@ -122,4 +170,4 @@ class BigQueryWarehouse:
             ),
             timeout=TIMEOUT_S,
         ).result(timeout=TIMEOUT_S)
-        log.info("rows replaced", extra={"table": table, "run_id": run_id, "rows": len(rows)})
+        log.info("rows written", extra={"table": table, "rows": len(rows)})

@@ -118,3 +118,20 @@ def subscriber_client() -> SubscriberClient:
     from google.cloud.pubsub_v1 import SubscriberClient
 
     return SubscriberClient()
+
+
+def bigquery_read_client(grpc_host: str | None) -> Any:
+    """The BigQuery Storage Read API client: the emulator's gRPC port locally (plain text,
+    ``BIGQUERY_STORAGE_EMULATOR_HOST``), the service's own endpoint in the cloud."""
+    from google.cloud.bigquery_storage_v1 import BigQueryReadClient
+
+    if grpc_host:
+        import grpc
+        from google.cloud.bigquery_storage_v1.services.big_query_read.transports import (
+            BigQueryReadGrpcTransport,
+        )
+
+        return BigQueryReadClient(
+            transport=BigQueryReadGrpcTransport(channel=grpc.insecure_channel(grpc_host))
+        )
+    return BigQueryReadClient()

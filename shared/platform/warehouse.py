@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 Row = dict[str, Any]
@@ -20,9 +20,21 @@ class Warehouse(Protocol):
         """Run a query and return its rows as dicts."""
         ...
 
+    def stream(
+        self, sql: str, params: Mapping[str, Any] | None = None, batch_rows: int = 5_000
+    ) -> Iterator[list[Row]]:
+        """Run a query and yield its rows in batches of at most ``batch_rows``, never all
+        held at once (the order of the rows is not kept: one row should be one unit)."""
+        ...
+
     def replace_rows(
         self, table: str, run_id: str, rows: Sequence[Row], where: str | None = None
     ) -> None:
         """Delete the table's rows of ``run_id`` (and of ``where``, a SQL predicate: one
         shard's shoppers), then write ``rows`` (bulk, not streaming)."""
+        ...
+
+    def append_rows(self, table: str, rows: Sequence[Row]) -> None:
+        """Write ``rows`` after those already there (bulk, one load job): the batches of a
+        shard after ``replace_rows`` deleted its old rows."""
         ...

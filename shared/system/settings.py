@@ -187,6 +187,15 @@ class NightlyStepsSettings(HashesShoppers):
     shard_tasks: int = Field(default=NIGHTLY_SHARD_TASKS, ge=1, le=10_000)
     # Shoppers the ranker and the value model train on (a hash sample); unset: all.
     train_shoppers: int | None = Field(default=None, ge=100)
+    # The Storage Read API's gRPC endpoint locally (the emulator); unset in the cloud.
+    bigquery_storage_emulator_host: str | None = Field(
+        default=None, validation_alias="BIGQUERY_STORAGE_EMULATOR_HOST"
+    )
+    # Shoppers a shard task holds at once (scored, recommended, compiled, written): its
+    # memory depends on this, not on the population (docs/NIGHTLY.md, "Bounded memory").
+    shard_batch_shoppers: int = Field(default=2_000, ge=1)
+    # Shoppers per retailer the new-item neighbours are drawn from (a hash sample).
+    neighbour_pool: int = Field(default=20_000, ge=100)
 
     @property
     def bucket(self) -> str:

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from shared.nightly.neighbours import RetailerHistory, parse_packed, recommend
+from shared.nightly.neighbours import (
+    RetailerHistory,
+    parse_packed,
+    prepare_pool,
+    recommend,
+    recommend_from_pool,
+)
 
 
 def _history() -> dict[str, RetailerHistory]:
@@ -97,3 +103,48 @@ def test_log_idf_similarity_weighs_rare_shared_products_more() -> None:
     assert only == {"binary": ["cereal"], "log_idf": ["paella-pan"]}
     with pytest.raises(ValueError, match="unknown similarity"):
         recommend(histories, [("r", "s")], k=1, similarity="jaccard")
+
+
+def _random_rows(shoppers: int, seed: int) -> list[dict[str, object]]:
+    import random
+
+    rng = random.Random(seed)
+    rows: list[dict[str, object]] = []
+    for s in range(shoppers):
+        products = rng.sample(range(60), rng.randint(1, 12))
+        items = ";".join(f"p{p}:{rng.randint(1, 9)}:{rng.randint(0, 3)}" for p in products)
+        rows.append({"retailer_id": "r", "shopper_id": f"s{s:03d}", "items": items})
+    return rows
+
+
+@pytest.mark.parametrize("batch", [1, 7, 50, 400])
+def test_a_pool_of_every_shopper_ranks_batches_as_the_whole_does(batch: int) -> None:
+    rows = _random_rows(300, seed=batch)
+    whole = recommend(parse_packed(rows), [("r", str(r["shopper_id"])) for r in rows], 5)
+    pool = prepare_pool(parse_packed(rows)["r"])
+    assert pool is not None
+    batched: dict[tuple[str, str], list[str]] = {}
+    for start in range(0, len(rows), batch):
+        part = parse_packed(rows[start : start + batch])["r"]
+        batched |= {("r", s): p for s, p in recommend_from_pool(pool, part, 5).items()}
+    assert batched == whole["neighbours"]
+
+
+def test_a_smaller_pool_recommends_from_its_shoppers_only() -> None:
+    histories = _history()
+    pool = prepare_pool(
+        parse_packed(
+            [
+                {"retailer_id": "r", "shopper_id": s, "items": i}
+                for s, i in (
+                    ("a1", "pasta:5:1;sauce:4:1"),
+                    ("a3", "pasta:2:1;sauce:2:1;parmesan:2:1"),
+                )
+            ]
+        )["r"]
+    )
+    assert pool is not None
+    ranked = recommend_from_pool(pool, histories["r"], 3)
+    # a2 is not in the pool: its neighbours are a1 and a3, and only a3 bought parmesan.
+    assert ranked["a2"] == ["parmesan"]
+    assert set(ranked) == set(histories["r"].shoppers)

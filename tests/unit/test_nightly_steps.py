@@ -17,7 +17,7 @@ from shared.decisions.compiler import Complement, ScoredProduct, SpendProfile
 from shared.decisions.trees import ExperienceTree
 from shared.nightly.context import StepContext
 from shared.nightly.runs import CurrentRun, RunRecord, RunStatus, StepRecord
-from shared.nightly.service import NightlyDependencies
+from shared.nightly.service import NightlyDependencies, ShopperOutputs, group_outputs
 from shared.nightly.shards import WHOLE, Shard
 from shared.nightly.steps_api import handle
 from shared.platform.errors import StoreUnavailableError
@@ -98,6 +98,16 @@ class Outputs:
     ) -> Iterator[tuple[str, str, str, int]]:
         yield ("r1", "s1", "nappies", 2)
         yield ("r1", "s1", "baby-wipes", 1)
+
+    def shopper_batches(
+        self, run_id: str, shard: Shard, batch: int
+    ) -> Iterator[list[ShopperOutputs]]:
+        yield from group_outputs(
+            self.scores(run_id, shard),
+            self.profiles(run_id, shard),
+            self.new_products(run_id, shard),
+            batch,
+        )
 
 
 class Trees:

@@ -1,0 +1,232 @@
+"""The whole nightly on synthetic populations: wall time, rows and peak memory per step.
+
+    .venv/bin/python -m bench.nightly_scale --sizes 10000 100000 --tasks 1 2 4
+
+For each size, the population of ``bench.nightly_population`` (built first if missing,
+dataset ``cartwise_scale_{n}``), then for each task count one run of every step in
+order — ``features``, ``train``, ``evaluate``, ``score`` (the step service's
+``run_step``, each in a child process), ``shards`` (the ``nightly_shards`` job's N tasks,
+``python -m functions.nightly_shards.job`` with ``CLOUD_RUN_TASK_INDEX`` /
+``CLOUD_RUN_TASK_COUNT``, all at once, as the local job stand-in starts them),
+``compile_trees`` and ``publish``. Each child's peak resident memory is its
+``ru_maxrss`` (``os.wait4``); rows written come from the steps' summaries (the shard
+tasks' rows of the three per-shopper tables, their trees), rows read from the tasks'
+own counts (shoppers streamed, candidate and history rows). Progress is printed as it
+goes; ``--json`` keeps the figures and ``--plot`` draws them (matplotlib).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+MODEL_STEPS = ("features", "train", "evaluate", "score")
+
+
+def _wait(process: subprocess.Popen[bytes]) -> tuple[int, float]:
+    """Exit status and peak resident memory (MiB) of a child process."""
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return process.returncode, usage.ru_maxrss / 1024.0
+
+
+def _child_env(dataset: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    from bench.nightly_population import stack_env
+
+    env = dict(os.environ) | stack_env() | {"NIGHTLY_DATASET": dataset}
+    return env | (extra or {})
+
+
+def run_child_step(name: str, run_id: str) -> int:
+    """In a child: one step of the run, its summary as the last line of stdout."""
+    from shared.nightly.composition import nightly_steps
+    from shared.nightly.service import run_step
+
+    summary = run_step(nightly_steps(), name, run_id)
+    print(json.dumps(summary, default=str))
+    return 0
+
+
+def _step(name: str, run_id: str, dataset: str, log: Path) -> dict[str, Any]:
+    started = time.monotonic()
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bench.nightly_scale", "--step", name, "--run-id", run_id],
+            env=_child_env(dataset),
+            stdout=subprocess.PIPE,
+            stderr=out,
+        )
+        assert process.stdout is not None
+        output = process.stdout.read().decode()
+        code, rss = _wait(process)
+    if code != 0:
+        raise SystemExit(f"step {name} failed ({code}): see {log}")
+    summary = json.loads(output.strip().splitlines()[-1])
+    return {
+        "seconds": round(time.monotonic() - started, 1),
+        "peak_mib": [round(rss)],
+        "summary": summary,
+    }
+
+
+def _shards(run_id: str, tasks: int, dataset: str, log: Path) -> dict[str, Any]:
+    started = time.monotonic()
+    with log.open("ab") as out:
+        processes = [
+            subprocess.Popen(
+                [sys.executable, "-m", "functions.nightly_shards.job"],
+                env=_child_env(
+                    dataset,
+                    {
+                        "CLOUD_RUN_TASK_INDEX": str(i),
+                        "CLOUD_RUN_TASK_COUNT": str(tasks),
+                        "NIGHTLY_RUN_ID": run_id,
+                    },
+                ),
+                stdout=out,
+                stderr=out,
+            )
+            for i in range(tasks)
+        ]
+        done = [_wait(p) for p in processes]
+    if any(code for code, _ in done):
+        raise SystemExit(f"a shard task failed: see {log}")
+    return {
+        "seconds": round(time.monotonic() - started, 1),
+        "peak_mib": [round(rss) for _, rss in done],
+    }
+
+
+def run_nightly(size: int, tasks: int, cutoff: date, log: Path) -> dict[str, Any]:
+    """One whole nightly of the population ``size`` with ``tasks`` shard tasks."""
+    from bench.nightly_population import dataset_name, stack_env
+
+    dataset = dataset_name(size)
+    os.environ.update(stack_env() | {"NIGHTLY_DATASET": dataset})
+    from shared.nightly.composition import nightly_steps
+    from shared.nightly.service import begin_run
+
+    run_id = f"scale-{size}-{tasks}-{uuid.uuid4().hex[:6]}"
+    begin_run(nightly_steps(), run_id, cutoff, tasks)
+    steps: dict[str, Any] = {}
+    for name in MODEL_STEPS:
+        print(f"    {name} ...", end="", flush=True)
+        steps[name] = _step(name, run_id, dataset, log)
+        print(f" {steps[name]['seconds']}s, {steps[name]['peak_mib'][0]} MiB", flush=True)
+    print(f"    shards ({tasks} tasks) ...", end="", flush=True)
+    steps["shards"] = _shards(run_id, tasks, dataset, log)
+    record = nightly_steps().runs.get(run_id)
+    assert record is not None
+    shard_summaries = [
+        step.summary or {} for n, step in record.steps.items() if n.endswith(f"_of_{tasks}")
+    ]
+    steps["shards"]["tasks"] = shard_summaries
+    print(
+        f" {steps['shards']['seconds']}s, peak {max(steps['shards']['peak_mib'])} MiB/task",
+        flush=True,
+    )
+    for name in ("compile_trees", "publish"):
+        print(f"    {name} ...", end="", flush=True)
+        steps[name] = _step(name, run_id, dataset, log)
+        print(f" {steps[name]['seconds']}s", flush=True)
+    return {
+        "size": size,
+        "tasks": tasks,
+        "run_id": run_id,
+        "seconds": round(sum(s["seconds"] for s in steps.values()), 1),
+        "steps": steps,
+    }
+
+
+def plot(results: list[dict[str, Any]], path: Path) -> None:
+    """Shard seconds per shopper per task and peak memory per task, by population."""
+    import matplotlib  # type: ignore[import-not-found]
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # type: ignore[import-not-found]
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    for tasks in sorted({r["tasks"] for r in results}):
+        rows = sorted((r for r in results if r["tasks"] == tasks), key=lambda r: r["size"])
+        sizes = [r["size"] for r in rows]
+        left.plot(
+            sizes,
+            [1000 * r["steps"]["shards"]["seconds"] * tasks / r["size"] for r in rows],
+            marker="o",
+            label=f"{tasks} task(s)",
+        )
+        right.plot(
+            sizes,
+            [max(r["steps"]["shards"]["peak_mib"]) for r in rows],
+            marker="o",
+            label=f"{tasks} task(s)",
+        )
+    left.set(
+        xscale="log",
+        xlabel="shoppers",
+        ylabel="shard ms per shopper x tasks",
+        title="sharded step: time per shopper per task",
+    )
+    right.set(
+        xscale="log",
+        xlabel="shoppers",
+        ylabel="peak MiB per task",
+        title="sharded step: memory per task",
+    )
+    for axis in (left, right):
+        axis.grid(alpha=0.3)
+        axis.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench.nightly_scale")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--tasks", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--cutoff", type=date.fromisoformat, default=date(2026, 11, 23))
+    parser.add_argument("--json", default=".local/bench/nightly_scale.json")
+    parser.add_argument("--plot", default="docs/nightly_scale.png")
+    parser.add_argument("--step", help=argparse.SUPPRESS)
+    parser.add_argument("--run-id", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.step:
+        return run_child_step(args.step, args.run_id)
+
+    from bench.nightly_population import build
+
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    results: list[dict[str, Any]] = json.loads(out.read_text()) if out.exists() else []
+    log = Path(".local/logs/bench-nightly-scale.log")
+    for size in args.sizes:
+        print(f"population {size:,}", flush=True)
+        built = build(
+            size,
+            progress=lambda d, t, s: print(
+                f"\r  building {d:,}/{t:,}  {s:.0f}s", end="", flush=True
+            ),
+        )
+        print(f"\n  {built}", flush=True)
+        for tasks in args.tasks:
+            print(f"  nightly, {tasks} task(s)", flush=True)
+            result = run_nightly(size, tasks, args.cutoff, log)
+            print(f"  whole nightly {result['seconds']}s", flush=True)
+            results = [r for r in results if (r["size"], r["tasks"]) != (size, tasks)]
+            results.append(result)
+            out.write_text(json.dumps(results, indent=1))
+            if args.plot:
+                plot(results, Path(args.plot))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
