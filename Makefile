@@ -146,6 +146,20 @@ bench-erasure: up
 bench-purge: up
 	@$(PY) -m bench.purge --json .local/bench/purge.json
 
+# The nightly at scale: synthetic populations resampled from the Complete Journey (load it
+# first: `cartwise backfill --weeks 1-53`), the whole nightly at each size with 1, 2 and 4
+# shard tasks; wall time, rows, peak memory per task; chart docs/nightly_scale.png
+# (python -m bench.nightly_scale --help; docs/NIGHTLY.md). SIZES="10000 100000" TASKS="1 2 4".
+.PHONY: bench-nightly-scale
+bench-nightly-scale: up
+	@$(PY) -m bench.nightly_scale --sizes $(or $(SIZES),10000 100000) --tasks $(or $(TASKS),1 2 4)
+
+# The ranker trained on every shopper vs hash samples, on the same evaluation (after
+# `cartwise backfill --weeks 1-53`; docs/MODEL.md).
+.PHONY: bench-nightly-sample
+bench-nightly-sample: up
+	@$(PY) -m bench.nightly_sample --cutoff $(or $(CUTOFF),2026-11-23) --sizes 500 1000 2500 --json .local/bench/nightly_sample.json
+
 # The nightly workflow (features -> train -> evaluate and gate -> score -> compile trees ->
 # publish) on the local workflows emulator: progress per step, the evaluation table, the
 # summary (docs/NIGHTLY.md). Needs history in the read models: `cartwise backfill`.

@@ -17,6 +17,7 @@ import json
 import time
 import uuid
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 from shared.nightly.composition import model_context
@@ -64,8 +65,9 @@ def main(argv: list[str] | None = None) -> int:
         results.append(result)
         print(json.dumps(result))
     if args.json:
-        with open(args.json, "w") as handle:  # noqa: PTH123
-            json.dump(results, handle, indent=1)
+        out = Path(args.json)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results, indent=1))
     return 0
 
 
