@@ -11,8 +11,9 @@ order — ``features``, ``train``, ``evaluate``, ``score`` (the step service's
 ``compile_trees`` and ``publish``. Each child's peak resident memory is its
 ``ru_maxrss`` (``os.wait4``); rows written come from the steps' summaries (the shard
 tasks' rows of the three per-shopper tables, their trees), rows read from the tasks'
-own counts (shoppers streamed, candidate and history rows). Progress is printed as it
-goes; ``--json`` keeps the figures and ``--plot`` draws them (matplotlib).
+own counts (shoppers streamed, candidate and history rows). The bench's own process
+stays small (the population is built in a child), so that a child's peak is its own.
+Progress is printed as it goes; ``--json`` keeps the figures and ``--plot`` draws them (matplotlib).
 """
 
 from __future__ import annotations
@@ -201,21 +202,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.step:
         return run_child_step(args.step, args.run_id)
 
-    from bench.nightly_population import build
-
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     results: list[dict[str, Any]] = json.loads(out.read_text()) if out.exists() else []
     log = Path(".local/logs/bench-nightly-scale.log")
     for size in args.sizes:
         print(f"population {size:,}", flush=True)
-        built = build(
-            size,
-            progress=lambda d, t, s: print(
-                f"\r  building {d:,}/{t:,}  {s:.0f}s", end="", flush=True
-            ),
+        # In a child process: building holds the source households (GiBs); a child forked
+        # from a large parent would count the parent's pages in its peak memory (ru_maxrss
+        # keeps the high-water mark from before exec), so this process stays small.
+        subprocess.run(
+            [sys.executable, "-m", "bench.nightly_population", "--shoppers", str(size)],
+            check=True,
         )
-        print(f"\n  {built}", flush=True)
         for tasks in args.tasks:
             print(f"  nightly, {tasks} task(s)", flush=True)
             result = run_nightly(size, tasks, args.cutoff, log)

@@ -3,7 +3,7 @@
 Run with the isolated venv's interpreter (``.local/venvs/bigquery/bin/python``)::
 
     serve.py [--project demo-cartwise] [--host 127.0.0.1] [--port 9050]
-             [--grpc-port 9060] [--data-dir DIR] [--log-level info]
+             [--grpc-port 9060] [--data-dir DIR] [--memory-limit 8GiB] [--log-level info]
              [--log-format json|console]
 
 Without ``--data-dir`` the emulator is ephemeral (DuckDB ``:memory:``); with it,
@@ -68,6 +68,55 @@ def disable_automatic_snapshots() -> None:
     SnapshotManager.capture = capture_user_snapshots_only  # type: ignore[assignment,method-assign]
 
 
+def limit_memory(memory_limit: str, temp_directory: Path | None) -> None:
+    """DuckDB's ``memory_limit`` (its default is 80 % of the machine), and where it spills.
+
+    The emulator's Python side (REST results as JSON, Arrow buffers of the Storage API)
+    lives beside DuckDB in the same process: with DuckDB allowed 80 % of 24 GiB, the
+    nightly on a 10,000-shopper population took the process past the machine's memory and
+    the kernel killed it (docs/NIGHTLY.md). Bounded, DuckDB spills its joins and
+    aggregations to ``temp_directory`` instead.
+    """
+    from bqemulator.storage.engine import DuckDBEngine
+
+    apply = DuckDBEngine._apply_session_pragmas
+
+    def apply_with_limit(self: DuckDBEngine) -> None:
+        apply(self)
+        assert self._connection is not None
+        self._connection.execute(f"SET memory_limit = '{memory_limit}'")
+        if temp_directory is not None:
+            self._connection.execute(f"SET temp_directory = '{temp_directory}'")
+
+    DuckDBEngine._apply_session_pragmas = apply_with_limit  # type: ignore[method-assign]
+
+
+def uncap_read_responses() -> None:
+    """Lets bqemulator send Storage Read responses larger than its append cap.
+
+    bqemulator 1.4.0 caps every gRPC message it sends at its AppendRows cap + 1 MiB
+    (11 MiB) and sends a read stream in record batches of 65,536 rows: a stream of wide
+    rows (the nightly's packed candidates, one row per shopper) fails with "Sent message
+    larger than max (122096272 vs. 11534336)". BigQuery's own read responses are not
+    bounded by the append cap, and its client accepts any size
+    (``grpc.max_receive_message_length`` -1); the receive cap, what the append limit is
+    about, is kept.
+    """
+    import grpc.aio
+
+    server = grpc.aio.server
+
+    def server_with_uncapped_send(
+        *args: object, options: Sequence[tuple[str, object]] = (), **kwargs: object
+    ) -> object:
+        uncapped = [
+            (key, -1 if key == "grpc.max_send_message_length" else value) for key, value in options
+        ]
+        return server(*args, options=uncapped, **kwargs)  # type: ignore[arg-type]
+
+    grpc.aio.server = server_with_uncapped_send  # type: ignore[assignment]
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--project", default="demo-cartwise", help="default project id")
@@ -81,6 +130,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--time-travel",
         action="store_true",
         help="keep bqemulator's snapshot of every table after every write (slow, memory)",
+    )
+    parser.add_argument(
+        "--memory-limit", default="8GiB", help="DuckDB's memory_limit (it spills beyond)"
     )
     parser.add_argument("--log-level", default="info", choices=[v.value for v in LogLevel])
     parser.add_argument("--log-format", default="json", choices=[v.value for v in LogFormat])
@@ -104,6 +156,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     install_bundled_extensions()
     if not args.time_travel:
         disable_automatic_snapshots()
+    uncap_read_responses()
+    limit_memory(args.memory_limit, args.data_dir / "spill" if args.data_dir else None)
     log.info("serve.extensions_ready", duckdb=duckdb.__version__, extensions=list(EXTENSIONS))
     from bqemulator.server import run_forever  # imported late: it logs at import time
 
