@@ -131,7 +131,10 @@ def bigquery_read_client(grpc_host: str | None) -> Any:
             BigQueryReadGrpcTransport,
         )
 
-        return BigQueryReadClient(
-            transport=BigQueryReadGrpcTransport(channel=grpc.insecure_channel(grpc_host))
+        # As the client's own channel does: read responses carry whole record batches,
+        # far above gRPC's 4 MiB default receive limit.
+        channel = grpc.insecure_channel(
+            grpc_host, options=[("grpc.max_receive_message_length", -1)]
         )
+        return BigQueryReadClient(transport=BigQueryReadGrpcTransport(channel=channel))
     return BigQueryReadClient()
