@@ -149,10 +149,10 @@ def run_nightly(size: int, tasks: int, cutoff: date, log: Path) -> dict[str, Any
 
 def plot(results: list[dict[str, Any]], path: Path) -> None:
     """Shard seconds per shopper per task and peak memory per task, by population."""
-    import matplotlib  # type: ignore[import-not-found]
+    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # type: ignore[import-not-found]
+    import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     for tasks in sorted({r["tasks"] for r in results}):
