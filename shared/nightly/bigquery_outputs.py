@@ -26,6 +26,18 @@ TIMEOUT_S = 600
 PAGE_SIZE = 20_000
 
 
+def _spend_profile(row: Mapping[str, Any]) -> SpendProfile:
+    """A ``shopper_spend_profiles`` row (or a packed row holding its columns)."""
+    return SpendProfile(
+        baskets=int(row["baskets"] or 0),
+        value_p25=_money(row["value_p25"]),
+        value_p50=_money(row["value_p50"]),
+        value_p75=_money(row["value_p75"]),
+        value_p90=_money(row["value_p90"]),
+        visits_per_week=float(row["visits_per_week"] or 0),
+    )
+
+
 def _money(value: Any) -> Decimal:
     return Decimal(str(value if value is not None else 0)).quantize(Decimal("0.01"))
 
@@ -85,14 +97,7 @@ class BigQueryNightlyOutputs:
             yield (
                 row["retailer_id"],
                 row["shopper_id"],
-                SpendProfile(
-                    baskets=int(row["baskets"] or 0),
-                    value_p25=_money(row["value_p25"]),
-                    value_p50=_money(row["value_p50"]),
-                    value_p75=_money(row["value_p75"]),
-                    value_p90=_money(row["value_p90"]),
-                    visits_per_week=float(row["visits_per_week"] or 0),
-                ),
+                _spend_profile(row),
             )
 
     def new_products(
@@ -151,18 +156,7 @@ def _shopper(row: Mapping[str, Any]) -> ShopperOutputs:
         if item:
             product, rank = item.rsplit("|", 1)
             ranked.append((int(rank), product))
-    profile = (
-        SpendProfile(
-            baskets=int(row["baskets"] or 0),
-            value_p25=_money(row["value_p25"]),
-            value_p50=_money(row["value_p50"]),
-            value_p75=_money(row["value_p75"]),
-            value_p90=_money(row["value_p90"]),
-            visits_per_week=float(row["visits_per_week"] or 0),
-        )
-        if row["has_profile"]
-        else None
-    )
+    profile = _spend_profile(row) if row["has_profile"] else None
     return ShopperOutputs(
         str(row["retailer_id"]),
         str(row["shopper_id"]),
