@@ -25,13 +25,21 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from shared.campaigns.model import Campaign, CampaignStatus, CampaignStore
+from shared.campaigns.model import (
+    Campaign,
+    CampaignAction,
+    CampaignChange,
+    CampaignChanges,
+    CampaignStatus,
+    CampaignStore,
+)
 from shared.contract.events import IDENTIFIER
+from shared.platform.errors import StoreUnavailableError
 from shared.retailers.keys import hash_api_key
 
 CSM_KEY_PREFIX = "cwc_"
 Role = Literal["admin", "csm", "analyst"]
-Action = Literal["create", "update", "activate", "pause", "archive"]
+Action = CampaignAction
 
 
 # --- accounts --------------------------------------------------------------------------
@@ -251,6 +259,7 @@ class AdminDependencies:
     audit: AuditLog
     retailers: RetailerDirectory
     products: ProductCatalog
+    changes: CampaignChanges
 
 
 def _check(
@@ -368,6 +377,39 @@ def _audit(
     )
 
 
+def _saved(
+    deps: AdminDependencies,
+    account: CsmAccount,
+    action: Action,
+    before: Campaign | None,
+    after: Campaign,
+    now: datetime,
+) -> None:
+    """Save a change: the campaign, its audit record, then the change published so that
+    the retailers' default trees are recompiled within seconds (docs/CAMPAIGNS.md)."""
+    deps.campaigns.put(after)
+    _audit(deps, account, action, before, after, now)
+    retailers = sorted({*(before.retailer_ids if before else ()), *after.retailer_ids})
+    change = CampaignChange(
+        campaign_id=after.campaign_id,
+        action=action,
+        retailer_ids=retailers,
+        status=after.status,
+        changed_at=now,
+    )
+    try:
+        deps.changes.published(change)
+    except StoreUnavailableError as exc:
+        raise AdminError(
+            503,
+            "change_not_propagated",
+            "the change is saved, but it could not be announced to the decisions: it "
+            "takes effect at the next tree compilation (nightly, or `cartwise "
+            f"compile-trees`) ({exc})",
+            {"campaign_id": after.campaign_id, "status": after.status},
+        ) from exc
+
+
 def _require_write(account: CsmAccount) -> None:
     if not account.can_write:
         raise AdminError(403, "read_only", f"the {account.role} role cannot change campaigns")
@@ -424,13 +466,14 @@ def create_campaign(
     if status not in ("draft", "active"):
         raise _invalid([{"field": "status", "reason": "a new campaign is draft or active"}])
     candidate = _build({"status": "draft", **data})
+    if candidate.status == "active":
+        candidate = candidate.model_copy(update={"activated_at": now})
     if deps.campaigns.get(candidate.campaign_id) is not None:
         # Only an account that sees every campaign chooses its ids (campaign_id_for): the
         # campaign that holds the id is one it may see.
         raise AdminError(409, "already_exists", f"campaign {candidate.campaign_id} exists")
     _check(candidate, account, deps, now, new_period=True)
-    deps.campaigns.put(candidate)
-    _audit(deps, account, "create", None, candidate, now)
+    _saved(deps, account, "create", None, candidate, now)
     return candidate
 
 
@@ -491,8 +534,7 @@ def update_campaign(
     if candidate == current:
         return current
     _check(candidate, account, deps, now, new_period=period_changed)
-    deps.campaigns.put(candidate)
-    _audit(deps, account, "update", current, candidate, now)
+    _saved(deps, account, "update", current, candidate, now)
     return candidate
 
 
@@ -522,9 +564,9 @@ def change_status(
         )
     candidate = current.model_copy(update={"status": target})
     if action == "activate":
+        candidate = candidate.model_copy(update={"activated_at": now})
         _check(candidate, account, deps, now, new_period=True)
-    deps.campaigns.put(candidate)
-    _audit(deps, account, action, current, candidate, now)
+    _saved(deps, account, action, current, candidate, now)
     return candidate
 
 

@@ -3,7 +3,7 @@
 ``campaigns()`` builds the function's dependencies once per process: its settings, its
 Firestore and BigQuery clients (created on first use, never at import), the back office's
 stores (CSM accounts read from the credentials database, sessions in the back-office
-database), its login throttle and the campaign report.
+database), its login throttle, the campaign report, and the publisher of campaign changes.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ def campaigns() -> CampaignsDependencies:
     from shared.campaigns.firestore_campaigns import FirestoreCampaignStore
     from shared.campaigns.firestore_sessions import FirestoreSessions
     from shared.campaigns.model import Campaign
+    from shared.campaigns.pubsub_changes import PubSubCampaignChanges
     from shared.campaigns.report import campaign_report
     from shared.campaigns.sessions import LoginThrottle, SessionPolicy
     from shared.platform import clients
@@ -52,6 +53,10 @@ def campaigns() -> CampaignsDependencies:
             audit=FirestoreAuditLog(firestore),
             retailers=FirestoreRetailerDirectory(firestore, credentials),
             products=BigQueryProductCatalog(bigquery, settings.project, settings.dataset),
+            changes=PubSubCampaignChanges(
+                clients.publisher_api(),
+                clients.topic_path(settings.project, settings.changes_topic),
+            ),
         ),
         report=report,
         sessions=FirestoreSessions(

@@ -75,6 +75,11 @@ class Campaign(BaseModel):
     budget_exhausted: bool = Field(
         default=False, description="Set by the payout ledger: the decision stops showing it"
     )
+    activated_at: AwareDatetime | None = Field(
+        default=None,
+        description="When it last became active (set by the status actions): the trees "
+        "compiled before then do not hold it",
+    )
     origin: str | None = Field(default=None, description="Where it comes from, if imported")
     creative: Creative | None = None
 
@@ -94,6 +99,26 @@ class Campaign(BaseModel):
 
     def runs_at(self, moment: datetime) -> bool:
         return self.starts_at <= moment < self.ends_at
+
+
+CampaignAction = Literal["create", "update", "activate", "pause", "archive"]
+
+
+class CampaignChange(BaseModel):
+    """A change to a campaign, published on ``campaign-changes`` once it is saved: the
+    retailers whose default trees it touches (those before and after the change)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    campaign_id: str = Field(pattern=IDENTIFIER)
+    action: CampaignAction
+    retailer_ids: list[str] = Field(min_length=1)
+    status: CampaignStatus
+    changed_at: AwareDatetime
+
+
+class CampaignChanges(Protocol):
+    def published(self, change: CampaignChange) -> None: ...
 
 
 class CampaignStore(Protocol):

@@ -59,6 +59,7 @@ def rule_of(campaign: Campaign) -> CampaignRule:
         retailer_ids=frozenset(campaign.retailer_ids),
         control_share=campaign.control_share,
         max_per_session=campaign.max_per_session,
+        live_since=campaign.activated_at,
     )
 
 

@@ -4,7 +4,8 @@
 (``functions/decide_events/worker.py`` and ``functions/decide_events/main.py``), so that
 both run the same service on the same adapters; ``experiences()`` those of
 ``functions/experiences/main.py``; ``decision_freezer()`` those of
-``functions/freeze_decisions/worker.py``. Each is built once per process, its clients
+``functions/freeze_decisions/worker.py``; ``tree_recompiler()`` those of
+``functions/recompile_trees/worker.py``. Each is built once per process, its clients
 created on first use, never at import.
 """
 
@@ -14,13 +15,19 @@ import functools
 from dataclasses import dataclass
 
 from shared.decisions.experiences_api import ExperiencesDependencies
+from shared.decisions.recompile import ActiveCampaigns, DefaultTrees
 from shared.decisions.service import DecideDependencies
 from shared.freezer.service import ReadModelSink
 from shared.platform import logs
 from shared.platform.sinks import DeadLetterSink
 from shared.privacy_marks.marks import Gate
 from shared.retailers.keys import CachedApiKeys
-from shared.system.settings import DeciderSettings, DecisionFreezerSettings, ExperiencesSettings
+from shared.system.settings import (
+    DeciderSettings,
+    DecisionFreezerSettings,
+    ExperiencesSettings,
+    RecompileTreesSettings,
+)
 
 
 @dataclass(frozen=True)
@@ -36,6 +43,14 @@ class DecisionFreezer:
     sink: ReadModelSink
     dead_letters: DeadLetterSink
     privacy: Gate
+
+
+@dataclass(frozen=True)
+class TreeRecompiler:
+    settings: RecompileTreesSettings
+    campaigns: ActiveCampaigns
+    trees: DefaultTrees
+    dead_letters: DeadLetterSink
 
 
 @functools.cache
@@ -60,11 +75,15 @@ def decider() -> DeciderComposition:
         settings=settings,
         service=DecideDependencies(
             states=BigtableShopperStates(bigtable, settings.bigtable_instance),
-            trees=BigtableTrees(bigtable, settings.bigtable_instance),
+            trees=BigtableTrees(
+                bigtable, settings.bigtable_instance, ttl_s=settings.default_tree_ttl_s
+            ),
             publisher=PubSubDecisionPublisher(
                 publisher, clients.topic_path(settings.project, settings.experiences_topic)
             ),
-            budgets=FirestoreBudgetGate(clients.firestore_client(settings.project)),
+            budgets=FirestoreBudgetGate(
+                clients.firestore_client(settings.project), ttl_s=settings.budget_ttl_s
+            ),
             signing_key=settings.signing_key.encode(),
             privacy=privacy_gate(settings, bigtable),
         ),
@@ -137,4 +156,34 @@ def decision_freezer() -> DecisionFreezer:
             source="decision-freezer",
         ),
         privacy=privacy_gate(settings),
+    )
+
+
+@functools.cache
+def tree_recompiler() -> TreeRecompiler:
+    """The ``recompile_trees`` worker's: active campaigns, default trees, dead letters."""
+    from shared.campaigns.firestore_campaigns import FirestoreCampaignStore
+    from shared.decisions.bigtable_state import BigtableTrees
+    from shared.freezer.bigquery_read_models import BigQueryReadModelSink
+    from shared.freezer.read_models import DEAD_LETTERS
+    from shared.platform import clients
+    from shared.platform.pubsub_dead_letters import DeadLetterFanout
+
+    settings = RecompileTreesSettings()
+    logs.configure(settings.log_level)
+    bigquery = clients.bigquery_client(settings.project, settings.bigquery_emulator_host)
+    return TreeRecompiler(
+        settings=settings,
+        campaigns=FirestoreCampaignStore(clients.firestore_client(settings.project)),
+        trees=BigtableTrees(
+            clients.bigtable_client(settings.project, app_profile_id=settings.bigtable_app_profile),
+            settings.bigtable_instance,
+        ),
+        dead_letters=DeadLetterFanout(
+            clients.publisher_api(),
+            clients.topic_path(settings.project, settings.dead_letter_topic),
+            BigQueryReadModelSink(bigquery, settings.project, (DEAD_LETTERS,)),
+            DEAD_LETTERS.name,
+            source="recompile-trees",
+        ),
     )

@@ -50,7 +50,12 @@ RECENT_EVENT_IDS = 256
 SESSION_GAP = timedelta(minutes=30)
 
 Withholding = Literal[
-    "held_out", "other_retailer", "outside_period", "budget_exhausted", "frequency_cap"
+    "held_out",
+    "other_retailer",
+    "outside_period",
+    "campaign_stopped",  # paused, archived or moved off the retailer since the tree's compile
+    "budget_exhausted",
+    "frequency_cap",
 ]
 
 
@@ -185,6 +190,7 @@ def _withholding(
     shopper_id: str,
     moment: datetime,
     exhausted: frozenset[str],
+    stopped: frozenset[str],
 ) -> Withholding | None:
     if experience.campaign_id is None:
         return None
@@ -193,6 +199,8 @@ def _withholding(
         return "other_retailer"
     if not rule.starts_at <= moment < rule.ends_at:
         return "outside_period"
+    if experience.campaign_id in stopped:
+        return "campaign_stopped"
     if experience.campaign_id in exhausted:
         return "budget_exhausted"
     shown = state.impressions.get(experience.experience_id, 0)
@@ -288,9 +296,13 @@ def decide(
     *,
     signing_key: bytes,
     exhausted_campaigns: frozenset[str] = frozenset(),
+    stopped_campaigns: frozenset[str] = frozenset(),
     decided_at: datetime | None = None,
 ) -> tuple[ShopperState, Decision | None]:
-    """Apply one event; ``(state, None)`` when it was applied before (a redelivery)."""
+    """Apply one event; ``(state, None)`` when it was applied before (a redelivery).
+
+    ``stopped_campaigns``: campaigns of the tree that are no longer live (``live_view``),
+    withheld as ``campaign_stopped``; ``exhausted_campaigns``: those out of budget."""
     if event.event_id in state.recent_event_ids:
         return state, None
     state = apply(state, event)
@@ -319,6 +331,7 @@ def decide(
             event.shopper_id,
             event.occurred_at,
             exhausted_campaigns,
+            stopped_campaigns,
         )
         if reason is None:
             shown.append(

@@ -63,8 +63,8 @@ DECISION_EXPERIENCES = BigQueryTable(
             name="outcome",
             type="STRING",
             mode="REQUIRED",
-            description="shown, held_out, other_retailer, outside_period, budget_exhausted, "
-            "frequency_cap",
+            description="shown, held_out, other_retailer, outside_period, campaign_stopped, "
+            "budget_exhausted, frequency_cap",
         ),
     ),
     partition_field="occurred_at",

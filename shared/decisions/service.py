@@ -1,10 +1,11 @@
 """The decision service: a batch of shopper-event messages in, decisions out.
 
 For each shopper of the batch: read their live state and their trees (personal, then the
-retailer's default; a stale tree is skipped), apply their events in time order with
-``decide``, then write the new states and current experiences in one batched write and
-publish every decision. Whatever the transport (push or pull), the caller acknowledges
-the batch only once this returns; a redelivered event changes nothing.
+retailer's default; a stale tree is skipped; a personal tree brought up to date with the
+campaign changes the default tree already holds, ``live_view``), apply their events in
+time order with ``decide``, then write the new states and current experiences in one
+batched write and publish every decision. Whatever the transport (push or pull), the
+caller acknowledges the batch only once this returns; a redelivered event changes nothing.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pydantic import BaseModel, ConfigDict
 from shared.contract.events import ShopperEvent
 from shared.contract.messages import InboundMessage, PoisonMessage, parse
 from shared.decisions.engine import Decision, ShownExperience, apply, decide
-from shared.decisions.trees import ExperienceTree, ShopperState, first_applicable
+from shared.decisions.trees import ExperienceTree, ShopperState, first_applicable, live_view
 from shared.privacy_marks.marks import Gate
 
 log = logging.getLogger(__name__)
@@ -136,7 +137,13 @@ def decide_batch(
     for key in keys:
         retailer_id, shopper_id = key
         state = states.get(key, ShopperState())
-        tree = first_applicable((personal.get(key), defaults[retailer_id]), moment)
+        default = first_applicable((defaults[retailer_id],), moment)
+        tree = first_applicable((personal.get(key), default), moment)
+        stopped: frozenset[str] = frozenset()
+        if tree is not None:
+            # Campaign changes since the night: stopped ones withheld, new ones grafted.
+            view = live_view(tree, default)
+            tree, stopped = view.tree, view.stopped
         latest: Decision | None = None
         for event in sorted(by_shopper[key], key=lambda e: e.occurred_at):
             if tree is None:
@@ -153,6 +160,7 @@ def decide_batch(
                 event,
                 signing_key=deps.signing_key,
                 exhausted_campaigns=exhausted,
+                stopped_campaigns=stopped,
                 decided_at=moment,
             )
             if decision is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
@@ -224,6 +225,11 @@ class CampaignRule(_Data):
     control_share: Annotated[float, Field(ge=0, lt=1)] = 0.0
     max_per_session: int | None = None
     max_total: int | None = None
+    live_since: AwareDatetime | None = Field(
+        default=None,
+        description="When the campaign last became active: a personal tree compiled before "
+        "then does not know it, and takes it from the default tree (``live_view``)",
+    )
 
 
 class ExperienceTree(_Data):
@@ -286,6 +292,61 @@ def in_control_group(campaign_id: str, retailer_id: str, shopper_id: str, share:
         return False
     digest = hashlib.sha256(f"{campaign_id}#{retailer_id}#{shopper_id}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64 < share
+
+
+@dataclass(frozen=True)
+class LiveView:
+    """A shopper's tree as the campaigns stand now, and the campaigns it must not show."""
+
+    tree: ExperienceTree
+    stopped: frozenset[str]  # in the tree, but no longer live at the retailer
+
+
+def live_view(tree: ExperienceTree, default: ExperienceTree | None) -> LiveView:
+    """The shopper's tree brought up to date with the retailer's default tree, which is
+    recompiled within seconds of every campaign change (docs/CAMPAIGNS.md, "Live in
+    seconds"), while personal trees are compiled nightly:
+
+    - a campaign of the personal tree that the default tree no longer holds (paused,
+      archived, ended, or moved off this retailer since the night) is *stopped*: the
+      decision withholds it;
+    - a campaign of the default tree that became active after the personal tree was
+      compiled (``live_since``), and that the personal tree does not hold, is grafted on:
+      its node, experiences, rule and way in, as the default tree has them.
+
+    Without a default tree (none compiled for the retailer yet), the tree is as it is.
+    A default tree is returned as it is: it is the live set.
+    """
+    if default is None or tree.shopper_id is None:
+        return LiveView(tree, frozenset())
+    stopped = frozenset(tree.campaigns) - frozenset(default.campaigns)
+    late = sorted(
+        campaign_id
+        for campaign_id, rule in default.campaigns.items()
+        if campaign_id not in tree.campaigns
+        and rule.live_since is not None
+        and rule.live_since > tree.compiled_at
+        and campaign_id in default.nodes
+        and campaign_id not in tree.nodes
+    )
+    if not late:
+        return LiveView(tree, stopped)
+    nodes = {campaign_id: default.nodes[campaign_id] for campaign_id in late}
+    grafted = tree.model_copy(
+        update={
+            # A new version: the shopper's place in the tree starts again at its root.
+            "tree_version": f"{tree.tree_version}+"
+            + hashlib.sha256("|".join(late).encode()).hexdigest()[:8],
+            "nodes": {**tree.nodes, **nodes},
+            "anywhere": (*tree.anywhere, *(t for t in default.anywhere if t.to in nodes)),
+            "experiences": {
+                **tree.experiences,
+                **{e: default.experiences[e] for n in nodes.values() for e in n.experiences},
+            },
+            "campaigns": {**tree.campaigns, **{c: default.campaigns[c] for c in late}},
+        }
+    )
+    return LiveView(grafted, stopped)
 
 
 def first_applicable(

@@ -205,6 +205,14 @@ PLAYS_DEAD_LETTER_TOPIC = "plays-dead-letter"
 PLAYS_FREEZER_SUBSCRIPTION = "plays-freezer"
 VOID_PLAYS_SUBSCRIPTION = "shopper-events-void-plays"
 
+# Campaign changes live in seconds (docs/CAMPAIGNS.md, "Live in seconds"): the campaigns
+# function publishes every saved change; recompile_trees recompiles the default trees of the
+# retailers it touches.
+CAMPAIGN_CHANGES_TOPIC = "campaign-changes"
+CAMPAIGN_CHANGES_DEAD_LETTER_TOPIC = "campaign-changes-dead-letter"
+RECOMPILE_TREES_WORKER = "recompile_trees"
+RECOMPILE_TREES_SUBSCRIPTION = "campaign-changes-recompile"
+
 # The cold path's compaction (docs/FREEZER.md): landing tables into the read models.
 COMPACTION_FUNCTION = "compact_read_models"
 COMPACTION_JOB = "compact-read-models"
@@ -246,6 +254,8 @@ SYSTEM = SystemResources(
         Topic(name=SHOPPER_EXPERIENCES_DEAD_LETTER_TOPIC),
         Topic(name=PLAYS_TOPIC),
         Topic(name=PLAYS_DEAD_LETTER_TOPIC),
+        Topic(name=CAMPAIGN_CHANGES_TOPIC),
+        Topic(name=CAMPAIGN_CHANGES_DEAD_LETTER_TOPIC),
     ),
     subscriptions=(
         Subscription(
@@ -290,6 +300,15 @@ SYSTEM = SystemResources(
             max_delivery_attempts=10,
         ),
         inspection(PLAYS_DEAD_LETTER_TOPIC),
+        Subscription(
+            name=RECOMPILE_TREES_SUBSCRIPTION,
+            topic=CAMPAIGN_CHANGES_TOPIC,
+            ack_deadline_s=60,
+            dead_letter_topic=CAMPAIGN_CHANGES_DEAD_LETTER_TOPIC,
+            max_delivery_attempts=10,
+            enable_message_ordering=True,  # one campaign's changes in the order saved
+        ),
+        inspection(CAMPAIGN_CHANGES_DEAD_LETTER_TOPIC),
     ),
     bigtable_instance=BIGTABLE_INSTANCE,
     bigtable_app_profile=BIGTABLE_APP_PROFILE,
@@ -497,6 +516,7 @@ SYSTEM = SystemResources(
             local_threads=4,
             sizing=Sizing(min_instances=0, max_instances=5, timeout_s=120),
             access=Access(
+                publishes=(CAMPAIGN_CHANGES_TOPIC,),
                 firestore_writes=(DEFAULT_DATABASE, BACK_OFFICE_DATABASE),  # campaigns; sessions
                 firestore_reads=(CREDENTIALS_DATABASE,),  # CSM accounts; retailers with a key
                 bigquery_reads=(BIGQUERY_DATASET,),
@@ -694,6 +714,21 @@ SYSTEM = SystemResources(
                 bigquery_writes=(BIGQUERY_DATASET,),
                 bigtable_reads=(PRIVACY_MARKS_TABLE,),
                 secrets=(SHOPPER_HASH_KEY_SECRET,),
+            ),
+        ),
+        Worker(
+            name=RECOMPILE_TREES_WORKER,
+            subscription=RECOMPILE_TREES_SUBSCRIPTION,
+            description="Campaign changes: the touched retailers' default trees recompiled "
+            "(pull worker)",
+            # One instance, one batch at a time: two recompilations never race, so the
+            # last tree written is compiled from the last campaigns read.
+            instances=1,
+            access=Access(
+                publishes=(CAMPAIGN_CHANGES_DEAD_LETTER_TOPIC,),
+                firestore_reads=(DEFAULT_DATABASE,),
+                bigtable_writes=(EXPERIENCE_TREES_TABLE,),
+                bigquery_writes=(BIGQUERY_DATASET,),  # dead-letter counts
             ),
         ),
     ),

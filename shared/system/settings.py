@@ -12,6 +12,8 @@ from shared.system.resources import (
     BACK_OFFICE_DATABASE,
     BIGQUERY_DATASET,
     BIGTABLE_INSTANCE,
+    CAMPAIGN_CHANGES_DEAD_LETTER_TOPIC,
+    CAMPAIGN_CHANGES_TOPIC,
     CREDENTIALS_DATABASE,
     DECIDER_SUBSCRIPTION,
     DECISION_FREEZER_SUBSCRIPTION,
@@ -22,6 +24,7 @@ from shared.system.resources import (
     PLAYS_DEAD_LETTER_TOPIC,
     PLAYS_FREEZER_SUBSCRIPTION,
     PLAYS_TOPIC,
+    RECOMPILE_TREES_SUBSCRIPTION,
     REJECTED_EVENTS_TOPIC,
     REWARDS_DATABASE,
     SHOPPER_EVENTS_DEAD_LETTER_TOPIC,
@@ -137,6 +140,10 @@ class DeciderSettings(HashesShoppers):
     batch_max_messages: int = 500
     pull_loops: int = Field(default=4, ge=1)  # some pull while others read, decide, write
     heartbeat_file: str | None = Field(default=None, validation_alias="WORKER_HEARTBEAT_FILE")
+    # How long a retailer's default tree and the exhausted budgets are trusted: a campaign
+    # change reaches decisions within this plus its recompilation (docs/CAMPAIGNS.md).
+    default_tree_ttl_s: float = Field(default=2.0, gt=0)
+    budget_ttl_s: float = Field(default=2.0, gt=0)
 
 
 class ExperiencesSettings(HashesShoppers):
@@ -228,6 +235,22 @@ class CampaignsSettings(CloudSettings):
     # Failed logins: this many per window per account key and per client, then 429.
     login_max_failures: int = Field(default=5, ge=1)
     login_window_s: int = Field(default=15 * 60, ge=1)
+    # Every saved change is published here; ``recompile_trees`` recompiles default trees.
+    changes_topic: str = CAMPAIGN_CHANGES_TOPIC
+
+
+class RecompileTreesSettings(CloudSettings):
+    """Settings of ``recompile_trees`` (env prefix ``RECOMPILE_TREES_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="RECOMPILE_TREES_", frozen=True, extra="ignore")
+
+    subscription: str = RECOMPILE_TREES_SUBSCRIPTION
+    dead_letter_topic: str = CAMPAIGN_CHANGES_DEAD_LETTER_TOPIC
+    bigtable_instance: str = BIGTABLE_INSTANCE
+    batch_max_messages: int = 100
+    # A burst of changes (a bulk pause) is recompiled once: wait this long to gather it.
+    batch_max_wait_s: float = 0.2
+    heartbeat_file: str | None = Field(default=None, validation_alias="WORKER_HEARTBEAT_FILE")
 
 
 class PlaysSettings(HashesShoppers):

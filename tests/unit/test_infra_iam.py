@@ -238,13 +238,30 @@ def test_the_campaigns_function_reads_the_warehouse_and_credentials_and_writes_c
 ) -> None:
     """Written out by hand from its adapters: campaigns and audit in Firestore (default),
     sessions in the back-office database, CSM accounts read (never written) from the
-    credentials database, reports read from BigQuery; never the rewards database."""
+    credentials database, reports read from BigQuery, changes published for the
+    recompilation of default trees; never the rewards database."""
     grants = grants_by_member(program)
     assert grants[sa(program, "fn", "campaigns")] == {
+        ("roles/pubsub.publisher", "topic:campaign-changes"),
         ("roles/datastore.user", "firestore:(default)"),
         ("roles/datastore.user", f"firestore:{BACK_OFFICE_DATABASE}"),
         ("roles/datastore.viewer", f"firestore:{CREDENTIALS_DATABASE}"),
         ("roles/bigquery.dataViewer", f"dataset:{BIGQUERY_DATASET}"),
+        ("roles/bigquery.jobUser", "project"),
+    }
+
+
+def test_the_tree_recompiler_reads_campaigns_and_writes_trees_only(program: Program) -> None:
+    """Written out by hand from its adapters: active campaigns read from Firestore
+    (default), default trees written to Bigtable, bad changes dead-lettered (topic and the
+    dead-letter counts); nothing of shoppers', no secret."""
+    grants = grants_by_member(program)
+    assert grants[sa(program, "wk", "recompile_trees")] == {
+        ("roles/pubsub.subscriber", "subscription:campaign-changes-recompile"),
+        ("roles/pubsub.publisher", "topic:campaign-changes-dead-letter"),
+        ("roles/datastore.viewer", "firestore:(default)"),
+        ("roles/bigtable.user", "bigtable:experience_trees"),
+        ("roles/bigquery.dataEditor", f"dataset:{BIGQUERY_DATASET}"),
         ("roles/bigquery.jobUser", "project"),
     }
 
