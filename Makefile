@@ -108,6 +108,12 @@ bench-freeze: up
 bench-decide: up
 	@$(PY) -m bench.decide --json .local/bench/decide.json
 
+# Campaign changes live: "activated -> first shown" and "paused -> last shown", p95 over 20
+# trials, beside the event -> experience floor (python -m bench.live_campaigns --help).
+.PHONY: bench-live-campaigns
+bench-live-campaigns: up
+	@$(PY) -m bench.live_campaigns --json .local/bench/live_campaigns.json
+
 # The tracker in headless Chromium: track() -> experience rendered, p50/p95/p99 over 300
 # events while the stack absorbs 100 events/s of replay (python -m bench.tracker --help).
 .PHONY: bench-tracker
