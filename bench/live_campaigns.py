@@ -19,9 +19,11 @@ shows it (default and personal shoppers). Then the CSM pauses it; "paused -> las
 from the pause's answer to the last answer that still showed it (0 when none did), watched
 for ``--watch`` s. The campaign is archived before the next trial.
 
-Beside them, in the same run, the floor: the time from an event's acknowledgement to its
-answer (event -> experience) while nothing changes — a change cannot reach a shopper sooner
-than their next event's decision.
+The default tree is read every 20 ms beside it: ``tree_recompiled_*`` is the part of each
+figure spent before the tree held the change (the rest is the decider's 2 s cache and the
+shopper's next event). Beside them, in the same run, the floor: the time from an event's
+acknowledgement to its answer (event -> experience) while nothing changes — a change cannot
+reach a shopper sooner than their next event's decision.
 """
 
 from __future__ import annotations
@@ -90,6 +92,7 @@ class Bench:
             Shopper(name, f"bench-{name}-{suffix}") for name in ("default", "personal", "known")
         ]
         self.stop = threading.Event()
+        self.tree_changes: list[tuple[float, frozenset[str]]] = []  # default tree's campaigns
 
     def _catalogue(self, now: datetime) -> None:
         """The product sold once at the retailer: the campaigns API refuses unknown ones."""
@@ -191,6 +194,29 @@ class Bench:
                 shopper.answers.append((answered, frozenset()))
             self.stop.wait(self.interval)
 
+    def watch_tree(self) -> None:
+        """The retailer's default tree read every 20 ms: when a change was compiled in."""
+        from shared.decisions.bigtable_state import BigtableTrees
+        from shared.platform import clients
+        from shared.system.resources import BIGTABLE_INSTANCE
+
+        client = clients.bigtable_client(self.env["GOOGLE_CLOUD_PROJECT"])
+        trees = BigtableTrees(client, BIGTABLE_INSTANCE, ttl_s=0.001)
+        last: frozenset[str] | None = None
+        while not self.stop.is_set():
+            tree = trees.default(self.retailer)
+            live = frozenset(tree.campaigns) if tree else frozenset()
+            if live != last:
+                self.tree_changes.append((time.monotonic(), live))
+                last = live
+            self.stop.wait(0.02)
+
+    def tree_written(self, campaign_id: str, since: float, present: bool) -> float | None:
+        for at, live in self.tree_changes:
+            if at >= since and (campaign_id in live) == present:
+                return at - since
+        return None
+
     def trial(self, number: int, watch_s: float) -> dict[str, float]:
         from shared.campaigns.model import Campaign
 
@@ -234,12 +260,17 @@ class Bench:
             for s in self.shoppers
         }
         self.campaigns("POST", f"/{campaign_id}/archive")
+        compiled_in = self.tree_written(campaign_id, activated, True)
+        compiled_out = self.tree_written(campaign_id, paused, False)
         missing = {"default", "personal"} - set(first)
         if missing:
             raise RuntimeError(f"trial {number}: never shown to {sorted(missing)} within 60 s")
         return {
             **{f"first_shown_{name}": seconds for name, seconds in first.items()},
             **{f"last_shown_{name}": seconds for name, seconds in last.items()},
+            # The part of it spent before the default tree held the change.
+            **({"tree_recompiled_activate": compiled_in} if compiled_in is not None else {}),
+            **({"tree_recompiled_pause": compiled_out} if compiled_out is not None else {}),
         }
 
     def cleanup(self) -> None:
@@ -286,6 +317,7 @@ def main() -> None:
     # "Last night": before any of the bench's campaigns existed.
     bench.personal_tree(bench.shoppers[1], [], datetime.now(UTC) - timedelta(hours=6))
     threads = [threading.Thread(target=bench.loop, args=(s,), daemon=True) for s in bench.shoppers]
+    threads.append(threading.Thread(target=bench.watch_tree, daemon=True))
     for thread in threads:
         thread.start()
     trials: list[dict[str, float]] = []
