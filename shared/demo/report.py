@@ -108,6 +108,7 @@ class DemoFigures:
     notes: list[str] = field(default_factory=list)
     responding: dict[str, Any] | None = None  # the response model's stated effects
     true_vs_measured: list[TrueVsMeasured] = field(default_factory=list)
+    game: Any = None  # shared.demo.game.GameFigures: the CSM's gamified promotion
 
     @property
     def ingested(self) -> int:
@@ -250,8 +251,45 @@ def render_text(figures: DemoFigures) -> str:
         lines += ["  " + " | ".join(TRUE_VS_MEASURED_HEADER)]
         lines += ["  " + " | ".join(r) for r in true_vs_measured_rows(figures.true_vs_measured)]
         lines += ["", responding_verdict(figures.true_vs_measured)]
+    lines += game_text(figures.game)
     lines += figures.notes
     return "\n".join(lines)
+
+
+def game_rows(game: Any) -> list[list[str]]:
+    """The game's figures, from its campaign report and the rewards ledger."""
+    p, e, s, ledger = game.participation, game.exposure, game.shoppers, game.ledger
+    rate = p["participation_rate"]
+    share = p["budget_consumed_share"]
+    return [
+        ["invitations shown (qualifying orders)", f"{e['impressions']:,}"],
+        ["shoppers invited / held out", f"{s['exposed']:,} / {s['held_out']:,}"],
+        ["invitations withheld: budget exhausted", f"{game.withheld_for_budget:,}"],
+        ["plays (players)", f"{p['plays']:,} ({p['players']:,})"],
+        ["participation (players / invited)", "-" if rate is None else f"{rate:.0%}"],
+        ["wins (voided)", f"{p['wins']:,} ({p['voided_wins']:,})"],
+        [
+            "cost / budget",
+            f"{_money(p['cost'])} / {game.rules['budget']}"
+            + ("" if share is None else f" ({share:.0%})"),
+        ],
+        [
+            "ledger: wins owed / paid, remaining",
+            f"{ledger['wins_owed']} ({ledger['owed']}) / {ledger['wins_paid']} "
+            f"({ledger['paid']}), {ledger['remaining']} of {ledger['slots']} prizes' budget"
+            + (" - exhausted" if ledger["exhausted"] else ""),
+        ],
+    ]
+
+
+def game_text(game: Any) -> list[str]:
+    if game is None:
+        return []
+    rules = ", ".join(f"{k} {v}" for k, v in game.rules.items())
+    lines = ["", f"The game: {game.campaign['name']} ({game.campaign['campaign_id']})"]
+    lines.append(f"  set by the CSM: {rules}")
+    lines += [f"  {label:<40} {value}" for label, value in game_rows(game)]
+    return lines
 
 
 # --- HTML ------------------------------------------------------------------------------
@@ -429,6 +467,7 @@ events), not from the replay's own counters.</p>
         )
     }
 {_responding_html(figures)}
+{_game_html(figures.game)}
 {"".join(f"<p>{html.escape(n)}</p>" for n in figures.notes)}
 </body></html>
 """
@@ -445,4 +484,25 @@ def _responding_html(figures: DemoFigures) -> str:
         "uplift (exposed minus held out).</p>"
         + _table(TRUE_VS_MEASURED_HEADER, true_vs_measured_rows(figures.true_vs_measured))
         + f'<p class="verdict">{html.escape(responding_verdict(figures.true_vs_measured))}</p>'
+    )
+
+
+def _game_html(game: Any) -> str:
+    if game is None:
+        return ""
+    rules = [[k, v] for k, v in game.rules.items()]
+    p = game.participation
+    budget = float(game.rules["budget"] or 0)
+    spent = [("cost", float(p["cost"] or 0)), ("budget", budget)]
+    return (
+        f"<h2>The game: {html.escape(str(game.campaign['name']))}</h2>"
+        "<p>A gamified promotion a CSM created through the campaigns API before the replay "
+        "(live in seconds): qualifying orders confirmed by the retailer's back end get an "
+        "invitation to play, drawn on the server within the budget; winners claim with an "
+        "e-mail address, kept in the rewards vault only. Figures from the campaign's report "
+        "and the payout ledger.</p>"
+        + _table(["set by the CSM", ""], rules)
+        + _table(["", ""], game_rows(game))
+        + "<h2>Cost against the budget</h2>"
+        + _bars(spent)
     )

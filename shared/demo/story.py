@@ -6,17 +6,24 @@
 3. The nightly workflow runs on the workflows emulator (features, training, evaluation
    against the baselines, gate, scoring, tree compilation, publication) and prints its
    evaluation table.
-4. The following weeks' shoppers (a seeded sample of households) are replayed through the
+4. A CSM creates a gamified promotion through the campaigns API ("buy these products of
+   brand X and play to win your basket": minimum spend, odds, prize, budget, control
+   share; ``shared/demo/game.py``), live in seconds. Then the following weeks' shoppers
+   (a seeded sample of households) are replayed through the
    Shopper Event API at a steady rate; trackers fetch their experiences as they go (a
    sample of events, polled on the experiences endpoint), with a live progress line. A
    few events leak an e-mail address, as a buggy tracker would: they must be refused.
    With ``respond`` (``cartwise demo``'s default; ``--aa`` turns it off) the shoppers
    respond to what they are shown (``shared/journey/responding.py``): each session asks
-   the experiences API at its decision points, and the truth the model injected is kept.
+   the experiences API at its decision points, and the truth the model injected is kept;
+   invitations to play (qualifying orders confirmed by the retailer's back end) are played
+   with the model's probability through the plays API, and wins claimed with an e-mail
+   address (into the rewards vault only).
 5. Once the freezers have caught up, the report is read back from the stores
    (``shared/demo/stores.py``), printed and saved as HTML with charts under
    ``.local/reports/``; with responding shoppers, the truth beside the campaign report's
-   own uplift, per campaign (and in ``truth-<stamp>.json``).
+   own uplift, per campaign (and in ``truth-<stamp>.json``); the game: invitations,
+   participation, wins, cost against the budget and the rewards ledger.
 6. The stack stays up (``make down`` stops it).
 
 The knobs (``DemoOptions``; ``cartwise demo --help``) make it faster or bigger.
@@ -31,11 +38,12 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from shared.demo.game import GameRules
 from shared.demo.probes import percentile
 from shared.journey.replay import Answer, EventApi, ReplaySummary
 
@@ -57,6 +65,8 @@ class DemoOptions:
     # Shoppers respond to what they are shown (shared/journey/response.py); False: the A/A
     # replay (``cartwise demo --aa``), where they buy what they bought whatever they see.
     respond: bool = False
+    # The CSM's game (shared/demo/game.py): minimum spend, odds, prize, budget, control.
+    game: GameRules = field(default_factory=GameRules)
     reports_dir: Path = Path(".local") / "reports"
 
 
@@ -188,6 +198,7 @@ def run(options: DemoOptions, env: dict[str, str]) -> DemoOutcome:
         "Shopper Event API; trackers fetch their experiences",
     )
     t0 = time.monotonic()
+    game = _create_game(options, simulation, env, now)
     since = datetime.now(UTC)
     truth = None
     if options.respond:
@@ -209,6 +220,8 @@ def run(options: DemoOptions, env: dict[str, str]) -> DemoOutcome:
     t0 = time.monotonic()
     figures = _report(options, env, since, simulation.retailers, run_id, summary.accepted)
     figures.gate_passed = gate_passed
+    if game is not None:
+        figures.game = _game_figures(env, game, truth)
     stamp = f"{datetime.now(UTC):%Y%m%d-%H%M%S}"
     if truth is not None:
         # The truth is written beside the report for its reader; the campaign report's code
@@ -327,7 +340,7 @@ def _responding_replay(
     from shared.journey import dataset as journey
     from shared.journey.http_event_api import HttpEventApi
     from shared.journey.replay_keys import replay_api_keys
-    from shared.journey.responding import HttpExperiencesApi, RespondingReplay
+    from shared.journey.responding import HttpExperiencesApi, HttpPlaysApi, RespondingReplay
     from shared.journey.response import ResponseModel
     from shared.journey.tracker_simulator import sessions, without_shoppers
     from shared.privacy.commands import suppressed_shoppers
@@ -350,7 +363,10 @@ def _responding_replay(
     keys = replay_api_keys(env, simulation.retailers)
     tracker = LeakyTracker(HttpEventApi(env["INGEST_URL"], keys), options.leak_every, options.seed)
     experiences = HttpExperiencesApi(env["EXPERIENCES_URL"], keys)
-    responding = RespondingReplay(tracker, experiences, ResponseModel(seed=options.seed))
+    plays = HttpPlaysApi(env["PLAYS_URL"], keys)
+    responding = RespondingReplay(
+        tracker, experiences, ResponseModel(seed=options.seed), plays=plays
+    )
     skip = suppressed_shoppers(env["GOOGLE_CLOUD_PROJECT"], simulation.retailers)
     shown = [0.0]
 
@@ -380,6 +396,46 @@ def _responding_replay(
         f"({experiences.unanswered} fetches unanswered)"
     )
     return summary, tracker.leaked, list(experiences.latencies_s), truth
+
+
+def _create_game(
+    options: DemoOptions, simulation: Any, env: dict[str, str], now: datetime
+) -> str | None:
+    """The CSM's game, created through the campaigns API on the replay's retailers: the
+    brand most bought in the baskets about to be replayed. Its id (None: no CSM key)."""
+    from shared.demo.game import create_game, favourite_brand
+    from shared.journey import dataset as journey
+
+    if not env.get("CAMPAIGNS_URL") or not env.get("DEMO_CSM_KEY"):
+        return None
+    households = journey.sample_households(
+        options.replay_weeks, options.households, options.sample_seed or options.seed
+    )
+    brand = favourite_brand(journey.baskets(options.replay_weeks, households), journey.products())
+    rules = options.game
+    created = create_game(env, list(simulation.retailers), brand, now, rules)
+    print(
+        f'   a CSM creates the game {created["campaign_id"]}: "{created["name"]}", at least '
+        f"{rules.min_spend} of the brand's products in the order, odds {rules.win_probability}, "
+        f"prize {rules.prize_value}, budget {rules.budget}, {rules.control_share:.0%} held "
+        "out; live in seconds"
+    )
+    return str(created["campaign_id"])
+
+
+def _game_figures(env: dict[str, str], campaign_id: str, truth: Any) -> Any:
+    """The game read back from the stores, once the plays the replay made are frozen
+    (the replay's count is only waited for, never reported as the store's)."""
+    from shared.demo.game import game_figures
+
+    told = truth.campaigns.get(campaign_id) if truth is not None else None
+    played = told.played if told is not None else 0
+    deadline = time.monotonic() + 120
+    while True:
+        figures = game_figures(env, campaign_id, datetime.now(UTC))
+        if figures.participation["plays"] >= played or time.monotonic() > deadline:
+            return figures
+        time.sleep(2)
 
 
 def _true_vs_measured(figures: Any, truth: dict[str, Any], env: dict[str, str]) -> None:

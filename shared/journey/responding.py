@@ -9,7 +9,10 @@ session is reported as a tracker reports it (``experience_displayed``, and
 ``experience_clicked`` when the response model makes the shopper click), and the model
 may make the shopper add to the basket (``shared/journey/response.py``); the validated
 cart then carries the added units. Held-out shoppers are never shown the campaign, so
-never respond.
+never respond. An invitation to play (a gamified promotion on a qualifying order the
+retailer's back end confirmed) is played with the model's probability through the plays
+API (``POST /v1/plays`` with the invitation's token), and a win is claimed with an e-mail
+address, which goes to the rewards vault only (the truth keeps counts, never addresses).
 
 What the model injected is kept as the truth, per campaign (``Truth``): the shoppers the
 tracker saw the campaign shown to, and what each of them added because of it, per order
@@ -19,6 +22,7 @@ code never reads it.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import statistics
 import threading
@@ -41,6 +45,55 @@ log = logging.getLogger(__name__)
 
 WAIT_MS = 5000
 ASKS = 3  # a 204 (not decided within WAIT_MS) is asked again, this many times in all
+
+
+@dataclass(frozen=True)
+class PlayResult:
+    outcome: str  # won, lost; refused: the API refused the play (its code in ``reason``)
+    reason: str
+    claimed: bool = False
+
+
+class PlaysApi(Protocol):
+    def play(self, retailer_id: str, shopper_id: str, play_token: str) -> PlayResult:
+        """Play the invitation; a win is claimed with the shopper's address."""
+        ...
+
+
+class HttpPlaysApi:
+    """``POST /v1/plays`` then, for a win, ``POST /v1/plays/{id}/claim``, with the
+    retailer's secret key (the back end's or the tracker's call, as the shop wires it)."""
+
+    def __init__(self, url: str, api_keys: dict[str, str]) -> None:
+        self._url = url.rstrip("/") + "/v1/plays"
+        self._keys = api_keys
+        self._local = threading.local()
+
+    def _session(self) -> requests.Session:
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+        return session
+
+    def play(self, retailer_id: str, shopper_id: str, play_token: str) -> PlayResult:
+        headers = {"X-Api-Key": self._keys[retailer_id], "X-Shopper-Id": shopper_id}
+        played = self._session().post(
+            self._url, json={"play_token": play_token}, headers=headers, timeout=30
+        )
+        body = played.json()
+        if played.status_code not in (200, 201):
+            return PlayResult("refused", str(body.get("error", {}).get("code", played.status_code)))
+        if body["outcome"] != "won":
+            return PlayResult(str(body["outcome"]), str(body["reason"]))
+        # A demo address on a reserved domain, derived from the shopper: never kept here.
+        digest = hashlib.sha256(f"{retailer_id}/{shopper_id}".encode()).hexdigest()[:12]
+        claimed = self._session().post(
+            f"{self._url}/{body['play_id']}/claim",
+            json={"play_token": play_token, "email": f"winner-{digest}@example.com"},
+            headers=headers,
+            timeout=30,
+        )
+        return PlayResult("won", str(body["reason"]), claimed.status_code == 200)
 
 
 class ExperiencesApi(Protocol):
@@ -93,6 +146,11 @@ class CampaignTruth:
     displayed: int = 0
     clicked: int = 0
     additions: int = 0
+    invited: int = 0  # a game's invitations (qualifying orders shown the play)
+    played: int = 0
+    won: int = 0
+    claimed: int = 0
+    refused: int = 0  # plays the API refused
     exposed: set[str] = field(default_factory=set)  # "retailer/shopper" shown the campaign
     added: dict[str, float] = field(default_factory=dict)  # per exposed shopper, all orders
     added_per_order: dict[str, list[float]] = field(default_factory=dict)  # since first shown
@@ -105,6 +163,17 @@ class CampaignTruth:
             "displayed": self.displayed,
             "clicked": self.clicked,
             "additions": self.additions,
+            **(
+                {
+                    "invited": self.invited,
+                    "played": self.played,
+                    "won": self.won,
+                    "claimed": self.claimed,
+                    "refused": self.refused,
+                }
+                if self.invited
+                else {}
+            ),
             "added_amount": round(sum(self.added.values()), 2),
             "targeted_sales": round(sum(self.added.values()) / n, 4) if n else 0.0,
             "basket_value": round(statistics.fmean(per_buyer), 4) if per_buyer else 0.0,
@@ -168,9 +237,11 @@ class RespondingReplay:
         experiences: ExperiencesApi,
         model: ResponseModel,
         summary: ReplaySummary | None = None,
+        plays: PlaysApi | None = None,
     ) -> None:
         self._events = events
         self._experiences = experiences
+        self._plays = plays
         self.truth = Truth(model)
         self.summary = summary or ReplaySummary()
         self._lock = threading.Lock()
@@ -258,6 +329,14 @@ class RespondingReplay:
                     truth.added.setdefault(key, 0.0)
                     truth.clicked += bool(reaction and reaction.clicked)
                     truth.additions += bool(reaction and reaction.addition)
+                invitation = (
+                    event["type"] == "cart_validated" and shown.get("type") == "gamified_promotion"
+                )
+                if invitation and self._invitation(
+                    retailer, shopper, f"b-{session.basket_id}", shown
+                ):
+                    n += 1  # the shopper clicked "play"
+                    pending.append(_tracker_event(event, "experience_clicked", n, ids))
                 if reaction and reaction.clicked:
                     n += 1
                     pending.append(_tracker_event(event, "experience_clicked", n, ids))
@@ -293,6 +372,26 @@ class RespondingReplay:
         self._post(retailer, pending)
         with self._lock:
             self.summary.sessions += 1
+
+    def _invitation(
+        self, retailer: str, shopper: str, session_key: str, shown: dict[str, Any]
+    ) -> bool:
+        """An invitation to play: played with the model's probability; whether it was."""
+        campaign = str(shown["campaign_id"])
+        plays = self._plays is not None and self.truth.model.plays(session_key, shown)
+        result = None
+        if plays and self._plays is not None:
+            result = self._plays.play(retailer, shopper, str(shown["details"]["play_token"]))
+        with self.truth.lock:
+            truth = self.truth.campaigns[campaign]
+            truth.invited += 1
+            if result is not None:
+                truth.clicked += 1
+                truth.played += result.outcome != "refused"
+                truth.refused += result.outcome == "refused"
+                truth.won += result.outcome == "won"
+                truth.claimed += result.claimed
+        return bool(plays)
 
     def _ordered(
         self,

@@ -161,7 +161,7 @@ def test_the_decider_sees_personal_trees_through_the_current_default_tree() -> N
         budgets=stores,
         signing_key=KEY,
         privacy=OpenGate(),
-    )  # type: ignore[arg-type]
+    )
     outcome = decide_batch(
         [message(add("p-a", 1, "20", 0)), message(add("p-b", 1, "20", 1))], deps, now=T0
     )
@@ -198,7 +198,7 @@ def change(campaign_id: str, retailers: list[str], status: str = "active") -> In
         campaign_id=campaign_id,
         action="update",
         retailer_ids=retailers,
-        status=status,  # type: ignore[arg-type]
+        status=status,
         changed_at=LATER,
     )
     return InboundMessage(message_id=campaign_id, data=body.model_dump_json().encode())
