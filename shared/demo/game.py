@@ -41,11 +41,10 @@ class GameRules:
 class GameFigures:
     campaign: dict[str, Any]  # the report's campaign block
     rules: dict[str, str]
-    exposure: dict[str, Any]  # impressions (invitations shown), clicks
+    invitations: dict[str, int]  # the play experience's decisions: outcome -> count
     shoppers: dict[str, Any]  # exposed, held out
     participation: dict[str, Any]  # plays, players, wins, cost, budget share
     ledger: dict[str, Any]  # owed, paid, remaining, exhausted
-    withheld_for_budget: int  # invitations withheld once the budget ran out
 
 
 def favourite_brand(baskets: Iterable[Basket], products: Mapping[int, Product]) -> str:
@@ -133,10 +132,16 @@ def game_figures(env: Mapping[str, str], campaign_id: str, now: datetime) -> Gam
     report = campaign_report(campaign, warehouse, project, DATASET, now)
     built = rewards.build(project, REWARDS_DATABASE, PLAYS_TOPIC, signing_key="")
     found = ledger(built.rewards, campaign_id)
+    # Claimed wins: the play's flag (the address itself stays in the vault, unread here).
+    wins = [built.rewards.plays.get(e.play_id) for e in built.rewards.slots.entries(campaign_id)]
+    claimed = sum(1 for w in wins if w is not None and w[0].claimed)
     table = f"`{project}.{DATASET}.decision_experiences`"  # names of ours, not input
-    withheld = warehouse.query(
-        f"SELECT COUNT(*) AS n FROM {table} "  # noqa: S608
-        "WHERE campaign_id = @campaign AND outcome = 'budget_exhausted'",
+    # Invitations: the decisions on qualifying orders that considered the play (shown,
+    # held out, or withheld once the budget ran out); not the game's tension cart.
+    invitations = warehouse.query(
+        f"SELECT outcome, COUNT(*) AS n FROM {table} "  # noqa: S608
+        "WHERE campaign_id = @campaign AND experience_type = 'gamified_promotion' "
+        "GROUP BY outcome",
         {"campaign": campaign_id},
     )
     return GameFigures(
@@ -149,17 +154,17 @@ def game_figures(env: Mapping[str, str], campaign_id: str, now: datetime) -> Gam
             "budget": str(campaign.budget),
             "control share": f"{campaign.control_share}",
         },
-        exposure=report["exposure"],
+        invitations={str(r["outcome"]): int(r["n"]) for r in invitations},
         shoppers=report["shoppers"],
         participation=report["participation"],
         ledger={
             "slots": found.slots,
             "wins_owed": found.wins_owed,
             "wins_paid": found.wins_paid,
+            "wins_claimed": claimed,
             "owed": str(found.owed),
             "paid": str(found.paid),
             "remaining": str(found.remaining),
             "exhausted": found.exhausted,
         },
-        withheld_for_budget=int(withheld[0]["n"]) if withheld else 0,
     )

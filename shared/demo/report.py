@@ -258,16 +258,20 @@ def render_text(figures: DemoFigures) -> str:
 
 def game_rows(game: Any) -> list[list[str]]:
     """The game's figures, from its campaign report and the rewards ledger."""
-    p, e, s, ledger = game.participation, game.exposure, game.shoppers, game.ledger
+    p, i, s, ledger = game.participation, game.invitations, game.shoppers, game.ledger
     rate = p["participation_rate"]
     share = p["budget_consumed_share"]
     return [
-        ["invitations shown (qualifying orders)", f"{e['impressions']:,}"],
+        [
+            "qualifying orders: invited / held out",
+            f"{i.get('shown', 0):,} / {i.get('held_out', 0):,}",
+        ],
+        ["invitations withheld: budget exhausted", f"{i.get('budget_exhausted', 0):,}"],
         ["shoppers invited / held out", f"{s['exposed']:,} / {s['held_out']:,}"],
-        ["invitations withheld: budget exhausted", f"{game.withheld_for_budget:,}"],
         ["plays (players)", f"{p['plays']:,} ({p['players']:,})"],
         ["participation (players / invited)", "-" if rate is None else f"{rate:.0%}"],
         ["wins (voided)", f"{p['wins']:,} ({p['voided_wins']:,})"],
+        ["wins claimed with an e-mail address (vault)", f"{ledger['wins_claimed']:,}"],
         [
             "cost / budget",
             f"{_money(p['cost'])} / {game.rules['budget']}"

@@ -264,7 +264,14 @@ def run(options: DemoOptions, env: dict[str, str]) -> DemoOutcome:
                 "steps": {s.name: round(s.seconds, 1) for s in steps},
                 "total_s": round(total, 1),
                 "options": {
-                    k: (str(v) if isinstance(v, Path) else v) for k, v in vars(options).items()
+                    k: (
+                        str(v)
+                        if isinstance(v, Path)
+                        else {f: str(x) for f, x in vars(v).items()}
+                        if isinstance(v, GameRules)
+                        else v
+                    )
+                    for k, v in vars(options).items()
                 },
                 "replay": summary.as_dict(),
                 "leaked": leaked,
@@ -405,9 +412,11 @@ def _create_game(
     brand most bought in the baskets about to be replayed. Its id (None: no CSM key)."""
     from shared.demo.game import create_game, favourite_brand
     from shared.journey import dataset as journey
+    from shared.journey.replay_keys import replay_api_keys
 
     if not env.get("CAMPAIGNS_URL") or not env.get("DEMO_CSM_KEY"):
         return None
+    replay_api_keys(env, simulation.retailers)  # the retailers exist (their keys) first
     households = journey.sample_households(
         options.replay_weeks, options.households, options.sample_seed or options.seed
     )
