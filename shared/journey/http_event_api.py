@@ -15,10 +15,10 @@ from shared.journey.replay import Answer
 TIMEOUT_S = 60.0
 
 
-class HttpEventApi:
-    def __init__(self, url: str, api_keys: dict[str, str]) -> None:
-        self._url = url.rstrip("/") + "/v1/events"
-        self._api_keys = api_keys
+class ThreadSessions:
+    """One keep-alive ``requests.Session`` per thread (a Session is not thread-safe)."""
+
+    def __init__(self) -> None:
         self._local = threading.local()
 
     def _session(self) -> requests.Session:
@@ -26,6 +26,13 @@ class HttpEventApi:
         if session is None:
             session = self._local.session = requests.Session()
         return session
+
+
+class HttpEventApi(ThreadSessions):
+    def __init__(self, url: str, api_keys: dict[str, str]) -> None:
+        super().__init__()
+        self._url = url.rstrip("/") + "/v1/events"
+        self._api_keys = api_keys
 
     def post(self, retailer_id: str, events: list[dict[str, Any]]) -> Answer:
         started = time.perf_counter()

@@ -37,6 +37,7 @@ from typing import Any, Protocol
 
 import requests
 
+from shared.journey.http_event_api import ThreadSessions
 from shared.journey.replay import EventApi, ReplaySummary
 from shared.journey.response import BasketLine, ResponseModel
 from shared.journey.tracker_simulator import Session, name_based_uuid
@@ -60,20 +61,14 @@ class PlaysApi(Protocol):
         ...
 
 
-class HttpPlaysApi:
+class HttpPlaysApi(ThreadSessions):
     """``POST /v1/plays`` then, for a win, ``POST /v1/plays/{id}/claim``, with the
     retailer's secret key (the back end's or the tracker's call, as the shop wires it)."""
 
     def __init__(self, url: str, api_keys: dict[str, str]) -> None:
+        super().__init__()
         self._url = url.rstrip("/") + "/v1/plays"
         self._keys = api_keys
-        self._local = threading.local()
-
-    def _session(self) -> requests.Session:
-        session: requests.Session | None = getattr(self._local, "session", None)
-        if session is None:
-            session = self._local.session = requests.Session()
-        return session
 
     def play(self, retailer_id: str, shopper_id: str, play_token: str) -> PlayResult:
         headers = {"X-Api-Key": self._keys[retailer_id], "X-Shopper-Id": shopper_id}
@@ -102,21 +97,15 @@ class ExperiencesApi(Protocol):
         ...
 
 
-class HttpExperiencesApi:
+class HttpExperiencesApi(ThreadSessions):
     """``GET /v1/experiences`` with each retailer's key, one keep-alive session per thread."""
 
     def __init__(self, url: str, api_keys: dict[str, str]) -> None:
+        super().__init__()
         self._url = url.rstrip("/") + "/v1/experiences"
         self._keys = api_keys
-        self._local = threading.local()
         self.latencies_s: list[float] = []
         self.unanswered = 0
-
-    def _session(self) -> requests.Session:
-        session: requests.Session | None = getattr(self._local, "session", None)
-        if session is None:
-            session = self._local.session = requests.Session()
-        return session
 
     def after(self, retailer_id: str, shopper_id: str, event_id: str) -> list[dict[str, Any]]:
         started = time.monotonic()
