@@ -138,6 +138,12 @@ def _leave_when_gone(products: ProductFilter) -> Transition:
     )
 
 
+def invitations(experiences: Mapping[str, Experience]) -> tuple[str, ...]:
+    """The games' invitations: considered at every node (``ExperienceTree.everywhere``),
+    since a qualifying order earns one wherever the shopper is in the tree."""
+    return tuple(sorted(e for e, x in experiences.items() if isinstance(x, GamifiedPromotion)))
+
+
 def _fingerprint(parts: Iterable[str]) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
 
@@ -175,6 +181,7 @@ def compile_default_tree(
         anywhere=tuple(enter),
         experiences=experiences,
         campaigns={c.campaign_id: rule_of(c) for c in live},
+        everywhere=invitations(experiences),
     )
 
 
@@ -425,4 +432,5 @@ def compile_personal_tree(
         anywhere=tuple(enter),
         experiences=experiences,
         campaigns={c.campaign_id: rule_of(c) for c in live},
+        everywhere=invitations(experiences),
     )

@@ -318,7 +318,7 @@ def decide(
     state = state.model_copy(update={"tree_version": tree.tree_version, "node_id": node_id})
     shown: list[ShownExperience] = []
     withheld: list[WithheldExperience] = []
-    for experience_id in tree.nodes[node_id].experiences:
+    for experience_id in tree.experiences_at(node_id):
         experience = tree.experiences[experience_id]
         details = _details(experience, state, event, retailer_id, signing_key)
         if details is None:

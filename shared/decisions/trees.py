@@ -248,6 +248,11 @@ class ExperienceTree(_Data):
     )
     experiences: dict[str, Experience] = {}
     campaigns: dict[str, CampaignRule] = {}
+    everywhere: tuple[str, ...] = Field(
+        default=(),
+        description="Experiences considered at every node, after the node's own: a game's "
+        "invitation, which a qualifying order earns wherever the shopper is in the tree",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> ExperienceTree:
@@ -263,12 +268,20 @@ class ExperienceTree(_Data):
             for experience_id in node.experiences:
                 if experience_id not in self.experiences:
                     raise ValueError(f"{node_id}: no experience {experience_id!r}")
+        for experience_id in self.everywhere:
+            if experience_id not in self.experiences:
+                raise ValueError(f"everywhere: no experience {experience_id!r}")
         for experience_id, experience in self.experiences.items():
             if experience.experience_id != experience_id:
                 raise ValueError(f"experience {experience_id!r} carries another id")
             if experience.campaign_id and experience.campaign_id not in self.campaigns:
                 raise ValueError(f"{experience_id}: no rule for {experience.campaign_id!r}")
         return self
+
+    def experiences_at(self, node_id: str) -> tuple[str, ...]:
+        """The node's experiences, then those considered everywhere (each once)."""
+        own = self.nodes[node_id].experiences
+        return own + tuple(e for e in self.everywhere if e not in own)
 
     def transitions_from(self, node_id: str) -> Iterator[Transition]:
         """The node's own transitions, then those from anywhere (not back to itself)."""
@@ -344,6 +357,10 @@ def live_view(tree: ExperienceTree, default: ExperienceTree | None) -> LiveView:
                 **{e: default.experiences[e] for n in nodes.values() for e in n.experiences},
             },
             "campaigns": {**tree.campaigns, **{c: default.campaigns[c] for c in late}},
+            "everywhere": (
+                *tree.everywhere,
+                *(e for e in default.everywhere if default.experiences[e].campaign_id in late),
+            ),
         }
     )
     return LiveView(grafted, stopped)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -33,7 +34,7 @@ from shared.decisions.service import DecideDependencies, StateUpdate, decide_bat
 from shared.decisions.trees import ExperienceTree, ShopperState, live_view
 from shared.platform.errors import StoreUnavailableError
 from shared.privacy_marks.marks import OpenGate
-from tests.unit.test_decisions import KEY, T0, add
+from tests.unit.test_decisions import KEY, T0, add, ev
 from tests.unit.test_personal_trees import scores
 from tests.unit.test_tree_compiler import campaign
 
@@ -319,3 +320,63 @@ def test_a_change_that_cannot_be_announced_is_saved_and_said_so(memory: Memory) 
     assert "saved" in refused.value.message
     assert memory.campaigns["spring"].status == "paused"  # saved, and audited
     assert [r.action for r in memory.records] == ["create", "pause"]
+
+
+# --- a game's invitation, wherever the shopper is in the tree --------------------------------
+
+
+def game(**changes: Any) -> Campaign:
+    return campaign(
+        "g",
+        experience_type="gamified_promotion",
+        targeted_brands=["brand-g"],
+        threshold=Decimal(2),
+        win_probability=0.3,
+        prize_value=Decimal(10),
+        budget=Decimal(100),
+        **changes,
+    )
+
+
+def cart(*lines: tuple[str, str, str]) -> Any:
+    return ev(
+        "cart_validated",
+        90,
+        order_id="o-1",
+        total="9.00",
+        lines=[
+            {"product_id": p, "quantity": 1, "unit_price": price, "brand": brand}
+            for p, price, brand in lines
+        ],
+    )
+
+
+def invited(tree: ExperienceTree, *events: Any) -> bool:
+    state = ShopperState()
+    decision = None
+    for event in events:
+        state, decision = decide(tree, state, "r1", event, signing_key=KEY)
+    assert decision is not None
+    return any(s.type == "gamified_promotion" for s in decision.shown)
+
+
+def test_a_qualifying_order_is_invited_from_any_node_and_only_a_qualifying_one() -> None:
+    tree = compile_default_tree("r1", [game(), b()], LATER)
+    # The game's product, then another campaign's: the shopper is at b's node.
+    steps = (add("g-1", 1, "3.00", 0, brand="brand-g"), add("p-b", 1, "2.00", 10))
+    assert invited(tree, *steps, cart(("g-1", "3.00", "brand-g"), ("p-b", "2.00", "B")))
+    # From the root too (nothing added through the tracker), and never below the minimum.
+    assert invited(tree, cart(("g-1", "3.00", "brand-g")))
+    assert not invited(tree, *steps, cart(("g-1", "1.00", "brand-g"), ("p-b", "8.00", "B")))
+    # Nothing but an order invites.
+    assert not invited(tree, *steps)
+
+
+def test_a_game_activated_after_the_night_invites_on_the_personal_tree() -> None:
+    tree = personal_tree(a())
+    default = compile_default_tree("r1", [a(), game(activated_at=LATER)], LATER)
+    view = live_view(tree, default)
+    assert view.tree.everywhere == ("g:play",)
+    steps = (add("p-a", 1, "20", 0), cart(("g-1", "3.00", "brand-g"), ("p-a", "20", "B")))
+    assert invited(view.tree, *steps)
+    assert not invited(tree, *steps)
