@@ -17,10 +17,12 @@ from emulators.config import StackSettings
 from shared.contract.events import validate_event
 from shared.decisions.bigtable_state import BigtableTrees
 from shared.decisions.play_tokens import verify
+from shared.decisions.trees import ExperienceTree, Node
 from shared.ingestion.pubsub_publisher import PubSubEventPublisher
 from shared.ingestion.service import make_record, message_head
 from shared.platform import clients
 from shared.system.resources import BIGTABLE_INSTANCE, SHOPPER_EVENTS_TOPIC
+from shared.system.settings import DeciderSettings
 from tests.factories import event
 from tests.integration.test_freezer import query
 from tests.integration.test_ingest_api import post
@@ -249,9 +251,37 @@ def put_personal_tree(
             },
         }
     )
-    BigtableTrees(clients.bigtable_client(stack["GOOGLE_CLOUD_PROJECT"]), BIGTABLE_INSTANCE).put(
-        [tree]
+    trees = BigtableTrees(clients.bigtable_client(stack["GOOGLE_CLOUD_PROJECT"]), BIGTABLE_INSTANCE)
+    trees.put([tree])
+    live_at_retailer(trees, tree)
+
+
+def live_at_retailer(trees: BigtableTrees, tree: ExperienceTree) -> None:
+    """The personal tree's campaigns live at its retailer: in the retailer's default tree,
+    as the recompilation puts every live campaign (the decider withholds a campaign of a
+    personal tree that the default tree no longer holds: docs/CAMPAIGNS.md, "Live in
+    seconds"); then the decider's cache of default trees is let expire."""
+    now = datetime.now(UTC)
+    default = trees.default(tree.retailer_id) or ExperienceTree(
+        tree_version="default-empty",
+        retailer_id=tree.retailer_id,
+        compiled_at=now,
+        valid_until=now + timedelta(days=2),
+        root="root",
+        nodes={"root": Node()},
     )
+    trees.put(
+        [
+            default.model_copy(
+                update={
+                    "tree_version": f"{default.tree_version}+test",
+                    "campaigns": {**default.campaigns, **tree.campaigns},
+                    "valid_until": max(default.valid_until, now + timedelta(days=1)),
+                }
+            )
+        ]
+    )
+    time.sleep(DeciderSettings.model_fields["default_tree_ttl_s"].default + 0.2)
 
 
 def send(
