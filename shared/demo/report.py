@@ -259,7 +259,6 @@ def render_text(figures: DemoFigures) -> str:
 def game_rows(game: Any) -> list[list[str]]:
     """The game's figures, from its campaign report and the rewards ledger."""
     p, i, s, ledger = game.participation, game.invitations, game.shoppers, game.ledger
-    rate = p["participation_rate"]
     share = p["budget_consumed_share"]
     return [
         [
@@ -269,7 +268,10 @@ def game_rows(game: Any) -> list[list[str]]:
         ["invitations withheld: budget exhausted", f"{i.get('budget_exhausted', 0):,}"],
         ["shoppers invited / held out", f"{s['exposed']:,} / {s['held_out']:,}"],
         ["plays (players)", f"{p['plays']:,} ({p['players']:,})"],
-        ["participation (players / invited)", "-" if rate is None else f"{rate:.0%}"],
+        [
+            "participation (plays / invitations shown)",
+            f"{p['plays'] / i['shown']:.0%}" if i.get("shown") else "-",
+        ],
         ["wins (voided)", f"{p['wins']:,} ({p['voided_wins']:,})"],
         ["wins claimed with an e-mail address (vault)", f"{ledger['wins_claimed']:,}"],
         [
