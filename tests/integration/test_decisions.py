@@ -3,7 +3,6 @@ reads each step's experiences from the experiences endpoint; redeliveries change
 
 from __future__ import annotations
 
-import inspect
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -434,13 +433,13 @@ def test_a_campaign_whose_budget_is_spent_stops_being_offered(
     """A game whose budget pays one prize: the first play wins it, the rewards code flags
     the campaign ``budget_exhausted``, and once the decider's budget cache expires (its
     TTL) the next orders' decisions withhold the invitation with that outcome."""
-    from shared.campaigns.firestore_campaigns import FirestoreBudgetGate, FirestoreCampaignStore
+    from shared.campaigns.firestore_campaigns import FirestoreCampaignStore
     from shared.campaigns.model import Campaign
     from tests.integration.campaign_cleanup import remove
     from tests.integration.test_rewards import play
 
-    # The decider builds its gate with the default TTL (shared/decisions/composition.py).
-    ttl_s = float(inspect.signature(FirestoreBudgetGate).parameters["ttl_s"].default)
+    # The decider builds its gate with its settings' TTL (shared/decisions/composition.py).
+    ttl_s = float(DeciderSettings.model_fields["budget_ttl_s"].default)
     retailer = stack["DEMO_RETAILER_ID"]
     shopper = f"budget-{unique}"
     campaign_id = f"budget-{unique}"
