@@ -140,6 +140,12 @@ bench-new-items: setup
 bench-uplift: setup
 	@$(PY) -m bench.uplift --json .local/bench/uplift.json
 
+# The learnt offer policy against the uniform policy and today's rules, where the truth is
+# known (pure logic, ~2 min): writes its table into docs/MODEL.md and docs/policy.png.
+.PHONY: bench-policy
+bench-policy: setup
+	@$(PY) -m bench.policy --seeds 10 --json .local/bench/policy.json
+
 # One shopper's erasure among the full Complete Journey history (load it first:
 # `cartwise backfill --weeks 1-53`, ~6 min): request -> every store done (docs/PRIVACY.md).
 .PHONY: bench-erasure

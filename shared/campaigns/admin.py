@@ -191,6 +191,7 @@ EDITABLE = (
     "win_probability",
     "prize_value",
     "control_share",
+    "explore_share",
     "max_per_session",
     "creative",
 )

@@ -220,7 +220,14 @@ _OPTIONAL = (
     "prize_value",
     "max_per_session",
 )
-_REQUIRED_SCALARS = ("name", "experience_type", "generosity_pct", "threshold", "control_share")
+_REQUIRED_SCALARS = (
+    "name",
+    "experience_type",
+    "generosity_pct",
+    "threshold",
+    "control_share",
+    "explore_share",
+)
 
 
 def _moment(text: str) -> str:

@@ -228,6 +228,13 @@ def form_page(
         + field("win_probability", "Win probability (gamified)", "number", step="0.001")
         + field("prize_value", "Prize value (gamified)", "number", step="0.01")
         + field("control_share", "Control-group share", "number", hint="0 to 0.99", step="0.01")
+        + field(
+            "explore_share",
+            "Exploration share (promotion levels drawn at random, to learn)",
+            "number",
+            hint="0 to 0.5",
+            step="0.01",
+        )
         + field("max_per_session", "Shows per session at most", "number", step="1")
         + "</fieldset><fieldset><legend>Creative</legend>"
         + field("creative_title", "Title")

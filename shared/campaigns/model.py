@@ -13,6 +13,7 @@ from typing import Literal, Protocol
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from shared.contract.events import IDENTIFIER
+from shared.offers.levels import EXPLORE_SHARE
 
 ExperienceType = Literal[
     "personalized_promotion", "gamified_promotion", "product_recommendation", "tension_cart"
@@ -71,6 +72,13 @@ class Campaign(BaseModel):
         default=None, gt=0, description="Gamified promotion: what one win pays, charged to budget"
     )
     control_share: float = Field(default=0.1, ge=0, lt=1)
+    explore_share: float = Field(
+        default=EXPLORE_SHARE,
+        ge=0,
+        le=0.5,
+        description="Personalized promotion: the share of offers shown at a level drawn "
+        "uniformly within the bounds, to learn what each level changes (0: none)",
+    )
     max_per_session: int | None = Field(default=3, ge=1)
     budget_exhausted: bool = Field(
         default=False, description="Set by the payout ledger: the decision stops showing it"

@@ -39,6 +39,7 @@ from shared.decisions.trees import (
     TensionCart,
     Transition,
 )
+from shared.offers.levels import OfferLevel, OfferPlan, offer_levels
 
 DEFAULT_VALIDITY = timedelta(days=2)
 ROOT = "root"
@@ -87,6 +88,9 @@ def experiences_of(campaign: Campaign, products: ProductFilter | None = None) ->
                     products=products,
                     generosity_pct=campaign.generosity_pct,
                     threshold=campaign.threshold,
+                    offer=offer_plan(
+                        campaign, OfferLevel(generosity_pct=campaign.generosity_pct), "campaign"
+                    ),
                 )
             ]
         case "gamified_promotion":
@@ -112,6 +116,22 @@ def experiences_of(campaign: Campaign, products: ProductFilter | None = None) ->
     if campaign.threshold > 0 or campaign.experience_type == "tension_cart":
         found.append(tension)
     return found
+
+
+def offer_plan(campaign: Campaign, chosen: OfferLevel, policy: str) -> OfferPlan:
+    """The promotion's offer: ``chosen`` (by ``policy``), and the campaign's levels
+    explored for a share ``campaign.explore_share`` of shoppers (docs/MODEL.md)."""
+    return OfferPlan(
+        policy=policy,
+        chosen=chosen,
+        levels=offer_levels(
+            campaign.generosity_pct,
+            campaign.generosity_min_pct,
+            with_threshold=campaign.threshold > 0,
+        ),
+        explore_share=campaign.explore_share,
+        campaign_threshold=campaign.threshold,
+    )
 
 
 def live_campaigns(
@@ -389,8 +409,9 @@ def compile_personal_tree(
     }
     for campaign in live:
         generosity = personal_generosity(campaign, scores, rules)
+        offer = offer_plan(campaign, OfferLevel(generosity_pct=generosity), "rules")
         own = [
-            e.model_copy(update={"generosity_pct": generosity})
+            e.model_copy(update={"generosity_pct": generosity, "offer": offer})
             if isinstance(e, PersonalizedPromotion)
             else e
             for e in experiences_of(campaign, selected[campaign.campaign_id])

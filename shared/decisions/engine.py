@@ -45,6 +45,7 @@ from shared.decisions.trees import (
     TensionCart,
     in_control_group,
 )
+from shared.offers.levels import explore, week_of
 
 RECENT_EVENT_IDS = 256
 SESSION_GAP = timedelta(minutes=30)
@@ -214,6 +215,37 @@ def _withholding(
     return None
 
 
+def _offer(
+    promotion: PersonalizedPromotion, retailer_id: str, event: ShopperEvent
+) -> tuple[Decimal, Decimal, dict[str, Any] | None]:
+    """The generosity and threshold shown, and the offer's record (policy, level, whether
+    explored, propensity): the plan's level, or for a share of shoppers a level drawn
+    uniformly, the same for a shopper all ISO week."""
+    plan = promotion.offer
+    if plan is None:
+        return promotion.generosity_pct, promotion.threshold, None
+    offer = explore(
+        plan.chosen,
+        plan.levels,
+        plan.explore_share,
+        campaign_id=promotion.campaign_id or promotion.experience_id,
+        retailer_id=retailer_id,
+        shopper_id=event.shopper_id,
+        period=week_of(event.occurred_at),
+    )
+    level = offer.level
+    return (
+        level.generosity_pct,
+        level.threshold(plan.campaign_threshold),
+        {
+            "policy": plan.policy,
+            "level": level.name,
+            "chosen_by": offer.chosen_by,
+            "propensity": round(offer.propensity, 6),
+        },
+    )
+
+
 def _details(
     experience: Experience,
     state: ShopperState,
@@ -233,15 +265,17 @@ def _details(
                 if line.quantity > 0 and products.matches(product_id, line.brand, line.category)
             )
             value = state.value(products)
+            generosity, threshold, offer = _offer(experience, retailer_id, event)
             return {
                 "targeted_products": len(products.product_ids),
                 "brands": sorted(products.brands),
                 "categories": sorted(products.categories),
                 "in_basket": covered,
                 "basket_value": _money(value),
-                "generosity_pct": _money(experience.generosity_pct),
-                "threshold": _money(experience.threshold),
-                "unlocked": value >= experience.threshold,
+                "generosity_pct": _money(generosity),
+                "threshold": _money(threshold),
+                "unlocked": value >= threshold,
+                **({"offer": offer} if offer else {}),
             }
         case GamifiedPromotion():
             if not isinstance(event, CartValidatedEvent):

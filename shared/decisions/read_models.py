@@ -11,6 +11,7 @@ one retailer's event ids never hide another's rows), so redelivery inserts nothi
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -66,11 +67,40 @@ DECISION_EXPERIENCES = BigQueryTable(
             description="shown, held_out, other_retailer, outside_period, campaign_stopped, "
             "budget_exhausted, frequency_cap",
         ),
+        # A shown personalized promotion's offer (docs/MODEL.md, "The offer policy").
+        Column(
+            name="offer_policy",
+            type="STRING",
+            description="What chose the level: campaign, rules or learnt:<run>",
+        ),
+        Column(name="offer_level", type="STRING", description="e.g. 10%@1.5x"),
+        Column(name="generosity_pct", type="NUMERIC", description="The discount shown, in %"),
+        Column(name="threshold", type="NUMERIC", description="The threshold shown"),
+        Column(name="offer_chosen_by", type="STRING", description="policy or explore"),
+        Column(
+            name="offer_propensity",
+            type="FLOAT64",
+            description="The probability the level shown had of being shown",
+        ),
     ),
     partition_field="occurred_at",
     clustering=("retailer_id", "campaign_id"),
 )
 DECISION_TABLES = (DECISIONS, DECISION_EXPERIENCES)
+
+
+def _offer_columns(details: dict[str, Any]) -> dict[str, Any]:
+    offer = details.get("offer")
+    if not isinstance(offer, dict):
+        return {}
+    return {
+        "offer_policy": offer.get("policy"),
+        "offer_level": offer.get("level"),
+        "generosity_pct": details.get("generosity_pct"),
+        "threshold": details.get("threshold"),
+        "offer_chosen_by": offer.get("chosen_by"),
+        "offer_propensity": offer.get("propensity"),
+    }
 
 
 def rows_for_decision(decision: Decision) -> dict[str, list[Row]]:
@@ -93,6 +123,7 @@ def rows_for_decision(decision: Decision) -> dict[str, list[Row]]:
             "experience_type": s.type,
             "campaign_id": s.campaign_id,
             "outcome": "shown",
+            **_offer_columns(s.details),
         }
         for s in decision.shown
     ] + [

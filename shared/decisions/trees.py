@@ -19,6 +19,7 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from shared.contract.events import EventType, Money
+from shared.offers.levels import OfferPlan
 
 TREE_SCHEMA_VERSION = 1
 
@@ -166,6 +167,9 @@ class PersonalizedPromotion(_Data):
     products: ProductFilter
     generosity_pct: Annotated[Decimal, Field(gt=0, le=100)]
     threshold: Money = Decimal(0)
+    # The level chosen for the shopper and the levels explored (docs/MODEL.md, "The offer
+    # policy"); None: always generosity_pct at threshold, nothing explored.
+    offer: OfferPlan | None = None
 
 
 class GamifiedPromotion(_Data):

@@ -175,6 +175,7 @@ def test_campaigns_compile_into_the_default_tree_and_other_retailers_see_nothing
             targeted_brands=[brand],
             threshold=Decimal(10),
             control_share=0.0,
+            explore_share=0.0,  # the campaign's own level for everyone
         )
     )
     try:
@@ -200,6 +201,35 @@ def test_campaigns_compile_into_the_default_tree_and_other_retailers_see_nothing
         assert shown[f"c-{unique}:tension"]["basket_value"] == str(value)
         assert shown[f"c-{unique}:tension"]["missing"] == str(max(0, 10 - value))
         assert shown[f"c-{unique}:promotion"]["generosity_pct"] == "10"
+        assert shown[f"c-{unique}:promotion"]["offer"] == {
+            "policy": "campaign",
+            "level": "10%@1x",
+            "chosen_by": "policy",
+            "propensity": 1.0,
+        }
+        # The offer is frozen with the decision (what the offer policy learns from).
+        offers: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not offers:
+            offers = query(
+                stack,
+                "SELECT offer_policy, offer_level, generosity_pct, threshold, offer_chosen_by,"
+                f" offer_propensity FROM `{stack['GOOGLE_CLOUD_PROJECT']}"
+                ".cartwise.decision_experiences` WHERE event_id = @e AND experience_id = @x",
+                e=answer["event_id"],
+                x=f"c-{unique}:promotion",
+            )
+            time.sleep(0.5)
+        assert offers == [
+            {
+                "offer_policy": "campaign",
+                "offer_level": "10%@1x",
+                "generosity_pct": Decimal(10),
+                "threshold": Decimal(10),
+                "offer_chosen_by": "policy",
+                "offer_propensity": 1.0,
+            }
+        ]
 
         other = retailer_key(f"other-{unique}")
         assert experiences(stack, shopper, other).status_code == 404

@@ -187,6 +187,7 @@ def test_a_campaign_is_live_stopped_and_edited_within_seconds(shop: Shop) -> Non
             "targeted_product_ids": [shop.product],
             "generosity_pct": "15",
             "control_share": 0,
+            "explore_share": 0,  # the level shown is the campaign's, for every shopper
         },
     )
     campaign_id = created["campaign_id"]
