@@ -341,11 +341,14 @@ def compile_personal_tree(
     run_id: str,
     rules: PersonalRules = PersonalRules(),
     new_products: Sequence[str] = (),
+    offers: Mapping[str, OfferLevel] | None = None,
+    offer_policy: str = "rules",
 ) -> ExperienceTree:
     """The shopper's tree: a node per campaign for them (its products they are expected to
     buy or are recommended, generosity personalized), the root with their usual products
     and a tension cart above their usual basket, and one node per complement trigger
-    (adding pasta: recommend the sauce)."""
+    (adding pasta: recommend the sauce). ``offers``: a promotion's level chosen by the
+    learnt ``offer_policy`` (docs/MODEL.md); a promotion without one follows the rules."""
     pairs = best_complements(scores, complements, rules)
     usual_ids = [s.product_id for s in sorted(scores, key=lambda s: s.rank)]
     shown = set(usual_ids[: rules.history_recommendations])
@@ -408,10 +411,21 @@ def compile_personal_tree(
         )
     }
     for campaign in live:
-        generosity = personal_generosity(campaign, scores, rules)
-        offer = offer_plan(campaign, OfferLevel(generosity_pct=generosity), "rules")
+        learnt = (offers or {}).get(campaign.campaign_id)
+        if learnt is not None:
+            offer = offer_plan(campaign, learnt, offer_policy)
+        else:
+            generosity = personal_generosity(campaign, scores, rules)
+            offer = offer_plan(campaign, OfferLevel(generosity_pct=generosity), "rules")
+        level = offer.chosen
         own = [
-            e.model_copy(update={"generosity_pct": generosity, "offer": offer})
+            e.model_copy(
+                update={
+                    "generosity_pct": level.generosity_pct,
+                    "threshold": level.threshold(campaign.threshold),
+                    "offer": offer,
+                }
+            )
             if isinstance(e, PersonalizedPromotion)
             else e
             for e in experiences_of(campaign, selected[campaign.campaign_id])
@@ -440,6 +454,7 @@ def compile_personal_tree(
             *(f"{t}>{c}" for t, c in pairs),
             *(f"new:{p}" for p in discoveries),
             str(threshold),
+            *(f"offer:{c}:{v.name}" for c, v in sorted((offers or {}).items())),
         ]
     )
     return ExperienceTree(

@@ -240,6 +240,7 @@ def _offer(
         {
             "policy": plan.policy,
             "level": level.name,
+            "policy_level": plan.chosen.name,
             "chosen_by": offer.chosen_by,
             "propensity": round(offer.propensity, 6),
         },

@@ -73,7 +73,12 @@ DECISION_EXPERIENCES = BigQueryTable(
             type="STRING",
             description="What chose the level: campaign, rules or learnt:<run>",
         ),
-        Column(name="offer_level", type="STRING", description="e.g. 10%@1.5x"),
+        Column(name="offer_level", type="STRING", description="The level shown: 10%@1.5x"),
+        Column(
+            name="offer_policy_level",
+            type="STRING",
+            description="The level the policy chose (the one shown unless explored)",
+        ),
         Column(name="generosity_pct", type="NUMERIC", description="The discount shown, in %"),
         Column(name="threshold", type="NUMERIC", description="The threshold shown"),
         Column(name="offer_chosen_by", type="STRING", description="policy or explore"),
@@ -96,6 +101,7 @@ def _offer_columns(details: dict[str, Any]) -> dict[str, Any]:
     return {
         "offer_policy": offer.get("policy"),
         "offer_level": offer.get("level"),
+        "offer_policy_level": offer.get("policy_level"),
         "generosity_pct": details.get("generosity_pct"),
         "threshold": details.get("threshold"),
         "offer_chosen_by": offer.get("chosen_by"),

@@ -20,9 +20,14 @@ from google.cloud import bigquery
 from shared.decisions.compiler import Complement, ScoredProduct, SpendProfile
 from shared.nightly.service import ShopperOutputs
 from shared.nightly.shards import WHOLE, Shard
+from shared.nightly.tables import OFFER_FEATURES
 from shared.platform.bigquery_warehouse import BigQueryWarehouse
 
 TIMEOUT_S = 600
+# The offer features packed as ``a|b|c`` (each cast to text: FLOAT64 round-trips).
+_OFFER_FEATURES = " || '|' || ".join(
+    f"CAST(COALESCE({c.name}, 0) AS STRING)" for c in OFFER_FEATURES
+)
 PAGE_SIZE = 20_000
 
 
@@ -133,12 +138,18 @@ WITH s AS (
   SELECT retailer_id, shopper_id, baskets, value_p25, value_p50, value_p75, value_p90,
          visits_per_week
   FROM `{self._prefix}.shopper_spend_profiles` WHERE {where}
+), o AS (
+  SELECT retailer_id, shopper_id,
+         STRING_AGG(campaign_id || '|' || {_OFFER_FEATURES}, ';') AS offers
+  FROM `{self._prefix}.shopper_offer_features` WHERE {where} GROUP BY retailer_id, shopper_id
 )
 SELECT s.retailer_id, s.shopper_id, s.scores, n.news, p.baskets, p.value_p25, p.value_p50,
-       p.value_p75, p.value_p90, p.visits_per_week, p.shopper_id IS NOT NULL AS has_profile
+       p.value_p75, p.value_p90, p.visits_per_week, p.shopper_id IS NOT NULL AS has_profile,
+       o.offers
 FROM s
 LEFT JOIN n ON n.retailer_id = s.retailer_id AND n.shopper_id = s.shopper_id
 LEFT JOIN p ON p.retailer_id = s.retailer_id AND p.shopper_id = s.shopper_id
+LEFT JOIN o ON o.retailer_id = s.retailer_id AND o.shopper_id = s.shopper_id
 """
         for rows in self._warehouse.stream(sql, {"run_id": run_id}, batch_rows=batch):
             yield [_shopper(row) for row in rows]
@@ -157,10 +168,16 @@ def _shopper(row: Mapping[str, Any]) -> ShopperOutputs:
             product, rank = item.rsplit("|", 1)
             ranked.append((int(rank), product))
     profile = _spend_profile(row) if row["has_profile"] else None
+    offers: dict[str, tuple[float, ...]] = {}
+    for item in str(row.get("offers") or "").split(";"):
+        if item:
+            campaign, *values = item.split("|")
+            offers[campaign] = tuple(float(v) for v in values)
     return ShopperOutputs(
         str(row["retailer_id"]),
         str(row["shopper_id"]),
         sorted(scores, key=lambda s: s.rank),
         profile,
         [p for _, p in sorted(ranked)],
+        offers,
     )

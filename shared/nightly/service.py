@@ -33,7 +33,7 @@ from shared.decisions.compiler import (
     compile_default_tree,
     compile_personal_tree,
 )
-from shared.decisions.trees import ExperienceTree
+from shared.decisions.trees import ExperienceTree, PersonalizedPromotion
 from shared.nightly.context import StepContext
 from shared.nightly.runs import (
     CurrentRun,
@@ -43,12 +43,13 @@ from shared.nightly.runs import (
     StepRecord,
 )
 from shared.nightly.shards import WHOLE, Shard
+from shared.offers.levels import OfferLevel
 from shared.privacy_marks.marks import NO_MARKS, Gate
 
 log = logging.getLogger(__name__)
 
 MODEL_STEPS = ("features", "train", "evaluate", "score")
-OWN_STEPS = ("compile_trees", "publish")
+OWN_STEPS = ("offer_policy", "compile_trees", "publish")
 STEP_NAMES = (*MODEL_STEPS, *OWN_STEPS)
 
 
@@ -124,6 +125,8 @@ class ShopperOutputs:
     scores: list[ScoredProduct]
     profile: SpendProfile | None
     new_products: list[str]  # best first
+    # Their behaviour towards each live promotion (the offer policy's features), if any.
+    offer_features: dict[str, tuple[float, ...]] = field(default_factory=dict)
 
 
 def group_outputs(
@@ -284,6 +287,11 @@ def run_step(deps: NightlyDependencies, name: str, run_id: str) -> dict[str, Any
     try:
         if name == "compile_trees":
             summary = compile_trees(deps, run_id)
+        elif name == "offer_policy":
+            from shared.nightly.offers import learn_offer_policy
+
+            context = deps.model_context(run_id, record.cutoff)
+            summary = learn_offer_policy(context, _store(deps.campaigns.active, deps))
         elif name == "publish":
             summary = publish(deps, record)
         else:
@@ -344,6 +352,7 @@ _SUMMED = (
     "complement_nodes",
     "new_product_recommendations",
     "bytes",
+    "learnt_offers",
 )
 
 
@@ -367,6 +376,7 @@ def compile_shard(deps: NightlyDependencies, run_id: str, shard: Shard) -> dict[
     campaigns = deps.campaigns.active()
     stats: dict[str, int] = defaultdict(int)
     retailers: set[str] = set()
+    choose_offers = _offer_chooser(deps, record, campaigns)
 
     def trees() -> Iterable[ExperienceTree]:
         # One batch of shoppers at a time: their outputs, privacy marks and trees.
@@ -392,6 +402,14 @@ def compile_shard(deps: NightlyDependencies, run_id: str, shard: Shard) -> dict[
                     run_id=run_id,
                     rules=deps.rules,
                     new_products=outputs.new_products,
+                    offers=choose_offers(outputs) if choose_offers else None,
+                    offer_policy=f"learnt:{run_id}",
+                )
+                stats["learnt_offers"] += sum(
+                    isinstance(e, PersonalizedPromotion)
+                    and e.offer is not None
+                    and e.offer.policy != "rules"
+                    for e in tree.experiences.values()
                 )
                 size = len(tree.serialize())
                 stats["personal_trees"] += 1
@@ -419,7 +437,27 @@ def compile_shard(deps: NightlyDependencies, run_id: str, shard: Shard) -> dict[
         "new_product_recommendations": stats["new_product_recommendations"],
         "bytes": stats["bytes"],
         "max_bytes": stats["max_bytes"],
+        "learnt_offers": stats["learnt_offers"],
     }
+
+
+def offer_policy_published(record: RunRecord | None) -> bool:
+    """Whether the run's ``offer_policy`` step published a learnt policy."""
+    step = record.steps.get("offer_policy") if record is not None else None
+    return bool(step and step.status == "succeeded" and (step.summary or {}).get("published"))
+
+
+def _offer_chooser(
+    deps: NightlyDependencies, record: RunRecord | None, campaigns: Sequence[Campaign]
+) -> Callable[[ShopperOutputs], dict[str, OfferLevel]] | None:
+    """Each shopper's learnt promotion levels, when the run published an offer policy."""
+    if record is None or not offer_policy_published(record):
+        return None
+    from shared.nightly.offers import learnt_levels, load_policy, promotions
+
+    policy = load_policy(deps.model_context(record.run_id, record.cutoff))
+    promos = {c.campaign_id: c for c in promotions(campaigns)}
+    return lambda outputs: learnt_levels(policy, promos, outputs.offer_features)
 
 
 def run_shard(
@@ -442,7 +480,15 @@ def run_shard(
         deps,
     )
     try:
-        scored = score(deps.model_context(run_id, record.cutoff), shard) if score else {}
+        context = deps.model_context(run_id, record.cutoff)
+        scored = score(context, shard) if score else {}
+        if offer_policy_published(record):
+            from shared.nightly.offers import write_shopper_features
+
+            scored = {
+                **scored,
+                "shopper_offer_features": write_shopper_features(context, shard.predicate()),
+            }
         scored_at = time.monotonic()
         summary = compile_shard(deps, run_id, shard) | {
             "scoring": _jsonable(scored),
@@ -536,6 +582,7 @@ def compile_trees(deps: NightlyDependencies, run_id: str) -> dict[str, Any]:
         "complement_rows": max(int(s.get("complement_rows", 0)) for s in shards),
         "complement_nodes": total["complement_nodes"],
         "new_product_recommendations": total["new_product_recommendations"],
+        "learnt_offers": total["learnt_offers"],
         "tree_bytes_mean": round(total["bytes"] / personal) if personal else 0,
         "tree_bytes_max": max(int(s.get("max_bytes", 0)) for s in shards),
     }

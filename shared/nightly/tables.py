@@ -207,6 +207,38 @@ MODEL_EVALUATIONS = BigQueryTable(
     clustering=("run_id",),
 )
 
+# The offer policy (docs/MODEL.md, "The offer policy"): the personalized promotions'
+# targets, and each scored shopper's behaviour towards each live one (the uplift model's
+# features, computed as of the run's end of history by the shard that scores them).
+OFFER_FEATURES: tuple[Column, ...] = (
+    _float("targeted_weeks_share", "Share of the last 8 weeks with a targeted purchase"),
+    _float("targeted_weekly_sales", "Targeted sales per week over the last 8 weeks"),
+    _float("orders_per_week", "Orders per week over the last 8 weeks"),
+    _float("basket_mean", "Mean order value over the last 8 weeks"),
+    _float("promotion_share", "Share of the spend bought with a discount, last 8 weeks"),
+)
+CAMPAIGN = Column(name="campaign_id", type="STRING", mode="REQUIRED")
+NIGHTLY_OFFER_TARGETS = BigQueryTable(
+    dataset=DATASET,
+    name="nightly_offer_targets",
+    description="The personalized promotions' targeted products, brands and categories",
+    columns=(
+        RUN_ID,
+        CAMPAIGN,
+        RETAILER,
+        Column(name="product_id", type="STRING"),
+        Column(name="brand", type="STRING"),
+        Column(name="category", type="STRING"),
+    ),
+)
+SHOPPER_OFFER_FEATURES = BigQueryTable(
+    dataset=DATASET,
+    name="shopper_offer_features",
+    description="Each scored shopper's behaviour towards each live personalized promotion",
+    columns=(RUN_ID, RETAILER, SHOPPER, CAMPAIGN, *OFFER_FEATURES),
+    clustering=("retailer_id", "shopper_id"),
+)
+
 NIGHTLY_TABLES: tuple[BigQueryTable, ...] = (
     NIGHTLY_CANDIDATES,
     NIGHTLY_SHOPPERS,
@@ -215,4 +247,6 @@ NIGHTLY_TABLES: tuple[BigQueryTable, ...] = (
     PRODUCT_COMPLEMENTS,
     SHOPPER_SPEND_PROFILES,
     MODEL_EVALUATIONS,
+    NIGHTLY_OFFER_TARGETS,
+    SHOPPER_OFFER_FEATURES,
 )

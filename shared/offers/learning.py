@@ -24,6 +24,7 @@ targeted sales in the period and the discount paid.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -217,10 +218,34 @@ class OfferPolicy:
     margin: float
     budget_multiplier: float = 0.0
 
-    def levels_for(self, features: FloatArray) -> IntArray:
+    def levels_for(
+        self, features: FloatArray, allowed: NDArray[np.bool_] | None = None
+    ) -> IntArray:
+        """The level (index into ``model.levels``) for each row; ``allowed`` (rows x
+        levels): the levels within each row's campaign bounds."""
         uplift, cost = self.model.predict(features)
         score = self.margin * uplift - (1 + self.budget_multiplier) * cost
+        if allowed is not None:
+            score = np.where(allowed, score, -np.inf)
         return np.asarray(np.argmax(score, axis=1), dtype=np.int64)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "model": self.model.to_dict(),
+                "margin": self.margin,
+                "budget_multiplier": self.budget_multiplier,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> OfferPolicy:
+        data = json.loads(text)
+        return cls(
+            UpliftModel.from_dict(data["model"]),
+            float(data["margin"]),
+            float(data["budget_multiplier"]),
+        )
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ the logs (inverse propensity weighting, doubly robust estimates).
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 _TENTH = Decimal("0.1")
 THRESHOLD_FACTORS: tuple[Decimal, ...] = (Decimal(1), Decimal("1.5"))
+_NAME = re.compile(r"(\d+(?:\.\d+)?)%@(\d+(?:\.\d+)?)x")
 EXPLORE_SHARE = 0.1  # the share of offers drawn uniformly over the levels, by default
 
 
@@ -40,6 +42,14 @@ class OfferLevel(BaseModel):
     @property
     def name(self) -> str:
         return f"{_text(self.generosity_pct)}%@{_text(self.threshold_factor)}x"
+
+    @classmethod
+    def parse(cls, name: str) -> OfferLevel:
+        """The level of a ``name`` (``10%@1.5x``), as decisions record it."""
+        match = _NAME.fullmatch(name)
+        if match is None:
+            raise ValueError(f"not an offer level: {name!r}")
+        return cls(generosity_pct=Decimal(match[1]), threshold_factor=Decimal(match[2]))
 
     def threshold(self, campaign_threshold: Decimal) -> Decimal:
         return (campaign_threshold * self.threshold_factor).quantize(Decimal("0.01"))

@@ -204,6 +204,7 @@ def test_campaigns_compile_into_the_default_tree_and_other_retailers_see_nothing
         assert shown[f"c-{unique}:promotion"]["offer"] == {
             "policy": "campaign",
             "level": "10%@1x",
+            "policy_level": "10%@1x",
             "chosen_by": "policy",
             "propensity": 1.0,
         }
@@ -213,7 +214,8 @@ def test_campaigns_compile_into_the_default_tree_and_other_retailers_see_nothing
         while time.monotonic() < deadline and not offers:
             offers = query(
                 stack,
-                "SELECT offer_policy, offer_level, generosity_pct, threshold, offer_chosen_by,"
+                "SELECT offer_policy, offer_level, offer_policy_level, generosity_pct, threshold,"
+                " offer_chosen_by,"
                 f" offer_propensity FROM `{stack['GOOGLE_CLOUD_PROJECT']}"
                 ".cartwise.decision_experiences` WHERE event_id = @e AND experience_id = @x",
                 e=answer["event_id"],
@@ -224,6 +226,7 @@ def test_campaigns_compile_into_the_default_tree_and_other_retailers_see_nothing
             {
                 "offer_policy": "campaign",
                 "offer_level": "10%@1x",
+                "offer_policy_level": "10%@1x",
                 "generosity_pct": Decimal(10),
                 "threshold": Decimal(10),
                 "offer_chosen_by": "policy",

@@ -136,9 +136,26 @@ def calls(steps_url: str, run_id: str) -> list[str]:
     return list(requests.get(f"{steps_url}/calls/{run_id}", timeout=10).json()["calls"])
 
 
-ALL_STEPS = ["features", "train", "evaluate", "score", "compile_trees", "publish"]
+ALL_STEPS = [
+    "features",
+    "train",
+    "evaluate",
+    "offer_policy",
+    "score",
+    "compile_trees",
+    "publish",
+]
 # The calls received, the job's task among them (one task: the run asks for none).
-ALL_CALLS = ["features", "train", "evaluate", "score", "shards", "compile_trees", "publish"]
+ALL_CALLS = [
+    "features",
+    "train",
+    "evaluate",
+    "offer_policy",
+    "score",
+    "shards",
+    "compile_trees",
+    "publish",
+]
 
 
 def test_the_workflow_runs_every_step_in_order_and_summarizes(

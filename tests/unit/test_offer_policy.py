@@ -167,6 +167,8 @@ def test_the_decision_shows_the_explored_level_and_records_its_propensity() -> N
             if r["experience_id"] == "a:promotion"
         ]
         assert row["offer_policy"] == "campaign" and row["offer_level"] == offer["level"]
+        assert row["offer_policy_level"] == "20%@1x"
+        assert OfferLevel.parse(offer["level"]).name == offer["level"]
         rows.append(row)
         # The same shopper, later the same week: the same level; never outside the bounds.
         later = event.model_copy(update={"occurred_at": T0 + timedelta(days=1)})
