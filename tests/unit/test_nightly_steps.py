@@ -387,3 +387,79 @@ def test_shards_split_by_a_sql_hash_predicate() -> None:
     for index, count in ((0, 0), (2, 2), (-1, 3)):
         with pytest.raises(ValueError, match="need 0 <= index < count"):
             Shard(index, count)
+
+
+class Artifacts:
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+
+    def put(self, name: str, data: bytes) -> None:
+        self.objects[name] = data
+
+    def get(self, name: str) -> bytes:
+        return self.objects[name]
+
+
+def test_the_trees_take_the_learnt_offer_levels_once_the_run_published_a_policy(
+    deps: NightlyDependencies,
+) -> None:
+    """A run whose ``offer_policy`` step published a policy: the shards' trees offer each
+    shopper the learnt level (within the campaign's bounds), recorded as ``learnt:<run>``;
+    a run without one keeps the rules."""
+    import dataclasses
+
+    import numpy as np
+
+    from shared.decisions.trees import PersonalizedPromotion
+    from shared.nightly.offers import ARTIFACT, FEATURES, campaign_levels
+    from shared.nightly.training import artifact
+    from shared.offers.learning import CONTROL, OfferLogs, OfferPolicy, UpliftModel
+
+    (promo,) = deps.campaigns.active()
+    levels = campaign_levels(promo)
+    rng = np.random.default_rng(3)
+    n = 3_000
+    features = rng.uniform(0, 1, (n, len(FEATURES)))
+    arm = rng.choice([CONTROL, *range(len(levels))], size=n)
+    # Shoppers with a high first feature respond to any level; no one else does.
+    sales = 5 + 6 * (features[:, 0] > 0.5) * (arm != CONTROL) + rng.normal(0, 1, n)
+    generosity = np.array([float(v.generosity_pct) for v in levels])
+    discount = np.where(arm == CONTROL, 0.0, generosity[np.maximum(arm, 0)] / 100 * sales)
+    logs = OfferLogs(features, arm, np.full(n, 0.5), arm != CONTROL, sales, discount)
+    policy = OfferPolicy(UpliftModel.fit(logs, levels), margin=0.3)
+    artifacts = Artifacts()
+    artifacts.put(artifact("run-1", ARTIFACT), policy.to_json().encode())
+    context = deps.model_context
+    deps.model_context = lambda run_id, cutoff: dataclasses.replace(
+        context(run_id, cutoff), artifacts=artifacts
+    )
+    batches = deps.outputs.shopper_batches
+
+    def with_features(run_id: str, shard: Shard, batch: int) -> Iterator[list[ShopperOutputs]]:
+        for outputs in batches(run_id, shard, batch):
+            yield [
+                dataclasses.replace(o, offer_features={"promo": (0.9, 0.5, 0.5, 0.5, 0.5)})
+                for o in outputs
+            ]
+
+    deps.outputs.shopper_batches = with_features  # type: ignore[method-assign]
+    call(deps, "POST", "/runs", {"run_id": "run-1", "cutoff": "2026-10-26"})
+    without = call(deps, "POST", "/steps/compile_trees", {"run_id": "run-1"}).body
+    assert without["learnt_offers"] == 0
+    deps.runs.record_step(
+        "run-1",
+        "offer_policy",
+        StepRecord(status="succeeded", started_at=NOW, summary={"published": True}),
+    )
+    compiled = call(deps, "POST", "/steps/compile_trees", {"run_id": "run-1"}).body
+    assert compiled["learnt_offers"] == 2, compiled
+    for tree in deps.trees.written[-3:]:  # type: ignore[attr-defined]
+        if tree.shopper_id is None:
+            continue
+        (offer,) = [
+            e.offer for e in tree.experiences.values() if isinstance(e, PersonalizedPromotion)
+        ]
+        assert offer is not None and offer.policy == "learnt:run-1"
+        assert offer.chosen in levels
+        # A responder to any level is offered the least generous one (the others cost more).
+        assert offer.chosen.generosity_pct == min(v.generosity_pct for v in levels)
