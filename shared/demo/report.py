@@ -109,6 +109,8 @@ class DemoFigures:
     responding: dict[str, Any] | None = None  # the response model's stated effects
     true_vs_measured: list[TrueVsMeasured] = field(default_factory=list)
     game: Any = None  # shared.demo.game.GameFigures: the CSM's gamified promotion
+    # Personalized promotions shown: offer policy in force -> policy / explore -> count.
+    offers: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def ingested(self) -> int:
@@ -230,6 +232,8 @@ def render_text(figures: DemoFigures) -> str:
             f"  {kind:<24} {outcomes.get('shown', 0):>8,} / {outcomes.get('held_out', 0):>6,}"
             f" / {withheld:>6,}"
         )
+    lines += ["", "Offer policy in force (personalized promotions shown; explored share)"]
+    lines += [f"  {policy:<40} {value}" for policy, value in offer_rows(figures.offers)]
     lines += ["", f"Model quality (product, next basket; gate passed: {figures.gate_passed})"]
     for row in headline_evaluation(figures):
         lines.append(
@@ -254,6 +258,19 @@ def render_text(figures: DemoFigures) -> str:
     lines += game_text(figures.game)
     lines += figures.notes
     return "\n".join(lines)
+
+
+def offer_rows(offers: dict[str, dict[str, int]]) -> list[list[str]]:
+    """Per offer policy (campaign, rules or learnt:<run>): promotions shown, and how many
+    at an explored level."""
+    if not offers:
+        return [["none", "no personalized promotion shown"]]
+    rows = []
+    for policy, counts in sorted(offers.items()):
+        total = sum(counts.values())
+        explored = counts.get("explore", 0)
+        rows.append([policy, f"{total:,} shown, {explored:,} explored ({explored / total:.0%})"])
+    return rows
 
 
 def game_rows(game: Any) -> list[list[str]]:
@@ -452,6 +469,8 @@ events), not from the replay's own counters.</p>
 {_histogram(lat)}
 <h2>Experiences shown per type</h2>
 {_bars(shown)}
+<h2>Offer policy in force (personalized promotions shown)</h2>
+{_table(["policy", "shown"], offer_rows(figures.offers))}
 <h2>Model quality versus baselines (product, next basket; gate passed:
 {figures.gate_passed})</h2>
 {_table(["metric", "method", "value", "95% CI"], model_rows)}

@@ -85,6 +85,21 @@ class DemoStores:
             out[str(r["experience_type"])][str(r["outcome"])] = int(r["n"])
         return dict(out)
 
+    def offers(self, since: datetime) -> dict[str, dict[str, int]]:
+        """Personalized promotions shown, per offer policy in force and who chose the level
+        (``policy`` or ``explore``)."""
+        rows = self._warehouse.query(
+            "SELECT offer_policy, offer_chosen_by, COUNT(*) AS n "  # noqa: S608
+            f"FROM {self._t('decision_experiences')} WHERE decided_at >= @since "
+            "AND outcome = 'shown' AND offer_policy IS NOT NULL "
+            "GROUP BY offer_policy, offer_chosen_by",
+            {"since": since},
+        )
+        out: dict[str, dict[str, int]] = defaultdict(dict)
+        for r in rows:
+            out[str(r["offer_policy"])][str(r["offer_chosen_by"])] = int(r["n"])
+        return dict(out)
+
     def evaluation(self, run_id: str) -> list[dict[str, Any]]:
         return self._warehouse.query(
             f"SELECT * FROM {self._t('model_evaluations')} WHERE run_id = @run_id",  # noqa: S608
@@ -159,4 +174,5 @@ class DemoStores:
             evaluation=evaluation,
             gate_passed=None,
             campaigns=self.campaign_uplifts(since),
+            offers=self.offers(since),
         )

@@ -49,6 +49,11 @@ def test_the_game_is_created_played_won_within_budget_and_reported(
     assert outcome.code == 0, out
     game = outcome.figures.game
     assert game is not None, out
+    # The offer policy in force: every personalized promotion shown is counted once.
+    figures = outcome.figures
+    shown_promotions = figures.experiences.get("personalized_promotion", {}).get("shown", 0)
+    assert sum(sum(c.values()) for c in figures.offers.values()) == shown_promotions, out
+    assert "Offer policy in force" in out
     campaign_id = game.campaign["campaign_id"]
     assert game.campaign["experience_type"] == "gamified_promotion"
     assert game.campaign["status"] == "active"

@@ -81,6 +81,7 @@ def _figures(campaigns: list[CampaignUplift]) -> DemoFigures:
         ],
         gate_passed=True,
         campaigns=campaigns,
+        offers={"rules": {"policy": 90, "explore": 10}, "learnt:run-7": {"policy": 50}},
     )
 
 
@@ -107,3 +108,6 @@ def test_renderings_carry_every_section() -> None:
     assert page.count("<svg") == 4  # events, latency, experiences, uplift
     assert "Pasta &lt;b&gt;" in page  # names are escaped
     assert "0.1800" in page and "[0.1700, 0.1900]" in page
+    # Which offer policy was in force, and the share of offers explored.
+    assert "rules" in text and "100 shown, 10 explored (10%)" in text
+    assert "learnt:run-7" in page and "50 shown, 0 explored (0%)" in page
