@@ -39,7 +39,7 @@ from shared.decisions.trees import (
     TensionCart,
     Transition,
 )
-from shared.offers.levels import OfferLevel, OfferPlan, offer_levels
+from shared.offers.levels import OfferLevel, OfferPlan
 
 DEFAULT_VALIDITY = timedelta(days=2)
 ROOT = "root"
@@ -81,6 +81,10 @@ def experiences_of(campaign: Campaign, products: ProductFilter | None = None) ->
     )
     match campaign.experience_type:
         case "personalized_promotion":
+            plan = offer_plan(
+                campaign, OfferLevel(generosity_pct=campaign.generosity_pct), "campaign"
+            )
+            tension = tension.model_copy(update={"offer": plan})
             found: list[Experience] = [
                 PersonalizedPromotion(
                     experience_id=f"{cid}:promotion",
@@ -88,9 +92,7 @@ def experiences_of(campaign: Campaign, products: ProductFilter | None = None) ->
                     products=products,
                     generosity_pct=campaign.generosity_pct,
                     threshold=campaign.threshold,
-                    offer=offer_plan(
-                        campaign, OfferLevel(generosity_pct=campaign.generosity_pct), "campaign"
-                    ),
+                    offer=plan,
                 )
             ]
         case "gamified_promotion":
@@ -124,13 +126,10 @@ def offer_plan(campaign: Campaign, chosen: OfferLevel, policy: str) -> OfferPlan
     return OfferPlan(
         policy=policy,
         chosen=chosen,
-        levels=offer_levels(
-            campaign.generosity_pct,
-            campaign.generosity_min_pct,
-            with_threshold=campaign.threshold > 0,
-        ),
-        explore_share=campaign.explore_share,
+        generosity_pct=campaign.generosity_pct,
+        generosity_min_pct=campaign.generosity_min_pct,
         campaign_threshold=campaign.threshold,
+        explore_share=campaign.explore_share,
     )
 
 
@@ -427,6 +426,10 @@ def compile_personal_tree(
                 }
             )
             if isinstance(e, PersonalizedPromotion)
+            else e.model_copy(
+                update={"threshold": level.threshold(campaign.threshold), "offer": offer}
+            )
+            if isinstance(e, TensionCart) and e.offer is not None
             else e
             for e in experiences_of(campaign, selected[campaign.campaign_id])
         ]

@@ -216,14 +216,16 @@ def _withholding(
 
 
 def _offer(
-    promotion: PersonalizedPromotion, retailer_id: str, event: ShopperEvent
+    promotion: PersonalizedPromotion | TensionCart, retailer_id: str, event: ShopperEvent
 ) -> tuple[Decimal, Decimal, dict[str, Any] | None]:
     """The generosity and threshold shown, and the offer's record (policy, level, whether
     explored, propensity): the plan's level, or for a share of shoppers a level drawn
-    uniformly, the same for a shopper all ISO week."""
+    uniformly, the same for a shopper all ISO week (a campaign's tension cart draws the
+    same level as its promotion)."""
     plan = promotion.offer
+    generosity = getattr(promotion, "generosity_pct", Decimal(0))
     if plan is None:
-        return promotion.generosity_pct, promotion.threshold, None
+        return generosity, promotion.threshold, None
     offer = explore(
         plan.chosen,
         plan.levels,
@@ -312,9 +314,10 @@ def _details(
             return {"product_id": experience.product_id, "because_of": experience.because_of}
         case TensionCart():
             value = state.value(experience.products)
-            missing = max(experience.threshold - value, Decimal(0))
+            _, threshold, _ = _offer(experience, retailer_id, event)
+            missing = max(threshold - value, Decimal(0))
             return {
-                "threshold": _money(experience.threshold),
+                "threshold": _money(threshold),
                 "basket_value": _money(value),
                 "missing": _money(missing),
                 "reward": experience.reward,

@@ -199,6 +199,9 @@ class TensionCart(_Data):
     products: ProductFilter | None = None  # None: the whole basket counts
     threshold: Money
     reward: str
+    # A promotion's tension cart follows the threshold of the level the shopper is shown
+    # (the same plan, the same draw as the promotion's).
+    offer: OfferPlan | None = None
 
 
 Experience = Annotated[

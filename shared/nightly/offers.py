@@ -25,8 +25,10 @@ Only behaviour (orders, lines, decisions) is read: no socio-demographic input.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
+import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -49,6 +51,7 @@ from shared.offers.learning import (
     OfferLogs,
     OfferPolicy,
     UpliftModel,
+    choose,
     gate,
     policy_value,
     qini,
@@ -298,6 +301,44 @@ def offer_rows(ctx: StepContext) -> tuple[list[Row], datetime, datetime]:
     return rows, since, until
 
 
+def budget_multiplier(
+    policy: OfferPolicy,
+    rows: Sequence[Row],
+    logs: OfferLogs,
+    levels: Sequence[OfferLevel],
+    bounds: Sequence[Iterable[OfferLevel]],
+    campaign: Campaign,
+    now: datetime,
+) -> float | None:
+    """The multiplier on the discount that keeps the campaign's expected weekly discount,
+    over the shoppers it offered in the last logged week, within its budget spread over the
+    weeks it has left (``None``: no budget, ended, or no offer logged)."""
+    if campaign.budget is None or campaign.ends_at <= now or not rows:
+        return None
+    weeks = [int(r["week"]) for r in rows if r["campaign_id"] == campaign.campaign_id]
+    if not weeks:
+        return None
+    last = max(weeks)
+    index = [
+        i
+        for i, r in enumerate(rows)
+        if r["campaign_id"] == campaign.campaign_id
+        and int(r["week"]) == last
+        and r["outcome"] == "shown"
+    ]
+    if not index:
+        return None
+    weeks_left = max(1, math.ceil((campaign.ends_at - now) / timedelta(weeks=1)))
+    uplift, cost = policy.model.predict(logs.features[index])
+    return choose(
+        uplift,
+        cost,
+        margin=policy.margin,
+        budget=float(campaign.budget) / weeks_left,
+        allowed=allowed_levels(levels, [bounds[i] for i in index]),
+    ).budget_multiplier
+
+
 def learn_offer_policy(ctx: StepContext, campaigns: Sequence[Campaign]) -> dict[str, Any]:
     """The ``offer_policy`` step: learn, judge, and publish the policy when it beats the
     one in force on held-out shoppers (the summary says which policy the trees take)."""
@@ -344,6 +385,13 @@ def learn_offer_policy(ctx: StepContext, campaigns: Sequence[Campaign]) -> dict[
         "qini": qini(judge, model),
     }
     if verdict["gate_passed"]:
+        weekly = {
+            cid: budget_multiplier(policy, rows, logs, levels, bounds, campaign, until)
+            for cid, campaign in by_id.items()
+        }
+        multipliers = {cid: lam for cid, lam in weekly.items() if lam is not None}
+        policy = dataclasses.replace(policy, campaign_multipliers=multipliers)
+        summary["budget_multipliers"] = multipliers
         ctx.artifacts.put(artifact(ctx.run_id, ARTIFACT), policy.to_json().encode())
         summary |= {"policy": f"learnt:{ctx.run_id}", "published": True}
     log.info("offer policy learnt", extra={"summary": summary})
@@ -363,7 +411,10 @@ def learnt_levels(
     levels = policy.model.levels
     matrix = np.array([list(features[cid]) for cid in chosen], dtype=np.float64)
     allowed = allowed_levels(levels, [campaign_levels(campaigns[cid]) for cid in chosen])
-    picked = policy.levels_for(matrix, allowed)
+    multipliers = np.array(
+        [policy.campaign_multipliers.get(cid, policy.budget_multiplier) for cid in chosen]
+    )
+    picked = policy.levels_for(matrix, allowed, multipliers)
     result = {}
     for cid, k, row in zip(chosen, picked, allowed, strict=True):
         if row.any():  # a campaign whose levels the model never saw keeps its rules

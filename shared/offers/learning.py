@@ -180,11 +180,15 @@ def choose(
     *,
     margin: float,
     budget: float | None = None,
+    allowed: NDArray[np.bool_] | None = None,
 ) -> Choice:
     """Per row, the level maximizing ``margin * uplift - cost``; with a budget, maximizing
     ``margin * uplift - (1 + lam) * cost`` for the least ``lam >= 0`` whose expected
-    discount fits the budget (bisection: the expected discount falls as ``lam`` rises)."""
+    discount fits the budget (bisection: the expected discount falls as ``lam`` rises).
+    ``allowed`` (rows x levels): only those levels may be chosen."""
     gain = margin * uplift - cost
+    if allowed is not None:
+        gain = np.where(allowed, gain, -np.inf)
 
     def pick(lam: float) -> IntArray:
         return np.asarray(np.argmax(gain - lam * cost, axis=1), dtype=np.int64)
@@ -217,14 +221,21 @@ class OfferPolicy:
     model: UpliftModel
     margin: float
     budget_multiplier: float = 0.0
+    # Per campaign, the multiplier that keeps its expected weekly discount in its budget.
+    campaign_multipliers: dict[str, float] = field(default_factory=dict)
 
     def levels_for(
-        self, features: FloatArray, allowed: NDArray[np.bool_] | None = None
+        self,
+        features: FloatArray,
+        allowed: NDArray[np.bool_] | None = None,
+        multipliers: FloatArray | None = None,
     ) -> IntArray:
         """The level (index into ``model.levels``) for each row; ``allowed`` (rows x
-        levels): the levels within each row's campaign bounds."""
+        levels): the levels within each row's campaign bounds; ``multipliers``: each row's
+        budget multiplier (default ``budget_multiplier``)."""
         uplift, cost = self.model.predict(features)
-        score = self.margin * uplift - (1 + self.budget_multiplier) * cost
+        lam = self.budget_multiplier if multipliers is None else multipliers[:, None]
+        score = self.margin * uplift - (1 + lam) * cost
         if allowed is not None:
             score = np.where(allowed, score, -np.inf)
         return np.asarray(np.argmax(score, axis=1), dtype=np.int64)
@@ -235,6 +246,7 @@ class OfferPolicy:
                 "model": self.model.to_dict(),
                 "margin": self.margin,
                 "budget_multiplier": self.budget_multiplier,
+                "campaign_multipliers": self.campaign_multipliers,
             }
         )
 
@@ -245,6 +257,7 @@ class OfferPolicy:
             UpliftModel.from_dict(data["model"]),
             float(data["margin"]),
             float(data["budget_multiplier"]),
+            {str(k): float(v) for k, v in data.get("campaign_multipliers", {}).items()},
         )
 
 

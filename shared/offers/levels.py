@@ -80,15 +80,25 @@ def offer_levels(
 
 class OfferPlan(BaseModel):
     """What a tree holds for a personalized promotion: the level its policy chose for the
-    shopper, the campaign's levels to explore, the share explored."""
+    shopper, the campaign's bounds (its levels are derived from them: a tree stays small),
+    the share explored."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     policy: str = Field(description="What chose the level: campaign, rules or learnt:<run>")
     chosen: OfferLevel
-    levels: tuple[OfferLevel, ...]
-    explore_share: Annotated[float, Field(ge=0, le=1)] = EXPLORE_SHARE
+    generosity_pct: Annotated[Decimal, Field(gt=0, le=100)]  # the campaign's, at most
+    generosity_min_pct: Annotated[Decimal, Field(gt=0, le=100)] | None = None
     campaign_threshold: Annotated[Decimal, Field(ge=0)] = Decimal(0)
+    explore_share: Annotated[float, Field(ge=0, le=1)] = EXPLORE_SHARE
+
+    @property
+    def levels(self) -> tuple[OfferLevel, ...]:
+        return offer_levels(
+            self.generosity_pct,
+            self.generosity_min_pct,
+            with_threshold=self.campaign_threshold > 0,
+        )
 
 
 Level = TypeVar("Level")

@@ -225,6 +225,7 @@ def test_the_nightly_learns_the_offer_policy_and_the_trees_take_it(
         generosity_min_pct=Decimal(5),
         threshold=Decimal(8),
         explore_share=SHAPE.explore_share,
+        budget=Decimal(50_000),  # ample: the multiplier is computed, and 0
     )
     decisions, sold = _logs(retailer, campaign)
     warehouse.append_rows(DECISION_EXPERIENCES.name, decisions)
@@ -246,6 +247,7 @@ def test_the_nightly_learns_the_offer_policy_and_the_trees_take_it(
     assert summary["published"] and summary["policy"] == f"learnt:{run_id}", summary
     assert summary["gate"]["ci95"][0] > 0
     assert summary["value_learnt"]["value"] > summary["value_in_force"]["value"]
+    assert summary["budget_multipliers"] == {campaign.campaign_id: 0.0}
     policy = load_policy(ctx)  # from the bucket, as a shard on another machine reads it
     # Each learning row's outcome: the targeted sales after its decision, that week.
     learnt_from, _, _ = offer_rows(ctx)

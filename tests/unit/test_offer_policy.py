@@ -156,7 +156,10 @@ def test_the_decision_shows_the_explored_level_and_records_its_propensity() -> N
         event = add("p1", 1, "3.00", 10, brand="brand-a").model_copy(update={"shopper_id": f"s{i}"})
         _, decision = decide(tree, ShopperState(), "r1", event, signing_key=KEY)
         assert decision is not None
-        details = {s.experience_id: s.details for s in decision.shown}["a:promotion"]
+        shown = {s.experience_id: s.details for s in decision.shown}
+        details = shown["a:promotion"]
+        # The campaign's tension cart counts towards the threshold of the level shown.
+        assert shown["a:tension"]["threshold"] == details["threshold"]
         offer = details["offer"]
         generosity, factor = offer["level"].rstrip("x").split("%@")
         assert details["generosity_pct"] == generosity
@@ -184,3 +187,52 @@ def test_the_decision_shows_the_explored_level_and_records_its_propensity() -> N
         chosen = r["offer_level"] == "20%@1x"
         assert r["offer_propensity"] == pytest.approx(0.3 / 6 + (0.7 if chosen else 0), abs=1e-6)
         assert (r["offer_chosen_by"] == "policy") <= chosen
+
+
+def test_a_campaign_budget_lowers_the_learnt_levels_until_its_weekly_discount_fits() -> None:
+    """The nightly's budget multiplier: the expected discount of last week's offered
+    shoppers, at the learnt levels, within the budget spread over the weeks left."""
+    from datetime import UTC, datetime, timedelta
+
+    from shared.campaigns.model import Campaign
+    from shared.nightly.offers import budget_multiplier
+    from shared.offers.learning import OfferPolicy
+
+    levels = (OfferLevel(generosity_pct=Decimal(5)), OfferLevel(generosity_pct=Decimal(10)))
+    logs = _logs(4_000, 1)
+    policy = OfferPolicy(UpliftModel.fit(logs, levels), margin=0.3)
+    rows = [
+        {"campaign_id": "c", "week": 2900 + i % 2, "outcome": "held_out" if a < 0 else "shown"}
+        for i, a in enumerate(logs.arm)
+    ]
+    now = datetime(2026, 11, 30, tzinfo=UTC)
+
+    def campaign(budget: str | None) -> Campaign:
+        return Campaign(
+            campaign_id="c",
+            name="c",
+            retailer_ids=["r"],
+            experience_type="personalized_promotion",
+            status="active",
+            starts_at=now - timedelta(weeks=4),
+            ends_at=now + timedelta(weeks=2),
+            targeted_product_ids=["p"],
+            generosity_pct=Decimal(10),
+            generosity_min_pct=Decimal(5),
+            budget=Decimal(budget) if budget else None,
+        )
+
+    bounds = [levels] * len(rows)
+    assert budget_multiplier(policy, rows, logs, levels, bounds, campaign(None), now) is None
+    ample = budget_multiplier(policy, rows, logs, levels, bounds, campaign("1000000"), now)
+    assert ample == 0.0
+    offered = [i for i, r in enumerate(rows) if r["week"] == 2901 and r["outcome"] == "shown"]
+    tight = budget_multiplier(policy, rows, logs, levels, bounds, campaign("800"), now)
+    assert tight is not None and tight > 0
+    free = policy.levels_for(logs.features[offered])
+    held = policy.levels_for(logs.features[offered], multipliers=np.full(len(offered), tight))
+    _, cost = policy.model.predict(logs.features[offered])
+    spent = cost[np.arange(len(offered)), held].sum()
+    free_spent = cost[np.arange(len(offered)), free].sum()
+    assert spent <= 800 / 2 + 1e-6 < free_spent, (spent, free_spent)  # two weeks left
+    assert (held == 0).sum() > (free == 0).sum()
