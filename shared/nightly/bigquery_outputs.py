@@ -73,12 +73,24 @@ class BigQueryNightlyOutputs:
                 ScoredProduct(str(row["product_id"]), int(row["rank"]), float(row["score"])),
             )
 
-    def complements(self, run_id: str) -> Iterator[tuple[str, Complement]]:
-        for row in self._rows(
+    def complements(
+        self, run_id: str, shard: Shard = WHOLE, triggers: int | None = None
+    ) -> Iterator[tuple[str, Complement]]:
+        sql = (
             "SELECT retailer_id, product_id, complement_id, lift, support "
-            f"FROM `{self._prefix}.product_complements` WHERE run_id = @run_id",
-            run_id,
-        ):
+            f"FROM `{self._prefix}.product_complements` WHERE run_id = @run_id"
+        )
+        if triggers is not None:
+            sql = (
+                "SELECT c.retailer_id, c.product_id, c.complement_id, c.lift, c.support "
+                f"FROM `{self._prefix}.product_complements` c JOIN ("
+                "SELECT DISTINCT retailer_id, product_id "
+                f"FROM `{self._prefix}.shopper_product_scores` WHERE run_id = @run_id "
+                f"AND rank <= {int(triggers)} AND {shard.predicate()}) t "
+                "ON t.retailer_id = c.retailer_id AND t.product_id = c.product_id "
+                "WHERE c.run_id = @run_id"
+            )
+        for row in self._rows(sql, run_id):
             yield (
                 row["retailer_id"],
                 Complement(

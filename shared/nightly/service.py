@@ -92,8 +92,11 @@ class NightlyOutputs(Protocol):
         """(retailer, shopper, scored product) rows of the shard's shoppers."""
         ...
 
-    def complements(self, run_id: str) -> Iterable[tuple[str, Complement]]:
-        """(retailer, complement) rows."""
+    def complements(
+        self, run_id: str, shard: Shard = WHOLE, triggers: int | None = None
+    ) -> Iterable[tuple[str, Complement]]:
+        """(retailer, complement) rows; with ``triggers``, only those of the products in
+        the top ``triggers`` of the shard's shoppers (what their trees can use)."""
         ...
 
     def profiles(
@@ -368,7 +371,11 @@ def compile_shard(deps: NightlyDependencies, run_id: str, shard: Shard) -> dict[
     now = deps.clock()
     complements: dict[str, dict[str, list[Complement]]] = defaultdict(lambda: defaultdict(list))
     complement_rows = 0
-    for retailer, complement in deps.outputs.complements(run_id):
+    # Only the complements of the shard's shoppers' top products: a task's memory follows
+    # its shard, not the retailers' whole catalogue of pairs (docs/NIGHTLY.md).
+    for retailer, complement in deps.outputs.complements(
+        run_id, shard, deps.rules.complement_triggers
+    ):
         complements[retailer][complement.product_id].append(complement)
         complement_rows += 1
     record = deps.runs.get(run_id)

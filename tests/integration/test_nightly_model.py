@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from shared.nightly.bigquery_outputs import BigQueryNightlyOutputs
 from shared.nightly.complements import MIN_PAIR_SUPPORT
 from shared.nightly.context import StepContext
 from shared.nightly.scoring import score_shard
@@ -163,6 +164,28 @@ def test_the_four_steps_fill_their_tables_with_sane_figures(
     for c in complements:
         assert c["support"] >= MIN_PAIR_SUPPORT and c["lift"] > 0
         assert c["product_id"] != c["complement_id"]
+    # A shard's compile reads only the complements of its shoppers' top products.
+    outputs = BigQueryNightlyOutputs(client, project, dataset)
+    for shard in (Shard(0, 2), Shard(1, 2)):
+        top = {
+            (r["retailer_id"], r["product_id"])
+            for r in warehouse.query(
+                f"SELECT retailer_id, product_id FROM `{project}.{dataset}.shopper_product_scores`"
+                f" WHERE run_id = @run_id AND rank <= 6 AND {shard.predicate()}",
+                {"run_id": ctx.run_id},
+            )
+        }
+        expected = sorted(
+            (c["retailer_id"], c["product_id"], c["complement_id"])
+            for c in complements
+            if (c["retailer_id"], c["product_id"]) in top
+        )
+        read = sorted(
+            (retailer, c.product_id, c.complement_id)
+            for retailer, c in outputs.complements(ctx.run_id, shard, triggers=6)
+        )
+        assert read == expected
+        assert 0 < len(read) < len(complements)
     # Products new to each shopper: ranked 1..n, never one they bought in the year.
     new = warehouse.query(
         f"SELECT retailer_id, shopper_id, product_id, rank FROM "

@@ -81,7 +81,9 @@ class Outputs:
         assert shard == WHOLE  # sharding is BigQuery's hash: tests/integration
         yield from self.rows.get(run_id, [])
 
-    def complements(self, run_id: str) -> Iterator[tuple[str, Complement]]:
+    def complements(
+        self, run_id: str, shard: Shard = WHOLE, triggers: int | None = None
+    ) -> Iterator[tuple[str, Complement]]:
         yield ("r1", Complement("pasta", "sauce", lift=4.0, support=12))
 
     def profiles(
