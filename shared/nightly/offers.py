@@ -398,28 +398,44 @@ def learn_offer_policy(ctx: StepContext, campaigns: Sequence[Campaign]) -> dict[
     return summary | {"seconds": round(time.monotonic() - started, 1)}
 
 
+def learnt_levels_batch(
+    policy: OfferPolicy,
+    campaigns: Mapping[str, Campaign],
+    shoppers: Sequence[Mapping[str, Sequence[float]]],
+) -> list[dict[str, OfferLevel]]:
+    """Each shopper's level per live promotion (``shoppers[i]``: their features towards
+    each), within each campaign's bounds: one prediction for the whole batch (the models
+    are called once per batch of a shard, not once per shopper)."""
+    pairs = [
+        (i, cid)
+        for i, features in enumerate(shoppers)
+        for cid in sorted(features)
+        if cid in campaigns
+    ]
+    result: list[dict[str, OfferLevel]] = [{} for _ in shoppers]
+    if not pairs:
+        return result
+    levels = policy.model.levels
+    matrix = np.array([list(shoppers[i][cid]) for i, cid in pairs], dtype=np.float64)
+    bounds = {cid: campaign_levels(campaigns[cid]) for _, cid in pairs}
+    allowed = allowed_levels(levels, [bounds[cid] for _, cid in pairs])
+    multipliers = np.array(
+        [policy.campaign_multipliers.get(cid, policy.budget_multiplier) for _, cid in pairs]
+    )
+    picked = policy.levels_for(matrix, allowed, multipliers)
+    for (i, cid), k, row in zip(pairs, picked, allowed, strict=True):
+        if row.any():  # a campaign whose levels the model never saw keeps its rules
+            result[i][cid] = levels[int(k)]
+    return result
+
+
 def learnt_levels(
     policy: OfferPolicy,
     campaigns: Mapping[str, Campaign],
     features: Mapping[str, Sequence[float]],
 ) -> dict[str, OfferLevel]:
-    """One shopper's level per live promotion (``features``: theirs towards each), within
-    each campaign's bounds."""
-    chosen = [cid for cid in sorted(features) if cid in campaigns]
-    if not chosen:
-        return {}
-    levels = policy.model.levels
-    matrix = np.array([list(features[cid]) for cid in chosen], dtype=np.float64)
-    allowed = allowed_levels(levels, [campaign_levels(campaigns[cid]) for cid in chosen])
-    multipliers = np.array(
-        [policy.campaign_multipliers.get(cid, policy.budget_multiplier) for cid in chosen]
-    )
-    picked = policy.levels_for(matrix, allowed, multipliers)
-    result = {}
-    for cid, k, row in zip(chosen, picked, allowed, strict=True):
-        if row.any():  # a campaign whose levels the model never saw keeps its rules
-            result[cid] = levels[int(k)]
-    return result
+    """One shopper's level per live promotion (``features``: theirs towards each)."""
+    return learnt_levels_batch(policy, campaigns, [features])[0]
 
 
 def write_shopper_features(ctx: StepContext, where: str) -> int:

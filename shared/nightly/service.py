@@ -390,6 +390,10 @@ def compile_shard(deps: NightlyDependencies, run_id: str, shard: Shard) -> dict[
         for batch in deps.outputs.shopper_batches(run_id, shard, deps.compile_batch):
             keys = {(o.retailer_id, o.shopper_id): o for o in batch}
             marks = _store(functools.partial(deps.privacy.marks, keys), deps) if keys else {}
+            offers = choose_offers(batch) if choose_offers else [None] * len(batch)
+            offers_of = {
+                (o.retailer_id, o.shopper_id): v for o, v in zip(batch, offers, strict=True)
+            }
             for key, outputs in sorted(keys.items()):
                 retailer, shopper = key
                 retailers.add(retailer)
@@ -409,7 +413,7 @@ def compile_shard(deps: NightlyDependencies, run_id: str, shard: Shard) -> dict[
                     run_id=run_id,
                     rules=deps.rules,
                     new_products=outputs.new_products,
-                    offers=choose_offers(outputs) if choose_offers else None,
+                    offers=offers_of[key],
                     offer_policy=f"learnt:{run_id}",
                 )
                 stats["learnt_offers"] += sum(
@@ -456,15 +460,20 @@ def offer_policy_published(record: RunRecord | None) -> bool:
 
 def _offer_chooser(
     deps: NightlyDependencies, record: RunRecord | None, campaigns: Sequence[Campaign]
-) -> Callable[[ShopperOutputs], dict[str, OfferLevel]] | None:
-    """Each shopper's learnt promotion levels, when the run published an offer policy."""
+) -> Callable[[list[ShopperOutputs]], list[dict[str, OfferLevel] | None]] | None:
+    """A batch of shoppers' learnt promotion levels (one prediction per batch), when the
+    run published an offer policy."""
     if record is None or not offer_policy_published(record):
         return None
-    from shared.nightly.offers import learnt_levels, load_policy, promotions
+    from shared.nightly.offers import learnt_levels_batch, load_policy, promotions
 
     policy = load_policy(deps.model_context(record.run_id, record.cutoff))
     promos = {c.campaign_id: c for c in promotions(campaigns)}
-    return lambda outputs: learnt_levels(policy, promos, outputs.offer_features)
+
+    def choose(batch: list[ShopperOutputs]) -> list[dict[str, OfferLevel] | None]:
+        return list(learnt_levels_batch(policy, promos, [o.offer_features for o in batch]))
+
+    return choose
 
 
 def run_shard(
