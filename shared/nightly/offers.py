@@ -298,6 +298,9 @@ def offer_rows(ctx: StepContext) -> tuple[list[Row], datetime, datetime]:
             "sold_until": until,
         },
     )
+    # The warehouse returns rows in no set order, and the model's trees follow the order of
+    # its rows: sorted, the same logs learn the same policy.
+    rows.sort(key=lambda r: (r["retailer_id"], r["shopper_id"], r["campaign_id"], r["week"]))
     return rows, since, until
 
 

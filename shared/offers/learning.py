@@ -50,6 +50,7 @@ PARAMS: dict[str, Any] = {
     "feature_fraction": 1.0,
     "num_threads": 2,
     "seed": 8451,
+    "deterministic": True,
     "verbose": -1,
 }
 ROUNDS = 150
