@@ -9,7 +9,8 @@ PIP_QUIET ?= --quiet --disable-pip-version-check
 
 .PHONY: setup prerequisites up down status test lint typecheck unit tracker-test demo clean
 
-setup: prerequisites $(VENV)/.installed $(BQ_VENV)/.installed $(WF_VENV)/.installed tracker/node_modules/.installed
+setup: prerequisites $(VENV)/.installed $(BQ_VENV)/.installed $(WF_VENV)/.installed tracker/node_modules/.installed \
+	tests/browser/node_modules/.installed
 
 prerequisites:
 	@emulators/check_prerequisites.sh
@@ -38,6 +39,13 @@ $(WF_VENV)/.installed: emulators/workflows/requirements.txt
 tracker/node_modules/.installed: tracker/package.json tracker/package-lock.json
 	@echo "setup: the tracker's build tool (npm ci in tracker/)"
 	@cd tracker && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# The browser tests' tooling: axe-core (pinned in tests/browser/package-lock.json), injected
+# into headless Chromium by tests/integration/accessibility.py for accessibility scans.
+tests/browser/node_modules/.installed: tests/browser/package.json tests/browser/package-lock.json
+	@echo "setup: the browser tests' axe-core (npm ci in tests/browser/)"
+	@cd tests/browser && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
 up: setup

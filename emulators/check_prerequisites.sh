@@ -25,7 +25,7 @@ if command -v node >/dev/null 2>&1; then
 else
   need "Node.js 18+ and npm (Debian: apt-get install nodejs npm), for the tracker's tests and build"
 fi
-command -v npm >/dev/null 2>&1 || need "npm, for the tracker's build tool (npm ci in tracker/)"
+command -v npm >/dev/null 2>&1 || need "npm, for the tracker's build tool and the browser tests' axe-core (npm ci in tracker/ and tests/browser/)"
 # The back office's browser test drives Debian's headless Chromium through chromedriver
 # (Selenium, from PyPI). Installed here when missing and apt-get is at hand as root.
 if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then

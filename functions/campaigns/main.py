@@ -41,9 +41,11 @@ def campaigns(request: flask.Request) -> Any:
         return _too_large()
     is_form = request.mimetype == _FORM
     form: dict[str, str] = {}
-    if is_form:  # the first value of a repeated field, as werkzeug's ``form.to_dict()``
+    form_lists: dict[str, list[str]] = {}
+    if is_form:  # ``form``: the first value of a repeated field; ``form_lists``: all
         for name, value in parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True):
             form.setdefault(name, value)
+            form_lists.setdefault(name, []).append(value)
     response = handle(
         HttpRequest(
             method=request.method,
@@ -53,6 +55,8 @@ def campaigns(request: flask.Request) -> Any:
             form=form,
             cookies=request.cookies.to_dict(),
             remote_addr=request.remote_addr or "",
+            query=request.args.to_dict(),
+            form_lists=form_lists,
         ),
         dependencies,
         datetime.now(UTC),

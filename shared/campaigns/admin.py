@@ -25,6 +25,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from shared.campaigns.catalogue import Catalogue, refusal_message
 from shared.campaigns.model import (
     Campaign,
     CampaignAction,
@@ -147,8 +148,10 @@ class RetailerDirectory(Protocol):
     def unknown(self, retailer_ids: Sequence[str]) -> set[str]: ...
 
 
-class ProductCatalog(Protocol):
-    def unknown(self, retailer_ids: Sequence[str], product_ids: Sequence[str]) -> set[str]: ...
+class ProductCatalog(Catalogue, Protocol):
+    """The catalogue port (shared/campaigns/catalogue.py): the campaign check asks it for
+    the targeted products, brands and categories never seen at the campaign's retailers
+    (with the nearest known ones); the back office's pickers search it."""
 
 
 # --- errors ----------------------------------------------------------------------------
@@ -321,20 +324,42 @@ def _check(
             f"unknown retailers: {', '.join(sorted(unknown_retailers))}",
             {"retailer_ids": sorted(unknown_retailers)},
         )
-    if candidate.targeted_product_ids:
-        unknown_products = deps.products.unknown(
-            candidate.retailer_ids, candidate.targeted_product_ids
-        )
-        if unknown_products:
-            shown = sorted(unknown_products)
+    # Targets the engine would match with nothing: never seen at these retailers, as
+    # spelt (its match is exact). The refusal names the nearest known ones.
+    catalogue = deps.products
+    for code, key, label, wanted, unknown_of in (
+        (
+            "unknown_products",
+            "product_ids",
+            "products never seen at these retailers",
+            candidate.targeted_product_ids,
+            catalogue.unknown_products,
+        ),
+        (
+            "unknown_brands",
+            "brands",
+            "unknown brands",
+            candidate.targeted_brands,
+            catalogue.unknown_brands,
+        ),
+        (
+            "unknown_categories",
+            "categories",
+            "unknown categories",
+            candidate.targeted_categories,
+            catalogue.unknown_categories,
+        ),
+    ):
+        unknown = unknown_of(candidate.retailer_ids, wanted) if wanted else {}
+        if unknown:
             raise AdminError(
                 422,
-                "unknown_products",
-                f"products never seen at these retailers: {', '.join(shown[:20])}",
-                {"product_ids": shown},
+                code,
+                refusal_message(label, unknown),
+                {key: sorted(unknown), "suggestions": unknown},
             )
     if candidate.status in ("active", "draft"):
-        found = conflicts(candidate, deps.campaigns.all())
+        found = conflicts(candidate, deps.campaigns.competing(candidate))
         if found:
             # Only the campaigns the account sees are named; one it cannot see is not
             # described at all (neither its id, nor that it is outside the scope).

@@ -23,11 +23,13 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
+
+from pydantic import BaseModel, ValidationError
 
 from shared.campaigns import back_office
 from shared.campaigns.admin import (
@@ -43,7 +45,10 @@ from shared.campaigns.admin import (
     list_campaigns,
     update_campaign,
 )
+from shared.campaigns.catalogue import CatalogueQuery
+from shared.campaigns.exports import list_csv, report_csv
 from shared.campaigns.model import Campaign, Creative
+from shared.campaigns.portfolio import ListQuery, portfolio_alerts, select
 from shared.campaigns.sessions import (
     BackOfficeSession,
     LoginThrottle,
@@ -54,6 +59,7 @@ from shared.campaigns.sessions import (
     open_session,
     resume,
 )
+from shared.campaigns.stats import CampaignStatsStore
 from shared.platform.errors import StoreUnavailableError
 from shared.platform.http import ERROR_SCHEMA, error_response, header, load_json
 
@@ -63,6 +69,9 @@ COOKIE = "cw_session"
 CSRF_FIELD = "csrf_token"
 MAX_BODY_BYTES = 256 * 1024
 ReportFunction = Callable[[Campaign, datetime], dict[str, Any]]
+# A campaign as shoppers see it: each sample step's label and experiences (JSON-ready);
+# the decision engine's answers (``shared.decisions.previews``, wired in composition).
+PreviewFunction = Callable[[Campaign, datetime], list[dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -74,6 +83,8 @@ class HttpRequest:
     form: Mapping[str, str] = field(default_factory=dict)
     cookies: Mapping[str, str] = field(default_factory=dict)
     remote_addr: str = ""
+    query: Mapping[str, str] = field(default_factory=dict)  # the first value of each
+    form_lists: Mapping[str, Sequence[str]] = field(default_factory=dict)  # every value
 
     def header(self, name: str) -> str | None:
         return header(self.headers, name)
@@ -94,6 +105,8 @@ class CampaignsDependencies:
     sessions: SessionStore
     session_policy: SessionPolicy
     login_throttle: LoginThrottle
+    stats: CampaignStatsStore
+    preview: PreviewFunction
 
 
 def _json(status: int, body: Any, **headers: str) -> HttpResponse:
@@ -109,7 +122,11 @@ def _admin_error(exc: AdminError) -> HttpResponse:
 
 
 _API = re.compile(r"^/v1/campaigns(?:/([^/]+))?(?:/(activate|pause|archive|audit|report))?/?$")
-_PAGE = re.compile(r"^/campaigns(?:/([^/]+))?(?:/(activate|pause|archive|report))?/?$")
+_PAGE = re.compile(
+    r"^/campaigns(?:/([^/]+))?(?:/(activate|pause|archive|report|report\.csv|preview|duplicate))?/?$"
+)
+# Not /static/: functions-framework's Flask app answers that path itself (404).
+_STATIC = re.compile(r"^/assets/([a-z]+\.(?:js|css))$")
 
 
 def _api_key(request: HttpRequest) -> str | None:
@@ -186,8 +203,11 @@ def _html(status: int, body: str, **headers: str) -> HttpResponse:
         body,
         "text/html; charset=utf-8",
         {
-            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
-            "img-src https: data:; form-action 'self'; frame-ancestors 'none'",
+            # Scripts: only the same-origin files of ``back_office.STATIC_FILES`` (no inline
+            # script, no eval); they fetch the catalogue from this origin only.
+            "Content-Security-Policy": "default-src 'none'; style-src 'self' 'unsafe-inline'; "
+            "script-src 'self'; connect-src 'self'; img-src https: data:; "
+            "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
             "X-Content-Type-Options": "nosniff",
             "Cache-Control": "no-store",
             **headers,
@@ -274,7 +294,10 @@ def _page(
     now: datetime,
 ) -> HttpResponse:
     if request.path in ("/", ""):
-        return _redirect("/campaigns")
+        return _redirect("/portfolio")
+    static = _STATIC.match(request.path)
+    if static is not None and request.method == "GET":
+        return _static(static.group(1))
     if request.path.rstrip("/") == "/login":
         if request.method == "POST":
             return _login(request, deps, now)
@@ -294,7 +317,9 @@ def _page(
                 return _csrf_refused(resumed)
             close(deps.sessions, resumed[0])
         return _redirect("/login", **{"Set-Cookie": _cookie(request, "", 0)})
-    if match is None:
+    path = request.path.rstrip("/")
+    catalogue = _CATALOGUE.match(path)
+    if match is None and path not in _OTHER_PAGES and catalogue is None:
         return _html(404, back_office.message_page("Not found", f"No page {request.path}."))
     if resumed is None:
         if COOKIE in request.cookies:  # unknown, expired or revoked: drop it
@@ -303,9 +328,12 @@ def _page(
     session, account = resumed
     if request.method == "POST" and not csrf_ok(session, request.form.get(CSRF_FIELD)):
         return _csrf_refused(resumed)
-    campaign_id, action = match.group(1), match.group(2)
     try:
-        response = _page_for(request, account, campaign_id, action, deps, now)
+        if match is None:
+            response = _other_page(request, path, catalogue, account, deps, now)
+        else:
+            campaign_id, action = match.group(1), match.group(2)
+            response = _page_for(request, account, campaign_id, action, deps, now)
     except AdminError as exc:
         if exc.status == 404:
             response = _html(404, back_office.message_page("Not found", exc.message, account))
@@ -354,7 +382,7 @@ def _login(request: HttpRequest, deps: CampaignsDependencies, now: datetime) -> 
         close(deps.sessions, previous[0])
     session_id, _ = open_session(deps.sessions, account, deps.session_policy, now)
     cookie = _cookie(request, session_id, deps.session_policy.absolute_s)
-    return _redirect("/campaigns", **{"Set-Cookie": cookie})
+    return _redirect("/portfolio", **{"Set-Cookie": cookie})
 
 
 def _page_for(
@@ -369,7 +397,7 @@ def _page_for(
     if campaign_id is None:
         if method != "GET":
             return _html(405, back_office.message_page("Not allowed", "Use the form.", account))
-        return _html(200, back_office.list_page(account, list_campaigns(account, deps.admin)))
+        return _list(request, account, deps, now)
     if campaign_id == "new" and action is None:
         if method == "GET":
             if not account.can_write:
@@ -399,9 +427,10 @@ def _page_for(
             page = back_office.form_page(account, campaign, request.form, [exc], audit)
             return _html(exc.status, page)
         return _redirect(f"/campaigns/{quote(campaign_id)}?saved=1")
-    if action == "report":
-        campaign = get_campaign(account, campaign_id, deps.admin)
-        return _html(200, back_office.report_page(account, deps.report(campaign, now)))
+    if action in _VIEWS:
+        if method != "GET":
+            return _html(405, back_office.message_page("Not allowed", "Use GET.", account))
+        return _view(action, account, get_campaign(account, campaign_id, deps.admin), deps, now)
     if method != "POST":
         return _html(405, back_office.message_page("Not allowed", "Use the buttons.", account))
     try:
@@ -411,6 +440,165 @@ def _page_for(
             raise
         return _html(exc.status, back_office.message_page("Refused", exc.message, account))
     return _redirect("/campaigns")
+
+
+_VIEWS = ("report", "report.csv", "preview", "duplicate")
+_OTHER_PAGES = ("/portfolio", "/campaigns.csv", "/bulk")
+_CATALOGUE = re.compile(r"^/catalogue/(products|brands|categories)$")
+
+
+def _static(name: str) -> HttpResponse:
+    """The pages' own scripts, and the demo shop's widget and style sheet (public code)."""
+    found = back_office.STATIC_FILES.get(name)
+    if found is None or not found[0].is_file():
+        return _error(404, "not_found", f"no file {name}")
+    path, content_type = found
+    return HttpResponse(
+        200,
+        path.read_text(encoding="utf-8"),
+        content_type,
+        {"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+def _csv(name: str, body: str) -> HttpResponse:
+    return HttpResponse(
+        200,
+        body,
+        "text/csv; charset=utf-8",
+        {
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+def _list(
+    request: HttpRequest, account: CsmAccount, deps: CampaignsDependencies, now: datetime
+) -> HttpResponse:
+    query, problems = ListQuery.parse(request.query)
+    campaigns = list_campaigns(account, deps.admin)
+    stats = deps.stats.all()
+    page = select(campaigns, stats, query, now)
+    as_of = max((s.computed_at for s in stats.values()), default=None)
+    return _html(200, back_office.list_page(account, query, page, as_of, problems))
+
+
+def _view(
+    action: str,
+    account: CsmAccount,
+    campaign: Campaign,
+    deps: CampaignsDependencies,
+    now: datetime,
+) -> HttpResponse:
+    if action == "report":
+        return _html(200, back_office.report_page(account, deps.report(campaign, now)))
+    if action == "report.csv":
+        report = deps.report(campaign, now)
+        return _csv(f"report-{campaign.campaign_id}.csv", report_csv(report))
+    if action == "preview":
+        return _html(200, back_office.preview_page(account, campaign, deps.preview(campaign, now)))
+    if not account.can_write:
+        raise AdminError(403, "read_only", "the analyst role cannot create campaigns")
+    values = back_office.duplicate_values(campaign)
+    title = f"Duplicate of {campaign.name}"
+    return _html(200, back_office.form_page(account, None, values, [], title=title))
+
+
+MAX_BULK = 500
+
+
+def _other_page(
+    request: HttpRequest,
+    path: str,
+    catalogue: re.Match[str] | None,
+    account: CsmAccount,
+    deps: CampaignsDependencies,
+    now: datetime,
+) -> HttpResponse:
+    if path == "/bulk":
+        if request.method != "POST":
+            return _html(405, back_office.message_page("Not allowed", "Use the list.", account))
+        return _bulk(request, account, deps, now)
+    if request.method != "GET":
+        return _html(405, back_office.message_page("Not allowed", "Use GET.", account))
+    if catalogue is not None:
+        return _catalogue(request, catalogue.group(1), account, deps)
+    campaigns = list_campaigns(account, deps.admin)
+    stats = deps.stats.all()
+    if path == "/campaigns.csv":
+        query, _ = ListQuery.parse(request.query)
+        everything = query.model_copy(update={"page": 1, "per_page": max(1, len(campaigns))})
+        rows = select(campaigns, stats, everything, now).rows
+        return _csv(f"campaigns-{now:%Y%m%d-%H%M}.csv", list_csv(rows))
+    live = [c for c in campaigns if c.status == "active" and c.runs_at(now)]
+    budgeted = [c for c in live if c.budget is not None]
+    spent = sum(stats[c.campaign_id].spent for c in budgeted if c.campaign_id in stats)
+    budget = float(sum(c.budget or 0 for c in budgeted))
+    as_of = max((s.computed_at for s in stats.values()), default=None)
+    alerts = portfolio_alerts(campaigns, stats, now)
+    page = back_office.portfolio_page(account, campaigns, alerts, as_of, spent, budget, now)
+    return _html(200, page)
+
+
+def _catalogue(
+    request: HttpRequest, kind: str, account: CsmAccount, deps: CampaignsDependencies
+) -> HttpResponse:
+    """A picker's search (JSON): what the read models saw at the form's retailers, those
+    of them in the account's scope only (others are dropped, never searched)."""
+    scope = account.retailer_ids
+    requested = _split(request.query.get("retailers", ""))
+    retailers = [r for r in requested if scope is None or r in scope]
+    try:
+        query = CatalogueQuery(
+            text=request.query.get("q", ""),
+            page=request.query.get("page", "1"),
+            per_page=request.query.get("per_page", "20"),
+        )
+    except ValidationError as exc:
+        reasons = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())
+        return _error(422, "invalid_query", reasons)
+    if not retailers:
+        return _json(200, {"items": [], "page": 1, "per_page": query.per_page, "has_next": False})
+    catalogue = deps.admin.products
+    found: BaseModel
+    if kind == "products":
+        found = catalogue.search_products(retailers, query)
+    elif kind == "brands":
+        found = catalogue.search_brands(retailers, query)
+    else:
+        found = catalogue.search_categories(retailers, query)
+    return _json(200, found.model_dump(mode="json"))
+
+
+def _bulk(
+    request: HttpRequest, account: CsmAccount, deps: CampaignsDependencies, now: datetime
+) -> HttpResponse:
+    """Pause or archive the ticked campaigns, each through ``change_status`` (checked and
+    audited one by one, as from its own page); the page says what changed and what not."""
+    action = request.form.get("action", "")
+    ids = list(dict.fromkeys(request.form_lists.get("campaign_id", ())))
+    back = request.form.get("back", "/campaigns")
+    if not back.startswith("/campaigns") or "//" in back:
+        back = "/campaigns"
+    if action not in ("pause", "archive"):
+        message = "Choose pause or archive."
+        return _html(422, back_office.message_page("Refused", message, account))
+    if not ids or len(ids) > MAX_BULK:
+        message = f"Tick between 1 and {MAX_BULK} campaigns."
+        return _html(422, back_office.message_page("Refused", message, account))
+    done, refused = [], []
+    for campaign_id in ids:
+        try:
+            change_status(account, campaign_id, action, deps.admin, now)  # type: ignore[arg-type]
+            done.append(campaign_id)
+        except AdminError as exc:
+            if exc.code == "read_only":
+                raise
+            refused.append((campaign_id, exc.message))
+    page = back_office.bulk_page(account, action, done, refused, back)
+    return _html(200 if not refused else 207, page)
 
 
 def handle(

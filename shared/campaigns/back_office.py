@@ -1,57 +1,114 @@
-"""The back office's pages: plain server-rendered HTML, inline SVG charts, no script.
+"""The back office's pages: server-rendered HTML (Jinja2 templates, autoescaped), inline
+SVG charts, and two small same-origin scripts (the catalogue pickers and the creative
+preview) under a strict content security policy (``api._html``).
 
-Every value written into a page goes through ``html.escape``.
+Values written into a page by hand (the older pages' builders below) go through
+``html.escape``; templates escape everything unless it is marked safe.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from html import escape
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
+
 from shared.campaigns.admin import AdminError, AuditRecord, CsmAccount
 from shared.campaigns.model import Campaign
+from shared.campaigns.portfolio import PER_PAGE, Alert, ListPage, ListQuery
+
+HERE = Path(__file__).resolve().parent
+STATIC = HERE / "static"
+# The demo shop's experience widget and style sheet: the preview renders a campaign with
+# the very files the shop uses (served under /assets/ by the campaigns function).
+SHOP_STATIC = HERE.parent / "demo" / "shop" / "static"
+STATIC_FILES = {
+    "pickers.js": (STATIC / "pickers.js", "text/javascript; charset=utf-8"),
+    "preview.js": (STATIC / "preview.js", "text/javascript; charset=utf-8"),
+    "widget.js": (SHOP_STATIC / "widget.js", "text/javascript; charset=utf-8"),
+    "shop.css": (SHOP_STATIC / "shop.css", "text/css; charset=utf-8"),
+}
+
+_TEMPLATES = Environment(
+    loader=FileSystemLoader(HERE / "templates"),
+    autoescape=select_autoescape(default=True, default_for_string=True),
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:0;color:#1d2433;background:#f6f7f9}
 header{background:#1d3557;color:#fff;padding:.6em 1.2em;display:flex;gap:1em;align-items:center}
-header a{color:#fff} header .who{margin-left:auto;font-size:.9em}
-main{padding:1em 1.5em;max-width:1100px}
+header a{color:#fff} header nav{display:flex;gap:1em} header .who{margin-left:auto;font-size:.9em}
+header a[aria-current=page]{font-weight:700;text-decoration:underline}
+header nav{background:none;padding:0;flex-wrap:nowrap}
+main{display:block;padding:1em 1.5em;max-width:1400px}
 table{border-collapse:collapse;width:100%;background:#fff}
-th,td{border-bottom:1px solid #dde;padding:.35em .5em;text-align:left;font-size:.92em}
+caption{text-align:left;padding:.3em 0;font-weight:600}
+th,td{border-bottom:1px solid #dde;padding:.35em .5em;text-align:left;font-size:.92em;
+vertical-align:top}
+th a{color:#1d2433} td.num{text-align:right} .nowrap{white-space:nowrap}
 .status{padding:.1em .5em;border-radius:.8em;background:#e0e6ef}
 .status.active{background:#c9f2d4} .status.paused{background:#ffe8b3}
-.status.archived{background:#ddd;color:#666}
+.status.archived{background:#ddd;color:#555}
 form.inline{display:inline} button{cursor:pointer}
 fieldset{background:#fff;border:1px solid #ccd;margin-bottom:1em}
 label{display:block;margin:.4em 0 .1em;font-weight:600;font-size:.9em}
 input,select,textarea{width:100%;max-width:42em;padding:.3em;box-sizing:border-box}
 input[type=checkbox]{width:auto}
 .errors{background:#fde2e1;border:1px solid #e5a3a0;padding:.5em 1em;margin-bottom:1em}
+.notice{background:#e7f0fb;border:1px solid #a9c4e6;padding:.5em 1em;margin-bottom:1em}
 .figures{display:grid;grid-template-columns:repeat(auto-fill,minmax(12em,1fr));gap:.6em}
 .figure{background:#fff;border:1px solid #dde;padding:.6em}
 .figure b{display:block;font-size:1.3em}
 .na{color:#8a4b00} .chart{background:#fff;border:1px solid #dde;margin:.6em 0;padding:.4em}
+.muted{color:#5a6272} .good{color:#176639;font-weight:600} .bad{color:#b3261e;font-weight:600}
+.filters{display:flex;flex-wrap:wrap;gap:.6em;align-items:flex-end;background:#fff;
+border:1px solid #dde;padding:.6em;margin-bottom:.6em}
+.filters div{min-width:9em} .filters .go{min-width:auto}
+.bulk{margin:.4em 0} .bulk select{width:auto} .inline-label{display:inline;margin-right:.4em}
+.pace{font-size:.8em;padding:0 .4em;border-radius:.6em;background:#e0e6ef}
+.pace.too_fast,.pace.exhausted{background:#fde2e1;color:#8c1d18} .pace.on_track{background:#d9f2e1}
+meter{width:6em;display:block}
+.pages{display:flex;gap:1em;margin:.8em 0}
+.severity{padding:.1em .5em;border-radius:.6em} .severity.high{background:#fde2e1;color:#8c1d18}
+.severity.medium{background:#ffe8b3;color:#5c3d00} .severity.low{background:#e0e6ef}
+.visually-hidden{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}
+.previews{display:grid;grid-template-columns:repeat(auto-fill,minmax(20em,1fr));gap:1em}
+.preview{background:#fff;border:1px solid #dde;padding:.6em} .preview h2{font-size:1em}
+.picker{border:1px dashed #aab;padding:.4em;margin:.3em 0 .6em;max-width:42em;background:#fbfcfe}
+.picker ul{list-style:none;padding:0;margin:.3em 0;max-height:14em;overflow:auto}
+.picker li button{width:100%;text-align:left;background:#fff;border:1px solid #dde;margin:1px 0}
 """
 
 
-def _layout(title: str, body: str, account: CsmAccount | None = None) -> str:
-    who = ""
-    if account is not None:
-        scope = ", ".join(account.retailer_ids) if account.retailer_ids else "all retailers"
-        who = (
-            f'<span class="who">{escape(account.csm_id)} ({escape(account.role)}; '
-            f'{escape(scope)}) <form class="inline" method="post" action="/logout">'
-            '<button type="submit">Log out</button></form></span>'
-        )
-    return (
-        "<!doctype html><html lang=en><head><meta charset=utf-8>"
-        f"<title>{escape(title)} - cartwise</title><style>{_STYLE}</style></head><body>"
-        '<header><b>cartwise</b><a href="/campaigns">Campaigns</a>'
-        f"{who}</header><main><h1>{escape(title)}</h1>{body}</main></body></html>"
+def render(template: str, **context: Any) -> str:
+    return _TEMPLATES.get_template(template).render(style=_STYLE, **context)
+
+
+def _layout(
+    title: str,
+    body: str,
+    account: CsmAccount | None = None,
+    section: str = "campaigns",
+    scripts: Sequence[str] = (),
+) -> str:
+    """A page built by hand (its ``body`` already escaped) in the common layout."""
+    return render(
+        "base.html",
+        title=title,
+        body=Markup(body),  # noqa: S704 (escaped piece by piece above)
+        account=account,
+        section=section,
+        scripts=list(scripts),
     )
 
 
@@ -98,26 +155,6 @@ def _actions(campaign: Campaign) -> str:
     )
 
 
-def list_page(account: CsmAccount, campaigns: Sequence[Campaign]) -> str:
-    rows = "".join(
-        f'<tr><td><a href="/campaigns/{quote(c.campaign_id)}">{escape(c.campaign_id)}</a></td>'
-        f"<td>{escape(c.name)}</td><td>{escape(c.brand or '')}</td>"
-        f"<td>{escape(', '.join(c.retailer_ids))}</td><td>{escape(c.experience_type)}</td>"
-        f"<td>{c.starts_at:%Y-%m-%d} to {c.ends_at:%Y-%m-%d}</td><td>{_status(c.status)}</td>"
-        f'<td><a href="/campaigns/{quote(c.campaign_id)}/report">Report</a> '
-        f"{_actions(c) if account.can_write else ''}</td></tr>"
-        for c in campaigns
-    )
-    new = '<p><a href="/campaigns/new" id="new-campaign">New campaign</a></p>'
-    body = (
-        f"{new if account.can_write else ''}<table id=campaigns><thead><tr><th>Id</th>"
-        "<th>Name</th><th>Brand</th><th>Retailers</th><th>Experience</th><th>Period</th>"
-        f"<th>Status</th><th></th></tr></thead><tbody>{rows}</tbody></table>"
-        f"<p>{len(campaigns)} campaigns.</p>"
-    )
-    return _layout("Campaigns", body, account)
-
-
 def _value_of(campaign: Campaign | None, name: str) -> str:
     if campaign is None:
         return ""
@@ -151,7 +188,11 @@ def form_page(
     submitted: Mapping[str, str] | None,
     errors: Sequence[AdminError],
     audit: Sequence[AuditRecord] = (),
+    title: str | None = None,
 ) -> str:
+    """The campaign's form: a new one (``campaign`` None; ``submitted`` may prefill it, as a
+    duplicate does), or an existing one with its status actions and audit."""
+
     def value(name: str) -> str:
         if submitted is not None and name in submitted:
             return escape(submitted[name])
@@ -186,7 +227,8 @@ def form_page(
     readonly = not account.can_write or (campaign is not None and campaign.status == "archived")
     if campaign is None:
         action = "/campaigns/new"
-        title = "New campaign"
+        title = title or "New campaign"
+        actions = ""
         hint = (
             "optional; blank: one is generated"
             if account.retailer_ids is None
@@ -195,13 +237,22 @@ def form_page(
         identity = field("campaign_id", "Campaign id", hint=hint, pattern="[A-Za-z0-9._:-]*")
     else:
         action = f"/campaigns/{quote(campaign.campaign_id)}"
-        title = f"Campaign {campaign.name}"
+        title = title or f"Campaign {campaign.name}"
+        cid = quote(campaign.campaign_id)
         identity = (
             f"<p>Id <b>{escape(campaign.campaign_id)}</b> {_status(campaign.status)} "
-            f'<a href="/campaigns/{quote(campaign.campaign_id)}/report">Report</a></p>'
+            f'<a href="/campaigns/{cid}/report">Report</a> · '
+            f'<a href="/campaigns/{cid}/preview" id="preview-link">Preview</a>'
+            + (
+                f' · <a href="/campaigns/{cid}/duplicate" id="duplicate-link">Duplicate</a>'
+                if account.can_write
+                else ""
+            )
+            + "</p>"
         )
+        actions = f'<p id="status-actions">{_actions(campaign)}</p>' if account.can_write else ""
     body = (
-        f'{problems}<form method=post action="{action}" id=campaign-form>'
+        f'{problems}{actions}<form method=post action="{action}" id=campaign-form>'
         f"<fieldset><legend>Campaign</legend>{identity}"
         + field("name", "Name", required="required")
         + field("brand", "Brand (who runs it)")
@@ -211,9 +262,24 @@ def form_page(
         + field("starts_at", "Starts (UTC)", "datetime-local", required="required")
         + field("ends_at", "Ends (UTC)", "datetime-local", required="required")
         + "</fieldset><fieldset><legend>Targeting</legend>"
-        + field("targeted_product_ids", "Product ids", hint="comma-separated")
-        + field("targeted_brands", "Brands", hint="comma-separated")
-        + field("targeted_categories", "Categories", hint="comma-separated")
+        + field(
+            "targeted_product_ids",
+            "Product ids",
+            hint="comma-separated; or search the catalogue below",
+            **{"data-picker": "products"},
+        )
+        + field(
+            "targeted_brands",
+            "Brands",
+            hint="comma-separated; or search the catalogue below",
+            **{"data-picker": "brands"},
+        )
+        + field(
+            "targeted_categories",
+            "Categories",
+            hint="comma-separated; or search the catalogue below",
+            **{"data-picker": "categories"},
+        )
         + "</fieldset><fieldset><legend>Rules and budget</legend>"
         + field("generosity_min_pct", "Generosity at least (%)", "number", step="0.1")
         + field("generosity_pct", "Generosity at most (%)", "number", step="0.1")
@@ -263,7 +329,8 @@ def form_page(
             "<h2>Audit</h2><table id=audit><thead><tr><th>When (UTC)</th><th>Who</th>"
             f"<th>What</th><th>Fields</th></tr></thead><tbody>{rows}</tbody></table>"
         )
-    return _layout(title, body, account)
+    scripts = ("/assets/pickers.js",) if not readonly else ()
+    return _layout(title, body, account, scripts=scripts)
 
 
 # --- charts ----------------------------------------------------------------------------
@@ -426,3 +493,168 @@ def report_page(account: CsmAccount, report: Mapping[str, Any]) -> str:
         "(needs the key as a bearer token).</small></p>"
     )
     return _layout(f"Report: {c['name']}", body, account)
+
+
+# --- the portfolio, the list, the preview ---------------------------------------------
+
+_LIST_COLUMNS = (
+    ("name", "Campaign"),
+    ("status", "Status"),
+    ("", "Brand"),
+    ("", "Retailers"),
+    ("", "Experience"),
+    ("starts_at", "Period"),
+    ("pacing", "Budget spent / pacing"),
+    ("exposed", "Shown"),
+    ("held_out", "Held out"),
+    ("uplift", "Uplift, targeted sales / shopper [95% CI]"),
+    ("", ""),
+)
+_STATUSES = (
+    ("", "all"),
+    ("live", "live now"),
+    ("active", "active"),
+    ("paused", "paused"),
+    ("draft", "draft"),
+    ("archived", "archived"),
+)
+
+
+def _as_of(moment: datetime | None) -> str | None:
+    return f"{moment:%Y-%m-%d %H:%M} UTC" if moment else None
+
+
+def list_page(
+    account: CsmAccount,
+    query: ListQuery,
+    page: ListPage,
+    stats_as_of: datetime | None,
+    notices: Sequence[str] = (),
+) -> str:
+    return render(
+        "list.html",
+        title="Campaigns",
+        section="campaigns",
+        account=account,
+        query=query,
+        page=page,
+        columns=_LIST_COLUMNS,
+        statuses=_STATUSES,
+        experiences=_EXPERIENCES,
+        per_page_choices=PER_PAGE,
+        stats_as_of=_as_of(stats_as_of),
+        notices=list(notices),
+    )
+
+
+def portfolio_page(
+    account: CsmAccount,
+    campaigns: Sequence[Campaign],
+    alerts: Sequence[Alert],
+    stats_as_of: datetime | None,
+    spent: float,
+    budget: float,
+    now: datetime,
+) -> str:
+    live = [c for c in campaigns if c.status == "active" and c.runs_at(now)]
+    counts = {s: sum(1 for c in campaigns if c.status == s) for s in ("active", "paused", "draft")}
+    figures = [
+        ("Live now", f"{len(live):,}", "/campaigns?status=live"),
+        ("Active", f"{counts['active']:,}", "/campaigns?status=active"),
+        ("Paused", f"{counts['paused']:,}", "/campaigns?status=paused"),
+        ("Drafts", f"{counts['draft']:,}", "/campaigns?status=draft"),
+        ("Alerts", f"{len(alerts):,}", None),
+        ("Spent of live budgets", f"{spent:,.2f} / {budget:,.2f}", None),
+    ]
+    return render(
+        "portfolio.html",
+        title="Portfolio",
+        section="portfolio",
+        account=account,
+        figures=figures,
+        alerts=list(alerts),
+        ending=sorted(live, key=lambda c: c.ends_at)[:10],
+        stats_as_of=_as_of(stats_as_of),
+    )
+
+
+def preview_page(
+    account: CsmAccount, campaign: Campaign, samples: Sequence[Mapping[str, Any]]
+) -> str:
+    """The campaign as shoppers see it: ``samples`` (label, experience) rendered in the
+    browser by the demo shop's widget. The JSON goes in a data block (never executed);
+    ``<`` is written ``\\u003c`` so that no text in it can close the block."""
+    data = json.dumps([dict(s) for s in samples]).replace("<", "\\u003c")
+    return render(
+        "preview.html",
+        title=f"Preview: {campaign.name}",
+        section="campaigns",
+        account=account,
+        campaign=campaign,
+        samples=list(samples),
+        samples_json=Markup(data),  # noqa: S704 (JSON with every < escaped)
+    )
+
+
+FORM_FIELDS = (
+    "name",
+    "brand",
+    "retailer_ids",
+    "experience_type",
+    "starts_at",
+    "ends_at",
+    "targeted_product_ids",
+    "targeted_brands",
+    "targeted_categories",
+    "generosity_min_pct",
+    "generosity_pct",
+    "threshold",
+    "reward",
+    "budget",
+    "win_probability",
+    "prize_value",
+    "control_share",
+    "explore_share",
+    "max_per_session",
+    "creative_title",
+    "creative_text",
+    "creative_image_url",
+)
+
+
+def duplicate_values(campaign: Campaign) -> dict[str, str]:
+    """The new-campaign form filled with this campaign's fields: a new id (blank: one is
+    generated), a draft (the form's "Activate now" unticked), the retailers to choose."""
+    values = {name: _value_of(campaign, name) for name in FORM_FIELDS}
+    values["campaign_id"] = ""
+    values["name"] = f"{campaign.name} (copy)"[:200]
+    return values
+
+
+def bulk_page(
+    account: CsmAccount,
+    action: str,
+    done: Sequence[str],
+    refused: Sequence[tuple[str, str]],
+    back: str,
+) -> str:
+    """What a bulk action changed (each change audited) and what it could not."""
+    done_items = "".join(f'<li><a href="/campaigns/{quote(c)}">{escape(c)}</a></li>' for c in done)
+    refused_items = "".join(
+        f'<li><a href="/campaigns/{quote(c)}">{escape(c)}</a>: {escape(reason)}</li>'
+        for c, reason in refused
+    )
+    verb = {"pause": "Paused", "archive": "Archived"}.get(action, action)
+    body = (
+        f'<p role="status" id="bulk-result">{escape(verb)} {len(done)} campaign(s)'
+        + (f"; {len(refused)} refused" if refused else "")
+        + ". Each change is in its campaign's audit.</p>"
+        + (f'<ul id="bulk-done">{done_items}</ul>' if done else "")
+        + (
+            f'<h2>Refused</h2><ul class="errors" id="bulk-refused">{refused_items}</ul>'
+            if refused
+            else ""
+        )
+        + f'<p><a href="{escape(back)}" id="back-to-list">Back to the list</a></p>'
+    )
+    return _layout(f"Bulk {action}", body, account)

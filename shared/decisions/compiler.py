@@ -25,6 +25,7 @@ from decimal import ROUND_CEILING, Decimal
 from shared.campaigns.model import Campaign
 from shared.contract.events import EventType
 from shared.decisions.trees import (
+    CampaignCreative,
     CampaignRule,
     EventIs,
     Experience,
@@ -53,7 +54,15 @@ def products_of(campaign: Campaign) -> ProductFilter:
     )
 
 
-def rule_of(campaign: Campaign) -> CampaignRule:
+def creative_of(campaign: Campaign) -> CampaignCreative | None:
+    creative = campaign.creative
+    if creative is None:
+        return None
+    return CampaignCreative(title=creative.title, text=creative.text, image_url=creative.image_url)
+
+
+def rule_of(campaign: Campaign, *, with_creative: bool = False) -> CampaignRule:
+    """The campaign's rule; ``with_creative``: its creative too (the default tree only)."""
     return CampaignRule(
         starts_at=campaign.starts_at,
         ends_at=campaign.ends_at,
@@ -61,6 +70,7 @@ def rule_of(campaign: Campaign) -> CampaignRule:
         control_share=campaign.control_share,
         max_per_session=campaign.max_per_session,
         live_since=campaign.activated_at,
+        creative=creative_of(campaign) if with_creative else None,
     )
 
 
@@ -199,7 +209,9 @@ def compile_default_tree(
         nodes=nodes,
         anywhere=tuple(enter),
         experiences=experiences,
-        campaigns={c.campaign_id: rule_of(c) for c in live},
+        # The creatives here only: the decision shows those of the live default tree, also
+        # on personal trees (recompiled nightly, they would show last night's creative).
+        campaigns={c.campaign_id: rule_of(c, with_creative=True) for c in live},
         everywhere=invitations(experiences),
     )
 

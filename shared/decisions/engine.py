@@ -8,11 +8,13 @@ state's recent ones) changes nothing and decides nothing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.contract.events import (
     CartValidatedEvent,
@@ -28,6 +30,7 @@ from shared.decisions.play_tokens import VALIDITY, PlayGrant, sign
 from shared.decisions.trees import (
     BasketLine,
     BasketValue,
+    CampaignCreative,
     Condition,
     EventIs,
     Experience,
@@ -49,6 +52,7 @@ from shared.offers.levels import explore, week_of
 
 RECENT_EVENT_IDS = 256
 SESSION_GAP = timedelta(minutes=30)
+NO_CREATIVES: Mapping[str, CampaignCreative] = MappingProxyType({})
 
 Withholding = Literal[
     "held_out",
@@ -68,7 +72,14 @@ class ShownExperience(_Data):
     experience_id: str
     type: str
     campaign_id: str | None
-    details: dict[str, Any]
+    details: dict[str, Any] = Field(
+        description="What to show, by type (docs/DECISIONS.md): personalized_promotion "
+        "(generosity_pct, threshold, basket_value, unlocked, in_basket, offer...), "
+        "gamified_promotion (order_id, qualifying_amount, play_token, expires_at), "
+        "product_recommendation (product_id, because_of), tension_cart (threshold, "
+        "basket_value, missing, reward, unlocked); and, for a campaign's experience whose "
+        "campaign has a creative, creative: {title, text, image_url (http(s) or null)}"
+    )
 
 
 class WithheldExperience(_Data):
@@ -336,11 +347,16 @@ def decide(
     exhausted_campaigns: frozenset[str] = frozenset(),
     stopped_campaigns: frozenset[str] = frozenset(),
     decided_at: datetime | None = None,
+    creatives: Mapping[str, CampaignCreative] = NO_CREATIVES,
 ) -> tuple[ShopperState, Decision | None]:
     """Apply one event; ``(state, None)`` when it was applied before (a redelivery).
 
     ``stopped_campaigns``: campaigns of the tree that are no longer live (``live_view``),
-    withheld as ``campaign_stopped``; ``exhausted_campaigns``: those out of budget."""
+    withheld as ``campaign_stopped``; ``exhausted_campaigns``: those out of budget;
+    ``creatives``: campaign id -> creative, those of the live default tree
+    (``ExperienceTree.creatives``), added to the details of a shown experience of the
+    campaign as ``creative`` (whatever tree the shopper is on: an edited creative shows as
+    soon as the default tree is recompiled)."""
     if event.event_id in state.recent_event_ids:
         return state, None
     state = apply(state, event)
@@ -372,6 +388,9 @@ def decide(
             stopped_campaigns,
         )
         if reason is None:
+            creative = creatives.get(experience.campaign_id) if experience.campaign_id else None
+            if creative is not None:
+                details = {**details, "creative": creative.shown()}
             shown.append(
                 ShownExperience(
                     experience_id=experience_id,

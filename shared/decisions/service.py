@@ -130,6 +130,10 @@ def decide_batch(
     states = deps.states.read(keys)
     personal = deps.trees.personal(keys)
     defaults = {r: deps.trees.default(r) for r in {r for r, _ in keys}}
+    # The live default trees (not stale): their creatives are what every shopper of the
+    # retailer is shown, whichever tree they are on (an edit shows within seconds).
+    live_defaults = {r: first_applicable((t,), moment) for r, t in defaults.items()}
+    creatives = {r: t.creatives() if t else {} for r, t in live_defaults.items()}
     exhausted = deps.budgets.exhausted()
     outcome.read_s, clock = time.perf_counter() - clock, time.perf_counter()
     updates: list[StateUpdate] = []
@@ -137,7 +141,7 @@ def decide_batch(
     for key in keys:
         retailer_id, shopper_id = key
         state = states.get(key, ShopperState())
-        default = first_applicable((defaults[retailer_id],), moment)
+        default = live_defaults[retailer_id]
         tree = first_applicable((personal.get(key), default), moment)
         stopped: frozenset[str] = frozenset()
         if tree is not None:
@@ -162,6 +166,7 @@ def decide_batch(
                 exhausted_campaigns=exhausted,
                 stopped_campaigns=stopped,
                 decided_at=moment,
+                creatives=creatives[retailer_id],
             )
             if decision is None:
                 outcome.redelivered += 1

@@ -223,6 +223,19 @@ class Node(_Data):
     transitions: tuple[Transition, ...] = ()
 
 
+class CampaignCreative(_Data):
+    """What the shopper sees of a campaign (its ``Campaign.creative``): a title, a text and
+    an image (an http(s) URL, checked when the campaign is saved)."""
+
+    title: str
+    text: str = ""
+    image_url: str | None = None
+
+    def shown(self) -> dict[str, str | None]:
+        """As a shown experience's ``details["creative"]``: the three keys, always."""
+        return {"title": self.title, "text": self.text, "image_url": self.image_url}
+
+
 class CampaignRule(_Data):
     """What the decision checks of a campaign at the moment of deciding."""
 
@@ -236,6 +249,12 @@ class CampaignRule(_Data):
         default=None,
         description="When the campaign last became active: a personal tree compiled before "
         "then does not know it, and takes it from the default tree (``live_view``)",
+    )
+    creative: CampaignCreative | None = Field(
+        default=None,
+        description="The campaign's creative, in the retailer's default tree only (recompiled "
+        "within seconds of a change; personal trees, millions of them, do not repeat it): "
+        "the decision takes it from the live default tree (``ExperienceTree.creatives``)",
     )
 
 
@@ -294,6 +313,10 @@ class ExperienceTree(_Data):
         """The node's own transitions, then those from anywhere (not back to itself)."""
         yield from self.nodes[node_id].transitions
         yield from (t for t in self.anywhere if t.to != node_id)
+
+    def creatives(self) -> dict[str, CampaignCreative]:
+        """Campaign id -> creative, for the campaigns of this tree that have one."""
+        return {c: r.creative for c, r in self.campaigns.items() if r.creative is not None}
 
     def is_stale(self, moment: datetime) -> bool:
         return moment >= self.valid_until

@@ -26,6 +26,7 @@ from typing import Any
 from google.api_core.exceptions import Conflict, FailedPrecondition, NotFound
 from google.cloud.firestore_v1.base_query import FieldFilter
 
+from shared.campaigns.firestore_campaigns import bump_version
 from shared.platform.resource_model import FirestoreIndex
 from shared.rewards.game import Play, WinEntry
 from shared.system.resources import PLAYED_ORDERS_BY_AGE, PLAYS_BY_AGE
@@ -243,10 +244,14 @@ class FirestoreBudgetFlags:
     """Sets ``Campaign.budget_exhausted`` in the ``(default)`` database's campaigns."""
 
     def __init__(self, default_client: Any) -> None:
+        self._client = default_client
         self._campaigns = default_client.collection(CAMPAIGNS)
 
     def set_exhausted(self, campaign_id: str, exhausted: bool) -> None:
         reference = self._campaigns.document(campaign_id)
         snapshot = reference.get()
         if snapshot.exists and snapshot.get("budget_exhausted") != exhausted:
-            reference.update({"budget_exhausted": exhausted})
+            batch = self._client.batch()
+            batch.update(reference, {"budget_exhausted": exhausted})
+            bump_version(self._client, batch)  # the back office's cached lists reload
+            batch.commit()

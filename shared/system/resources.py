@@ -216,6 +216,8 @@ RECOMPILE_TREES_SUBSCRIPTION = "campaign-changes-recompile"
 # The cold path's compaction (docs/FREEZER.md): landing tables into the read models.
 COMPACTION_FUNCTION = "compact_read_models"
 COMPACTION_JOB = "compact-read-models"
+CAMPAIGN_STATS_FUNCTION = "refresh_campaign_stats"
+CAMPAIGN_STATS_JOB = "refresh-campaign-stats"
 
 NIGHTLY_WORKFLOW = "nightly"
 NIGHTLY_STEPS_FUNCTION = "nightly_steps"
@@ -625,6 +627,20 @@ SYSTEM = SystemResources(
                 firestore_writes=(DEFAULT_DATABASE,),  # lease and watermarks
             ),
         ),
+        Function(
+            name=CAMPAIGN_STATS_FUNCTION,
+            signature="http",
+            entry_point="refresh_campaign_stats",
+            public=False,  # Cloud Scheduler only (OIDC)
+            description="The portfolio's figures of every campaign, in one BigQuery query, "
+            "saved to Firestore for the back office; every 5 minutes (docs/CAMPAIGNS.md)",
+            env_url_name="CAMPAIGN_STATS_URL",
+            sizing=Sizing(min_instances=0, max_instances=1, concurrency=1, timeout_s=300),
+            access=Access(
+                bigquery_reads=(BIGQUERY_DATASET,),
+                firestore_writes=(DEFAULT_DATABASE,),  # campaigns read, campaign_stats written
+            ),
+        ),
     ),
     workers=(
         Worker(
@@ -744,6 +760,12 @@ SYSTEM = SystemResources(
             schedule="* * * * *",  # runs pending erasure requests; retries pending stores
             function=PRIVACY_FUNCTION,
             path="/erasures/run",
+        ),
+        SchedulerJob(
+            name=CAMPAIGN_STATS_JOB,
+            schedule="*/5 * * * *",  # the portfolio's figures: 5 minutes old at most
+            function=CAMPAIGN_STATS_FUNCTION,
+            path="/",
         ),
         SchedulerJob(
             name=COMPACTION_JOB,

@@ -228,6 +228,8 @@ class CampaignsSettings(CloudSettings):
 
     dataset: str = BIGQUERY_DATASET
     account_cache_ttl_s: float = 30.0
+    # The portfolio's saved figures (``refresh_campaign_stats``) are read at most this often.
+    stats_cache_ttl_s: float = Field(default=30.0, ge=0)
     # Back-office sessions (docs/CAMPAIGNS.md, "Back office"): their own database.
     back_office_database: str = BACK_OFFICE_DATABASE
     session_absolute_s: int = Field(default=8 * 3600, ge=1)  # from login, whatever the use
@@ -237,6 +239,14 @@ class CampaignsSettings(CloudSettings):
     login_window_s: int = Field(default=15 * 60, ge=1)
     # Every saved change is published here; ``recompile_trees`` recompiles default trees.
     changes_topic: str = CAMPAIGN_CHANGES_TOPIC
+
+
+class CampaignStatsSettings(CloudSettings):
+    """Settings of ``refresh_campaign_stats`` (env prefix ``CAMPAIGN_STATS_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="CAMPAIGN_STATS_", frozen=True, extra="ignore")
+
+    dataset: str = BIGQUERY_DATASET
 
 
 class RecompileTreesSettings(CloudSettings):

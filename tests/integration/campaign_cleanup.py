@@ -9,6 +9,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from shared.campaigns.admin import hash_key
 from shared.campaigns.firestore_admin import ACCOUNTS, AUDIT
+from shared.campaigns.firestore_campaigns import FirestoreCampaignStore
 from shared.platform import clients
 from shared.system.resources import CREDENTIALS_DATABASE
 
@@ -34,7 +35,7 @@ def remove(
     project = stack["GOOGLE_CLOUD_PROJECT"]
     firestore = clients.firestore_client(project)
     for campaign_id in campaign_ids:
-        firestore.collection("campaigns").document(campaign_id).delete()
+        FirestoreCampaignStore(firestore).delete(campaign_id)  # cached lists reload
         audit = firestore.collection(AUDIT).where(
             filter=FieldFilter("campaign_id", "==", campaign_id)
         )

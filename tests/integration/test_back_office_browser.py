@@ -120,8 +120,10 @@ def run_in_browser(
     assert "Unknown or revoked key" in driver.find_element(By.CSS_SELECTOR, ".errors").text
     driver.find_element(By.ID, "key").send_keys(key)
     navigate_by_clicking(lambda: driver.find_element(By.ID, "login"))
-    assert driver.find_element(By.TAG_NAME, "h1").text == "Campaigns"
+    assert driver.find_element(By.TAG_NAME, "h1").text == "Portfolio"  # the landing page
     assert f"csm-{suffix} (csm; {retailer})" in driver.find_element(By.CLASS_NAME, "who").text
+    driver.get(f"{url}/campaigns")
+    assert driver.find_element(By.TAG_NAME, "h1").text == "Campaigns"
     shot("1-list")
 
     navigate_by_clicking(lambda: driver.find_element(By.ID, "new-campaign"))
@@ -176,8 +178,8 @@ def run_in_browser(
     shot("3-created")
 
     driver.get(f"{url}/campaigns")
-    rows = driver.find_elements(By.CSS_SELECTOR, "#campaigns tbody tr")
-    assert [r.find_element(By.TAG_NAME, "a").text for r in rows] == [cid]
+    rows = driver.find_elements(By.CSS_SELECTOR, "#campaigns tbody tr[data-campaign-id]")
+    assert [r.get_attribute("data-campaign-id") for r in rows] == [cid]
     navigate_by_clicking(lambda: rows[0].find_element(By.LINK_TEXT, "Report"))
     assert driver.find_element(By.TAG_NAME, "h1").text == "Report: Browser-made campaign"
     for chart in ("uplift-chart", "sales-chart", "budget-chart"):

@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from emulators.config import StackSettings
+from shared.campaigns.firestore_campaigns import FirestoreCampaignStore
 from shared.retailers.identity import shopper_signature
 from tests.factories import event
 from tests.integration.test_decisions import put_personal_tree
@@ -248,7 +249,7 @@ def test_a_page_plays_only_its_own_signed_shoppers_tokens(
     key = (stack_settings.local_dir / "play-signing-key").read_text().strip().encode()
     campaign = game(stack, unique, odds=1.0)
     request.addfinalizer(  # active on the demo retailer: no later tree compilation may find it
-        lambda: firestore(stack).collection("campaigns").document(campaign.campaign_id).delete()
+        lambda: FirestoreCampaignStore(firestore(stack)).delete(campaign.campaign_id)
     )
     shopper = f"player-{unique}"
     mine = token(key, campaign, f"o-{unique}", retailer=stack["DEMO_RETAILER_ID"], shopper=shopper)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -173,6 +173,11 @@ def office(stack: dict[str, str]) -> Iterator[BackOffice]:
         "csm_a": issue_csm_key(accounts, f"csm-a-{suffix}", "csm", [a], NOW),
     }
     try:
+        # The brands the campaigns below target, sold at both retailers: a brand never
+        # seen there is refused (unknown_brands).
+        _sell_brands(
+            stack, (a, b), [*(f"{label}-{suffix}" for label in LABELS), f"shared-{suffix}"]
+        )
         yield BackOffice(stack["CAMPAIGNS_URL"], suffix, a, b, keys)
     finally:
         remove(
@@ -181,6 +186,40 @@ def office(stack: dict[str, str]) -> Iterator[BackOffice]:
             keys=keys.values(),
             retailers=(a, b),
         )
+
+
+LABELS = ("csrf", "forged", "hidden", "probe")  # the campaigns' labels: their brands
+
+
+def _sell_brands(stack: dict[str, str], retailers: Sequence[str], names: Sequence[str]) -> None:
+    """One sold line of a product of each brand ``brand-{name}`` at each retailer."""
+    project = stack["GOOGLE_CLOUD_PROJECT"]
+    at = NOW.isoformat()
+    rows = [
+        {
+            "row_id": f"{uuid.uuid4()}:0",
+            "event_id": str(uuid.uuid4()),
+            "retailer_id": retailer,
+            "shopper_id": "s1",
+            "session_id": None,
+            "occurred_at": at,
+            "ingested_at": at,
+            "order_id": f"o-{uuid.uuid4().hex[:8]}",
+            "line_number": 0,
+            "product_id": f"p-{name}",
+            "brand": f"brand-{name}",
+            "category": None,
+            "quantity": 1,
+            "unit_price": "1.00",
+            "discount": "0",
+            "amount": "1.00",
+        }
+        for retailer in retailers
+        for name in names
+    ]
+    bq = clients.bigquery_client(project, stack["BIGQUERY_EMULATOR_HOST"])
+    errors = bq.insert_rows_json(f"{project}.cartwise.sold_products", rows, timeout=TIMEOUT)
+    assert errors == [], errors
 
 
 def api(office: BackOffice, method: str, path: str, who: str = "admin", **kw: Any) -> Any:

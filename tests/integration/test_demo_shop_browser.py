@@ -7,8 +7,10 @@ confirms the order with the secret key -> the game invitation appears -> play ->
 claim with an e-mail address, which lands in the rewards vault and nowhere in the
 shopper's events. Then the page goes offline: its events wait in the tracker's queue and
 are each stored once when it is back. A forged shopper signature and a foreign origin are
-refused. Screenshots under .local/artifacts/demo-shop/ (the path is printed), and each
-experience's time from the track() call (the click) to its rendering."""
+refused. The campaigns' creatives, in the retailer's default tree only, are shown on the
+shopper's personal tree (the widget's markup), and the widget renders on a page that has
+nothing but widget.js. Screenshots under .local/artifacts/demo-shop/ (the path is printed),
+and each experience's time from the track() call (the click) to its rendering."""
 
 from __future__ import annotations
 
@@ -28,7 +30,10 @@ import requests
 
 import tests.integration.test_decisions as decisions_tests
 from emulators.config import ROOT
+from shared.campaigns.firestore_campaigns import FirestoreCampaignStore
+from shared.decisions.bigtable_state import BigtableTrees
 from shared.decisions.trees import (
+    CampaignCreative,
     ExperienceTree,
     GamifiedPromotion,
     ProductFilter,
@@ -49,6 +54,25 @@ pytestmark = pytest.mark.integration
 ARTIFACTS = ROOT / ".local" / "artifacts" / "demo-shop"
 WAIT_S = 10  # the longest a shopper waits for something cartwise shows
 THRESHOLD = Decimal(20)  # pasta_tree's tension cart ("free delivery")
+# In the default tree only (as the compiler puts them): the personal tree holds none.
+SAUCE_CREATIVE = CampaignCreative(
+    title="Sauce week", text="Our sauces, made for your pasta", image_url="https://img.test/s.png"
+)
+GAME_CREATIVE = CampaignCreative(title="Play to win your basket", text="One order, one play")
+WIDGET_ALONE = """
+    const [src, done] = arguments;
+    const script = document.createElement('script');
+    script.src = src;
+    script.onerror = () => done({error: 'widget.js did not load'});
+    script.onload = () => {
+      const creative = {title: 'T <b>', text: 'x', image_url: 'javascript:alert(1)'};
+      const node = window.cartwiseWidget.experienceNode({experience_id: 'e', type: 'tension_cart',
+        campaign_id: 'c', details: {threshold: '20', basket_value: '5', missing: '15',
+        reward: 'a reward', unlocked: false, creative}});
+      done({globals: [typeof window.shop, typeof window.cartwise], html: node.outerHTML});
+    };
+    document.head.appendChild(script);
+"""
 
 
 def shop_products() -> tuple[Product, Product]:
@@ -153,14 +177,29 @@ def test_a_shopper_walks_through_the_demo_shop(
 
     assert isinstance(browser, WebDriver)
     # Server data goes into the page with textContent only.
-    assert not re.search(
-        r"\.(inner|outer)HTML|insertAdjacentHTML|document\.write", (STATIC / "shop.js").read_text()
-    )
+    for script in ("shop.js", "widget.js"):
+        assert not re.search(
+            r"\.(inner|outer)HTML|insertAdjacentHTML|document\.write",
+            (STATIC / script).read_text(),
+        ), script
     shopper = f"shop-{unique}"
     pasta, sauce = shop_products()
     campaign = game(stack, unique, odds=1.0, prize="5", budget="50")
     # put_personal_tree writes test_decisions' pasta_tree(): here, aimed at the shop.
     monkeypatch.setattr(decisions_tests, "pasta_tree", lambda: shop_tree(pasta, sauce))
+    # ... and the creatives of its campaigns in the retailer's default tree only.
+    creatives = {"c-sauce": SAUCE_CREATIVE, campaign.campaign_id: GAME_CREATIVE}
+    live_at_retailer = decisions_tests.live_at_retailer
+
+    def with_creatives(trees: BigtableTrees, tree: ExperienceTree) -> None:
+        assert not tree.creatives()
+        rules = {
+            c: rule.model_copy(update={"creative": creatives.get(c)})
+            for c, rule in tree.campaigns.items()
+        }
+        live_at_retailer(trees, tree.model_copy(update={"campaigns": rules}))
+
+    monkeypatch.setattr(decisions_tests, "live_at_retailer", with_creatives)
     put_personal_tree(stack, shopper, play_campaign=campaign.campaign_id)
     shots = ARTIFACTS / unique
     shots.mkdir(parents=True, exist_ok=True)
@@ -168,7 +207,7 @@ def test_a_shopper_walks_through_the_demo_shop(
     try:
         walk(browser, stack, shopper, pasta, sauce, shots, foreign_origin)
     finally:
-        firestore(stack).collection("campaigns").document(campaign.campaign_id).delete()
+        FirestoreCampaignStore(firestore(stack)).delete(campaign.campaign_id)
         took = time.monotonic() - started
         print(f"\ndemo shop screenshots: {shots} ({took:.1f}s in the browser)")
 
@@ -259,6 +298,13 @@ def walk(
         "the recommendation",
     )
     assert sauce.name in reco.text and pasta.name in reco.text
+    # The sauce campaign's creative (the default tree's), above the recommendation.
+    title = reco.find_element(By.CSS_SELECTOR, "strong.creative-title")
+    assert title.text == SAUCE_CREATIVE.title
+    assert reco.find_element(By.CSS_SELECTOR, "p.creative-text").text == SAUCE_CREATIVE.text
+    image = reco.find_element(By.CSS_SELECTOR, "img.creative-image")
+    assert image.get_attribute("src") == SAUCE_CREATIVE.image_url
+    assert image.get_attribute("alt") == SAUCE_CREATIVE.title
     shot("recommendation")
 
     # The recommended sauce, twice (an order of pasta and sauce from 5 qualifies for the
@@ -282,6 +328,8 @@ def walk(
     order_id = order.get_attribute("data-order-id")
     invitation = until(lambda: present("#game #invitation"), "the game invitation")
     assert order_id in invitation.text
+    assert invitation.find_element(By.CSS_SELECTOR, ".creative-title").text == GAME_CREATIVE.title
+    assert not invitation.find_elements(By.TAG_NAME, "img")  # the game's creative has none
     shot("invitation")
     click("#play")
     outcome = until(lambda: present('#outcome[data-outcome="won"]'), "the win")
@@ -363,6 +411,12 @@ def walk(
     driver.get(foreign_origin)
     refused = driver.execute_async_script(fetch_experiences, *args, signature)
     assert refused.get("error", "").startswith("TypeError"), refused
+    # The widget alone on a page (as the back office's preview will load it): no global of
+    # the shop's, server data as text, no javascript: image.
+    alone = driver.execute_async_script(WIDGET_ALONE, f"{stack['DEMO_SHOP_URL']}/static/widget.js")
+    assert alone.get("globals") == ["undefined", "undefined"], alone
+    assert "<img" not in alone["html"] and "T &lt;b&gt;" in alone["html"], alone
+    assert "Add 15.00 € more to get a reward" in alone["html"], alone
     preflight = requests.options(
         f"{stack['EXPERIENCES_URL']}/v1/experiences",
         headers={"Origin": foreign_origin, "Access-Control-Request-Method": "GET"},

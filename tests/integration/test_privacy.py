@@ -19,6 +19,7 @@ import requests
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from emulators.config import ROOT, StackSettings
+from shared.campaigns.firestore_campaigns import FirestoreCampaignStore
 from shared.contract.events import validate_event
 from shared.freezer.bigquery_read_models import BigQueryReadModelSink
 from shared.ingestion.bigtable_events import BigtableEventStore
@@ -379,8 +380,8 @@ def test_an_erased_shopper_is_nowhere_and_the_others_are_untouched(
     ]
     assert post(stack, live, api_key=api_key).json()["accepted"] == len(live)
     game_id = _won_and_claimed(stack, key, api_key, retailer, target, email)
-    campaigns = clients.firestore_client(project).collection("campaigns")
-    request.addfinalizer(lambda: campaigns.document(game_id).delete())
+    campaigns = FirestoreCampaignStore(clients.firestore_client(project))
+    request.addfinalizer(lambda: campaigns.delete(game_id))
     _wait_rows(stack, "decisions", target, len(live))
     _wait_rows(stack, "decision_experiences", target, 1)
     _wait_rows(stack, "plays", target, 1)

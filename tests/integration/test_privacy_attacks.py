@@ -33,7 +33,7 @@ def key(stack_settings: StackSettings, stack: dict[str, str]) -> bytes:
 @pytest.fixture(autouse=True)
 def _game_removed(stack: dict[str, str], unique: str) -> Any:
     yield
-    firestore(stack).collection("campaigns").document(f"game-{unique}").delete()
+    FirestoreCampaignStore(firestore(stack)).delete(f"game-{unique}")
 
 
 def test_the_stack_env_and_every_key_file_are_the_owners_only(

@@ -56,7 +56,7 @@ def _game_removed(stack: dict[str, str], unique: str) -> Iterator[None]:
     removed after it: a later test or ``make demo`` compiling the demo retailer's default
     tree must not find it."""
     yield
-    firestore(stack).collection("campaigns").document(f"game-{unique}").delete()
+    FirestoreCampaignStore(firestore(stack)).delete(f"game-{unique}")
 
 
 def game(
@@ -400,7 +400,7 @@ def test_the_email_lives_in_the_rewards_database_only_and_wins_get_paid(
             what="the return handled (the unpaid win voided and published)",
         )
     finally:
-        firestore(stack).collection("campaigns").document(second.campaign_id).delete()
+        FirestoreCampaignStore(firestore(stack)).delete(second.campaign_id)
     plays = FirestorePlayStore(firestore(stack, REWARDS_DATABASE))
     stored = plays.get(won["play_id"])
     assert stored is not None and stored[0].paid and not stored[0].voided

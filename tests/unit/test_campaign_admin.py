@@ -129,11 +129,22 @@ def test_pages_escape_what_csms_typed_and_the_openapi_document_is_json() -> None
     import json
 
     from shared.campaigns.api import openapi
-    from shared.campaigns.back_office import form_page, list_page
+    from shared.campaigns.back_office import form_page, list_page, portfolio_page, preview_page
+    from shared.campaigns.portfolio import ListQuery, portfolio_alerts, select
+    from shared.decisions.previews import samples
 
     hostile = campaign(name="<script>alert(1)</script>", brand='"><img src=x>')
     admin = account("admin", None)
-    for page in (list_page(admin, [hostile]), form_page(admin, hostile, None, [])):
+    listed = select([hostile], {}, ListQuery(), NOW)
+    alerts = portfolio_alerts([hostile], {}, NOW + timedelta(days=8))
+    assert alerts  # ending soon, no exposure: the name is shown in the alerts
+    pages = (
+        list_page(admin, ListQuery(q="<script>"), listed, None),
+        form_page(admin, hostile, None, []),
+        portfolio_page(admin, [hostile], alerts, None, 0.0, 0.0, NOW),
+        preview_page(admin, hostile, samples(hostile, NOW)),
+    )
+    for page in pages:
         assert "<script>alert" not in page and '"><img' not in page
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     document = json.loads(json.dumps(openapi()))

@@ -21,6 +21,7 @@ from shared.campaigns.admin import (
     hash_key,
     update_campaign,
 )
+from shared.campaigns.catalogue import CataloguePage, CatalogueQuery, NameHit, ProductHit, page_of
 from shared.campaigns.model import Campaign, CampaignChange
 from shared.contract.messages import InboundMessage
 from shared.decisions.compiler import (
@@ -31,7 +32,7 @@ from shared.decisions.compiler import (
 from shared.decisions.engine import Decision, decide
 from shared.decisions.recompile import recompile_default_trees
 from shared.decisions.service import DecideDependencies, StateUpdate, decide_batch
-from shared.decisions.trees import ExperienceTree, ShopperState, live_view
+from shared.decisions.trees import CampaignCreative, ExperienceTree, ShopperState, live_view
 from shared.platform.errors import StoreUnavailableError
 from shared.privacy_marks.marks import OpenGate
 from tests.unit.test_decisions import KEY, T0, add, ev
@@ -118,7 +119,7 @@ def test_without_a_default_tree_and_for_the_default_tree_itself_nothing_changes(
 
 
 class Stores:
-    def __init__(self, personal: ExperienceTree, default: ExperienceTree) -> None:
+    def __init__(self, personal: ExperienceTree, default: ExperienceTree | None) -> None:
         self._personal = personal
         self._default = default
         self.published: list[Decision] = []
@@ -246,6 +247,11 @@ class Memory:
     def all(self) -> list[Campaign]:
         return list(self.campaigns.values())
 
+    def competing(self, candidate: Campaign) -> list[Campaign]:
+        return [
+            c for c in self.campaigns.values() if set(c.retailer_ids) & set(candidate.retailer_ids)
+        ]
+
     def append(self, record: AuditRecord) -> None:
         self.records.append(record)
 
@@ -254,6 +260,20 @@ class Memory:
 
     def unknown(self, *ids: Sequence[str]) -> set[str]:
         return set()
+
+    # The catalogue: every target is known, and the pickers find nothing.
+    def unknown_products(self, *ids: Sequence[str]) -> dict[str, list[str]]:
+        return {}
+
+    unknown_brands = unknown_categories = unknown_products
+
+    def search_products(self, _: Sequence[str], query: CatalogueQuery) -> CataloguePage[ProductHit]:
+        return page_of(list[ProductHit](), query)
+
+    def search_brands(self, _: Sequence[str], query: CatalogueQuery) -> CataloguePage[NameHit]:
+        return page_of(list[NameHit](), query)
+
+    search_categories = search_brands
 
     def published(self, change: CampaignChange) -> None:
         if self.failing:
@@ -380,3 +400,87 @@ def test_a_game_activated_after_the_night_invites_on_the_personal_tree() -> None
     steps = (add("p-a", 1, "20", 0), cart(("g-1", "3.00", "brand-g"), ("p-a", "20", "B")))
     assert invited(view.tree, *steps)
     assert not invited(tree, *steps)
+
+
+# --- creatives: from the live default tree, on every tree -------------------------------------
+
+PASTA_WEEK = {"title": "Pasta week", "text": "Our best pasta", "image_url": "https://x.test/a.png"}
+
+
+def test_the_default_tree_holds_the_creatives_and_personal_trees_do_not() -> None:
+    default = compile_default_tree("r1", [a(creative=PASTA_WEEK), b()], LATER)
+    assert default.campaigns["a"].creative == CampaignCreative(**PASTA_WEEK)
+    assert default.campaigns["b"].creative is None
+    assert default.creatives() == {"a": CampaignCreative(**PASTA_WEEK)}
+    assert ExperienceTree.deserialize(default.serialize()) == default
+    assert b'"creative"' not in compile_default_tree("r1", [b()], LATER).serialize()
+    tree = personal_tree(a(creative=PASTA_WEEK), b(creative=PASTA_WEEK))
+    assert set(tree.campaigns) == {"a", "b"}
+    assert tree.creatives() == {}
+    assert b"Pasta week" not in tree.serialize()  # millions of them: not one byte more
+
+
+def test_a_personal_tree_shows_the_creative_of_the_live_default_tree_and_its_edits() -> None:
+    # The night compiled the personal tree; the CSM edits the creative twice since.
+    tree = personal_tree(a(creative={"title": "Last night's"}), b())
+    store = Active([a(creative=PASTA_WEEK), b()])
+    written = Trees()
+    recompile_default_trees([change("a", ["r1"])], campaigns=store, trees=written, now=LATER)
+    stores = Stores(tree, written.written["r1"])
+    deps = DecideDependencies(
+        states=stores,
+        trees=stores,
+        publisher=stores,
+        budgets=stores,
+        signing_key=KEY,
+        privacy=OpenGate(),
+    )
+    home = ev("page_viewed", 0, page_type="home", url="https://shop.test/")
+    decide_batch([message(home), message(add("p-a", 1, "20", 1))], deps, now=T0)
+    at_root, on_a = stores.published
+    # The shopper's usual products: no campaign, no creative.
+    assert at_root.shown and all(s.campaign_id is None for s in at_root.shown)
+    assert not [s for s in at_root.shown if "creative" in s.details]
+    assert on_a.personal_tree
+    assert [(s.campaign_id, s.details["creative"]) for s in on_a.shown] == [("a", PASTA_WEEK)] * 2
+    assert {"generosity_pct", "threshold", "unlocked"} <= set(on_a.shown[0].details)  # as before
+
+    edited = {"title": "Pasta week, 2nd edition", "text": "", "image_url": None}
+    store.campaigns = [a(creative=edited), b()]
+    recompile_default_trees([change("a", ["r1"])], campaigns=store, trees=written, now=T0)
+    stores._default = written.written["r1"]
+    decide_batch([message(add("p-a", 1, "20", 2))], deps, now=T0)
+    assert [s.details["creative"] for s in stores.published[-1].shown] == [edited] * 2
+    # Campaign b has no creative: its experiences have none.
+    decide_batch([message(add("p-b", 1, "20", 3))], deps, now=T0)
+    on_b = stores.published[-1]
+    assert {s.campaign_id for s in on_b.shown} == {"b"}
+    assert not [s for s in on_b.shown if "creative" in s.details]
+
+
+def test_without_a_live_default_tree_no_creative_is_shown() -> None:
+    tree = personal_tree(a(creative=PASTA_WEEK))
+    stale = compile_default_tree("r1", [a(creative=PASTA_WEEK)], LATER, validity=timedelta(0))
+    for default in (None, stale):
+        stores = Stores(tree, default)
+        deps = DecideDependencies(
+            states=stores,
+            trees=stores,
+            publisher=stores,
+            budgets=stores,
+            signing_key=KEY,
+            privacy=OpenGate(),
+        )
+        decide_batch([message(add("p-a", 1, "20", 0))], deps, now=T0)
+        (decision,) = stores.published
+        assert {s.campaign_id for s in decision.shown} == {"a"}
+        assert not [s for s in decision.shown if "creative" in s.details]
+    # The engine on its own: the creatives it is given, for the campaign's experiences.
+    _, alone = decide(
+        tree, ShopperState(), "r1", add("p-a", 1, "20", 0), signing_key=KEY,
+        creatives={"a": CampaignCreative(title="T")},
+    )  # fmt: skip
+    assert alone is not None
+    assert [s.details["creative"] for s in alone.shown] == [
+        {"title": "T", "text": "", "image_url": None}
+    ] * 2

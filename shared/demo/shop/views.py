@@ -1,6 +1,7 @@
 """The shop over HTTP (Flask): its pages, the shopper's session, the order confirmation.
 
-- ``GET /``: the shop (``static/index.html``, ``shop.js``, ``shop.css``), under a
+- ``GET /``: the shop (``static/index.html``, ``shop.js``, ``shop.css``, and ``widget.js``:
+  an experience's markup, creative included, which the back office can load alone), under a
   Content-Security-Policy that lets its scripts reach only itself and the three cartwise
   APIs; ``GET /tracker/cartwise.min.js``: the tracker's browser build (``tracker/dist``),
   or, before it is built, its ES modules (``/tracker/src/*.mjs``).

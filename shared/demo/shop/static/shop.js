@@ -1,6 +1,7 @@
 // The demo shop's page: the catalogue, a basket, a checkout, and what cartwise shows.
 //
-// Everything the servers send is put in the page with textContent (never innerHTML).
+// Everything the servers send is put in the page with textContent (never innerHTML); the
+// experiences' markup is the widget's (widget.js: window.cartwiseWidget).
 // window.shop exposes what a test or a benchmark reads: each experience's time from the
 // track() call that led to it to its rendering (performance.now()), the tracker's errors,
 // the order and the play.
@@ -205,48 +206,22 @@ function removeFromBasket(id) {
 
 // --- experiences ----------------------------------------------------------------------
 
-function nameOf(id) {
-  const product = state.byId.get(String(id));
-  return product ? product.name : 'product ' + id;
-}
+// The widget (widget.js, loaded before this script) builds each experience's node; the
+// page names the products and attaches its handlers to the node's buttons.
+const lookup = {
+  nameOf(id) {
+    const product = state.byId.get(String(id));
+    return product ? product.name : 'product ' + id;
+  },
+  product: (id) => state.byId.get(String(id)) || null,
+};
 
 function experienceNode(experience) {
-  const d = experience.details || {};
-  const box = node('div', {
-    className: 'experience',
-    dataset: { experienceId: experience.experience_id, experienceType: experience.type },
-  });
-  switch (experience.type) {
-    case 'product_recommendation': {
-      box.appendChild(node('strong', {}, d.because_of ? 'Goes well with your ' + nameOf(d.because_of) : 'For you'));
-      const product = state.byId.get(String(d.product_id));
-      box.appendChild(node('p', {}, nameOf(d.product_id) + (product ? ' — ' + euros(product.unit_price) + ' €' : '')));
-      if (product) {
-        const add = node('button', { type: 'button', className: 'add', dataset: { add: product.product_id } }, 'Add it');
-        add.addEventListener('click', () => addToBasket(product.product_id));
-        box.appendChild(add);
-      }
-      return box;
-    }
-    case 'personalized_promotion':
-      box.dataset.unlocked = String(Boolean(d.unlocked));
-      box.appendChild(node('strong', {}, d.generosity_pct + '% off, just for you'));
-      box.appendChild(node('p', {}, d.unlocked
-        ? 'Applied to ' + (d.in_basket || []).length + ' product(s) in your basket'
-        : 'On selected products from ' + euros(d.threshold) + ' € (you have ' + euros(d.basket_value) + ' €)'));
-      return box;
-    case 'tension_cart':
-      box.dataset.unlocked = String(Boolean(d.unlocked));
-      box.dataset.missing = String(d.missing);
-      box.appendChild(node('strong', {}, d.unlocked
-        ? 'You unlocked ' + d.reward + '!'
-        : 'Add ' + euros(d.missing) + ' € more to get ' + d.reward));
-      box.appendChild(node('p', {}, euros(d.basket_value) + ' € of ' + euros(d.threshold) + ' €'));
-      return box;
-    default:
-      box.appendChild(node('strong', {}, String(experience.type).replace(/_/g, ' ')));
-      return box;
+  const box = window.cartwiseWidget.experienceNode(experience, lookup);
+  for (const add of box.querySelectorAll('button[data-add]')) {
+    add.addEventListener('click', () => addToBasket(add.dataset.add));
   }
+  return box;
 }
 
 function show(answer) {
@@ -276,16 +251,11 @@ function showInvitation(experience, eventId) {
   invitation = d.play_token;
   const area = $('game');
   area.textContent = '';
-  const box = node('div', {
-    className: 'experience',
-    id: 'invitation',
-    dataset: { experienceId: experience.experience_id, experienceType: experience.type },
-  });
-  box.appendChild(node('strong', {}, 'You can play and win!'));
-  box.appendChild(node('p', {}, 'Your order ' + d.order_id + ' (' + euros(d.qualifying_amount) + ' € of qualifying products) gives you one game.'));
-  const button = node('button', { type: 'button', id: 'play' }, 'Play');
+  const box = window.cartwiseWidget.invitationNode(experience);
+  box.id = 'invitation';
+  const button = box.querySelector('button[data-play]');
+  button.id = 'play';
   button.addEventListener('click', () => play(d.play_token, box, button));
-  box.appendChild(button);
   area.appendChild(box);
   cw().observe(box, experience);
   timing(experience, eventId);
