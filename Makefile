@@ -118,6 +118,12 @@ bench-decide: up
 
 # Campaign changes live: "activated -> first shown" and "paused -> last shown", p95 over 20
 # trials, beside the event -> experience floor (python -m bench.live_campaigns --help).
+# The CSM's pages with 1,000 campaigns: portfolio and list p95 (python -m bench.back_office
+# --help); writes its table in docs/BENCHMARKS.md.
+.PHONY: bench-back-office
+bench-back-office: up
+	@$(PY) -m bench.back_office --json .local/bench/back_office.json --docs
+
 .PHONY: bench-live-campaigns
 bench-live-campaigns: up
 	@$(PY) -m bench.live_campaigns --json .local/bench/live_campaigns.json

@@ -329,3 +329,26 @@ def test_a_real_complete_journey_campaign_reports_what_the_data_has_and_names_th
     assert any("held-out" in item for item in report["not_available"])
     assert cli.main(["report", "cj-18"]) == 0
     assert "coupon redemptions" in capsys.readouterr().out
+
+
+def test_the_portfolio_figures_of_one_query_are_the_reports(
+    stack: dict[str, str], campaign_id: str
+) -> None:
+    """The figures job computes every campaign in one query (``shared.campaigns.stats``):
+    for this campaign, the same figures as its report, computed by hand above."""
+    from shared.campaigns.stats import compute_stats
+    from shared.platform.bigquery_warehouse import BigQueryWarehouse
+
+    project = stack["GOOGLE_CLOUD_PROJECT"]
+    campaign = FirestoreCampaignStore(clients.firestore_client(project)).get(campaign_id)
+    assert campaign is not None
+    bq = clients.bigquery_client(project, stack["BIGQUERY_EMULATOR_HOST"])
+    warehouse = BigQueryWarehouse(bq, project, "cartwise", ())
+    now = datetime.now(UTC)
+    (found,) = compute_stats([campaign], warehouse, project, "cartwise", now)
+    assert (found.exposed, found.held_out) == (3, 2)  # m1 (both) left out, x1 elsewhere
+    assert found.spent == 10.0  # one win of 10; e2's win voided
+    assert found.uplift == 3.3333
+    assert [found.uplift_low, found.uplift_high] == pytest.approx([-7.8306, 14.4973], abs=1e-4)
+    assert found.last_shown_at == DAY0 + timedelta(days=2, hours=9)  # e1's second decision
+    assert found.shown_recently == 0  # October

@@ -245,3 +245,34 @@ def test_the_preview_is_the_engines_answer_with_the_creative() -> None:
     (invitation,) = order["experiences"]
     assert invitation["type"] == "gamified_promotion" and invitation["details"]["play_token"]
     assert "creative" not in invitation["details"]
+
+
+def test_the_cached_list_is_read_again_only_when_its_version_moved() -> None:
+    from shared.campaigns.firestore_campaigns import CachedCampaigns, FirestoreCampaignStore
+
+    class Store(FirestoreCampaignStore):
+        def __init__(self) -> None:  # no client: the store's reads, counted
+            self.token, self.reads, self.campaigns = "v1", 0, [campaign("a")]
+
+        def version(self) -> str | None:
+            return self.token
+
+        def all(self) -> list[Campaign]:
+            self.reads += 1
+            return list(self.campaigns)
+
+        def put(self, c: Campaign) -> None:
+            self.campaigns.append(c)
+            self.token = f"v{len(self.campaigns)}"
+
+    store = Store()
+    cached = CachedCampaigns(store)
+    assert [c.campaign_id for c in cached.all()] == ["a"] and store.reads == 1
+    cached.all()
+    cached.all()
+    assert store.reads == 1  # unchanged version: from memory
+    store.campaigns.append(campaign("b"))
+    store.token = "by-another-process"
+    assert [c.campaign_id for c in cached.all()] == ["a", "b"] and store.reads == 2
+    cached.put(campaign("c"))
+    assert len(cached.all()) == 3 and store.reads == 3
