@@ -11,11 +11,14 @@ import flask
 import functions_framework
 
 from shared.campaigns.composition import refresh_stats
+from shared.campaigns.stats import openapi
 from shared.platform.errors import StoreUnavailableError
 
 
 @functions_framework.http
 def refresh_campaign_stats(request: flask.Request) -> Any:
+    if request.path.rstrip("/") == "/openapi.json":
+        return flask.Response(json.dumps(openapi()), status=200, mimetype="application/json")
     if request.method != "POST":  # a probe (the local stack's health check): no run
         return flask.Response(json.dumps({"ok": True}), status=200, mimetype="application/json")
     try:

@@ -689,7 +689,10 @@ def openapi() -> dict[str, Any]:
                 },
                 "Error": ERROR_SCHEMA,
             },
-            "securitySchemes": {"csmKey": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "csmKey": {"type": "http", "scheme": "bearer"},
+                "backOfficeSession": {"type": "apiKey", "in": "cookie", "name": COOKIE},
+            },
         },
         "security": [{"csmKey": []}],
         "paths": {
@@ -741,6 +744,35 @@ def openapi() -> dict[str, Any]:
                         **common,
                     },
                 }
+            },
+            **{
+                f"/catalogue/{kind}": {
+                    "get": {
+                        "operationId": f"searchCatalogue{kind.capitalize()}",
+                        "description": f"The back office's {kind} picker: what the read models "
+                        "saw at the given retailers (those of the session's scope), whose id "
+                        "or name holds q (case-insensitive); prefix matches first, then the "
+                        "most seen.",
+                        "security": [{"backOfficeSession": []}],
+                        "parameters": [
+                            {"name": "q", "in": "query", "schema": {"type": "string"}},
+                            {"name": "page", "in": "query", "schema": {"type": "integer"}},
+                            {"name": "per_page", "in": "query", "schema": {"type": "integer"}},
+                            {
+                                "name": "retailers",
+                                "in": "query",
+                                "description": "comma-separated retailer ids",
+                                "schema": {"type": "string"},
+                            },
+                        ],
+                        "responses": {
+                            "200": ok("A page of items, and whether there is a next", {}),
+                            "303": {"description": "No session: to /login"},
+                            "422": error_response("q, page or per_page out of bounds"),
+                        },
+                    }
+                }
+                for kind in ("products", "brands", "categories")
             },
             "/openapi.json": {
                 "get": {

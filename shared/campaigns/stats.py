@@ -250,3 +250,38 @@ def compute_stats(
     rows = warehouse.query(stats_sql(f"`{project}.{dataset}`"), stats_params(started, now))
     measured = {s.campaign_id: s for s in stats_from_rows(started, rows, now)}
     return [measured.get(s.campaign_id, s) for s in waiting]
+
+
+def openapi() -> dict[str, Any]:
+    """The HTTP contract of ``refresh_campaign_stats`` (Cloud Scheduler's POST)."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "cartwise refresh_campaign_stats",
+            "version": "1.0.0",
+            "description": "Every non-archived campaign's figures for the back office's "
+            "portfolio, in one BigQuery query, saved to Firestore campaign_stats "
+            "(docs/CAMPAIGNS.md). Private: Cloud Scheduler's OIDC token only.",
+        },
+        "paths": {
+            "/": {
+                "post": {
+                    "operationId": "refreshCampaignStats",
+                    "responses": {
+                        "200": {
+                            "description": "Done: {campaigns, computed_at, seconds}",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        },
+                        "503": {"description": "A store is unavailable; the next run redoes it"},
+                    },
+                },
+                "get": {
+                    "operationId": "probe",
+                    "responses": {"200": {"description": "Alive; nothing run"}},
+                },
+            },
+            "/openapi.json": {
+                "get": {"operationId": "openapi", "responses": {"200": {"description": "This"}}}
+            },
+        },
+    }

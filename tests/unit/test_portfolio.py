@@ -276,3 +276,17 @@ def test_the_cached_list_is_read_again_only_when_its_version_moved() -> None:
     assert [c.campaign_id for c in cached.all()] == ["a", "b"] and store.reads == 2
     cached.put(campaign("c"))
     assert len(cached.all()) == 3 and store.reads == 3
+
+
+def test_the_pickers_and_the_figures_job_publish_their_contracts() -> None:
+    import json
+
+    from shared.campaigns.api import openapi
+    from shared.campaigns.stats import openapi as stats_openapi
+
+    document = json.loads(json.dumps(openapi()))
+    for kind in ("products", "brands", "categories"):
+        operation = document["paths"][f"/catalogue/{kind}"]["get"]
+        assert operation["security"] == [{"backOfficeSession": []}]
+    assert document["components"]["securitySchemes"]["backOfficeSession"]["in"] == "cookie"
+    assert "post" in json.loads(json.dumps(stats_openapi()))["paths"]["/"]
