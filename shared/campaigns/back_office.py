@@ -20,7 +20,7 @@ from urllib.parse import quote
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
-from shared.campaigns.admin import AdminError, AuditRecord, CsmAccount
+from shared.campaigns.admin import EDITABLE, AdminError, AuditRecord, CsmAccount
 from shared.campaigns.model import Campaign
 from shared.campaigns.portfolio import PER_PAGE, Alert, ListPage, ListQuery
 
@@ -596,26 +596,9 @@ def preview_page(
     )
 
 
+# The form's fields: the editable ones, the creative as its three inputs.
 FORM_FIELDS = (
-    "name",
-    "brand",
-    "retailer_ids",
-    "experience_type",
-    "starts_at",
-    "ends_at",
-    "targeted_product_ids",
-    "targeted_brands",
-    "targeted_categories",
-    "generosity_min_pct",
-    "generosity_pct",
-    "threshold",
-    "reward",
-    "budget",
-    "win_probability",
-    "prize_value",
-    "control_share",
-    "explore_share",
-    "max_per_session",
+    *(name for name in EDITABLE if name != "creative"),
     "creative_title",
     "creative_text",
     "creative_image_url",

@@ -290,3 +290,27 @@ def test_the_pickers_and_the_figures_job_publish_their_contracts() -> None:
         assert operation["security"] == [{"backOfficeSession": []}]
     assert document["components"]["securitySchemes"]["backOfficeSession"]["in"] == "cookie"
     assert "post" in json.loads(json.dumps(stats_openapi()))["paths"]["/"]
+
+
+def test_a_duplicate_form_creates_the_same_campaign_as_a_draft_with_a_new_id() -> None:
+    from shared.campaigns.api import form_to_data
+    from shared.campaigns.back_office import duplicate_values
+
+    source = campaign(
+        "src",
+        brand="Acme",
+        retailer_ids=["r1", "r2"],
+        targeted_brands=["Acme"],
+        targeted_categories=["dairy"],
+        threshold=Decimal("12.5"),
+        budget=Decimal(300),
+        generosity_min_pct=Decimal(5),
+        explore_share=0.2,
+        creative={"title": "T", "text": "x", "image_url": "https://i/y.png"},
+    )
+    data = form_to_data(duplicate_values(source), creating=True)
+    assert data["campaign_id"] == "" and data["status"] == "draft"
+    copy = Campaign.model_validate({**data, "campaign_id": "copy"})
+    same = source.model_dump(exclude={"campaign_id", "name", "status"})
+    assert copy.model_dump(exclude={"campaign_id", "name", "status"}) == same
+    assert copy.name == "Campaign src (copy)"
