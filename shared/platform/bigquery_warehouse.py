@@ -129,14 +129,11 @@ class BigQueryWarehouse:
             )
             pending: list[Row] = []
             for batch in batches:
-                pending.extend(
-                    batch.to_pylist()
-                    if isinstance(batch, pa.RecordBatch | pa.Table)
-                    else [dict(row.items()) for row in batch]
-                )
-                while len(pending) >= batch_rows:
-                    yield pending[:batch_rows]
-                    pending = pending[batch_rows:]
+                for part in _parts(batch, batch_rows):
+                    pending.extend(part)
+                    if len(pending) >= batch_rows:
+                        yield pending[:batch_rows]
+                        pending = pending[batch_rows:]  # less than a part left over
             if pending:
                 yield pending
         finally:
@@ -171,3 +168,14 @@ class BigQueryWarehouse:
             timeout=TIMEOUT_S,
         ).result(timeout=TIMEOUT_S)
         log.info("rows written", extra={"table": table, "rows": len(rows)})
+
+
+def _parts(batch: Any, rows: int) -> Iterator[list[Row]]:
+    """A read batch as Python rows, ``rows`` at a time: a Storage Read batch can hold many
+    pages' worth (bqemulator sends a whole small table in one), and only its slices are
+    turned into Python objects, so that a task holds at most about two slices of them."""
+    if isinstance(batch, pa.RecordBatch | pa.Table):
+        for offset in range(0, batch.num_rows, rows):
+            yield batch.slice(offset, rows).to_pylist()
+    else:
+        yield [dict(row.items()) for row in batch]
