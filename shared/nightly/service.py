@@ -384,13 +384,26 @@ def compile_shard(deps: NightlyDependencies, run_id: str, shard: Shard) -> dict[
     stats: dict[str, int] = defaultdict(int)
     retailers: set[str] = set()
     choose_offers = _offer_chooser(deps, record, campaigns)
+    # Where a task's time goes (issue 21: does any part grow faster than the shard?).
+    parts: dict[str, float] = defaultdict(float)
+    started = time.monotonic()
 
     def trees() -> Iterable[ExperienceTree]:
         # One batch of shoppers at a time: their outputs, privacy marks and trees.
-        for batch in deps.outputs.shopper_batches(run_id, shard, deps.compile_batch):
+        batches = iter(deps.outputs.shopper_batches(run_id, shard, deps.compile_batch))
+        while True:
+            clock = time.monotonic()
+            batch = next(batches, None)
+            parts["read_seconds"] += time.monotonic() - clock
+            if batch is None:
+                return
+            clock = time.monotonic()
             keys = {(o.retailer_id, o.shopper_id): o for o in batch}
             marks = _store(functools.partial(deps.privacy.marks, keys), deps) if keys else {}
+            parts["marks_seconds"] += time.monotonic() - clock
+            clock = time.monotonic()
             offers = choose_offers(batch) if choose_offers else [None] * len(batch)
+            parts["offers_seconds"] += time.monotonic() - clock
             offers_of = {
                 (o.retailer_id, o.shopper_id): v for o, v in zip(batch, offers, strict=True)
             }
@@ -402,6 +415,7 @@ def compile_shard(deps: NightlyDependencies, run_id: str, shard: Shard) -> dict[
                 if marks.get(key, NO_MARKS).blocks(began, now):
                     stats["suppressed_shoppers"] += 1
                     continue
+                clock = time.monotonic()
                 tree = compile_personal_tree(
                     retailer,
                     shopper,
@@ -431,9 +445,13 @@ def compile_shard(deps: NightlyDependencies, run_id: str, shard: Shard) -> dict[
                 stats["new_product_recommendations"] += sum(
                     e.startswith("new:") for e in tree.experiences
                 )
+                parts["compile_seconds"] += time.monotonic() - clock
                 yield tree
 
     written = _store(lambda: deps.trees.put_many(trees(), deps.write_batch), deps)
+    total = time.monotonic() - started
+    # The rest of the task's time: the Bigtable writes (put_many pulls the trees).
+    parts["write_seconds"] = total - sum(parts.values())
     return {
         "shard": shard.name,
         "scored_shoppers": stats["scored_shoppers"],
@@ -449,6 +467,7 @@ def compile_shard(deps: NightlyDependencies, run_id: str, shard: Shard) -> dict[
         "bytes": stats["bytes"],
         "max_bytes": stats["max_bytes"],
         "learnt_offers": stats["learnt_offers"],
+        "parts": {name: round(seconds, 3) for name, seconds in sorted(parts.items())},
     }
 
 
