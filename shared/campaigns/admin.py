@@ -196,6 +196,7 @@ EDITABLE = (
     "control_share",
     "explore_share",
     "max_per_session",
+    "allow_unseen_targets",
     "creative",
 )
 CREATABLE = ("campaign_id", "status", *EDITABLE)
@@ -325,7 +326,8 @@ def _check(
             {"retailer_ids": sorted(unknown_retailers)},
         )
     # Targets the engine would match with nothing: never seen at these retailers, as
-    # spelt (its match is exact). The refusal names the nearest known ones.
+    # spelt (its match is exact). The refusal names the nearest known ones. A launch (a
+    # product or brand not sold there yet) is accepted when the campaign says so.
     catalogue = deps.products
     for code, key, label, wanted, unknown_of in (
         (
@@ -350,7 +352,9 @@ def _check(
             catalogue.unknown_categories,
         ),
     ):
-        unknown = unknown_of(candidate.retailer_ids, wanted) if wanted else {}
+        if not wanted or candidate.allow_unseen_targets:
+            continue
+        unknown = unknown_of(candidate.retailer_ids, wanted)
         if unknown:
             raise AdminError(
                 422,

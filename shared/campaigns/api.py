@@ -275,6 +275,7 @@ def form_to_data(form: Mapping[str, str], *, creating: bool) -> dict[str, Any]:
         data[name] = _moment(form.get(name, ""))
     for name in ("retailer_ids", "targeted_product_ids", "targeted_brands", "targeted_categories"):
         data[name] = _split(form.get(name, ""))
+    data["allow_unseen_targets"] = form.get("allow_unseen_targets") == "on"
     title = form.get("creative_title", "").strip()
     if title:
         data["creative"] = {

@@ -167,6 +167,8 @@ def _value_of(campaign: Campaign | None, name: str) -> str:
         value = getattr(campaign, name)
     if value is None:
         return ""
+    if isinstance(value, bool):
+        return "on" if value else ""
     if isinstance(value, list):
         return ", ".join(value)
     if isinstance(value, datetime):
@@ -280,6 +282,9 @@ def form_page(
             hint="comma-separated; or search the catalogue below",
             **{"data-picker": "categories"},
         )
+        + '<label><input type="checkbox" name="allow_unseen_targets" id="allow_unseen_targets"'
+        + (" checked" if value("allow_unseen_targets") == "on" else "")
+        + "> A launch: accept targets not seen at these retailers yet</label>"
         + "</fieldset><fieldset><legend>Rules and budget</legend>"
         + field("generosity_min_pct", "Generosity at least (%)", "number", step="0.1")
         + field("generosity_pct", "Generosity at most (%)", "number", step="0.1")

@@ -80,6 +80,12 @@ class Campaign(BaseModel):
         "uniformly within the bounds, to learn what each level changes (0: none)",
     )
     max_per_session: int | None = Field(default=3, ge=1)
+    allow_unseen_targets: bool = Field(
+        default=False,
+        description="A launch: targeted products, brands or categories that no read model "
+        "has seen at the retailers yet are accepted (by default they are refused, with the "
+        "nearest known names suggested: a misspelt target would match nothing)",
+    )
     budget_exhausted: bool = Field(
         default=False, description="Set by the payout ledger: the decision stops showing it"
     )

@@ -95,6 +95,9 @@ def create_game(
         "starts_at": (now - timedelta(days=7)).isoformat(),
         "ends_at": (now + timedelta(days=14)).isoformat(),
         "targeted_brands": [brand],
+        # The brand comes from the replayed baskets: on a stack without history (a demo
+        # run with --skip-history on a fresh stack) no read model has seen it yet.
+        "allow_unseen_targets": True,
         "threshold": str(rules.min_spend),
         "win_probability": rules.win_probability,
         "prize_value": str(rules.prize_value),

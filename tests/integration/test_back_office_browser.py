@@ -4,7 +4,6 @@ Screenshots are kept under .local/artifacts/back-office/ (the path is printed)."
 
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,6 +16,7 @@ from shared.campaigns.admin import issue_csm_key
 from shared.campaigns.firestore_admin import FirestoreCsmAccounts
 from shared.platform import clients
 from shared.system.resources import CREDENTIALS_DATABASE
+from tests.integration import browsing
 from tests.integration.campaign_cleanup import campaigns_ending_with, remove
 
 pytestmark = pytest.mark.integration
@@ -86,32 +86,7 @@ def run_in_browser(
         return path
 
     def navigate_by_clicking(find: Any) -> None:
-        """Click something that loads a new page, and wait until the new page is there:
-        the click can return before the browser leaves the old page (a stale element).
-        ``find`` locates the element afresh: Chromium can refuse a node it has just handed
-        out ("does not belong to the document") while it settles a page, and the click is
-        then tried again on the element found anew."""
-        from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
-        from selenium.webdriver.support import expected_conditions
-        from selenium.webdriver.support.ui import WebDriverWait
-
-        for attempt in range(3):
-            page = driver.find_element(By.TAG_NAME, "html")
-            try:
-                find().click()
-                break
-            except (StaleElementReferenceException, WebDriverException) as exc:
-                settling = isinstance(exc, StaleElementReferenceException) or (
-                    "belong to the document" in str(exc)
-                )
-                if attempt == 2 or not settling:
-                    raise
-                time.sleep(0.5)
-        # While the page is swapped, Chromium can also answer a probe with a transient
-        # error ("unhandled inspector error"): the wait asks again instead of failing.
-        wait = WebDriverWait(driver, 60, ignored_exceptions=(WebDriverException,))
-        wait.until(expected_conditions.staleness_of(page))
-        wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
+        browsing.navigate_by_clicking(driver, find)
 
     driver.get(f"{url}/campaigns")
     assert driver.current_url.endswith("/login")  # no session yet

@@ -15,6 +15,7 @@ import io
 import json
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,6 +32,7 @@ from shared.platform import clients
 from shared.rewards.firestore_plays import FirestoreBudgetFlags
 from shared.system.resources import CREDENTIALS_DATABASE
 from tests.integration.accessibility import describe, violations
+from tests.integration.browsing import navigate_by_clicking
 from tests.integration.campaign_cleanup import remove
 
 pytestmark = pytest.mark.integration
@@ -222,15 +224,8 @@ def run_in_browser(
             lambda d: d.execute_script("return document.readyState") == "complete"
         )
 
-    def submit(element: Any) -> None:
-        page = driver.find_element(By.TAG_NAME, "html")
-        element.click()
-        from selenium.webdriver.support import expected_conditions
-
-        WebDriverWait(driver, 120).until(expected_conditions.staleness_of(page))
-        WebDriverWait(driver, 60).until(
-            lambda d: d.execute_script("return document.readyState") == "complete"
-        )
+    def submit(find: Callable[[], Any]) -> None:
+        navigate_by_clicking(driver, find)
 
     def rows() -> list[Any]:
         return list(driver.find_elements(By.CSS_SELECTOR, "#campaigns tbody tr[data-campaign-id]"))
@@ -252,7 +247,7 @@ def run_in_browser(
     go("/login")
     check("0-login")
     driver.find_element(By.ID, "key").send_keys(key)
-    submit(driver.find_element(By.ID, "login"))
+    submit(lambda: driver.find_element(By.ID, "login"))
     # The landing page is the portfolio, with the exhausted game's alert linking to it.
     assert urlparse(driver.current_url).path == "/portfolio"
     alert = driver.find_element(
@@ -280,7 +275,7 @@ def run_in_browser(
     Select(driver.find_element(By.ID, "f-brand")).select_by_value("Bolt")
     Select(driver.find_element(By.ID, "f-status")).select_by_value("active")
     Select(driver.find_element(By.ID, "f-per-page")).select_by_value("25")
-    submit(driver.find_element(By.ID, "apply-filters"))
+    submit(lambda: driver.find_element(By.ID, "apply-filters"))
     state = parse_qs(urlparse(driver.current_url).query)
     assert state["brand"] == ["Bolt"] and state["status"] == ["active"], driver.current_url
     expected = sorted(
@@ -290,14 +285,14 @@ def run_in_browser(
     )  # fmt: skip
     assert len(expected) > 25  # more than one page
     # Sorted by name, ascending: click the column's header (twice: desc, then asc).
-    submit(driver.find_element(By.CSS_SELECTOR, 'th a[data-sort="name"]'))
+    submit(lambda: driver.find_element(By.CSS_SELECTOR, 'th a[data-sort="name"]'))
     if parse_qs(urlparse(driver.current_url).query).get("order") != ["asc"]:
-        submit(driver.find_element(By.CSS_SELECTOR, 'th a[data-sort="name"]'))
+        submit(lambda: driver.find_element(By.CSS_SELECTOR, 'th a[data-sort="name"]'))
     first_page = shown_ids()
     assert first_page == expected[:25]
     first_url = driver.current_url
     check("3-list-filtered")
-    submit(driver.find_element(By.ID, "next-page"))
+    submit(lambda: driver.find_element(By.ID, "next-page"))
     assert shown_ids() == expected[25:50]
     assert parse_qs(urlparse(driver.current_url).query)["page"] == ["2"]
     # The back button: the first page of the same filters, from the URL alone.
@@ -327,7 +322,7 @@ def run_in_browser(
             By.CSS_SELECTOR, f'tr[data-campaign-id="{cid}"] input[type=checkbox]'
         ).click()
     Select(driver.find_element(By.ID, "bulk-action")).select_by_value("pause")
-    submit(driver.find_element(By.ID, "bulk-apply"))
+    submit(lambda: driver.find_element(By.ID, "bulk-apply"))
     assert driver.find_element(By.ID, "bulk-result").text.startswith("Paused 3 campaign(s)")
     check("4-bulk-paused")
     headers = {"Authorization": f"Bearer {key}"}
@@ -338,7 +333,7 @@ def run_in_browser(
         last = audit.json()["audit"][-1]
         assert (last["action"], last["csm_id"]) == ("pause", f"csm-{suffix}")
         assert last["changes"]["status"] == {"before": "active", "after": "paused"}
-    submit(driver.find_element(By.ID, "back-to-list"))
+    submit(lambda: driver.find_element(By.ID, "back-to-list"))
     assert driver.current_url == first_url  # back to the same filters
     assert [c for c in shown_ids() if c in ticked] == []  # paused: no longer "active"
 
@@ -350,7 +345,7 @@ def run_in_browser(
     field.clear()
     field.send_keys(other)
     check("5-duplicate")
-    submit(driver.find_element(By.ID, "save"))
+    submit(lambda: driver.find_element(By.ID, "save"))
     copy_id = urlparse(driver.current_url).path.rsplit("/", 1)[-1]
     created.append(copy_id)
     copy = requests.get(f"{url}/v1/campaigns/{copy_id}", headers=headers, timeout=TIMEOUT).json()
@@ -401,7 +396,7 @@ def run_in_browser(
         driver.execute_script(
             "arguments[0].value = arguments[1]", driver.find_element(By.ID, name), value
         )
-    submit(driver.find_element(By.ID, "save"))
+    submit(lambda: driver.find_element(By.ID, "save"))
     problems = driver.find_element(By.ID, "errors").text
     assert "Kelogs (did you mean Kellogg's?)" in problems, problems
     check("7-misspelt-brand")

@@ -277,7 +277,7 @@ def test_unknown_targets_are_the_engines_exact_match_with_suggestions(shops: Sho
 
 
 def test_the_api_refuses_a_misspelt_brand_with_the_nearest_ones(shops: Shops) -> None:
-    def create(label: str, **targets: list[str]) -> requests.Response:
+    def create(label: str, **targets: Any) -> requests.Response:
         body = {
             "campaign_id": f"{label}-{shops.suffix}",
             "name": f"Catalogue {label}",
@@ -317,3 +317,7 @@ def test_the_api_refuses_a_misspelt_brand_with_the_nearest_ones(shops: Shops) ->
     created = create("spelt", targeted_brands=["Kellogg's"], targeted_categories=["DAIRY"])
     assert created.status_code == 201, created.text
     assert created.json()["targeted_brands"] == ["Kellogg's"]
+    # A launch: a brand not sold there yet is accepted when the campaign says so.
+    launch = create("launch", targeted_brands=["Brand New Co"], allow_unseen_targets=True)
+    assert launch.status_code == 201, launch.text
+    assert launch.json()["allow_unseen_targets"] is True

@@ -192,7 +192,7 @@ def test_a_revoked_csm_key_is_refused_by_the_api_and_the_back_office_within_the_
             f"{url}/login", data={"key": key}, timeout=TIMEOUT, allow_redirects=False
         )
         assert opened.status_code == 303, opened.text
-        assert opened.headers["Location"] == "/campaigns"
+        assert opened.headers["Location"] == "/portfolio"  # the landing page
         page = session.get(f"{url}/campaigns", timeout=TIMEOUT, allow_redirects=False)
         assert page.status_code == 200 and f"revoked-{unique}" in page.text
 
