@@ -20,6 +20,7 @@ outside the caller's scope is a 404, as if it did not exist.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -448,16 +449,22 @@ _OTHER_PAGES = ("/portfolio", "/campaigns.csv", "/bulk")
 _CATALOGUE = re.compile(r"^/catalogue/(products|brands|categories)$")
 
 
+@functools.cache
+def _asset(name: str) -> str | None:
+    """A file of ``back_office.STATIC_FILES``, read once per instance."""
+    found = back_office.STATIC_FILES.get(name)
+    return found[0].read_text(encoding="utf-8") if found and found[0].is_file() else None
+
+
 def _static(name: str) -> HttpResponse:
     """The pages' own scripts, and the demo shop's widget and style sheet (public code)."""
-    found = back_office.STATIC_FILES.get(name)
-    if found is None or not found[0].is_file():
+    body = _asset(name)
+    if body is None:
         return _error(404, "not_found", f"no file {name}")
-    path, content_type = found
     return HttpResponse(
         200,
-        path.read_text(encoding="utf-8"),
-        content_type,
+        body,
+        back_office.STATIC_FILES[name][1],
         {"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"},
     )
 

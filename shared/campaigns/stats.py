@@ -235,6 +235,30 @@ def stats_from_rows(
     return stats
 
 
+# A query request holds at most 10 MB, parameters included (BigQuery's quotas, "Maximum
+# request size"): the campaigns go in groups of about 1 MB of parameters (a campaign can
+# target thousands of products; one alone is its own group: a whole catalogue of 92,000
+# products is about 6 MB).
+REQUEST_LIMIT_BYTES = 10_000_000
+MAX_PARAMETER_CHARS = 1_000_000
+
+
+def _groups(campaigns: Sequence[Campaign]) -> list[list[Campaign]]:
+    groups: list[list[Campaign]] = [[]]
+    size = 0
+    for c in campaigns:
+        weight = 200 + sum(
+            len(v) + 60
+            for v in (*c.targeted_product_ids, *c.targeted_brands, *c.targeted_categories)
+        )
+        if groups[-1] and size + weight > MAX_PARAMETER_CHARS:
+            groups.append([])
+            size = 0
+        groups[-1].append(c)
+        size += weight
+    return [g for g in groups if g]
+
+
 def compute_stats(
     campaigns: Sequence[Campaign],
     warehouse: ReportWarehouse,
@@ -242,13 +266,13 @@ def compute_stats(
     dataset: str,
     now: datetime,
 ) -> list[CampaignStats]:
-    """Every started campaign's figures, in one query (none: no query)."""
-    started = [c for c in campaigns if c.starts_at <= now]
+    """Every started campaign's figures: one query per group of campaigns (usually one;
+    none when none has started)."""
     waiting = [CampaignStats(campaign_id=c.campaign_id, computed_at=now) for c in campaigns]
-    if not started:
-        return waiting
-    rows = warehouse.query(stats_sql(f"`{project}.{dataset}`"), stats_params(started, now))
-    measured = {s.campaign_id: s for s in stats_from_rows(started, rows, now)}
+    measured: dict[str, CampaignStats] = {}
+    for group in _groups([c for c in campaigns if c.starts_at <= now]):
+        rows = warehouse.query(stats_sql(f"`{project}.{dataset}`"), stats_params(group, now))
+        measured |= {s.campaign_id: s for s in stats_from_rows(group, rows, now)}
     return [measured.get(s.campaign_id, s) for s in waiting]
 
 

@@ -445,7 +445,7 @@ def compile_shard(deps: NightlyDependencies, run_id: str, shard: Shard) -> dict[
                 stats["new_product_recommendations"] += sum(
                     e.startswith("new:") for e in tree.experiences
                 )
-                parts["compile_seconds"] += time.monotonic() - clock
+                parts["tree_seconds"] += time.monotonic() - clock
                 yield tree
 
     written = _store(lambda: deps.trees.put_many(trees(), deps.write_batch), deps)

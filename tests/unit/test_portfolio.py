@@ -314,3 +314,26 @@ def test_a_duplicate_form_creates_the_same_campaign_as_a_draft_with_a_new_id() -
     same = source.model_dump(exclude={"campaign_id", "name", "status"})
     assert copy.model_dump(exclude={"campaign_id", "name", "status"}) == same
     assert copy.name == "Campaign src (copy)"
+
+
+def test_the_figures_query_stays_under_the_request_size_limit() -> None:
+    from shared.campaigns.stats import REQUEST_LIMIT_BYTES, compute_stats
+
+    class Warehouse:
+        def __init__(self) -> None:
+            self.sizes: list[int] = []
+
+        def query(self, sql: str, params: Any = None) -> list[dict[str, Any]]:
+            self.sizes.append(sum(len(str(v)) for v in params.values()))
+            return []
+
+    big = [f"product-{i:06}" for i in range(20_000)]  # ~1.4 MB of parameters each
+    campaigns = [campaign(f"c{i}", targeted_product_ids=big) for i in range(3)]
+    campaigns.append(campaign("later", starts_at=NOW + timedelta(days=1)))
+    warehouse = Warehouse()
+    found = compute_stats(campaigns, warehouse, "p", "d", NOW)
+    assert len(warehouse.sizes) == 3 and max(warehouse.sizes) < REQUEST_LIMIT_BYTES
+    assert [s.campaign_id for s in found] == ["c0", "c1", "c2", "later"]
+    small = Warehouse()
+    compute_stats([campaign(f"s{i}") for i in range(500)], small, "p", "d", NOW)
+    assert len(small.sizes) == 1  # a usual portfolio: one query
