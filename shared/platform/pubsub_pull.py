@@ -160,6 +160,24 @@ def settle(subscriber: Any, path: str, batch: list[Any], ack: bool) -> None:
             subscriber.modify_ack_deadline(subscription=path, ack_ids=chunk, ack_deadline_seconds=0)
 
 
+def _settle_or_log(
+    subscriber: Any, path: str, batch: list[Any], ack: bool, log: logging.Logger
+) -> None:
+    """``settle``, surviving Pub/Sub's refusal: an acknowledgement that fails leaves the
+    batch to be redelivered after its deadline (every processor is idempotent), so the
+    loop goes on instead of the worker dying (a worker paused past its calls' deadlines,
+    Pub/Sub restarting)."""
+    from google.api_core.exceptions import GoogleAPIError
+
+    try:
+        settle(subscriber, path, batch, ack=ack)
+    except GoogleAPIError as exc:
+        log.warning(
+            "batch not settled: Pub/Sub redelivers it",
+            extra={"size": len(batch), "ack": ack, "error": str(exc)},
+        )
+
+
 def serve(
     stop: Any,
     *,
@@ -214,10 +232,10 @@ def serve(
                     process([inbound(m) for m in batch])
             except transient:
                 log.exception("batch not processed: redelivered", extra={"size": len(batch)})
-                settle(subscriber, path, batch, ack=False)
+                _settle_or_log(subscriber, path, batch, False, log)
                 time.sleep(0.5)
                 continue
-            settle(subscriber, path, batch, ack=True)
+            _settle_or_log(subscriber, path, batch, True, log)
 
     threads = [threading.Thread(target=loop, name=f"pull-{n}") for n in range(loops - 1)]
     try:

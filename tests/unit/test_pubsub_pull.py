@@ -117,3 +117,36 @@ def test_the_emulator_is_recognised_by_its_variable(
 ) -> None:
     monkeypatch.setenv("PUBSUB_EMULATOR_HOST", value)
     assert pubsub_pull.on_emulator() is bool(value)
+
+
+class RefusingSubscriber:
+    """Pub/Sub answering every acknowledgement with a deadline exceeded (the worker was
+    paused past its calls' deadlines, or Pub/Sub is restarting)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def acknowledge(self, subscription: str, ack_ids: list[str]) -> None:
+        self.calls += 1
+        raise DeadlineExceeded("acknowledge: deadline exceeded")
+
+    def modify_ack_deadline(
+        self, subscription: str, ack_ids: list[str], ack_deadline_seconds: int
+    ) -> None:
+        self.calls += 1
+        raise DeadlineExceeded("modify_ack_deadline: deadline exceeded")
+
+
+@pytest.mark.parametrize("ack", [True, False])
+def test_a_refused_acknowledgement_leaves_the_batch_to_redelivery_and_the_loop_alive(
+    ack: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    subscriber = RefusingSubscriber()
+    batch = [Received(Message(b"x"), f"a{n}") for n in range(3)]
+    with caplog.at_level(logging.WARNING, logger="test"):
+        pubsub_pull._settle_or_log(subscriber, "subs/s", batch, ack, log)
+    assert subscriber.calls == 1
+    assert [r.getMessage() for r in caplog.records] == [
+        "batch not settled: Pub/Sub redelivers it"
+    ]
+    assert caplog.records[0].__dict__["ack"] is ack
