@@ -104,11 +104,13 @@ clean: down
 bench-ingest: up
 	@$(PY) -m bench.ingest
 
-# Freezer throughput (events/s, rows/s), ingestion -> queryable lag, and the BigQuery
-# emulator's own MERGE ceiling, in one run (python -m bench.freeze --help).
+# The cold path: the freezer's append rate (its own topic and worker), the compaction's
+# rate, freshness, the bare client's append ceilings (alone, and beside the compaction),
+# the CPU each process used, and a compaction's cost against the read model's size, in one
+# run (python -m bench.freeze --help).
 .PHONY: bench-freeze
 bench-freeze: up
-	@$(PY) -m bench.freeze --json .local/bench/freeze.json
+	@$(PY) -m bench.freeze --events 100000 --json .local/bench/freeze.json
 
 # Decision latency, ingest acknowledgement -> experience readable from the endpoint, on
 # Complete Journey sessions at 200 and 1,000 events/s (python -m bench.decide --help).

@@ -1,21 +1,27 @@
 """The cold path, measured: append rate, compaction rate, freshness, and what a compaction
 costs as the read models grow, each beside its ceiling or baseline in the same run.
 
-``python -m bench.freeze [--events 20000] [--sizes 0,100000,400000] [--json out.json]``
+``python -m bench.freeze [--events 20000] [--pull-loops N] [--sizes 0,100000,400000]
+[--json out.json]`` (``make bench-freeze``: 100,000 events)
 
-Part 1, the stream (the running stack: ``freeze_events`` appends to the landing tables, the
-scheduler's ``compact-read-models`` compacts them):
+Part 1, the stream: a topic and subscription of the bench's own and a freezer worker on
+it (``python -m functions.freeze_events.worker``, the stack's settings, only its
+subscription changed): the bench's events reach no other consumer of ``shopper-events``,
+so the freezer is measured alone, as each worker pool runs on its own instances in the
+cloud; the scheduler's ``compact-read-models`` compacts the landing tables beside it.
 
 1. publishes ``--events`` realistic shopper-event messages (the ingest envelope, ~1,000
-   shoppers, the traffic mix of ``bench.ingest``) straight to ``shopper-events`` under a
-   fresh retailer id, so that only the cold path is measured;
+   shoppers, the traffic mix of ``bench.ingest``) to that topic under a fresh retailer id;
 2. polls the landing tables and the read models for that retailer: rows landed and rows
    compacted over time (the append rate, the compaction rate), and for a sample of page
    views when each row first became queryable in ``cartwise.page_views`` (freshness: from
-   publish, i.e. ingest's acknowledgement, to queryable in the read model);
-3. ceiling: the same landing rows appended by the bare client (``insert_rows_json``, the
-   call the local landing path makes) into scratch copies of the landing tables, in the
-   freezer's batch size, one after the other, no Pub/Sub: what bqemulator takes at best.
+   publish, i.e. ingest's acknowledgement, to queryable in the read model); and the CPU
+   each process group used until every row landed (/proc);
+3. ceilings: the same landing rows appended by the bare client (``insert_rows_json``, the
+   call the local landing path makes), in the freezer's batch size, one after the other,
+   no Pub/Sub: alone, into scratch copies of the landing tables (what bqemulator takes at
+   best), and beside the compaction, into the landing tables themselves under a fresh
+   retailer (the freezer's own conditions).
 
 Part 2, a compaction's cost against the read model's size: a scratch copy of
 ``page_views`` prefilled with M rows spread over days at a fixed daily volume (Parquet
@@ -34,15 +40,19 @@ import json
 import os
 import platform
 import random
+import signal
+import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from bench.ingest import generate_bodies
 from emulators.config import StackSettings
+from emulators.stack import read_state
 from shared.contract.messages import InboundMessage
 from shared.demo.probes import percentile
 from shared.freezer.read_models import LANDED_AT, LANDINGS, READ_MODELS
@@ -133,18 +143,14 @@ def seen(client: Any, project: str, retailer: str, ids: list[str]) -> set[str]:
     return {r.event_id for r in client.query(sql, job_config=config).result(timeout=60)}
 
 
-def publish(
-    env: dict[str, str], retailer: str, envelopes: list[dict[str, Any]]
-) -> dict[str, float]:
-    """Publish every envelope (ingest's attributes and ordering key); the publish moment of
-    each event id."""
+def publish(topic: str, retailer: str, envelopes: list[dict[str, Any]]) -> dict[str, float]:
+    """Publish every envelope (ingest's attributes and ordering key) to ``topic``; the
+    publish moment of each event id."""
     from google.pubsub_v1.types import PubsubMessage
 
     from shared.platform import clients
-    from shared.system.resources import SHOPPER_EVENTS_TOPIC
 
     publisher = clients.publisher_api()
-    topic = clients.topic_path(env["GOOGLE_CLOUD_PROJECT"], SHOPPER_EVENTS_TOPIC)
     published_at: dict[str, float] = {}
     for start in range(0, len(envelopes), 1000):
         chunk = envelopes[start : start + 1000]
@@ -187,16 +193,14 @@ def _rate(series: list[tuple[float, int, int]], column: int, total: int) -> dict
     }
 
 
-def warm_up(
-    env: dict[str, str], bq: Any, project: str, retailer: str, seed: int, timeout_s: float
-) -> None:
+def warm_up(topic: str, bq: Any, project: str, retailer: str, seed: int, timeout_s: float) -> None:
     """Wait until an event is queryable in the read models: the freezer and the
     compaction's schedule are running (after ``make up`` the first compaction comes with the
     scheduler's next minute), so that freshness is measured in the steady state."""
     print("warm-up: one event through to the read models ...", flush=True)
     probe = messages(retailer, 1, seed)
     read_models = [t for t in READ_MODELS if t.name in rows_of(probe, retailer)]
-    publish(env, retailer, probe)
+    publish(topic, retailer, probe)
     deadline = time.monotonic() + timeout_s
     while _count(bq, project, read_models, retailer) == 0:
         if time.monotonic() > deadline:
@@ -204,11 +208,95 @@ def warm_up(
         time.sleep(POLL_S)
 
 
-def stream(env: dict[str, str], bq: Any, count: int, seed: int, timeout_s: float) -> dict[str, Any]:
+@contextlib.contextmanager
+def own_freezer(env: dict[str, str], run_id: str, loops: int | None) -> Iterator[tuple[str, int]]:
+    """A topic and subscription of the bench's own, and a freezer worker on it: the stack's
+    code and settings (``python -m functions.freeze_events.worker``), only its subscription
+    changed. The bench's events reach no other consumer, so the freezer is measured alone,
+    as each worker pool runs on its own instances in the cloud; the stack's compaction
+    still runs beside it, on the same landing tables. Yields the topic's path and the
+    worker's process group."""
+    from shared.platform import clients
+
+    project = env["GOOGLE_CLOUD_PROJECT"]
+    name = f"bench-freeze-{run_id}"
+    publisher, subscriber = clients.publisher_api(), clients.subscriber_client()
+    topic = clients.topic_path(project, name)
+    subscription = subscriber.subscription_path(project, name)
+    publisher.create_topic(name=topic, timeout=30)
+    subscriber.create_subscription(
+        request={"name": subscription, "topic": topic, "ack_deadline_seconds": 60}, timeout=30
+    )
+    settings = StackSettings()
+    log_path = settings.logs_dir / f"{name}.log"
+    worker_env = {**os.environ, **env, "FREEZER_SUBSCRIPTION": name}
+    worker_env.pop("WORKER_HEARTBEAT_FILE", None)
+    if loops is not None:
+        worker_env["FREEZER_PULL_LOOPS"] = str(loops)
+    with log_path.open("w") as log:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "functions.freeze_events.worker"],
+            env=worker_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        yield topic, worker.pid
+    finally:
+        worker.send_signal(signal.SIGINT)
+        try:
+            worker.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        with contextlib.suppress(Exception):
+            subscriber.delete_subscription(subscription=subscription, timeout=30)
+            publisher.delete_topic(topic=topic, timeout=30)
+
+
+def stream(
+    env: dict[str, str], bq: Any, count: int, seed: int, timeout_s: float, loops: int | None
+) -> dict[str, Any]:
+    run_id = uuid.uuid4().hex[:8]
+    with own_freezer(env, run_id, loops) as (topic, worker):
+        state = read_state(StackSettings())
+        groups = {"freezer (the bench's)": worker}
+        groups |= {name: state[name] for name in ("bigquery", "pubsub", "compact_read_models")}
+        return _stream(topic, groups, env, bq, count, seed, timeout_s, run_id)
+
+
+def cpu_seconds(groups: dict[str, int]) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by each process group (a stack component
+    and its children, e.g. an emulator's JVM under its gcloud wrapper), and the machine's
+    total, from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    by_group = dict.fromkeys(groups.values(), 0.0)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            group = int(fields[2])  # pgrp
+            if group in by_group:
+                by_group[group] += (int(fields[11]) + int(fields[12])) / ticks
+    used = {name: by_group[group] for name, group in groups.items()}
+    cpu = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    used["machine (busy)"] = (sum(map(int, cpu)) - int(cpu[3]) - int(cpu[4])) / ticks
+    used["bench"] = time.process_time()
+    return used
+
+
+def _stream(
+    topic: str,
+    groups: dict[str, int],
+    env: dict[str, str],
+    bq: Any,
+    count: int,
+    seed: int,
+    timeout_s: float,
+    run_id: str,
+) -> dict[str, Any]:
     from shared.freezer.bigquery_read_models import count_rows
 
     project = env["GOOGLE_CLOUD_PROJECT"]
-    run_id = uuid.uuid4().hex[:8]
     retailer = f"bench-freeze-{run_id}"
     print(f"generating {count} events ...", flush=True)
     envelopes = messages(retailer, count, seed)
@@ -219,16 +307,18 @@ def stream(env: dict[str, str], bq: Any, count: int, seed: int, timeout_s: float
     page_views = [m["event"]["event_id"] for m in envelopes if m["event"]["type"] == "page_viewed"]
     sample = random.Random(seed).sample(page_views, min(SAMPLE, len(page_views)))
 
-    warm_up(env, bq, project, f"bench-warm-{run_id}", seed, timeout_s)
+    warm_up(topic, bq, project, f"bench-warm-{run_id}", seed, timeout_s)
     print(f"publishing {count} messages ({total} read-model rows expected) ...", flush=True)
+    cpu_before = cpu_seconds(groups)
     started = time.monotonic()
-    published_at = publish(env, retailer, envelopes)
+    published_at = publish(topic, retailer, envelopes)
     publish_s = time.monotonic() - started
 
     first_seen: dict[str, float] = {}
     series: list[tuple[float, int, int]] = []  # (s since start, landed, compacted)
     deadline = time.monotonic() + timeout_s
     landed = compacted = 0
+    cores: dict[str, float] = {}  # CPU cores each process used until every row landed
     while time.monotonic() < deadline:
         # One query a poll (the bench's polls load the emulator it measures); the sampled
         # page views are looked for only when the read models grew since the last poll.
@@ -240,6 +330,9 @@ def stream(env: dict[str, str], bq: Any, count: int, seed: int, timeout_s: float
             retailer,
         )
         landed = sum(counts[t.name] for t in landings) if landed < total else landed
+        if landed >= total and not cores:
+            spent, wall = cpu_seconds(groups), time.monotonic() - started
+            cores = {k: round((spent[k] - cpu_before[k]) / wall, 2) for k in spent}
         grown = sum(counts[t.name] for t in read_models)
         now = time.monotonic()
         pending = [i for i in sample if i not in first_seen]
@@ -272,6 +365,8 @@ def stream(env: dict[str, str], bq: Any, count: int, seed: int, timeout_s: float
     print("ceiling: the same landing rows by the bare client, no Pub/Sub ...", flush=True)
     scratch = f"bench_freeze_{run_id}"
     ceiling_s = append_ceiling(bq, project, scratch, envelopes, f"bench-ceiling-{run_id}")
+    print("ceiling beside the compaction: the same rows into the landing tables ...", flush=True)
+    beside_s = append_ceiling_beside_compaction(bq, project, envelopes, f"bench-beside-{run_id}")
     return {
         "events": count,
         "rows": total,
@@ -302,37 +397,62 @@ def stream(env: dict[str, str], bq: Any, count: int, seed: int, timeout_s: float
             "events_per_s": round(count / ceiling_s, 1),
             "rows_per_s": round(total / ceiling_s, 1),
         },
+        "ceiling_beside_compaction": {
+            "seconds": round(beside_s, 2),
+            "events_per_s": round(count / beside_s, 1),
+            "rows_per_s": round(total / beside_s, 1),
+        },
+        "cores_used_while_landing": cores,
         "series": series,
     }
+
+
+def append_batches(
+    bq: Any, refs: dict[str, str], envelopes: list[dict[str, Any]], retailer: str
+) -> float:
+    """Seconds the bare client takes to append the envelopes' landing rows into ``refs``,
+    in the freezer's batches, one table after another."""
+    batches = [
+        rows_of(envelopes[i : i + BATCH_EVENTS], retailer)
+        for i in range(0, len(envelopes), BATCH_EVENTS)
+    ]
+    started = time.monotonic()
+    for tables in batches:
+        landed_at = datetime.now(UTC).isoformat()
+        for name, rows in tables.items():
+            errors = bq.insert_rows_json(
+                refs[name],
+                [{**r, LANDED_AT.name: landed_at} for r in rows],
+                row_ids=[None] * len(rows),
+                timeout=60,
+            )
+            assert not errors, errors[:3]
+    return time.monotonic() - started
 
 
 def append_ceiling(
     bq: Any, project: str, scratch: str, envelopes: list[dict[str, Any]], retailer: str
 ) -> float:
-    """Seconds the bare client takes to append the envelopes' landing rows, batch by batch."""
+    """The ceiling alone: the bare client into scratch copies of the landing tables, which
+    no compaction reads."""
     from google.cloud import bigquery
 
     bq.create_dataset(bigquery.Dataset(f"{project}.{scratch}"), timeout=60)
     try:
         refs = {n: create_table(bq, project, t, scratch) for n, t in LANDINGS.items()}
-        batches = [
-            rows_of(envelopes[i : i + BATCH_EVENTS], retailer)
-            for i in range(0, len(envelopes), BATCH_EVENTS)
-        ]
-        started = time.monotonic()
-        for tables in batches:
-            landed_at = datetime.now(UTC).isoformat()
-            for name, rows in tables.items():
-                errors = bq.insert_rows_json(
-                    refs[name],
-                    [{**r, LANDED_AT.name: landed_at} for r in rows],
-                    row_ids=[None] * len(rows),
-                    timeout=60,
-                )
-                assert not errors, errors[:3]
-        return time.monotonic() - started
+        return append_batches(bq, refs, envelopes, retailer)
     finally:
         bq.delete_dataset(f"{project}.{scratch}", delete_contents=True, not_found_ok=True)
+
+
+def append_ceiling_beside_compaction(
+    bq: Any, project: str, envelopes: list[dict[str, Any]], retailer: str
+) -> float:
+    """The ceiling in the freezer's own conditions: the bare client into the landing tables
+    themselves, under a fresh retailer, while the stack's compaction moves them into the
+    read models (the freezer's appends share the one bqemulator with those MERGEs)."""
+    refs = {n: f"{project}.{t.dataset}.{t.name}" for n, t in LANDINGS.items()}
+    return append_batches(bq, refs, envelopes, retailer)
 
 
 def compaction_cost(
@@ -507,6 +627,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--slice", type=int, default=2_000, help="landing rows per slice")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--chart", type=Path, default=CHART)
+    parser.add_argument(
+        "--pull-loops", type=int, help="the bench's freezer's FREEZER_PULL_LOOPS (default: its)"
+    )
     args = parser.parse_args(argv)
     env = stack_env(StackSettings())
     project = env["GOOGLE_CLOUD_PROJECT"]
@@ -518,7 +641,7 @@ def main(argv: list[str] | None = None) -> int:
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
         }
     }
-    report["stream"] = s = stream(env, bq, args.events, args.seed, args.timeout)
+    report["stream"] = s = stream(env, bq, args.events, args.seed, args.timeout, args.pull_loops)
     chart(s["series"], s["rows"], args.chart)
     print("part 2: a compaction's cost against the read model's size ...", flush=True)
     sizes = [int(x) for x in args.sizes.split(",") if x]
@@ -547,8 +670,19 @@ def main(argv: list[str] | None = None) -> int:
         f"{'append, draining after the publisher stopped':<44}{drained:>10,.0f}"
         f"{s['append']['drain_rows_per_s']:>10,.0f}"
     )
+    beside = s["ceiling_beside_compaction"]
+    print(
+        f"{'ceiling beside the compaction (same client)':<44}{beside['events_per_s']:>10,.0f}"
+        f"{beside['rows_per_s']:>10,.0f}"
+    )
     if ceiling:
         print(f"append / ceiling: {appended / ceiling:.0%} (draining: {drained / ceiling:.0%})")
+        print(f"append / ceiling beside the compaction: {appended / beside['events_per_s']:.0%}")
+    print(
+        "CPU cores used until every row landed (of "
+        f"{os.cpu_count()}): "
+        + ", ".join(f"{k} {v}" for k, v in s["cores_used_while_landing"].items())
+    )
     f = s["freshness_s"]
     print(
         f"freshness publish -> queryable: p50 {f['p50']}s  p95 {f['p95']}s  max {f['max']}s "

@@ -1,8 +1,10 @@
-"""freeze_events, worker form: a pull loop, batches of up to 2,000 messages.
+"""freeze_events, worker form: pull loops (``FREEZER_PULL_LOOPS``, 4), batches of up to
+2,000 messages each.
 
 Run: ``python -m functions.freeze_events.worker``. Each batch is appended to the read
-models' landing tables (one append per table); it is acknowledged once the appends are
-durable, and its ack deadline reset (redelivered) on a transient error. Poison messages
+models' landing tables (one append per table, in parallel); it is acknowledged once the
+appends are durable, and its ack deadline reset (redelivered) on a transient error. While
+some loops wait for their appends, the others pull and parse the next batches. Poison messages
 are dead-lettered inside ``freeze`` and acknowledged.
 
 Synchronous ``Pull`` calls fill a batch: on the local emulator a pull returns up to 100
@@ -33,6 +35,7 @@ def run(stop: threading.Event) -> None:
         heartbeat_file=settings.heartbeat_file,
         max_messages=settings.batch_max_messages,
         max_wait_s=settings.batch_max_wait_s,
+        loops=settings.pull_loops,
         process=lambda batch: freeze(
             batch,
             sink=deps.sink,

@@ -86,6 +86,10 @@ class FreezerSettings(HashesShoppers):
     dataset: str = BIGQUERY_DATASET
     batch_max_messages: int = 2000
     batch_max_wait_s: float = 0.5
+    # Batches held at once (each a pull loop): while some loops wait for their appends,
+    # others pull and parse. 4 against 1: 4,000-4,700 events/s against 2,700 on the local
+    # stack (docs/BENCHMARKS.md, bench-freeze).
+    pull_loops: int = Field(default=4, ge=1)
     # How long a MERGE's transient HTTP errors are retried before the batch is redelivered.
     bigquery_retry_s: float = Field(default=10.0, gt=0)
     heartbeat_file: str | None = Field(default=None, validation_alias="WORKER_HEARTBEAT_FILE")

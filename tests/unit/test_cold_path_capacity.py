@@ -58,8 +58,10 @@ def test_appends_fit_the_storage_write_api_at_the_peak() -> None:
     batch = FreezerSettings.model_fields["batch_max_messages"].default
     assert MAX_REQUEST_BYTES < APPEND_ROWS_REQUEST_MAX_BYTES
     assert batch * ROWS_PER_EVENT * ROW_BYTES < APPEND_ROWS_REQUEST_MAX_BYTES
-    # One connection per worker and landing table at once (the default stream).
-    assert MAX_WORKER_INSTANCES * len(LANDINGS) < REGIONAL_CONNECTIONS
+    # One connection per pull loop and landing table at once in each worker instance (the
+    # default stream; a loop appends to every landing table in parallel).
+    loops = FreezerSettings.model_fields["pull_loops"].default
+    assert MAX_WORKER_INSTANCES * loops * len(LANDINGS) < REGIONAL_CONNECTIONS
     assert PEAK_EVENTS_S * ROWS_PER_EVENT * ROW_BYTES < REGIONAL_THROUGHPUT_BYTES_S / 50
 
 

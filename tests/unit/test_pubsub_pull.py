@@ -146,7 +146,5 @@ def test_a_refused_acknowledgement_leaves_the_batch_to_redelivery_and_the_loop_a
     with caplog.at_level(logging.WARNING, logger="test"):
         pubsub_pull._settle_or_log(subscriber, "subs/s", batch, ack, log)
     assert subscriber.calls == 1
-    assert [r.getMessage() for r in caplog.records] == [
-        "batch not settled: Pub/Sub redelivers it"
-    ]
+    assert [r.getMessage() for r in caplog.records] == ["batch not settled: Pub/Sub redelivers it"]
     assert caplog.records[0].__dict__["ack"] is ack
