@@ -87,7 +87,7 @@ class FreezerSettings(HashesShoppers):
     batch_max_messages: int = 2000
     batch_max_wait_s: float = 0.5
     # Batches held at once (each a pull loop): while some loops wait for their appends,
-    # others pull and parse. 4 against 1: 4,000-4,700 events/s against 2,700 on the local
+    # others pull and parse. 4 against 1: 3,600-4,700 events/s against 2,700 on the local
     # stack (docs/BENCHMARKS.md, bench-freeze).
     pull_loops: int = Field(default=4, ge=1)
     # How long a MERGE's transient HTTP errors are retried before the batch is redelivered.
