@@ -116,6 +116,21 @@ def _heading(number: int, text: str) -> None:
     print(f"\n== {number}/6 {text}", flush=True)
 
 
+def late_window_shift(
+    shift_weeks: int, paid_at: list[datetime], oldest: datetime, now: datetime
+) -> int:
+    """The whole-week shift, near ``shift_weeks``, that puts the most of these payment
+    times (naive, data set time) between ``oldest`` and ``now``: one more week first (the
+    replayed week then ends after now), then the story's own, then two more. With a fixed
+    one more week, a replay started early on a Monday found no basket in its window."""
+
+    def inside(weeks: int) -> int:
+        moved = timedelta(weeks=weeks)
+        return sum(oldest <= at.replace(tzinfo=UTC) + moved <= now for at in paid_at)
+
+    return max((shift_weeks + 1, shift_weeks, shift_weeks + 2), key=inside)
+
+
 def shift_weeks(options: DemoOptions, now: datetime) -> int:
     """The data set moved so that the last replayed week ends this week."""
     from shared.journey import dataset as journey
@@ -356,17 +371,19 @@ def _responding_replay(
         options.replay_weeks, options.households, options.sample_seed or options.seed
     )
     # Only sessions the cold path accepts: an event older than the freezers' late window
-    # (3 days) is parked, and its order would be missing from the measure. The replayed
-    # weeks are moved one more week so that they end after now, and the baskets paid in
-    # the late window before now are replayed (whole weeks keep weekdays; the sessions'
+    # (3 days) is parked, and its order would be missing from the measure. The baskets paid
+    # in the late window before now are replayed, the replayed weeks moved by the whole
+    # weeks that put the most of them there (whole weeks keep weekdays; the sessions'
     # first events are up to an hour before the payment, hence the margin).
-    simulation = replace(simulation, shift_weeks=simulation.shift_weeks + 1)
     oldest = now - LATE_WINDOW + timedelta(hours=2)
-    baskets = [
-        b
-        for b in journey.baskets(options.replay_weeks, households)
-        if oldest <= simulation.moment(b.at) <= now
-    ]
+    replayed = list(journey.baskets(options.replay_weeks, households))
+    simulation = replace(
+        simulation,
+        shift_weeks=late_window_shift(
+            simulation.shift_weeks, [b.at for b in replayed], oldest, now
+        ),
+    )
+    baskets = [b for b in replayed if oldest <= simulation.moment(b.at) <= now]
     keys = replay_api_keys(env, simulation.retailers)
     tracker = LeakyTracker(HttpEventApi(env["INGEST_URL"], keys), options.leak_every, options.seed)
     experiences = HttpExperiencesApi(env["EXPERIENCES_URL"], keys)

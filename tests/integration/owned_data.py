@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from emulators.bootstrap import create_bigquery
 from emulators.config import StackSettings
 from shared import cli
+from shared.decisions.read_models import DECISION_TABLES
 from shared.freezer.read_models import DATASET, READ_MODELS
 from shared.nightly.tables import NIGHTLY_TABLES
 from shared.platform import clients
@@ -45,8 +46,10 @@ def empty_dataset(
 
 @contextlib.contextmanager
 def owned_dataset(stack: dict[str, str], weeks: str, households: int) -> Iterator[str]:
-    """The dataset's name, once ``households`` households of ``weeks`` are backfilled."""
-    with empty_dataset(stack, "owned", (*READ_MODELS, *NIGHTLY_TABLES)) as name:
+    """The dataset's name, once ``households`` households of ``weeks`` are backfilled. It
+    holds every table the nightly reads, the decision read models too (empty: the offer
+    policy step reads the decisions' logs once the gate has passed)."""
+    with empty_dataset(stack, "owned", (*READ_MODELS, *DECISION_TABLES, *NIGHTLY_TABLES)) as name:
         backfill = ["backfill", "--weeks", weeks, "--households", str(households)]
         assert cli.main([*backfill, "--dataset", name, "--workers", "1"]) == 0
         yield name

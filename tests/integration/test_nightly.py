@@ -94,13 +94,15 @@ def _current_run_kept(stack: dict[str, str]) -> Iterator[None]:
 # --- the workflow's control flow, against a scripted step service --------------------------
 
 
-def workflows_on(steps_url: str) -> contextlib.AbstractContextManager[str]:
+def workflows_on(
+    steps_url: str, jobs: dict[str, Any] | None = None
+) -> contextlib.AbstractContextManager[str]:
     """A workflows emulator serving the real workflow file, its rendered environment
-    pointing at the step service ``steps_url``; its job stand-in runs a scripted
-    nightly-shards job whose tasks report to that service (retried once)."""
+    pointing at the step service ``steps_url``; its job stand-in runs ``jobs``, by default
+    a scripted nightly-shards job whose tasks report to that service (retried once)."""
     env = environment(SYSTEM, {"nightly_steps": steps_url})
     settings = StackSettings()
-    jobs = {
+    jobs = jobs or {
         "nightly-shards": {
             "command": [
                 str(settings.venv_bin / "python"),
@@ -432,20 +434,22 @@ def test_published_trees_change_the_decisions_taken_for_the_same_traffic(
 def own_nightly(stack: dict[str, str], settings: StackSettings, **env: str) -> Iterator[str]:
     """A workflows emulator (its URL) running the real workflow against a step service of
     the test's own (``env``: its extra settings), on a dataset of its own: 13 weeks of 30
-    households backfilled."""
-    with (
-        owned_dataset(stack, "41-53", 30) as dataset,
-        serve_function(
-            settings,
-            "nightly_steps",
-            "nightly_steps",
-            "http",
-            {"NIGHTLY_DATASET": dataset, **env},
-            PRODUCT_FUNCTIONS,
-        ) as steps_url,
-        workflows_on(steps_url) as workflows,
-    ):
-        yield workflows
+    households backfilled. Its job stand-in runs the real nightly-shards job with the same
+    settings, for a run whose gate passes."""
+    from emulators.stack import job_specs
+
+    with owned_dataset(stack, "41-53", 30) as dataset:
+        settings_env = {"NIGHTLY_DATASET": dataset, **env}
+        jobs = job_specs(settings)
+        for spec in jobs.values():
+            spec["env"] = {**spec["env"], **settings_env}
+        with (
+            serve_function(
+                settings, "nightly_steps", "nightly_steps", "http", settings_env, PRODUCT_FUNCTIONS
+            ) as steps_url,
+            workflows_on(steps_url, jobs) as workflows,
+        ):
+            yield workflows
 
 
 @pytest.mark.heavy
