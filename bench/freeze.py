@@ -40,8 +40,6 @@ import json
 import os
 import platform
 import random
-import signal
-import subprocess
 import sys
 import time
 import uuid
@@ -51,8 +49,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.ingest import generate_bodies
-from emulators.config import StackSettings
-from emulators.stack import read_state
+from emulators import processes
+from emulators.config import ROOT, StackSettings
+from emulators.stack import components, read_state
 from shared.contract.messages import InboundMessage
 from shared.demo.probes import percentile
 from shared.freezer.read_models import LANDED_AT, LANDINGS, READ_MODELS
@@ -211,7 +210,7 @@ def warm_up(topic: str, bq: Any, project: str, retailer: str, seed: int, timeout
 @contextlib.contextmanager
 def own_freezer(env: dict[str, str], run_id: str, loops: int | None) -> Iterator[tuple[str, int]]:
     """A topic and subscription of the bench's own, and a freezer worker on it: the stack's
-    code and settings (``python -m functions.freeze_events.worker``), only its subscription
+    own ``freeze_events`` component (its command and environment), only its subscription
     changed. The bench's events reach no other consumer, so the freezer is measured alone,
     as each worker pool runs on its own instances in the cloud; the stack's compaction
     still runs beside it, on the same landing tables. Yields the topic's path and the
@@ -228,27 +227,21 @@ def own_freezer(env: dict[str, str], run_id: str, loops: int | None) -> Iterator
         request={"name": subscription, "topic": topic, "ack_deadline_seconds": 60}, timeout=30
     )
     settings = StackSettings()
-    log_path = settings.logs_dir / f"{name}.log"
-    worker_env = {**os.environ, **env, "FREEZER_SUBSCRIPTION": name}
-    worker_env.pop("WORKER_HEARTBEAT_FILE", None)
+    freezer = next(c for c in components(settings) if c.name == "freeze_events")
+    worker_env = {k: v for k, v in freezer.env.items() if k != "WORKER_HEARTBEAT_FILE"}
+    worker_env |= {"FREEZER_SUBSCRIPTION": name}
     if loops is not None:
         worker_env["FREEZER_PULL_LOOPS"] = str(loops)
-    with log_path.open("w") as log:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "functions.freeze_events.worker"],
-            env=worker_env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    worker = processes.start(
+        freezer.command,
+        log_file=settings.logs_dir / f"{name}.log",
+        env={**os.environ, **worker_env},
+        cwd=ROOT,
+    )
     try:
-        yield topic, worker.pid
+        yield topic, worker
     finally:
-        worker.send_signal(signal.SIGINT)
-        try:
-            worker.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        processes.stop_group(worker, timeout_s=20)  # a pull may wait up to 15 s
         with contextlib.suppress(Exception):
             subscriber.delete_subscription(subscription=subscription, timeout=30)
             publisher.delete_topic(topic=topic, timeout=30)
@@ -266,18 +259,17 @@ def stream(
 
 
 def cpu_seconds(groups: dict[str, int]) -> dict[str, float]:
-    """CPU seconds (user + system) used so far by each process group (a stack component
-    and its children, e.g. an emulator's JVM under its gcloud wrapper), and the machine's
-    total, from /proc."""
+    """CPU seconds (user + system) used so far by the live processes of each process group
+    (a stack component and its children, e.g. an emulator's JVM under its gcloud wrapper),
+    the machine's busy total, and the bench's own, from /proc."""
     ticks = os.sysconf("SC_CLK_TCK")
-    by_group = dict.fromkeys(groups.values(), 0.0)
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            group = int(fields[2])  # pgrp
-            if group in by_group:
-                by_group[group] += (int(fields[11]) + int(fields[12])) / ticks
-    used = {name: by_group[group] for name, group in groups.items()}
+    used: dict[str, float] = {}
+    for name, group in groups.items():
+        used[name] = 0.0
+        for pid in processes.group_members(group):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                used[name] += (int(fields[11]) + int(fields[12])) / ticks
     cpu = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
     used["machine (busy)"] = (sum(map(int, cpu)) - int(cpu[3]) - int(cpu[4])) / ticks
     used["bench"] = time.process_time()
