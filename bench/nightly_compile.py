@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from google.cloud import bigquery
 
+    from shared.nightly.shards import fill_buckets_sql
     from shared.platform import clients
     from shared.system.resources import BIGQUERY_DATASET
     from tests.integration.test_nightly import OUTPUT_TABLES
@@ -106,6 +107,13 @@ def main(argv: list[str] | None = None) -> int:
                 f"{project}.{BIGQUERY_DATASET}.{table}", chunk, timeout=120
             )
             assert not errors, errors[:3]
+        if table != "product_complements":  # the features step would write the buckets
+            client.query(
+                fill_buckets_sql(f"`{project}.{BIGQUERY_DATASET}.{table}`"),
+                job_config=bigquery.QueryJobConfig(
+                    query_parameters=[bigquery.ScalarQueryParameter("run_id", "STRING", run_id)]
+                ),
+            ).result(timeout=600)
     seeded_s = time.monotonic() - started
     request = urllib.request.Request(  # noqa: S310 - loopback URL from stack.env
         f"{env['WORKFLOWS_EMULATOR_URL']}/v1/projects/{project}/locations/europe-west1"

@@ -45,6 +45,7 @@ from shared.nightly.context import StepContext
 from shared.nightly.features import HISTORY_DAYS, HORIZON_DAYS, boundaries, table_ref
 from shared.nightly.metrics import distinct, ndcg_at_k, paired_bootstrap, recall_at_k
 from shared.nightly.neighbours import RECENT_DAYS, RetailerHistory, parse_packed, recommend
+from shared.nightly.shards import BUCKET
 from shared.nightly.tables import MODEL_EVALUATIONS, NIGHTLY_CANDIDATES
 from shared.nightly.training import (
     Candidates,
@@ -273,22 +274,29 @@ def load_histories(ctx: StepContext, boundary: datetime) -> dict[str, RetailerHi
     return parse_packed(ctx.warehouse.query(histories_sql(ctx, boundary)))
 
 
-def histories_sql(ctx: StepContext, boundary: datetime, where: str = "TRUE") -> str:
+def histories_sql(
+    ctx: StepContext, boundary: datetime, where: str = "TRUE", shoppers: str | None = None
+) -> str:
     """The packed histories of ``load_histories``, of the shoppers ``where`` says (a SQL
-    predicate on ``retailer_id``, ``shopper_id``: a shard, a sample): one row a shopper."""
+    predicate on ``retailer_id``, ``shopper_id``: a sample, a pool): one row a shopper.
+    ``shoppers``: a query of ``(retailer_id, shopper_id, shard_bucket)`` (a shard's) the
+    histories are joined to, each row then carrying its ``shard_bucket`` (else NULL)."""
     sold, at = table_ref(ctx, "sold_products"), _timestamp(boundary)
+    join = f"JOIN ({shoppers}) k USING (retailer_id, shopper_id)" if shoppers else ""
+    bucket = f"k.{BUCKET}" if shoppers else "CAST(NULL AS INT64)"
     return f"""
 WITH pairs AS (
-  SELECT retailer_id, shopper_id, product_id, COUNT(DISTINCT order_id) AS baskets,
+  SELECT retailer_id, shopper_id, product_id, MAX({bucket}) AS {BUCKET},
+         COUNT(DISTINCT order_id) AS baskets,
          COUNT(DISTINCT IF(occurred_at >= TIMESTAMP_SUB({at}, INTERVAL {RECENT_DAYS} DAY),
                            order_id, NULL)) AS recent_baskets
-  FROM {sold}
+  FROM {sold} {join}
   WHERE occurred_at < {at}
     AND occurred_at >= TIMESTAMP_SUB({at}, INTERVAL {HISTORY_DAYS} DAY)
     AND ({where})
   GROUP BY retailer_id, shopper_id, product_id
 )
-SELECT retailer_id, shopper_id,
+SELECT retailer_id, shopper_id, MAX({BUCKET}) AS {BUCKET},
        STRING_AGG(product_id || ':' || CAST(baskets AS STRING) || ':'
                   || CAST(recent_baskets AS STRING), ';') AS items
 FROM pairs GROUP BY retailer_id, shopper_id

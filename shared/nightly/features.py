@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from shared.nightly.context import StepContext
+from shared.nightly.shards import BUCKET, bucket_sql
 from shared.nightly.tables import (
     CANDIDATE_FEATURES,
     NIGHTLY_CANDIDATES,
@@ -62,6 +63,17 @@ def table_ref(ctx: StepContext, name: str) -> str:
     return f"`{ctx.project}.{ctx.dataset}.{name}`"
 
 
+def shard_shoppers_sql(ctx: StepContext, where: str) -> str:
+    """The run's scored shoppers ``where`` says (a shard's bucket range) with their
+    bucket (parameter ``run_id``): a range of the clustered ``nightly_shoppers``, one row
+    a shopper, so no task hashes ids row by row in ``sold_products``."""
+    return (
+        f"SELECT DISTINCT retailer_id, shopper_id, {BUCKET} "
+        f"FROM {table_ref(ctx, NIGHTLY_SHOPPERS.name)} "
+        f"WHERE run_id = @run_id AND role = 'score' AND {where}"
+    )
+
+
 def _boundaries_sql(items: tuple[Boundary, ...]) -> str:
     # Literals built here from dates, never from input text.
     return "\n    UNION ALL ".join(
@@ -78,7 +90,7 @@ def candidates_sql(ctx: StepContext, items: tuple[Boundary, ...]) -> str:
     features = ", ".join(c.name for c in CANDIDATE_FEATURES)
     return f"""
 INSERT INTO {table_ref(ctx, NIGHTLY_CANDIDATES.name)}
-  (run_id, boundary, role, retailer_id, shopper_id, product_id, brand, category,
+  (run_id, boundary, role, retailer_id, shopper_id, {BUCKET}, product_id, brand, category,
    {features}, label_next, label_28d)
 WITH bounds AS (
     {_boundaries_sql(items)}
@@ -101,7 +113,8 @@ baskets AS (
 shopper AS (
   SELECT boundary, retailer_id, shopper_id, COUNT(*) AS s_baskets,
          MIN(age) AS s_days_since_last,
-         (MAX(age) - MIN(age)) / GREATEST(COUNT(*) - 1, 1) AS s_interval
+         (MAX(age) - MIN(age)) / GREATEST(COUNT(*) - 1, 1) AS s_interval,
+         {bucket_sql()} AS {BUCKET}
   FROM baskets GROUP BY boundary, retailer_id, shopper_id
 ),
 shopper_products AS (
@@ -195,7 +208,7 @@ future_products AS (
 has_future AS (
   SELECT DISTINCT boundary, retailer_id, shopper_id FROM future
 )
-SELECT @run_id, c.boundary, b.role, c.retailer_id, c.shopper_id, c.product_id,
+SELECT @run_id, c.boundary, b.role, c.retailer_id, c.shopper_id, s.{BUCKET}, c.product_id,
        cat.brand, cat.category,
        IF(p.product_id IS NULL, 0.0, 1.0) AS in_history,
        COALESCE(p.p_baskets, 0), COALESCE(p.p_baskets, 0) / s.s_baskets,
@@ -247,7 +260,7 @@ def shoppers_sql(ctx: StepContext, items: tuple[Boundary, ...]) -> str:
     columns = ", ".join(c.name for c in SHOPPER_FEATURES)
     return f"""
 INSERT INTO {table_ref(ctx, NIGHTLY_SHOPPERS.name)}
-  (run_id, boundary, role, retailer_id, shopper_id, {columns}, next_value)
+  (run_id, boundary, role, retailer_id, shopper_id, {BUCKET}, {columns}, next_value)
 WITH bounds AS (
     {_boundaries_sql(items)}
 ),
@@ -270,7 +283,8 @@ profile AS (
          MAX(IF(recent = 1, value, NULL)) AS value_last,
          AVG(IF(recent <= 5, value, NULL)) AS value_mean_last5,
          MIN(age) AS days_since_last,
-         COUNT(*) / GREATEST(MAX(age) / 7.0, 1.0) AS visits_per_week
+         COUNT(*) / GREATEST(MAX(age) / 7.0, 1.0) AS visits_per_week,
+         {bucket_sql()} AS {BUCKET}
   FROM past GROUP BY boundary, retailer_id, shopper_id
 ),
 next_basket AS (
@@ -283,7 +297,7 @@ next_basket AS (
      AND o.occurred_at < TIMESTAMP_ADD(b.boundary, INTERVAL {HORIZON_DAYS} DAY))
   WHERE k = 1
 )
-SELECT @run_id, p.boundary, p.role, p.retailer_id, p.shopper_id,
+SELECT @run_id, p.boundary, p.role, p.retailer_id, p.shopper_id, p.{BUCKET},
        p.baskets, p.value_mean, p.value_std, p.value_p25, p.value_p50, p.value_p75,
        p.value_p90, p.value_last, p.value_mean_last5, p.days_since_last, p.visits_per_week,
        n.value

@@ -38,7 +38,8 @@ import numpy as np
 
 from shared.campaigns.model import Campaign
 from shared.nightly.context import StepContext
-from shared.nightly.features import end_of_history, table_ref
+from shared.nightly.features import end_of_history, shard_shoppers_sql, table_ref
+from shared.nightly.shards import BUCKET
 from shared.nightly.tables import (
     NIGHTLY_OFFER_TARGETS,
     NIGHTLY_SHOPPERS,
@@ -447,10 +448,11 @@ def write_shopper_features(ctx: StepContext, where: str) -> int:
     ctx.warehouse.execute(
         f"DELETE FROM {target} WHERE run_id = @run_id AND ({where})", {"run_id": ctx.run_id}
     )
-    columns = f"retailer_id, shopper_id, campaign_id, {', '.join(FEATURES)}"
+    columns = f"retailer_id, shopper_id, {BUCKET}, campaign_id, {', '.join(FEATURES)}"
     ctx.warehouse.execute(
         f"INSERT INTO {target} (run_id, {columns})\n"
-        f"SELECT @run_id, {columns} FROM ({shopper_features_sql(ctx, where)})",
+        f"SELECT @run_id, {columns} FROM ({shopper_features_sql(ctx, where)}) "
+        f"JOIN ({shard_shoppers_sql(ctx, where)}) USING (retailer_id, shopper_id)",
         shopper_features_params(ctx),
     )
     rows = ctx.warehouse.query(

@@ -24,9 +24,9 @@ from collections.abc import Iterable, Iterator
 from shared.nightly.complements import complements_select
 from shared.nightly.context import StepContext
 from shared.nightly.evaluation import histories_sql, rank_by
-from shared.nightly.features import HISTORY_DAYS, end_of_history, table_ref
+from shared.nightly.features import HISTORY_DAYS, end_of_history, shard_shoppers_sql, table_ref
 from shared.nightly.neighbours import parse_packed, prepare_pool, recommend_from_pool
-from shared.nightly.shards import WHOLE, Shard
+from shared.nightly.shards import BUCKET, WHOLE, Shard
 from shared.nightly.tables import (
     NIGHTLY_SHOPPERS,
     PRODUCT_COMPLEMENTS,
@@ -75,8 +75,11 @@ def new_products(ctx: StepContext, shard: Shard = WHOLE) -> Iterator[list[Row]]:
         ).items()
     }
     for batch in ctx.warehouse.stream(
-        histories_sql(ctx, boundary, shard.predicate()), batch_rows=ctx.batch_shoppers
+        histories_sql(ctx, boundary, shoppers=shard_shoppers_sql(ctx, shard.predicate())),
+        {"run_id": ctx.run_id},
+        batch_rows=ctx.batch_shoppers,
     ):
+        buckets = {(r["retailer_id"], r["shopper_id"]): r[BUCKET] for r in batch}
         rows: list[Row] = []
         for retailer, history in sorted(parse_packed(batch).items()):
             pool = pools.get(retailer)
@@ -88,6 +91,7 @@ def new_products(ctx: StepContext, shard: Shard = WHOLE) -> Iterator[list[Row]]:
                     "run_id": ctx.run_id,
                     "retailer_id": retailer,
                     "shopper_id": shopper,
+                    BUCKET: buckets[(retailer, shopper)],
                     "product_id": product,
                     "rank": rank,
                 }
@@ -102,10 +106,11 @@ def top_products(run_id: str, ctx: StepContext, shard: Shard = WHOLE) -> Iterato
     shoppers of the shard (their packed candidates streamed, the ranker read once)."""
     model = None
     for batch in ctx.warehouse.stream(
-        candidates_sql(ctx, "score", shard.predicate() if shard != WHOLE else None),
+        candidates_sql(ctx, "score", shard.predicate()),
         {"run_id": ctx.run_id, "role": "score"},
         batch_rows=ctx.batch_shoppers,
     ):
+        buckets = {(r["retailer_id"], r["shopper_id"]): r[BUCKET] for r in batch}
         candidates = unpack_candidates(batch)
         if not candidates.keys:
             continue
@@ -122,6 +127,7 @@ def top_products(run_id: str, ctx: StepContext, shard: Shard = WHOLE) -> Iterato
                         "run_id": run_id,
                         "retailer_id": retailer,
                         "shopper_id": shopper,
+                        BUCKET: buckets[(retailer, shopper)],
                         "product_id": product,
                         "rank": rank,
                         "score": float(by_product[product]),
@@ -190,9 +196,9 @@ def score_shard(ctx: StepContext, shard: Shard = WHOLE) -> dict[str, object]:
     _replace_with_select(
         ctx,
         SHOPPER_SPEND_PROFILES.name,
-        "retailer_id, shopper_id, baskets, value_p25, value_p50, value_p75, value_p90, "
-        "visits_per_week",
-        f"SELECT retailer_id, shopper_id, CAST(baskets AS INT64) AS baskets, value_p25, "
+        f"retailer_id, shopper_id, {BUCKET}, baskets, value_p25, value_p50, value_p75, "
+        "value_p90, visits_per_week",
+        f"SELECT retailer_id, shopper_id, {BUCKET}, CAST(baskets AS INT64) AS baskets, value_p25, "
         f"value_p50, value_p75, value_p90, visits_per_week "
         f"FROM {table_ref(ctx, NIGHTLY_SHOPPERS.name)} "
         f"WHERE run_id = @run_id AND role = 'score' AND {where}",

@@ -8,11 +8,18 @@ the other five are the run's outputs (see ``shared/nightly/context.py``).
 from __future__ import annotations
 
 from shared.freezer.read_models import DATASET
+from shared.nightly.shards import BUCKET, BUCKETS
 from shared.platform.resource_model import BigQueryTable, Column
 
 RUN_ID = Column(name="run_id", type="STRING", mode="REQUIRED", description="The nightly run")
 RETAILER = Column(name="retailer_id", type="STRING", mode="REQUIRED")
 SHOPPER = Column(name="shopper_id", type="STRING", mode="REQUIRED")
+# NULLABLE: added to tables saved before it (rows of earlier runs hold none).
+SHARD_BUCKET = Column(
+    name=BUCKET,
+    type="INT64",
+    description=f"The shopper's shard bucket, 0..{BUCKETS - 1} (shared/nightly/shards.py)",
+)
 BOUNDARY = Column(
     name="boundary",
     type="TIMESTAMP",
@@ -68,6 +75,7 @@ NIGHTLY_CANDIDATES = BigQueryTable(
         ROLE,
         RETAILER,
         SHOPPER,
+        SHARD_BUCKET,
         Column(name="product_id", type="STRING", mode="REQUIRED"),
         Column(name="brand", type="STRING"),
         Column(name="category", type="STRING"),
@@ -83,7 +91,7 @@ NIGHTLY_CANDIDATES = BigQueryTable(
             description="1 if bought in the 28 days after the boundary (null: no basket)",
         ),
     ),
-    clustering=("run_id", "role"),
+    clustering=("run_id", "role", BUCKET),
 )
 
 # Shopper-level features (spend distribution, cadence) and the next basket's value.
@@ -111,10 +119,11 @@ NIGHTLY_SHOPPERS = BigQueryTable(
         ROLE,
         RETAILER,
         SHOPPER,
+        SHARD_BUCKET,
         *SHOPPER_FEATURES,
         _float("next_value", "Value of the first basket after the boundary (null: none yet)"),
     ),
-    clustering=("run_id", "role"),
+    clustering=("run_id", "role", BUCKET),
 )
 
 SHOPPER_PRODUCT_SCORES = BigQueryTable(
@@ -125,11 +134,12 @@ SHOPPER_PRODUCT_SCORES = BigQueryTable(
         RUN_ID,
         RETAILER,
         SHOPPER,
+        SHARD_BUCKET,
         Column(name="product_id", type="STRING", mode="REQUIRED"),
         Column(name="rank", type="INT64", mode="REQUIRED", description="1 = best"),
         Column(name="score", type="FLOAT64", mode="REQUIRED"),
     ),
-    clustering=("run_id", "retailer_id", "shopper_id"),
+    clustering=("run_id", BUCKET, "retailer_id", "shopper_id"),
 )
 
 SHOPPER_NEW_PRODUCTS = BigQueryTable(
@@ -140,10 +150,11 @@ SHOPPER_NEW_PRODUCTS = BigQueryTable(
         RUN_ID,
         RETAILER,
         SHOPPER,
+        SHARD_BUCKET,
         Column(name="product_id", type="STRING", mode="REQUIRED"),
         Column(name="rank", type="INT64", mode="REQUIRED", description="1 = best"),
     ),
-    clustering=("run_id", "retailer_id", "shopper_id"),
+    clustering=("run_id", BUCKET, "retailer_id", "shopper_id"),
 )
 
 PRODUCT_COMPLEMENTS = BigQueryTable(
@@ -179,6 +190,7 @@ SHOPPER_SPEND_PROFILES = BigQueryTable(
         RUN_ID,
         RETAILER,
         SHOPPER,
+        SHARD_BUCKET,
         Column(name="baskets", type="INT64", mode="REQUIRED"),
         Column(name="value_p25", type="FLOAT64", mode="REQUIRED"),
         Column(name="value_p50", type="FLOAT64", mode="REQUIRED"),
@@ -186,7 +198,7 @@ SHOPPER_SPEND_PROFILES = BigQueryTable(
         Column(name="value_p90", type="FLOAT64", mode="REQUIRED"),
         Column(name="visits_per_week", type="FLOAT64", mode="REQUIRED"),
     ),
-    clustering=("run_id", "retailer_id", "shopper_id"),
+    clustering=("run_id", BUCKET, "retailer_id", "shopper_id"),
 )
 
 MODEL_EVALUATIONS = BigQueryTable(
@@ -235,8 +247,8 @@ SHOPPER_OFFER_FEATURES = BigQueryTable(
     dataset=DATASET,
     name="shopper_offer_features",
     description="Each scored shopper's behaviour towards each live personalized promotion",
-    columns=(RUN_ID, RETAILER, SHOPPER, CAMPAIGN, *OFFER_FEATURES),
-    clustering=("retailer_id", "shopper_id"),
+    columns=(RUN_ID, RETAILER, SHOPPER, SHARD_BUCKET, CAMPAIGN, *OFFER_FEATURES),
+    clustering=("run_id", BUCKET, "retailer_id", "shopper_id"),
 )
 
 NIGHTLY_TABLES: tuple[BigQueryTable, ...] = (

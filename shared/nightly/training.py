@@ -17,6 +17,7 @@ import numpy as np
 
 from shared.nightly.context import StepContext
 from shared.nightly.features import table_ref
+from shared.nightly.shards import BUCKET
 from shared.nightly.tables import (
     CANDIDATE_FEATURES,
     NIGHTLY_CANDIDATES,
@@ -121,7 +122,8 @@ def candidates_sql(ctx: StepContext, role: str, where: str | None = None) -> str
         for i in range(0, len(FEATURES), PACK)
     )
     return (
-        f"SELECT CAST(boundary AS STRING) AS boundary, retailer_id, shopper_id, {packed}, "
+        f"SELECT CAST(boundary AS STRING) AS boundary, retailer_id, shopper_id, "
+        f"MAX({BUCKET}) AS {BUCKET}, {packed}, "
         "STRING_AGG(product_id || '|' || COALESCE(CAST(label_next AS STRING), '0') || '|'"
         " || COALESCE(CAST(label_28d AS STRING), '0') || '|' || COALESCE(brand, '')"
         " || '|' || COALESCE(category, ''), '^') AS y "

@@ -27,6 +27,7 @@ from emulators.config import ROOT, StackSettings
 from shared.campaigns.firestore_campaigns import FirestoreCampaignStore
 from shared.decisions.bigtable_state import BigtableTrees
 from shared.decisions.compiler import compile_default_tree
+from shared.nightly.shards import BUCKET, fill_buckets_sql
 from shared.nightly.tables import NIGHTLY_TABLES
 from shared.platform import clients
 from shared.system.resources import BIGQUERY_DATASET, BIGTABLE_INSTANCE, SYSTEM
@@ -275,6 +276,18 @@ def seed_outputs(stack: dict[str, str], run_id: str, rows: dict[str, list[dict[s
             timeout=30,
         )
         assert errors == [], errors
+        if BUCKET in next(t for t in NIGHTLY_TABLES if t.name == table).column_names:
+            # The features step writes each shopper's bucket; rows seeded here get theirs.
+            sql = fill_buckets_sql(f"`{project}.{BIGQUERY_DATASET}.{table}`")
+            client.query(sql, job_config=run_parameter(run_id)).result(timeout=60)
+
+
+def run_parameter(run_id: str) -> Any:
+    from google.cloud import bigquery
+
+    return bigquery.QueryJobConfig(
+        query_parameters=[bigquery.ScalarQueryParameter("run_id", "STRING", run_id)]
+    )
 
 
 def answer_to(stack: dict[str, str], shopper: str, raw: dict[str, Any]) -> dict[str, Any] | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 
 import pytest
@@ -19,7 +19,7 @@ from shared.nightly.bigquery_outputs import BigQueryNightlyOutputs
 from shared.nightly.complements import MIN_PAIR_SUPPORT
 from shared.nightly.context import StepContext
 from shared.nightly.scoring import score_shard
-from shared.nightly.shards import Shard
+from shared.nightly.shards import BUCKET, BUCKETS, Shard
 from shared.nightly.steps import STEPS
 from shared.nightly.storage_artifacts import GcsArtifactStore
 from shared.nightly.tables import NIGHTLY_TABLES
@@ -132,6 +132,27 @@ def test_the_four_steps_fill_their_tables_with_sane_figures(
         parts = [s[table] for s in by_shard]
         assert all(isinstance(p, int) and p > 0 for p in parts), (table, parts)
         counts[table] = sum(p for p in parts if isinstance(p, int))
+    # Each shopper has one shard bucket, the same in every per-shopper table of the run;
+    # the two shards' shoppers are disjoint.
+    buckets: dict[str, set[int | None]] = defaultdict(set)
+    for table in (
+        "nightly_candidates",
+        "nightly_shoppers",
+        "shopper_product_scores",
+        "shopper_new_products",
+        "shopper_spend_profiles",
+    ):
+        for r in warehouse.query(
+            f"SELECT DISTINCT shopper_id, {BUCKET} FROM `{project}.{dataset}.{table}` "
+            "WHERE run_id = @run_id",
+            {"run_id": ctx.run_id},
+        ):
+            buckets[r["shopper_id"]].add(r[BUCKET])
+    assert buckets and all(
+        len(b) == 1 and all(x is not None and 0 <= x < BUCKETS for x in b) for b in buckets.values()
+    )
+    halves = [{s for s, (b,) in buckets.items() if b in Shard(i, 2).buckets} for i in (0, 1)]
+    assert halves[0] and halves[1] and halves[0] | halves[1] == set(buckets)
     scores = warehouse.query(
         f"SELECT retailer_id, shopper_id, product_id, rank, score FROM "
         f"`{project}.{dataset}.shopper_product_scores` WHERE run_id = @run_id",

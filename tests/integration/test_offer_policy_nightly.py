@@ -46,7 +46,7 @@ from shared.nightly.offers import (
     offer_rows,
     write_shopper_features,
 )
-from shared.nightly.shards import WHOLE
+from shared.nightly.shards import WHOLE, fill_buckets_sql
 from shared.nightly.storage_artifacts import GcsArtifactStore
 from shared.nightly.tables import NIGHTLY_SHOPPERS, NIGHTLY_TABLES, SHOPPER_PRODUCT_SCORES
 from shared.offers.learning import CONTROL
@@ -267,6 +267,10 @@ def test_the_nightly_learns_the_offer_policy_and_the_trees_take_it(
         assert [row[name] for name in FEATURES] == pytest.approx(history), row
 
     # The shard's features: scored shoppers towards each live promotion, as of tonight.
+
+    def fill_buckets(table: str) -> None:
+        warehouse.execute(fill_buckets_sql(f"`{project}.{dataset}.{table}`"), {"run_id": run_id})
+
     as_of = end_of_history(CUTOFF)
     scored = [f"o{i}" for i in range(0, SHOPPERS, 40)]
     warehouse.append_rows(
@@ -282,6 +286,7 @@ def test_the_nightly_learns_the_offer_policy_and_the_trees_take_it(
             for s in scored
         ],
     )
+    fill_buckets(NIGHTLY_SHOPPERS.name)  # the features step writes them
     assert write_shopper_features(ctx, "TRUE") == len(scored)
     rows = warehouse.query(
         f"SELECT shopper_id, campaign_id, {', '.join(FEATURES)} "
@@ -308,6 +313,7 @@ def test_the_nightly_learns_the_offer_policy_and_the_trees_take_it(
             for s in scored
         ],
     )
+    fill_buckets(SHOPPER_PRODUCT_SCORES.name)
     outputs = BigQueryNightlyOutputs(
         client,
         project,

@@ -18,7 +18,7 @@ from shared.decisions.trees import ExperienceTree
 from shared.nightly.context import StepContext
 from shared.nightly.runs import CurrentRun, RunRecord, RunStatus, StepRecord
 from shared.nightly.service import NightlyDependencies, ShopperOutputs, group_outputs
-from shared.nightly.shards import WHOLE, Shard
+from shared.nightly.shards import BUCKETS, WHOLE, Shard, bucket_sql
 from shared.nightly.steps_api import handle
 from shared.platform.errors import StoreUnavailableError
 from shared.platform.http import Response
@@ -383,10 +383,17 @@ def test_compile_trees_sums_the_shards_of_the_run_and_refuses_an_incomplete_set(
     assert [t.shopper_id for t in deps.trees.written] == [None]  # type: ignore[attr-defined]
 
 
-def test_shards_split_by_a_sql_hash_predicate() -> None:
-    assert Shard(1, 4).predicate() == ("MOD(MOD(FARM_FINGERPRINT(shopper_id), 4) + 4, 4) = 1")
+def test_shards_are_bucket_ranges_that_tile_every_bucket_once() -> None:
+    assert Shard(1, 4).predicate() == "shard_bucket BETWEEN 256 AND 511"
+    assert WHOLE.predicate() == f"shard_bucket BETWEEN 0 AND {BUCKETS - 1}"
+    assert bucket_sql() == "MOD(MOD(FARM_FINGERPRINT(shopper_id), 1024) + 1024, 1024)"
+    for count in (1, 2, 3, 4, 7, 100, 1000, BUCKETS):
+        covered = [b for i in range(count) for b in Shard(i, count).buckets]
+        assert covered == list(range(BUCKETS))  # every bucket in exactly one shard
+        sizes = {len(Shard(i, count).buckets) for i in range(count)}
+        assert max(sizes) - min(sizes) <= 1 and min(sizes) >= 1
     assert WHOLE.name == "0-of-1"
-    for index, count in ((0, 0), (2, 2), (-1, 3)):
+    for index, count in ((0, 0), (2, 2), (-1, 3), (0, BUCKETS + 1)):
         with pytest.raises(ValueError, match="need 0 <= index < count"):
             Shard(index, count)
 
