@@ -203,7 +203,9 @@ def training_sample(ctx: StepContext) -> tuple[str | None, dict[str, object]]:
     A shopper is in the sample when the hash of a salted (retailer, shopper) pair falls
     under ``size / available``: a uniform sample of about ``size`` shoppers, independent of
     their behaviour, stable from night to night (a shopper does not flip in and out), and
-    computed inside BigQuery, so the rows of the others are never read.
+    computed inside BigQuery, so the rows of the others are never read. The hash is taken
+    once per shopper (on ``nightly_shoppers``), the candidates kept by a semi-join: never
+    a hash per candidate row.
     """
     if ctx.train_shoppers is None:
         return None, {"sample": "all"}
@@ -217,7 +219,12 @@ def training_sample(ctx: StepContext) -> tuple[str | None, dict[str, object]]:
         return None, {"sample": "all", "shoppers_available": available}
     cut = int(SAMPLE_SCALE * ctx.train_shoppers / available)
     hashed = f"FARM_FINGERPRINT(CONCAT('{SAMPLE_SALT}/', retailer_id, '/', shopper_id))"
-    predicate = f"MOD(MOD({hashed}, {SAMPLE_SCALE}) + {SAMPLE_SCALE}, {SAMPLE_SCALE}) < {cut}"
+    sampled = f"MOD(MOD({hashed}, {SAMPLE_SCALE}) + {SAMPLE_SCALE}, {SAMPLE_SCALE}) < {cut}"
+    pair = "CONCAT(retailer_id, '/', shopper_id)"
+    predicate = (
+        f"{pair} IN (SELECT DISTINCT {pair} FROM {table_ref(ctx, NIGHTLY_SHOPPERS.name)} "
+        f"WHERE run_id = @run_id AND role = 'train' AND {sampled})"
+    )
     return predicate, {
         "sample": "hash",
         "shoppers_available": available,

@@ -23,7 +23,7 @@ from shared.nightly.shards import BUCKET, BUCKETS, Shard
 from shared.nightly.steps import STEPS
 from shared.nightly.storage_artifacts import GcsArtifactStore
 from shared.nightly.tables import NIGHTLY_TABLES
-from shared.nightly.training import training_sample
+from shared.nightly.training import load_candidates, training_sample
 from shared.platform import clients
 from shared.platform.bigquery_warehouse import BigQueryWarehouse
 from shared.platform.resource_model import bucket_name
@@ -82,6 +82,8 @@ def test_the_four_steps_fill_their_tables_with_sane_figures(
         {"run_id": run_id},
     )
     assert 50 <= row["n"] <= 150, (row["n"], available)  # binomial around 100
+    kept = load_candidates(sampled_ctx, "train", predicate)
+    assert 0 < len({key[1:] for key in kept.keys}) <= row["n"]  # the sample's, and only
     assert training_sample(dataclasses.replace(ctx, train_shoppers=10**6))[0] is None
 
     trained = STEPS["train"](ctx)
