@@ -13,6 +13,8 @@ order — ``features``, ``train``, ``evaluate``, ``score`` (the step service's
 tasks' rows of the three per-shopper tables, their trees), rows read from the tasks'
 own counts (shoppers streamed, candidate and history rows). The bench's own process
 stays small (the population is built in a child), so that a child's peak is its own.
+``train`` reads a hash sample of ``--train-shoppers`` (``NIGHTLY_TRAIN_SHOPPERS``,
+docs/MODEL.md: 2,500 are enough; 0: every shopper, whose memory grows with the population).
 Progress is printed as it goes; ``--json`` keeps the figures and ``--plot`` draws them (matplotlib).
 """
 
@@ -194,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--tasks", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--cutoff", type=date.fromisoformat, default=date(2026, 11, 23))
+    parser.add_argument("--train-shoppers", type=int, default=5_000)
     parser.add_argument("--json", default=".local/bench/nightly_scale.json")
     parser.add_argument("--plot", default="docs/nightly_scale.png")
     parser.add_argument("--step", help=argparse.SUPPRESS)
@@ -201,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.step:
         return run_child_step(args.step, args.run_id)
+    if args.train_shoppers:
+        os.environ["NIGHTLY_TRAIN_SHOPPERS"] = str(args.train_shoppers)
 
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -218,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         for tasks in args.tasks:
             print(f"  nightly, {tasks} task(s)", flush=True)
             result = run_nightly(size, tasks, args.cutoff, log)
+            result["train_shoppers"] = args.train_shoppers or "all"
             print(f"  whole nightly {result['seconds']}s", flush=True)
             results = [r for r in results if (r["size"], r["tasks"]) != (size, tasks)]
             results.append(result)

@@ -103,9 +103,10 @@ def _week(moment: str) -> str:
     return f"CAST(FLOOR((UNIX_DATE(DATE({moment})) + 3) / 7) AS INT64)"
 
 
-def _sold_ctes(ctx: StepContext) -> str:
-    """``sold``: lines between @sold_since and @sold_until; ``hits``: the lines each
-    promotion targets (three equi-joins: product, brand, category)."""
+def _sold_ctes(ctx: StepContext, where: str = "TRUE") -> str:
+    """``sold``: lines between @sold_since and @sold_until (of the shoppers ``where``
+    keeps); ``hits``: the lines each promotion targets (three equi-joins: product, brand,
+    category)."""
     sold = table_ref(ctx, "sold_products")
     targets = table_ref(ctx, NIGHTLY_OFFER_TARGETS.name)
     hit = (
@@ -115,7 +116,7 @@ def _sold_ctes(ctx: StepContext) -> str:
     return f"""sold AS (
   SELECT retailer_id, shopper_id, order_id, line_number, product_id, brand, category,
          occurred_at, CAST(amount AS FLOAT64) AS amount, discount > 0 AS promoted
-  FROM {sold} WHERE occurred_at >= @sold_since AND occurred_at < @sold_until
+  FROM {sold} WHERE occurred_at >= @sold_since AND occurred_at < @sold_until AND ({where})
 ), hits AS (
   {hit}AND t.product_id = s.product_id
   UNION DISTINCT {hit}AND t.brand = s.brand
@@ -197,7 +198,7 @@ def shopper_features_sql(ctx: StepContext, where: str) -> str:
   SELECT DISTINCT p.retailer_id, p.shopper_id, t.campaign_id, @as_of AS as_of
   FROM {shoppers} p JOIN {targets} t ON t.run_id = @run_id AND t.retailer_id = p.retailer_id
   WHERE p.run_id = @run_id AND p.role = 'score' AND {where}
-), {_sold_ctes(ctx)}, {_features_cte()}
+), {_sold_ctes(ctx, "shopper_id IN (SELECT shopper_id FROM anchors)")}, {_features_cte()}
 SELECT retailer_id, shopper_id, campaign_id, {", ".join(FEATURES)} FROM features"""
 
 

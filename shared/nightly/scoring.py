@@ -1,9 +1,11 @@
 """Scoring: tonight's predictions, complements and spend profiles, for the tree compiler.
 
-The ``score`` step writes what is global to a retailer (``product_complements``); each
-shard of shoppers (``shards.Shard``, one task of the ``nightly_shards`` Cloud Run job)
-writes its own shoppers' rows of the three per-shopper tables with ``score_shard``,
-replacing only that shard's rows of the run (a retried task rewrites the same rows):
+The ``score`` step writes what is global to a retailer (``product_complements``) and
+packs, once, the scored shoppers' histories and the neighbour pools the shards read
+(``nightly_histories``, ``nightly_neighbour_pools``); each shard of shoppers
+(``shards.Shard``, one task of the ``nightly_shards`` Cloud Run job) writes its own
+shoppers' rows of the three per-shopper tables with ``score_shard``, replacing only that
+shard's rows of the run (a retried task rewrites the same rows):
 
 - ``shopper_product_scores``: the ranker over each shopper's candidates at the end of
   history, their ``TOP_PRODUCTS`` best (rank 1 = best);
@@ -28,6 +30,8 @@ from shared.nightly.features import HISTORY_DAYS, end_of_history, shard_shoppers
 from shared.nightly.neighbours import parse_packed, prepare_pool, recommend_from_pool
 from shared.nightly.shards import BUCKET, WHOLE, Shard
 from shared.nightly.tables import (
+    NIGHTLY_HISTORIES,
+    NIGHTLY_NEIGHBOUR_POOLS,
     NIGHTLY_SHOPPERS,
     PRODUCT_COMPLEMENTS,
     SHOPPER_NEW_PRODUCTS,
@@ -65,17 +69,24 @@ def _pool_where(ctx: StepContext) -> str:
 
 def new_products(ctx: StepContext, shard: Shard = WHOLE) -> Iterator[list[Row]]:
     """Each shopper's ``NEW_PRODUCTS`` best products never bought, by ``neighbours``, in
-    batches of ``ctx.batch_shoppers`` shoppers of the shard; their neighbours come from the
-    retailer's pool (``_pool_where``), read once: memory holds the pool and one batch."""
-    boundary = end_of_history(ctx.cutoff)
+    batches of ``ctx.batch_shoppers`` shoppers of the shard (their packed histories, a
+    bucket range of ``nightly_histories``); their neighbours come from the retailer's pool
+    (``nightly_neighbour_pools``), read once: memory holds the pool and one batch."""
     pools = {
         retailer: prepare_pool(history)
         for retailer, history in parse_packed(
-            ctx.warehouse.query(histories_sql(ctx, boundary, _pool_where(ctx)))
+            ctx.warehouse.query(
+                f"SELECT retailer_id, shopper_id, items "
+                f"FROM {table_ref(ctx, NIGHTLY_NEIGHBOUR_POOLS.name)} WHERE run_id = @run_id "
+                "ORDER BY retailer_id, shopper_id",
+                {"run_id": ctx.run_id},
+            )
         ).items()
     }
     for batch in ctx.warehouse.stream(
-        histories_sql(ctx, boundary, shoppers=shard_shoppers_sql(ctx, shard.predicate())),
+        f"SELECT retailer_id, shopper_id, {BUCKET}, items "
+        f"FROM {table_ref(ctx, NIGHTLY_HISTORIES.name)} "
+        f"WHERE run_id = @run_id AND {shard.predicate()} ORDER BY retailer_id, shopper_id",
         {"run_id": ctx.run_id},
         batch_rows=ctx.batch_shoppers,
     ):
@@ -176,10 +187,29 @@ def score(ctx: StepContext) -> dict[str, object]:
         "retailer_id, product_id, complement_id, lift, support",
         complements_select(ctx, end_of_history(ctx.cutoff)),
     )
+    # Packed once here, read by every shard (a bucket range; the pools whole).
+    boundary = end_of_history(ctx.cutoff)
+    _replace_with_select(
+        ctx,
+        NIGHTLY_HISTORIES.name,
+        f"retailer_id, shopper_id, {BUCKET}, items",
+        histories_sql(ctx, boundary, shoppers=shard_shoppers_sql(ctx, "TRUE")),
+    )
+    _replace_with_select(
+        ctx,
+        NIGHTLY_NEIGHBOUR_POOLS.name,
+        "retailer_id, shopper_id, items",
+        histories_sql(ctx, boundary, _pool_where(ctx)),
+    )
     summary: dict[str, object] = {
-        PRODUCT_COMPLEMENTS.name: _count(ctx, PRODUCT_COMPLEMENTS.name),
-        "seconds": round(time.monotonic() - started, 1),
+        table: _count(ctx, table)
+        for table in (
+            PRODUCT_COMPLEMENTS.name,
+            NIGHTLY_HISTORIES.name,
+            NIGHTLY_NEIGHBOUR_POOLS.name,
+        )
     }
+    summary["seconds"] = round(time.monotonic() - started, 1)
     log.info("complements scored", extra={"summary": summary})
     return summary
 

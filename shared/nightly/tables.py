@@ -126,6 +126,31 @@ NIGHTLY_SHOPPERS = BigQueryTable(
     clustering=("run_id", "role", BUCKET),
 )
 
+# The score step packs, once per run, each scored shopper's 365-day history (one row a
+# shopper, ``product:baskets:recent_baskets`` joined by ``;``) and the retailers' neighbour
+# pools; a shard task reads its bucket range of the first and the whole (small) second,
+# so no task scans ``sold_products``.
+PACKED_ITEMS = Column(
+    name="items",
+    type="STRING",
+    mode="REQUIRED",
+    description="product:baskets:recent_baskets, joined by ';' (365 days)",
+)
+NIGHTLY_HISTORIES = BigQueryTable(
+    dataset=DATASET,
+    name="nightly_histories",
+    description="Each scored shopper's packed 365-day history (the shards' new products)",
+    columns=(RUN_ID, RETAILER, SHOPPER, SHARD_BUCKET, PACKED_ITEMS),
+    clustering=("run_id", BUCKET),
+)
+NIGHTLY_NEIGHBOUR_POOLS = BigQueryTable(
+    dataset=DATASET,
+    name="nightly_neighbour_pools",
+    description="Per retailer, the packed histories of the neighbour pool (a stable sample)",
+    columns=(RUN_ID, RETAILER, SHOPPER, PACKED_ITEMS),
+    clustering=("run_id", "retailer_id"),
+)
+
 SHOPPER_PRODUCT_SCORES = BigQueryTable(
     dataset=DATASET,
     name="shopper_product_scores",
@@ -254,6 +279,8 @@ SHOPPER_OFFER_FEATURES = BigQueryTable(
 NIGHTLY_TABLES: tuple[BigQueryTable, ...] = (
     NIGHTLY_CANDIDATES,
     NIGHTLY_SHOPPERS,
+    NIGHTLY_HISTORIES,
+    NIGHTLY_NEIGHBOUR_POOLS,
     SHOPPER_PRODUCT_SCORES,
     SHOPPER_NEW_PRODUCTS,
     PRODUCT_COMPLEMENTS,
