@@ -66,8 +66,11 @@ def name_based_uuid(name: str) -> str:
     return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{variant}{h[17:20]}-{h[20:32]}"
 
 
+SHOPPER_PREFIX = "hh-"
+
+
 def shopper_id(household_id: int) -> str:
-    return f"hh-{household_id}"
+    return f"{SHOPPER_PREFIX}{household_id}"
 
 
 @dataclass(frozen=True, slots=True)
