@@ -17,9 +17,9 @@ small table, ``population``; the rows themselves are copied inside the warehouse
 ``INSERT ... SELECT`` per table and chunk of ``CHUNK_SHOPPERS`` (a join of the draw on
 the source's ``orders`` and ``sold_products``), into a dataset of its own,
 ``cartwise_scale_{n}`` (the two read models the nightly reads and the nightly's tables,
-declared as in the stack). 100,000 shoppers (38 million lines) build in ~110 s here; rows
-generated in Python and loaded by the bulk loader went at ~12,000 lines/s (~55 minutes). A build cut short is
-started again from empty tables.
+declared as in the stack). 100,000 shoppers (38 million lines) build in ~110 s here;
+rows generated in Python and loaded by the bulk loader went at ~12,000 lines/s (~55
+minutes). A build cut short is started again from empty tables.
 """
 
 from __future__ import annotations

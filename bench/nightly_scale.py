@@ -149,6 +149,11 @@ def run_nightly(size: int, tasks: int, cutoff: date, log: Path) -> dict[str, Any
     }
 
 
+def scored(result: dict[str, Any]) -> int:
+    """The shoppers the run's shard tasks scored (those with a year of history)."""
+    return max(1, sum(t.get("scored_shoppers", 0) for t in result["steps"]["shards"]["tasks"]))
+
+
 def plot(results: list[dict[str, Any]], path: Path) -> None:
     """Shard seconds per shopper per task and peak memory per task, by population."""
     import matplotlib
@@ -162,7 +167,7 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
         sizes = [r["size"] for r in rows]
         left.plot(
             sizes,
-            [1000 * r["steps"]["shards"]["seconds"] * tasks / r["size"] for r in rows],
+            [1000 * r["steps"]["shards"]["seconds"] * tasks / scored(r) for r in rows],
             marker="o",
             label=f"{tasks} task(s)",
         )
@@ -175,7 +180,7 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
     left.set(
         xscale="log",
         xlabel="shoppers",
-        ylabel="shard ms per shopper x tasks",
+        ylabel="shard job ms x tasks / scored shopper",
         title="sharded step: time per shopper per task",
     )
     right.set(
@@ -213,9 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     log = Path(".local/logs/bench-nightly-scale.log")
     for size in args.sizes:
         print(f"population {size:,}", flush=True)
-        # In a child process: building holds the source households (GiBs); a child forked
-        # from a large parent would count the parent's pages in its peak memory (ru_maxrss
-        # keeps the high-water mark from before exec), so this process stays small.
+        # In a child process, as every step: this process stays small, so a step's child
+        # does not inherit its pages in its peak memory (ru_maxrss keeps the high-water
+        # mark from before exec).
         subprocess.run(
             [sys.executable, "-m", "bench.nightly_population", "--shoppers", str(size)],
             check=True,
