@@ -151,7 +151,7 @@ def run_nightly(size: int, tasks: int, cutoff: date, log: Path) -> dict[str, Any
 
 def scored(result: dict[str, Any]) -> int:
     """The shoppers the run's shard tasks scored (those with a year of history)."""
-    return max(1, sum(t.get("scored_shoppers", 0) for t in result["steps"]["shards"]["tasks"]))
+    return max(1, sum(int(t.get("scored_shoppers", 0)) for t in result["steps"]["shards"]["tasks"]))
 
 
 def plot(results: list[dict[str, Any]], path: Path) -> None:
