@@ -190,6 +190,7 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
         title="sharded step: memory per task",
     )
     for axis in (left, right):
+        axis.set_ylim(bottom=0)  # growth read against the whole, not a zoomed axis
         axis.grid(alpha=0.3)
         axis.legend()
     fig.tight_layout()
