@@ -35,6 +35,7 @@ from shared.nightly.service import (
     get_run,
     run_step,
 )
+from shared.nightly.shards import BUCKETS
 from shared.platform.http import ERROR_SCHEMA, Response, error, error_response
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,8 @@ class BeginRequest(BaseModel):
 
     run_id: str | None = Field(default=None, pattern=RUN_ID)
     cutoff: date | None = None
-    tasks: int | None = Field(default=None, ge=1, le=10_000)  # the shard job's task count
+    # The shard job's task count: at most one task a shard bucket (shards.BUCKETS).
+    tasks: int | None = Field(default=None, ge=1, le=BUCKETS)
 
 
 class StepRequest(BaseModel):

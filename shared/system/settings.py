@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.nightly.shards import BUCKETS
 from shared.platform.resource_model import bucket_name
 from shared.system.resources import (
     BACK_OFFICE_DATABASE,
@@ -193,9 +194,9 @@ class NightlyStepsSettings(HashesShoppers):
     # The relative lift over P-TopFreq the ranker needs to pass the gate (0.05: +5 %).
     gate_min_lift: float = Field(default=0.0, ge=0.0)
 
-    # Tasks of the nightly_shards job when a run does not ask for a count (1..10,000:
-    # Cloud Run's task limit per execution).
-    shard_tasks: int = Field(default=NIGHTLY_SHARD_TASKS, ge=1, le=10_000)
+    # Tasks of the nightly_shards job when a run does not ask for a count: 1..1,024, the
+    # shard buckets (Cloud Run allows 10,000 tasks per execution; a task owns >= 1 bucket).
+    shard_tasks: int = Field(default=NIGHTLY_SHARD_TASKS, ge=1, le=BUCKETS)
     # Shoppers the ranker and the value model train on (a hash sample; all when fewer are
     # available). 2,500 stay within the full model's interval (docs/MODEL.md); the train
     # step's memory grows with it, not with the population (docs/NIGHTLY.md, "At scale").

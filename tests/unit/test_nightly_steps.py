@@ -300,6 +300,10 @@ def test_routes_and_refusals(deps: NightlyDependencies) -> None:
     assert call(deps, "GET", "/steps/publish").status == 405
     assert call(deps, "GET", "/runs/current").status == 404  # nothing published yet
     assert call(deps, "GET", "/runs/unknown").body["error"]["code"] == "unknown_run"
+    # More tasks than shard buckets: refused when the run begins, not in every task.
+    refused = call(deps, "POST", "/runs", {"tasks": BUCKETS + 1})
+    assert refused.status == 400, refused.body
+    assert call(deps, "POST", "/runs", {"tasks": BUCKETS}).status in (200, 201)
     spec = call(deps, "GET", "/openapi.json")
     assert spec.status == 200
     assert set(spec.body["paths"]) == {
