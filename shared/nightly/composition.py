@@ -83,6 +83,7 @@ def model_context(settings: NightlyStepsSettings, run_id: str, cutoff: date) -> 
         artifacts=GcsArtifactStore(storage(settings.project), settings.bucket, run_id),
         gate_min_lift=settings.gate_min_lift,
         train_shoppers=settings.train_shoppers,
+        evaluate_shoppers=settings.evaluate_shoppers,
         batch_shoppers=settings.shard_batch_shoppers,
         neighbour_pool=settings.neighbour_pool,
     )

@@ -51,6 +51,9 @@ class StepContext:
     # Train on about this many of the train boundaries' shoppers (None: all of them): a
     # seeded hash sample, the same shoppers every night (docs/MODEL.md, "Training sample").
     train_shoppers: int | None = None
+    # Evaluate about this many of the evaluate boundary's shoppers (None: all of them): a
+    # seeded hash sample, its own salt (docs/MODEL.md, "Evaluation sample").
+    evaluate_shoppers: int | None = None
     # A shard task holds this many shoppers at once (memory bounded by it, not by the
     # population); the new-item neighbours come from a hash sample of this many shoppers
     # per retailer (docs/NIGHTLY.md, "Bounded memory").

@@ -42,11 +42,18 @@ import numpy as np
 
 from shared.nightly.complements import complements_select
 from shared.nightly.context import StepContext
-from shared.nightly.features import HISTORY_DAYS, HORIZON_DAYS, boundaries, table_ref
+from shared.nightly.features import (
+    HISTORY_DAYS,
+    HORIZON_DAYS,
+    boundaries,
+    table_ref,
+    timestamp_literal,
+)
 from shared.nightly.metrics import distinct, ndcg_at_k, paired_bootstrap, recall_at_k
 from shared.nightly.neighbours import RECENT_DAYS, RetailerHistory, parse_packed, recommend
+from shared.nightly.samples import hash_sample, pool_where
 from shared.nightly.shards import BUCKET
-from shared.nightly.tables import MODEL_EVALUATIONS, NIGHTLY_CANDIDATES
+from shared.nightly.tables import MODEL_EVALUATIONS, NIGHTLY_CANDIDATES, NIGHTLY_SHOPPERS
 from shared.nightly.training import (
     Candidates,
     load_candidates,
@@ -83,14 +90,12 @@ def _evaluate_at(ctx: StepContext) -> datetime:
 
 
 def _evaluate_boundary(ctx: StepContext) -> str:
-    return _timestamp(_evaluate_at(ctx))
+    return timestamp_literal(_evaluate_at(ctx))
 
 
-def _timestamp(at: datetime) -> str:
-    return f"TIMESTAMP '{at.strftime('%Y-%m-%d %H:%M:%S')}+00'"
-
-
-def load_targets(ctx: StepContext) -> Targets:
+def load_targets(ctx: StepContext, sample: str = "TRUE") -> Targets:
+    """The held-out weeks' products of the shoppers ``sample`` says (a SQL predicate on
+    ``retailer_id``, ``shopper_id``; parameter ``run_id``)."""
     sold, orders = table_ref(ctx, "sold_products"), table_ref(ctx, "orders")
     at = _evaluate_boundary(ctx)
     rows = ctx.warehouse.query(
@@ -101,6 +106,7 @@ WITH future AS (
                             ORDER BY occurred_at, order_id) AS k
   FROM {orders}
   WHERE occurred_at >= {at} AND occurred_at < TIMESTAMP_ADD({at}, INTERVAL {HORIZON_DAYS} DAY)
+    AND ({sample})
 ),
 bought AS (
   SELECT f.retailer_id, f.shopper_id, s.product_id, ANY_VALUE(s.brand) AS brand,
@@ -115,13 +121,15 @@ history AS (
   SELECT DISTINCT retailer_id, shopper_id, product_id FROM {sold}
   WHERE occurred_at < {at}
     AND occurred_at >= TIMESTAMP_SUB({at}, INTERVAL {HISTORY_DAYS} DAY)
+    AND ({sample})
 )
 SELECT b.retailer_id, b.shopper_id, b.product_id, b.brand, b.category, b.in_next,
        h.product_id IS NOT NULL AS is_repeat
 FROM bought b LEFT JOIN history h
   ON h.retailer_id = b.retailer_id AND h.shopper_id = b.shopper_id
  AND h.product_id = b.product_id
-"""
+""",
+        {"run_id": ctx.run_id},
     )
     targets = Targets(defaultdict(set), defaultdict(set), defaultdict(set), {})
     for r in rows:
@@ -142,8 +150,10 @@ def _ranked_rows(rows: Sequence[Row], key_fields: Sequence[str]) -> dict[Any, li
     return out
 
 
-def load_baselines(ctx: StepContext, pair_of: dict[str, str]) -> dict[str, Any]:
-    """P-TopFreq per shopper and G-TopFreq per retailer (product rankings)."""
+def load_baselines(
+    ctx: StepContext, pair_of: dict[str, str], sample: str = "TRUE"
+) -> dict[str, Any]:
+    """P-TopFreq per shopper (of ``sample``) and G-TopFreq per retailer (of everyone)."""
     sold = table_ref(ctx, "sold_products")
     at = _evaluate_boundary(ctx)
     window = (
@@ -157,11 +167,12 @@ SELECT retailer_id, shopper_id, product_id, brand, category, k FROM (
          ROW_NUMBER() OVER (PARTITION BY retailer_id, shopper_id
                             ORDER BY COUNT(DISTINCT order_id) DESC, MAX(occurred_at) DESC,
                                      product_id) AS k
-  FROM {sold} WHERE {window}
+  FROM {sold} WHERE {window} AND ({sample})
   GROUP BY retailer_id, shopper_id, product_id)
 WHERE k <= {BASELINE_DEPTH}
 ORDER BY retailer_id, shopper_id, k
-"""
+""",
+        {"run_id": ctx.run_id},
     )
     popular = ctx.warehouse.query(
         f"""
@@ -183,12 +194,15 @@ ORDER BY retailer_id, k
     }
 
 
-def load_new_item_recommendations(ctx: StepContext) -> dict[str, dict[ShopperKey, list[str]]]:
-    """Per shopper, 10 products never bought: by complementarity, and by popularity."""
+def load_new_item_recommendations(
+    ctx: StepContext, sample: str = "TRUE"
+) -> dict[str, dict[ShopperKey, list[str]]]:
+    """Per shopper (of ``sample``), 10 products never bought: by complementarity, and by
+    popularity."""
     sold = table_ref(ctx, "sold_products")
     candidates = table_ref(ctx, NIGHTLY_CANDIDATES.name)
     evaluate_at = _evaluate_at(ctx)
-    at = _timestamp(evaluate_at)
+    at = timestamp_literal(evaluate_at)
     rows = ctx.warehouse.query(
         f"""
 WITH complements AS ({complements_select(ctx, evaluate_at)}),
@@ -196,14 +210,15 @@ history AS (
   SELECT DISTINCT retailer_id, shopper_id, product_id FROM {sold}
   WHERE occurred_at < {at}
     AND occurred_at >= TIMESTAMP_SUB({at}, INTERVAL {HISTORY_DAYS} DAY)
+    AND ({sample})
 ),
 shoppers AS (
   SELECT DISTINCT retailer_id, shopper_id FROM {candidates}
-  WHERE run_id = @run_id AND role = 'evaluate'
+  WHERE run_id = @run_id AND role = 'evaluate' AND ({sample})
 ),
 weights AS (
   SELECT retailer_id, shopper_id, product_id, p_decay_56 AS weight FROM {candidates}
-  WHERE run_id = @run_id AND role = 'evaluate' AND in_history = 1
+  WHERE run_id = @run_id AND role = 'evaluate' AND in_history = 1 AND ({sample})
 ),
 total_weight AS (
   SELECT retailer_id, shopper_id, SUM(weight) AS total FROM weights
@@ -267,11 +282,16 @@ ORDER BY method, retailer_id, shopper_id, k
     return out
 
 
-def load_histories(ctx: StepContext, boundary: datetime) -> dict[str, RetailerHistory]:
-    """Every shopper's products of the 365 days before the boundary, with the
-    baskets holding each over the year and over the last ``RECENT_DAYS``: one packed row
-    per shopper (a row per pair would cost a JSON cell per value on the way out)."""
-    return parse_packed(ctx.warehouse.query(histories_sql(ctx, boundary)))
+def load_histories(
+    ctx: StepContext, boundary: datetime, where: str = "TRUE"
+) -> dict[str, RetailerHistory]:
+    """The products of the 365 days before the boundary of the shoppers ``where`` says
+    (parameter ``run_id``), with the baskets holding each over the year and over the last
+    ``RECENT_DAYS``: one packed row per shopper (a row per pair would cost a JSON cell per
+    value on the way out)."""
+    return parse_packed(
+        ctx.warehouse.query(histories_sql(ctx, boundary, where), {"run_id": ctx.run_id})
+    )
 
 
 def histories_sql(
@@ -281,7 +301,7 @@ def histories_sql(
     predicate on ``retailer_id``, ``shopper_id``: a sample, a pool): one row a shopper.
     ``shoppers``: a query of ``(retailer_id, shopper_id, shard_bucket)`` (a shard's) the
     histories are joined to, each row then carrying its ``shard_bucket`` (else NULL)."""
-    sold, at = table_ref(ctx, "sold_products"), _timestamp(boundary)
+    sold, at = table_ref(ctx, "sold_products"), timestamp_literal(boundary)
     join = f"JOIN ({shoppers}) k USING (retailer_id, shopper_id)" if shoppers else ""
     bucket = f"k.{BUCKET}" if shoppers else "CAST(NULL AS INT64)"
     return f"""
@@ -470,15 +490,20 @@ def split_recall(
     return results
 
 
-def value_results(ctx: StepContext) -> list[Result]:
-    """How well the next basket's value is predicted, and how the spend thresholds behave."""
-    rows = [r for r in load_shoppers(ctx, "evaluate") if r["next_value"] is not None]
+def value_results(ctx: StepContext, sample: str | None = None) -> list[Result]:
+    """How well the next basket's value is predicted, and how the spend thresholds behave
+    (on the shoppers of ``sample``; the global mean is the train boundaries')."""
+    rows = [r for r in load_shoppers(ctx, "evaluate", sample) if r["next_value"] is not None]
     if not rows:
         return []
     actual = np.array([float(r["next_value"]) for r in rows])
     model = load_model(ctx, "basket_value.txt")
-    train_rows = [r for r in load_shoppers(ctx, "train") if r["next_value"] is not None]
-    global_mean = float(np.mean([float(r["next_value"]) for r in train_rows]))
+    (trained,) = ctx.warehouse.query(
+        f"SELECT AVG(next_value) AS mean FROM {table_ref(ctx, NIGHTLY_SHOPPERS.name)} "
+        "WHERE run_id = @run_id AND role = 'train' AND next_value IS NOT NULL",
+        {"run_id": ctx.run_id},
+    )
+    global_mean = float(trained["mean"])
     predictions = {
         "value_model": model.predict(value_matrix(rows)),
         "shopper_mean": np.array([float(r["value_mean"]) for r in rows]),
@@ -529,14 +554,27 @@ def value_results(ctx: StepContext) -> list[Result]:
     return results
 
 
+EVALUATION_SALT = "cartwise-evaluation-sample"  # independent of the training sample's
+
+
+def evaluation_sample(ctx: StepContext) -> tuple[str | None, dict[str, object]]:
+    """The SQL predicate of the shoppers evaluated (None: every shopper), and what it is:
+    about ``ctx.evaluate_shoppers`` of the evaluate boundary's shoppers (``samples.py``).
+    Every load of the step keeps to it, so its memory grows with the sample, not with the
+    population; the popularity baselines and the neighbour pool still see everyone."""
+    return hash_sample(ctx, "evaluate", ctx.evaluate_shoppers, EVALUATION_SALT)
+
+
 def evaluate(ctx: StepContext) -> dict[str, object]:
     """The evaluate step: writes ``model_evaluations`` and returns the gate's decision."""
     started = time.monotonic()
-    targets = load_targets(ctx)
-    candidates = load_candidates(ctx, "evaluate")
+    sample, sampled = evaluation_sample(ctx)
+    within = sample or "TRUE"
+    targets = load_targets(ctx, within)
+    candidates = load_candidates(ctx, "evaluate", sample)
     ranker = load_model(ctx, "ranker.txt")
     per_method = ranker_rankings(candidates, ranker.predict)
-    baselines = load_baselines(ctx, targets.pair_of)
+    baselines = load_baselines(ctx, targets.pair_of, within)
     shoppers = sorted(k for k in targets.next_basket if k in per_method["ranker"])
     per_method["p_topfreq"] = baselines["p_topfreq"]
     per_method["g_topfreq"] = {k: baselines["g_topfreq"].get(k[0], []) for k in shoppers}
@@ -554,14 +592,18 @@ def evaluate(ctx: StepContext) -> dict[str, object]:
         results += compare("product", target, per_method, shoppers, truth)
         results += compare("manufacturer_category", target, per_method, shoppers, truth, to_pairs)
     results += split_recall(per_method, targets)
-    new_items = load_new_item_recommendations(ctx)
+    new_items = load_new_item_recommendations(ctx, within)
     new_truth = {
         k: v - targets.repeat.get(k, set())
         for k, v in targets.next_basket.items()
         if v - targets.repeat.get(k, set()) and k in per_method["ranker"]
     }
     neighbours_started = time.monotonic()
-    histories = load_histories(ctx, _evaluate_at(ctx))
+    # The neighbours: the retailer's pool (as the shards' are), with the sampled shoppers.
+    at = _evaluate_at(ctx)
+    histories = load_histories(
+        ctx, at, f"({within}) OR {pool_where(ctx, at)}" if sample else "TRUE"
+    )
     loaded = time.monotonic()
     new_items.update(recommend(histories, sorted(new_truth), K))
     log.info(
@@ -580,11 +622,12 @@ def evaluate(ctx: StepContext) -> dict[str, object]:
         new_truth,
         challenger="neighbours",
     )
-    results += value_results(ctx)
+    results += value_results(ctx, sample)
     ctx.warehouse.replace_rows(
         MODEL_EVALUATIONS.name, ctx.run_id, [r.row(ctx.run_id) for r in results]
     )
     summary = gate(results, ctx.gate_min_lift)
+    summary["evaluation_sample"] = sampled
     summary["table"] = [{k: v for k, v in r.__dict__.items()} for r in results]
     summary["seconds"] = round(time.monotonic() - started, 1)
     log.info("model evaluated", extra={k: v for k, v in summary.items() if k != "table"})

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from time import monotonic
 
 from shared.nightly.context import StepContext
 from shared.nightly.shards import BUCKET, bucket_sql
@@ -74,12 +75,35 @@ def shard_shoppers_sql(ctx: StepContext, where: str) -> str:
     )
 
 
+def timestamp_literal(at: datetime) -> str:
+    """A SQL timestamp literal of a moment (built from a datetime, never from input text)."""
+    return f"TIMESTAMP '{at.strftime('%Y-%m-%d %H:%M:%S')}+00'"
+
+
+def _window(column: str, start: datetime, stop: datetime) -> str:
+    """``column`` in ``[start, stop)``, as literals: BigQuery prunes the partitions of a
+    table partitioned on ``column`` only on constant expressions, never through a join."""
+    return f"{column} >= {timestamp_literal(start)} AND {column} < {timestamp_literal(stop)}"
+
+
+def _history_window(column: str, items: tuple[Boundary, ...]) -> str:
+    return _window(
+        column,
+        min(b.at for b in items) - timedelta(days=HISTORY_DAYS),
+        max(b.at for b in items),
+    )
+
+
+def _label_window(column: str, items: tuple[Boundary, ...]) -> str:
+    return _window(
+        column, min(b.at for b in items), max(b.at for b in items) + timedelta(days=HORIZON_DAYS)
+    )
+
+
 def _boundaries_sql(items: tuple[Boundary, ...]) -> str:
     # Literals built here from dates, never from input text.
     return "\n    UNION ALL ".join(
-        f"SELECT TIMESTAMP '{b.at.strftime('%Y-%m-%d %H:%M:%S')}+00' AS boundary, "
-        f"'{b.role}' AS role"
-        for b in items
+        f"SELECT {timestamp_literal(b.at)} AS boundary, '{b.role}' AS role" for b in items
     )
 
 
@@ -102,6 +126,7 @@ lines AS (
   FROM {sold} s JOIN bounds b
     ON s.occurred_at < b.boundary
    AND s.occurred_at >= TIMESTAMP_SUB(b.boundary, INTERVAL {HISTORY_DAYS} DAY)
+  WHERE {_history_window("s.occurred_at", items)}
 ),
 baskets AS (
   SELECT boundary, retailer_id, shopper_id, order_id, age,
@@ -143,7 +168,7 @@ personal AS (
 ),
 catalogue AS (
   SELECT product_id, ANY_VALUE(brand) AS brand, ANY_VALUE(category) AS category
-  FROM {sold} GROUP BY product_id
+  FROM lines GROUP BY product_id
 ),
 category_personal AS (
   SELECT boundary, retailer_id, shopper_id, category,
@@ -197,12 +222,14 @@ future AS (
   FROM {orders} o JOIN bounds b
     ON o.occurred_at >= b.boundary
    AND o.occurred_at < TIMESTAMP_ADD(b.boundary, INTERVAL {HORIZON_DAYS} DAY)
+  WHERE {_label_window("o.occurred_at", items)}
 ),
 future_products AS (
   SELECT f.boundary, f.retailer_id, f.shopper_id, s.product_id, MIN(f.k) AS first_k
   FROM future f JOIN {sold} s
     ON s.order_id = f.order_id AND s.retailer_id = f.retailer_id
    AND s.shopper_id = f.shopper_id
+  WHERE {_label_window("s.occurred_at", items)}
   GROUP BY f.boundary, f.retailer_id, f.shopper_id, s.product_id
 ),
 has_future AS (
@@ -272,6 +299,7 @@ past AS (
   FROM {orders} o JOIN bounds b
     ON o.occurred_at < b.boundary
    AND o.occurred_at >= TIMESTAMP_SUB(b.boundary, INTERVAL {HISTORY_DAYS} DAY)
+  WHERE {_history_window("o.occurred_at", items)}
 ),
 profile AS (
   SELECT boundary, ANY_VALUE(role) AS role, retailer_id, shopper_id,
@@ -294,7 +322,8 @@ next_basket AS (
                               ORDER BY o.occurred_at, o.order_id) AS k
     FROM {orders} o JOIN bounds b
       ON o.occurred_at >= b.boundary
-     AND o.occurred_at < TIMESTAMP_ADD(b.boundary, INTERVAL {HORIZON_DAYS} DAY))
+     AND o.occurred_at < TIMESTAMP_ADD(b.boundary, INTERVAL {HORIZON_DAYS} DAY)
+    WHERE {_label_window("o.occurred_at", items)})
   WHERE k = 1
 )
 SELECT @run_id, p.boundary, p.role, p.retailer_id, p.shopper_id, p.{BUCKET},
@@ -306,20 +335,34 @@ FROM profile p LEFT JOIN next_basket n USING (boundary, retailer_id, shopper_id)
 
 
 def build(ctx: StepContext) -> dict[str, object]:
-    """The features step: (re)computes this run's candidates and shopper features."""
+    """The features step: (re)computes this run's candidates and shopper features, one
+    statement per boundary and table. Each reads only its boundary's year (and 28 days of
+    labels) by literal time bounds, so each statement's work is one year of lines whatever
+    the history kept, and no statement holds the five boundaries' windows at once."""
     items = boundaries(ctx.cutoff)
     summary: dict[str, object] = {
         "boundaries": [{"role": b.role, "at": b.at.isoformat()} for b in items]
     }
-    for table, sql in (
-        (NIGHTLY_CANDIDATES, candidates_sql(ctx, items)),
-        (NIGHTLY_SHOPPERS, shoppers_sql(ctx, items)),
+    for table, sql_of in (
+        (NIGHTLY_CANDIDATES, candidates_sql),
+        (NIGHTLY_SHOPPERS, shoppers_sql),
     ):
         ctx.warehouse.execute(
             f"DELETE FROM {table_ref(ctx, table.name)} WHERE run_id = @run_id",
             {"run_id": ctx.run_id},
         )
-        ctx.warehouse.execute(sql, {"run_id": ctx.run_id})
+        for boundary in items:
+            started = monotonic()
+            ctx.warehouse.execute(sql_of(ctx, (boundary,)), {"run_id": ctx.run_id})
+            log.info(
+                "features of a boundary",
+                extra={
+                    "table": table.name,
+                    "role": boundary.role,
+                    "at": boundary.at.isoformat(),
+                    "seconds": round(monotonic() - started, 1),
+                },
+            )
         counts = ctx.warehouse.query(
             f"SELECT role, COUNT(*) AS n FROM {table_ref(ctx, table.name)} "
             "WHERE run_id = @run_id GROUP BY role ORDER BY role",

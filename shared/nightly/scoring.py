@@ -26,8 +26,9 @@ from collections.abc import Iterable, Iterator
 from shared.nightly.complements import complements_select
 from shared.nightly.context import StepContext
 from shared.nightly.evaluation import histories_sql, rank_by
-from shared.nightly.features import HISTORY_DAYS, end_of_history, shard_shoppers_sql, table_ref
+from shared.nightly.features import end_of_history, shard_shoppers_sql, table_ref
 from shared.nightly.neighbours import parse_packed, prepare_pool, recommend_from_pool
+from shared.nightly.samples import pool_where
 from shared.nightly.shards import BUCKET, WHOLE, Shard
 from shared.nightly.tables import (
     NIGHTLY_HISTORIES,
@@ -45,26 +46,6 @@ log = logging.getLogger(__name__)
 
 TOP_PRODUCTS = 20
 NEW_PRODUCTS = 5  # products never bought, per shopper (the trees show the first two)
-
-
-POOL_SALT = "cartwise-neighbour-pool"  # the pool's seed: the same neighbours every night
-
-
-def _pool_where(ctx: StepContext) -> str:
-    """SQL true for the neighbour pool: per retailer, the ``ctx.neighbour_pool`` shoppers
-    of the year with the smallest salted hash (a uniform sample, stable from night to
-    night; every shopper while a retailer has fewer)."""
-    at = f"TIMESTAMP('{end_of_history(ctx.cutoff).isoformat()}')"
-    hashed = f"FARM_FINGERPRINT(CONCAT('{POOL_SALT}/', retailer_id, '/', shopper_id))"
-    return (
-        "CONCAT(retailer_id, '/', shopper_id) IN (SELECT pooled FROM ("
-        f"SELECT CONCAT(retailer_id, '/', shopper_id) AS pooled, ROW_NUMBER() OVER "
-        f"(PARTITION BY retailer_id ORDER BY {hashed}, shopper_id) AS n FROM ("
-        f"SELECT DISTINCT retailer_id, shopper_id FROM {table_ref(ctx, 'sold_products')} "
-        f"WHERE occurred_at < {at} "
-        f"AND occurred_at >= TIMESTAMP_SUB({at}, INTERVAL {HISTORY_DAYS} DAY))) "
-        f"WHERE n <= {int(ctx.neighbour_pool)})"
-    )
 
 
 def new_products(ctx: StepContext, shard: Shard = WHOLE) -> Iterator[list[Row]]:
@@ -199,7 +180,7 @@ def score(ctx: StepContext) -> dict[str, object]:
         ctx,
         NIGHTLY_NEIGHBOUR_POOLS.name,
         "retailer_id, shopper_id, items",
-        histories_sql(ctx, boundary, _pool_where(ctx)),
+        histories_sql(ctx, boundary, pool_where(ctx, boundary)),
     )
     summary: dict[str, object] = {
         table: _count(ctx, table)

@@ -17,6 +17,7 @@ import numpy as np
 
 from shared.nightly.context import StepContext
 from shared.nightly.features import table_ref
+from shared.nightly.samples import hash_sample
 from shared.nightly.shards import BUCKET
 from shared.nightly.tables import (
     CANDIDATE_FEATURES,
@@ -194,42 +195,12 @@ def load_shoppers(ctx: StepContext, role: str, where: str | None = None) -> list
 
 
 SAMPLE_SALT = "cartwise-train-sample"  # the sample's seed: the same shoppers every night
-SAMPLE_SCALE = 1_000_000
 
 
 def training_sample(ctx: StepContext) -> tuple[str | None, dict[str, object]]:
-    """The SQL predicate of the training sample (None: every shopper), and what it is.
-
-    A shopper is in the sample when the hash of a salted (retailer, shopper) pair falls
-    under ``size / available``: a uniform sample of about ``size`` shoppers, independent of
-    their behaviour, stable from night to night (a shopper does not flip in and out), and
-    computed inside BigQuery, so the rows of the others are never read. The hash is taken
-    once per shopper (on ``nightly_shoppers``), the candidates kept by a semi-join: never
-    a hash per candidate row.
-    """
-    if ctx.train_shoppers is None:
-        return None, {"sample": "all"}
-    (row,) = ctx.warehouse.query(
-        "SELECT COUNT(DISTINCT CONCAT(retailer_id, '/', shopper_id)) AS n "
-        f"FROM {table_ref(ctx, NIGHTLY_SHOPPERS.name)} WHERE run_id = @run_id AND role = 'train'",
-        {"run_id": ctx.run_id},
-    )
-    available = int(row["n"])
-    if available <= ctx.train_shoppers:
-        return None, {"sample": "all", "shoppers_available": available}
-    cut = int(SAMPLE_SCALE * ctx.train_shoppers / available)
-    hashed = f"FARM_FINGERPRINT(CONCAT('{SAMPLE_SALT}/', retailer_id, '/', shopper_id))"
-    sampled = f"MOD(MOD({hashed}, {SAMPLE_SCALE}) + {SAMPLE_SCALE}, {SAMPLE_SCALE}) < {cut}"
-    pair = "CONCAT(retailer_id, '/', shopper_id)"
-    predicate = (
-        f"{pair} IN (SELECT DISTINCT {pair} FROM {table_ref(ctx, NIGHTLY_SHOPPERS.name)} "
-        f"WHERE run_id = @run_id AND role = 'train' AND {sampled})"
-    )
-    return predicate, {
-        "sample": "hash",
-        "shoppers_available": available,
-        "sample_fraction": round(cut / SAMPLE_SCALE, 6),
-    }
+    """The SQL predicate of the training sample (None: every shopper), and what it is:
+    about ``ctx.train_shoppers`` of the train boundaries' shoppers (``samples.py``)."""
+    return hash_sample(ctx, "train", ctx.train_shoppers, SAMPLE_SALT)
 
 
 def value_matrix(rows: Sequence[Row]) -> Any:

@@ -201,6 +201,9 @@ class NightlyStepsSettings(HashesShoppers):
     # available). 2,500 stay within the full model's interval (docs/MODEL.md); the train
     # step's memory grows with it, not with the population (docs/NIGHTLY.md, "At scale").
     train_shoppers: int | None = Field(default=5_000, ge=100)
+    # Shoppers the evaluate step judges the models on (a hash sample; all when fewer): its
+    # memory grows with it, not with the population (docs/NIGHTLY.md, "At scale").
+    evaluate_shoppers: int | None = Field(default=20_000, ge=100)
     # The Storage Read API's gRPC endpoint locally (the emulator); unset in the cloud.
     bigquery_storage_emulator_host: str | None = Field(
         default=None, validation_alias="BIGQUERY_STORAGE_EMULATOR_HOST"

@@ -18,6 +18,7 @@ import pytest
 from shared.nightly.bigquery_outputs import BigQueryNightlyOutputs
 from shared.nightly.complements import MIN_PAIR_SUPPORT
 from shared.nightly.context import StepContext
+from shared.nightly.evaluation import evaluation_sample
 from shared.nightly.scoring import score_shard
 from shared.nightly.shards import BUCKET, BUCKETS, Shard
 from shared.nightly.steps import STEPS
@@ -94,10 +95,34 @@ def test_the_four_steps_fill_their_tables_with_sane_figures(
     ]
     assert artifacts.get(f"nightly/{run_id}/ranker.txt")
 
+    # The evaluation sample: every figure of the step counts the sampled shoppers only
+    # (its own salt: not the training sample's shoppers).
+    eval_ctx = dataclasses.replace(ctx, evaluate_shoppers=40)
+    predicate, _ = evaluation_sample(eval_ctx)
+    assert predicate is not None
+    (row,) = warehouse.query(
+        f"SELECT COUNT(DISTINCT CONCAT(retailer_id, '/', shopper_id)) AS n "
+        f"FROM `{project}.{dataset}.nightly_shoppers` "
+        f"WHERE run_id = @run_id AND role = 'evaluate' AND {predicate}",
+        {"run_id": run_id},
+    )
+    in_sample = row["n"]
+    assert 15 <= in_sample <= 70, in_sample  # binomial around 40
+    sampled = STEPS["evaluate"](eval_ctx)
+    assert isinstance(sampled["evaluation_sample"], dict)
+    assert sampled["evaluation_sample"]["sample"] == "hash"
+    sampled_table = sampled["table"]
+    assert isinstance(sampled_table, list) and sampled_table
+    beyond = [(r["method"], r["shoppers"]) for r in sampled_table if r["shoppers"] > in_sample]
+    assert not beyond and all(r["shoppers"] > 0 for r in sampled_table), beyond
+    assert {r["target"] for r in sampled_table} >= {"next_basket", "next_basket_new_items"}
+
     evaluated = STEPS["evaluate"](ctx)
+    assert evaluated["evaluation_sample"] == {"sample": "all"}
     assert isinstance(evaluated["gate_passed"], bool)
     table = evaluated["table"]
     assert isinstance(table, list) and table
+    assert max(r["shoppers"] for r in table) > in_sample
     stored = warehouse.query(
         f"SELECT * FROM `{project}.{dataset}.model_evaluations` WHERE run_id = @run_id",
         {"run_id": ctx.run_id},
