@@ -14,7 +14,8 @@ tasks' rows of the three per-shopper tables, their trees), rows read from the ta
 own counts (shoppers streamed, candidate and history rows). The bench's own process
 stays small (the population is built in a child), so that a child's peak is its own.
 ``train`` reads a hash sample of ``--train-shoppers`` (``NIGHTLY_TRAIN_SHOPPERS``,
-docs/MODEL.md: 2,500 are enough; 0: every shopper, whose memory grows with the population).
+docs/MODEL.md: 2,500 are enough; 0: every shopper, whose memory grows with the population),
+``evaluate`` one of ``--evaluate-shoppers`` (``NIGHTLY_EVALUATE_SHOPPERS``; 0: every shopper).
 Progress is printed as it goes; ``--json`` keeps the figures and ``--plot`` draws them (matplotlib).
 """
 
@@ -203,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--cutoff", type=date.fromisoformat, default=date(2026, 11, 23))
     parser.add_argument("--train-shoppers", type=int, default=5_000)
+    parser.add_argument("--evaluate-shoppers", type=int, default=20_000)
     parser.add_argument("--json", default=".local/bench/nightly_scale.json")
     parser.add_argument("--plot", default="docs/nightly_scale.png")
     parser.add_argument("--step", help=argparse.SUPPRESS)
@@ -212,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_child_step(args.step, args.run_id)
     # 0: every shopper (a sample larger than any population takes them all).
     os.environ["NIGHTLY_TRAIN_SHOPPERS"] = str(args.train_shoppers or 10**9)
+    os.environ["NIGHTLY_EVALUATE_SHOPPERS"] = str(args.evaluate_shoppers or 10**9)
 
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -230,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  nightly, {tasks} task(s)", flush=True)
             result = run_nightly(size, tasks, args.cutoff, log)
             result["train_shoppers"] = args.train_shoppers or "all"
+            result["evaluate_shoppers"] = args.evaluate_shoppers or "all"
             print(f"  whole nightly {result['seconds']}s", flush=True)
             results = [r for r in results if (r["size"], r["tasks"]) != (size, tasks)]
             results.append(result)

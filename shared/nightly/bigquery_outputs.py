@@ -19,7 +19,7 @@ from google.cloud import bigquery
 
 from shared.decisions.compiler import Complement, ScoredProduct, SpendProfile
 from shared.nightly.service import ShopperOutputs
-from shared.nightly.shards import WHOLE, Shard
+from shared.nightly.shards import BUCKET, WHOLE, Shard
 from shared.nightly.tables import OFFER_FEATURES
 from shared.platform.bigquery_warehouse import BigQueryWarehouse
 
@@ -139,7 +139,8 @@ class BigQueryNightlyOutputs:
         where = f"run_id = @run_id AND {shard.predicate()}"
         sql = f"""
 WITH s AS (
-  SELECT retailer_id, shopper_id, STRING_AGG(product_id || '|' || CAST(rank AS STRING)
+  SELECT retailer_id, shopper_id, MAX({BUCKET}) AS {BUCKET},
+         STRING_AGG(product_id || '|' || CAST(rank AS STRING)
          || '|' || CAST(score AS STRING), ';') AS scores
   FROM `{self._prefix}.shopper_product_scores` WHERE {where} GROUP BY retailer_id, shopper_id
 ), n AS (
@@ -155,15 +156,17 @@ WITH s AS (
          STRING_AGG(campaign_id || '|' || {_OFFER_FEATURES}, ';') AS offers
   FROM `{self._prefix}.shopper_offer_features` WHERE {where} GROUP BY retailer_id, shopper_id
 )
-SELECT s.retailer_id, s.shopper_id, s.scores, n.news, p.baskets, p.value_p25, p.value_p50,
-       p.value_p75, p.value_p90, p.visits_per_week, p.shopper_id IS NOT NULL AS has_profile,
-       o.offers
+SELECT s.retailer_id, s.shopper_id, s.{BUCKET}, s.scores, n.news, p.baskets, p.value_p25,
+       p.value_p50, p.value_p75, p.value_p90, p.visits_per_week,
+       p.shopper_id IS NOT NULL AS has_profile, o.offers
 FROM s
 LEFT JOIN n ON n.retailer_id = s.retailer_id AND n.shopper_id = s.shopper_id
 LEFT JOIN p ON p.retailer_id = s.retailer_id AND p.shopper_id = s.shopper_id
 LEFT JOIN o ON o.retailer_id = s.retailer_id AND o.shopper_id = s.shopper_id
 """
-        for rows in self._warehouse.stream(sql, {"run_id": run_id}, batch_rows=batch):
+        for rows in self._warehouse.stream(
+            sql, {"run_id": run_id}, batch_rows=batch, slice_by=BUCKET
+        ):
             yield [_shopper(row) for row in rows]
 
 

@@ -23,6 +23,7 @@ evaluation boundary (``bench/new_items_grid.py``, docs/MODEL.md). Pure: numpy an
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,10 +46,12 @@ class RetailerHistory:
 
     shoppers: list[str] = field(default_factory=list)
     products: list[str] = field(default_factory=list)
-    rows: list[int] = field(default_factory=list)
-    columns: list[int] = field(default_factory=list)
-    baskets: list[int] = field(default_factory=list)
-    recent_baskets: list[int] = field(default_factory=list)
+    # One entry per (shopper, product) pair, as machine integers (4 bytes each, where a
+    # list of Python ints costs ~36): a pool of 20,000 shoppers holds ~5 million pairs.
+    rows: array[int] = field(default_factory=lambda: array("i"))
+    columns: array[int] = field(default_factory=lambda: array("i"))
+    baskets: array[int] = field(default_factory=lambda: array("i"))
+    recent_baskets: array[int] = field(default_factory=lambda: array("i"))
     _product_index: dict[str, int] = field(default_factory=dict)
 
     def add(self, shopper: str, items: Iterable[tuple[str, int, int]]) -> None:
@@ -64,19 +67,24 @@ class RetailerHistory:
             self.recent_baskets.append(recent)
 
 
+def add_packed(history: RetailerHistory, row: Mapping[str, object]) -> None:
+    """Adds one shopper's row ``(shopper_id, items)`` to ``history``, ``items`` packed as
+    ``product:baskets:recent_baskets`` joined by ``;``."""
+    items = []
+    for item in str(row["items"] or "").split(";"):
+        if not item:
+            continue
+        product, baskets, recent = item.rsplit(":", 2)
+        items.append((product, int(baskets), int(recent)))
+    history.add(str(row["shopper_id"]), items)
+
+
 def parse_packed(rows: Iterable[Mapping[str, object]]) -> dict[str, RetailerHistory]:
-    """Rows ``(retailer_id, shopper_id, items)`` with ``items`` packed as
-    ``product:baskets:recent_baskets`` joined by ``;`` (one row per shopper)."""
+    """Rows ``(retailer_id, shopper_id, items)`` (one row per shopper, ``add_packed``),
+    per retailer."""
     histories: dict[str, RetailerHistory] = {}
     for row in rows:
-        history = histories.setdefault(str(row["retailer_id"]), RetailerHistory())
-        items = []
-        for item in str(row["items"] or "").split(";"):
-            if not item:
-                continue
-            product, baskets, recent = item.rsplit(":", 2)
-            items.append((product, int(baskets), int(recent)))
-        history.add(str(row["shopper_id"]), items)
+        add_packed(histories.setdefault(str(row["retailer_id"]), RetailerHistory()), row)
     return histories
 
 
@@ -183,9 +191,11 @@ def recommend(
 @dataclass
 class NeighbourPool:
     """One retailer's pool of possible neighbours, prepared once per task: their unit
-    profile vectors, what they bought, and the products' recent popularity."""
+    profile vectors, what they bought, and the products' recent popularity (the matrices
+    only: the parsed history they came from is not kept)."""
 
-    history: RetailerHistory
+    products: list[str]
+    shoppers: int
     bought: Any
     normalized: Any
     idf: Any
@@ -214,7 +224,8 @@ def prepare_pool(history: RetailerHistory, similarity: str = SIMILARITY) -> Neig
         else np.ones(len(history.products))
     )
     return NeighbourPool(
-        history=history,
+        products=history.products,
+        shoppers=len(history.shoppers),
         bought=bought,
         normalized=_normalized_profiles(history, bought, similarity),
         idf=idf,
@@ -239,7 +250,7 @@ def recommend_from_pool(
     """
     import scipy.sparse as sp
 
-    products = pool.history.products
+    products = pool.products
     columns = {p: i for i, p in enumerate(products)}
     rows, cols, weights = [], [], []
     for item, (row, column) in enumerate(zip(batch.rows, batch.columns, strict=True)):
@@ -253,7 +264,7 @@ def recommend_from_pool(
     own = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape)
     own.data[:] = 1.0
     profiles = sp.csr_matrix((weights, (rows, cols)), shape) @ sp.diags(pool.idf)
-    n_neighbours = min(neighbours, len(pool.history.shoppers) - 1)
+    n_neighbours = min(neighbours, pool.shoppers - 1)
     out: dict[str, list[str]] = {}
     for start in range(0, len(batch.shoppers), CHUNK):
         names = batch.shoppers[start : start + CHUNK]

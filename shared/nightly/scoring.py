@@ -27,7 +27,14 @@ from shared.nightly.complements import complements_select
 from shared.nightly.context import StepContext
 from shared.nightly.evaluation import histories_sql, rank_by
 from shared.nightly.features import end_of_history, shard_shoppers_sql, table_ref
-from shared.nightly.neighbours import parse_packed, prepare_pool, recommend_from_pool
+from shared.nightly.neighbours import (
+    NeighbourPool,
+    RetailerHistory,
+    add_packed,
+    parse_packed,
+    prepare_pool,
+    recommend_from_pool,
+)
 from shared.nightly.samples import pool_where
 from shared.nightly.shards import BUCKET, WHOLE, Shard
 from shared.nightly.tables import (
@@ -48,28 +55,53 @@ TOP_PRODUCTS = 20
 NEW_PRODUCTS = 5  # products never bought, per shopper (the trees show the first two)
 
 
+def load_pools(ctx: StepContext) -> dict[str, NeighbourPool | None]:
+    """Every retailer's neighbour pool of the run, prepared: one retailer at a time
+    (through the Storage Read API), so the task holds the prepared matrices of the pools
+    and the packed rows of one retailer at most, never those of all."""
+    pools_table = table_ref(ctx, NIGHTLY_NEIGHBOUR_POOLS.name)
+    retailers = ctx.warehouse.query(
+        f"SELECT DISTINCT retailer_id FROM {pools_table} WHERE run_id = @run_id "
+        "ORDER BY retailer_id",
+        {"run_id": ctx.run_id},
+    )
+    pools: dict[str, NeighbourPool | None] = {}
+    for row in retailers:
+        retailer = str(row["retailer_id"])
+        packed = [
+            shopper
+            for batch in ctx.warehouse.stream(
+                f"SELECT shopper_id, items FROM {pools_table} "
+                "WHERE run_id = @run_id AND retailer_id = @retailer_id",
+                {"run_id": ctx.run_id, "retailer_id": retailer},
+                batch_rows=ctx.batch_shoppers,
+            )
+            for shopper in batch
+        ]
+        # In shopper order, as every night: the pool's rows, and so its ties, do not
+        # depend on the order the stream returns them in.
+        packed.sort(key=lambda r: str(r["shopper_id"]))
+        history = RetailerHistory()
+        for shopper in packed:
+            add_packed(history, shopper)
+        del packed
+        pools[retailer] = prepare_pool(history)
+    return pools
+
+
 def new_products(ctx: StepContext, shard: Shard = WHOLE) -> Iterator[list[Row]]:
     """Each shopper's ``NEW_PRODUCTS`` best products never bought, by ``neighbours``, in
     batches of ``ctx.batch_shoppers`` shoppers of the shard (their packed histories, a
     bucket range of ``nightly_histories``); their neighbours come from the retailer's pool
     (``nightly_neighbour_pools``), read once: memory holds the pool and one batch."""
-    pools = {
-        retailer: prepare_pool(history)
-        for retailer, history in parse_packed(
-            ctx.warehouse.query(
-                f"SELECT retailer_id, shopper_id, items "
-                f"FROM {table_ref(ctx, NIGHTLY_NEIGHBOUR_POOLS.name)} WHERE run_id = @run_id "
-                "ORDER BY retailer_id, shopper_id",
-                {"run_id": ctx.run_id},
-            )
-        ).items()
-    }
+    pools = load_pools(ctx)
     for batch in ctx.warehouse.stream(
         f"SELECT retailer_id, shopper_id, {BUCKET}, items "
         f"FROM {table_ref(ctx, NIGHTLY_HISTORIES.name)} "
         f"WHERE run_id = @run_id AND {shard.predicate()} ORDER BY retailer_id, shopper_id",
         {"run_id": ctx.run_id},
         batch_rows=ctx.batch_shoppers,
+        slice_by=BUCKET,
     ):
         buckets = {(r["retailer_id"], r["shopper_id"]): r[BUCKET] for r in batch}
         rows: list[Row] = []
@@ -101,6 +133,7 @@ def top_products(run_id: str, ctx: StepContext, shard: Shard = WHOLE) -> Iterato
         candidates_sql(ctx, "score", shard.predicate()),
         {"run_id": ctx.run_id, "role": "score"},
         batch_rows=ctx.batch_shoppers,
+        slice_by=BUCKET,
     ):
         buckets = {(r["retailer_id"], r["shopper_id"]): r[BUCKET] for r in batch}
         candidates = unpack_candidates(batch)

@@ -112,7 +112,11 @@ class BigQueryWarehouse:
         return [dict(row.items()) for row in result]
 
     def stream(
-        self, sql: str, params: Mapping[str, Any] | None = None, batch_rows: int = 5_000
+        self,
+        sql: str,
+        params: Mapping[str, Any] | None = None,
+        batch_rows: int = 5_000,
+        slice_by: str | None = None,
     ) -> Iterator[list[Row]]:
         name = f"_stream_{uuid.uuid4().hex}"
         target = f"{self._project}.{self._dataset}.{name}"
@@ -121,12 +125,16 @@ class BigQueryWarehouse:
             table = self._client.get_table(target)
             table.expires = datetime.now(UTC) + timedelta(days=1)
             self._client.update_table(table, ["expires"])
-            rows = self._client.list_rows(table, page_size=batch_rows)
-            batches = (
-                rows.to_arrow_iterable(bqstorage_client=self._read_client)
-                if self._read_client is not None
-                else (page for page in rows.pages)
-            )
+            batches: Iterator[Any]
+            if self._read_client is not None and slice_by is not None:
+                batches = self._read_slices(table, target, slice_by, batch_rows)
+            else:
+                rows = self._client.list_rows(table, page_size=batch_rows)
+                batches = (
+                    rows.to_arrow_iterable(bqstorage_client=self._read_client)
+                    if self._read_client is not None
+                    else (page for page in rows.pages)
+                )
             pending: list[Row] = []
             for batch in batches:
                 for part in _parts(batch, batch_rows):
@@ -138,6 +146,39 @@ class BigQueryWarehouse:
                 yield pending
         finally:
             self._client.delete_table(target, not_found_ok=True)
+
+    def _read_slices(
+        self, table: Any, target: str, column: str, batch_rows: int
+    ) -> Iterator[pa.RecordBatch]:
+        """The materialized result, one read session per slice of ``column``'s values
+        (``row_restriction``, a filter the Storage Read API applies before sending):
+        a server may send a whole table in one message (bqemulator does: 29,787 packed
+        rows, 351 MiB, in one batch), so only the slice bounds what a read holds."""
+        from google.cloud.bigquery_storage_v1 import types
+
+        counts = self.query(
+            f"SELECT {column} AS value, COUNT(*) AS n FROM `{target}` "  # noqa: S608
+            f"GROUP BY {column} ORDER BY {column}"
+        )
+        if any(r["value"] is None for r in counts):
+            raise ValueError(f"stream sliced by {column}: the result has rows without one")
+        name = f"projects/{table.project}/datasets/{table.dataset_id}/tables/{table.table_id}"
+        for low, high in value_slices([(int(r["value"]), int(r["n"])) for r in counts], batch_rows):
+            session = self._read_client.create_read_session(
+                parent=f"projects/{self._project}",
+                read_session=types.ReadSession(
+                    table=name,
+                    data_format=types.DataFormat.ARROW,
+                    read_options=types.ReadSession.TableReadOptions(
+                        row_restriction=f"{column} BETWEEN {low} AND {high}"
+                    ),
+                ),
+                max_stream_count=1,
+            )
+            for stream in session.streams:
+                reader = self._read_client.read_rows(stream.name)
+                for page in reader.rows(session).pages:
+                    yield page.to_arrow()
 
     def replace_rows(
         self, table: str, run_id: str, rows: Sequence[Row], where: str | None = None
@@ -168,6 +209,24 @@ class BigQueryWarehouse:
             timeout=TIMEOUT_S,
         ).result(timeout=TIMEOUT_S)
         log.info("rows written", extra={"table": table, "rows": len(rows)})
+
+
+def value_slices(counts: Sequence[tuple[int, int]], rows: int) -> list[tuple[int, int]]:
+    """Consecutive ``(low, high)`` ranges covering the values of ``counts`` (``(value,
+    rows)``, ascending), each of at most ``rows`` rows, unless one value alone holds more
+    (its range is then that value alone)."""
+    slices: list[tuple[int, int]] = []
+    current: list[int] = []  # the values of the slice being filled
+    held = 0
+    for value, n in counts:
+        if current and held + n > rows:
+            slices.append((current[0], current[-1]))
+            current, held = [], 0
+        current.append(value)
+        held += n
+    if current:
+        slices.append((current[0], current[-1]))
+    return slices
 
 
 def _parts(batch: Any, rows: int) -> Iterator[list[Row]]:

@@ -21,10 +21,17 @@ class Warehouse(Protocol):
         ...
 
     def stream(
-        self, sql: str, params: Mapping[str, Any] | None = None, batch_rows: int = 5_000
+        self,
+        sql: str,
+        params: Mapping[str, Any] | None = None,
+        batch_rows: int = 5_000,
+        slice_by: str | None = None,
     ) -> Iterator[list[Row]]:
         """Run a query and yield its rows in batches of at most ``batch_rows``, never all
-        held at once (the order of the rows is not kept: one row should be one unit)."""
+        held at once (the order of the rows is not kept: one row should be one unit).
+        ``slice_by``: an INT64 column of the result; the result is then read in slices of
+        consecutive values of it, each of about ``batch_rows`` rows (one value's rows at
+        least), so that no read holds more whatever the server's message size."""
         ...
 
     def replace_rows(
