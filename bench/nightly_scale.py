@@ -1,6 +1,6 @@
 """The whole nightly on synthetic populations: wall time, rows and peak memory per step.
 
-    .venv/bin/python -m bench.nightly_scale --sizes 10000 30000 --tasks 1 2 4
+    .venv/bin/python -m bench.nightly_scale --sizes 10000 100000 --tasks 1 2 4
 
 For each size, the population of ``bench.nightly_population`` (built first if missing,
 dataset ``cartwise_scale_{n}``), then for each task count one run of every step in
@@ -200,7 +200,7 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench.nightly_scale")
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 30_000])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--tasks", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--cutoff", type=date.fromisoformat, default=date(2026, 11, 23))
     parser.add_argument("--train-shoppers", type=int, default=5_000)
