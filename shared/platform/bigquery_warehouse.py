@@ -6,8 +6,10 @@ can be deleted again by a re-run at once, on BigQuery as on bqemulator); ``appen
 adds one more batch the same way. ``stream`` materializes a query's result into a table
 of its own (``_stream_*``, expiring after a day in case its reader dies) and reads it
 back with the BigQuery Storage Read API, one Arrow record batch at a time (bqemulator
-serves read sessions on its gRPC port, ``BIGQUERY_STORAGE_EMULATOR_HOST``), then drops it:
-memory holds one batch, whatever the result's size.
+serves read sessions on its gRPC port, ``BIGQUERY_STORAGE_EMULATOR_HOST``), then drops it.
+The server decides a batch's size (bqemulator sends a whole table as one), so with
+``slice_by`` the table is read one session per slice of a column's values, each of about
+``batch_rows`` rows: memory then holds one slice, whatever the result's size.
 """
 
 from __future__ import annotations
@@ -151,9 +153,9 @@ class BigQueryWarehouse:
         self, table: Any, target: str, column: str, batch_rows: int
     ) -> Iterator[pa.RecordBatch]:
         """The materialized result, one read session per slice of ``column``'s values
-        (``row_restriction``, a filter the Storage Read API applies before sending):
-        a server may send a whole table in one message (bqemulator does: 29,787 packed
-        rows, 351 MiB, in one batch), so only the slice bounds what a read holds."""
+        (the session's ``row_restriction``, a SQL filter): a server may send a whole table
+        in one message (bqemulator does: 29,787 packed rows, 351 MiB, in one batch), so
+        only the slice bounds what a read holds."""
         from google.cloud.bigquery_storage_v1 import types
 
         counts = self.query(
