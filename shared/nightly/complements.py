@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from shared.nightly.context import StepContext
-from shared.nightly.features import HISTORY_DAYS, table_ref
+from shared.nightly.features import HISTORY_DAYS, table_ref, timestamp_literal
 
 MIN_PRODUCT_BASKETS = 20
 MIN_PAIR_SUPPORT = 8
@@ -21,12 +21,12 @@ TOP_COMPLEMENTS = 20
 def complements_select(ctx: StepContext, boundary: datetime) -> str:
     """SELECT retailer_id, product_id, complement_id, lift, support, confidence (P(b | a))."""
     sold = table_ref(ctx, "sold_products")
-    at = boundary.strftime("%Y-%m-%d %H:%M:%S")
+    at = timestamp_literal(boundary)
     return f"""
 WITH lines AS (
   SELECT DISTINCT retailer_id, order_id, product_id FROM {sold}
-  WHERE occurred_at < TIMESTAMP '{at}+00'
-    AND occurred_at >= TIMESTAMP_SUB(TIMESTAMP '{at}+00', INTERVAL {HISTORY_DAYS} DAY)
+  WHERE occurred_at < {at}
+    AND occurred_at >= TIMESTAMP_SUB({at}, INTERVAL {HISTORY_DAYS} DAY)
 ),
 basket_count AS (
   SELECT retailer_id, COUNT(DISTINCT order_id) AS baskets FROM lines GROUP BY retailer_id

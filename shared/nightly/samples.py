@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from shared.nightly.context import StepContext
-from shared.nightly.features import HISTORY_DAYS, table_ref
+from shared.nightly.features import HISTORY_DAYS, table_ref, timestamp_literal
 from shared.nightly.tables import NIGHTLY_SHOPPERS
 
 SAMPLE_SCALE = 1_000_000
@@ -63,7 +63,7 @@ def pool_where(ctx: StepContext, boundary: datetime) -> str:
     ``ctx.neighbour_pool`` shoppers of the year before it with the smallest salted hash (a
     uniform sample, stable from night to night; every shopper while a retailer has
     fewer)."""
-    at = f"TIMESTAMP('{boundary.isoformat()}')"
+    at = timestamp_literal(boundary)
     hashed = f"FARM_FINGERPRINT(CONCAT('{POOL_SALT}/', retailer_id, '/', shopper_id))"
     return (
         f"{PAIR} IN (SELECT pooled FROM ("
