@@ -88,15 +88,76 @@ def parse_packed(rows: Iterable[Mapping[str, object]]) -> dict[str, RetailerHist
     return histories
 
 
+def _top(ids: np.ndarray, scores: np.ndarray, products: list[str], k: int) -> list[str]:
+    """The ``k`` best of the products ``ids`` by ``scores`` (finite), ties by product id:
+    the same list whatever the candidates' order, or how many fell below the ``k``-th."""
+    if k <= 0 or len(ids) == 0:
+        return []
+    if len(ids) > k:
+        kth = np.partition(scores, len(scores) - k)[len(scores) - k]  # the k-th largest
+        keep = scores >= kth
+        ids, scores = ids[keep], scores[keep]
+    order = sorted(range(len(ids)), key=lambda j: (-float(scores[j]), products[ids[j]]))
+    return [products[ids[j]] for j in order[:k]]
+
+
 def _ranked(scores: np.ndarray, bought: np.ndarray, products: list[str], k: int) -> list[str]:
     scores = scores.copy()
     scores[bought] = -np.inf
-    k = min(k, int(np.isfinite(scores).sum()))
-    if k <= 0:
-        return []
-    top = np.argpartition(-scores, k - 1)[:k]
-    order = sorted(top.tolist(), key=lambda i: (-float(scores[i]), products[i]))
-    return [products[i] for i in order]
+    ids = np.flatnonzero(np.isfinite(scores))
+    return _top(ids, scores[ids], products, k)
+
+
+def popularity_order(log_popularity: np.ndarray, products: list[str]) -> np.ndarray:
+    """The products by recent popularity, most popular first, ties by product id."""
+    return np.lexsort((np.asarray(products, dtype=object), -log_popularity))
+
+
+def _blended(
+    votes: Any,
+    own: Any,
+    log_popularity: np.ndarray,
+    order: np.ndarray,
+    products: list[str],
+    k: int,
+    weight: float,
+) -> list[list[str]]:
+    """Each row's ``k`` best products never bought by the blend, from its neighbours'
+    ``votes`` (a sparse row per shopper) and ``own`` products (sparse rows, the same
+    order), as ``_ranked`` over every product would rank them, in time linear in the
+    products the row's neighbours bought rather than in the catalogue: a product no
+    neighbour bought scores ``log_popularity + weight * log(1e-3)``, so the best of
+    those are the first in ``order`` that were neither voted for nor bought."""
+    floor = weight * np.log(np.zeros(1) + 1e-3)  # the blend's neighbour term at nb = 0
+    excluded = np.zeros(len(products), dtype=bool)
+    out: list[list[str]] = []
+    for row in range(votes.shape[0]):
+        voted = votes.indices[votes.indptr[row] : votes.indptr[row + 1]]
+        nb = votes.data[votes.indptr[row] : votes.indptr[row + 1]]
+        voted, nb = voted[nb > 0], nb[nb > 0]
+        bought = own.indices[own.indptr[row] : own.indptr[row + 1]]
+        excluded[voted] = True
+        excluded[bought] = True
+        fill: list[int] = []
+        at = 0
+        while len(fill) < k and at < len(order):
+            block = order[at : at + 4 * k]
+            fill.extend(block[~excluded[block]].tolist())
+            at += len(block)
+        excluded[voted] = False
+        excluded[bought] = False
+        top = nb.max() if len(nb) else 0.0  # over every product, bought ones too
+        keep = ~np.isin(voted, bought, assume_unique=True)
+        voted, nb = voted[keep], nb[keep]
+        ids = np.concatenate([voted, np.asarray(fill[:k], dtype=voted.dtype)])
+        scores = np.concatenate(
+            [
+                log_popularity[voted] + weight * np.log(nb / top + 1e-3),
+                log_popularity[fill[:k]] + floor,
+            ]
+        )
+        out.append(_top(ids, scores, products, k))
+    return out
 
 
 def _normalized_profiles(history: RetailerHistory, bought: Any, similarity: str) -> Any:
@@ -117,6 +178,25 @@ def _normalized_profiles(history: RetailerHistory, bought: Any, similarity: str)
         raise ValueError(f"unknown similarity {similarity!r}: binary or log_idf")
     norms = np.sqrt(np.asarray(profiles.multiply(profiles).sum(axis=1)).ravel())
     return (sp.diags(1.0 / np.maximum(norms, 1e-12)) @ profiles).tocsr()
+
+
+def _votes(closeness: np.ndarray, n_neighbours: int, bought: Any) -> Any:
+    """Each row's neighbours' purchases weighed by their closeness (sparse rows): only the
+    row's ``n_neighbours`` closest count."""
+    import scipy.sparse as sp
+
+    rows, columns = closeness.shape
+    if n_neighbours <= 0 or columns == 0:
+        return sp.csr_matrix((rows, bought.shape[1]))
+    n = min(n_neighbours, columns)
+    nearest = np.argpartition(-closeness, n - 1, axis=1)[:, :n]
+    weights = np.take_along_axis(closeness, nearest, axis=1)
+    kept = sp.csr_matrix(
+        (weights.ravel(), nearest.ravel(), np.arange(0, rows * n + 1, n)), shape=(rows, columns)
+    )
+    kept.eliminate_zeros()
+    kept.sort_indices()  # sums in column order, as from a dense matrix
+    return (kept @ bought).tocsr()
 
 
 def recommend(
@@ -162,29 +242,26 @@ def recommend(
         index = {s: i for i, s in enumerate(history.shoppers)}
         present = [index[s] for s in names if s in index]
         n_neighbours = min(neighbours, len(history.shoppers) - 1)
+        order = popularity_order(log_popularity, history.products)
         for start in range(0, len(present), CHUNK):
             ids = np.asarray(present[start : start + CHUNK])
             closeness = (normalized[ids] @ normalized.T).toarray()
             closeness[np.arange(len(ids)), ids] = 0.0
-            if n_neighbours > 0:
-                cut = np.argpartition(-closeness, n_neighbours - 1, axis=1)[:, n_neighbours:]
-                np.put_along_axis(closeness, cut, 0.0, axis=1)
-            else:
-                closeness[:] = 0.0
-            votes = np.asarray((sp.csr_matrix(closeness) @ bought).todense())
-            for row, shopper_row in enumerate(ids.tolist()):
-                key = (retailer, history.shoppers[shopper_row])
+            votes = _votes(closeness, n_neighbours, bought)
+            keys = [(retailer, history.shoppers[row]) for row in ids.tolist()]
+            ranked = _blended(
+                votes, bought[ids], log_popularity, order, history.products, k, weight
+            )
+            out["neighbours"].update(zip(keys, ranked, strict=True))
+            if not ablations:
+                continue
+            dense = np.asarray(votes.todense())
+            for row, (key, shopper_row) in enumerate(zip(keys, ids.tolist(), strict=True)):
                 own = bought.indices[bought.indptr[shopper_row] : bought.indptr[shopper_row + 1]]
-                nb = votes[row]
-                top = nb.max()
-                nb_norm = nb / top if top > 0 else nb
-                blend = log_popularity + weight * np.log(nb_norm + 1e-3)
-                out["neighbours"][key] = _ranked(blend, own, history.products, k)
-                if ablations:
-                    out["neighbours_only"][key] = _ranked(
-                        nb + 1e-9 * popularity, own, history.products, k
-                    )
-                    out["g_topfreq_new_56d"][key] = _ranked(popularity, own, history.products, k)
+                out["neighbours_only"][key] = _ranked(
+                    dense[row] + 1e-9 * popularity, own, history.products, k
+                )
+                out["g_topfreq_new_56d"][key] = _ranked(popularity, own, history.products, k)
     return out
 
 
@@ -201,6 +278,9 @@ class NeighbourPool:
     idf: Any
     log_popularity: Any
     index: dict[str, int]
+    columns: dict[str, int] = field(default_factory=dict)  # product id -> its column
+    normalized_t: Any = None  # ``normalized`` transposed, as rows: one conversion a task
+    order: Any = None  # ``popularity_order``
 
 
 def prepare_pool(history: RetailerHistory, similarity: str = SIMILARITY) -> NeighbourPool | None:
@@ -223,14 +303,19 @@ def prepare_pool(history: RetailerHistory, similarity: str = SIMILARITY) -> Neig
         if similarity == "log_idf"
         else np.ones(len(history.products))
     )
+    normalized = _normalized_profiles(history, bought, similarity)
+    log_popularity = np.log(popularity / popularity.max() + 1e-4)
     return NeighbourPool(
         products=history.products,
         shoppers=len(history.shoppers),
         bought=bought,
-        normalized=_normalized_profiles(history, bought, similarity),
+        normalized=normalized,
         idf=idf,
-        log_popularity=np.log(popularity / popularity.max() + 1e-4),
+        log_popularity=log_popularity,
         index={s: i for i, s in enumerate(history.shoppers)},
+        columns={p: i for i, p in enumerate(history.products)},
+        normalized_t=normalized.T.tocsr(),
+        order=popularity_order(log_popularity, history.products),
     )
 
 
@@ -251,15 +336,19 @@ def recommend_from_pool(
     import scipy.sparse as sp
 
     products = pool.products
-    columns = {p: i for i, p in enumerate(products)}
-    rows, cols, weights = [], [], []
-    for item, (row, column) in enumerate(zip(batch.rows, batch.columns, strict=True)):
-        at = columns.get(batch.products[column])
-        if at is None:  # no neighbour in the pool bought it: it weighs on no closeness
-            continue
-        rows.append(row)
-        cols.append(at)
-        weights.append(1.0 if similarity == "binary" else float(np.log1p(batch.baskets[item])))
+    # The batch's products as the pool's columns (-1: no neighbour in the pool bought it,
+    # so it weighs on no closeness), then every pair at once.
+    at = np.fromiter(
+        (pool.columns.get(p, -1) for p in batch.products), np.int64, len(batch.products)
+    )
+    pairs = at[np.asarray(batch.columns, dtype=np.int64)]
+    known = pairs >= 0
+    rows, cols = np.asarray(batch.rows, dtype=np.int64)[known], pairs[known]
+    weights = (
+        np.ones(len(rows))
+        if similarity == "binary"
+        else np.log1p(np.asarray(batch.baskets, dtype=float)[known])
+    )
     shape = (len(batch.shoppers), len(products))
     own = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape)
     own.data[:] = 1.0
@@ -268,22 +357,19 @@ def recommend_from_pool(
     out: dict[str, list[str]] = {}
     for start in range(0, len(batch.shoppers), CHUNK):
         names = batch.shoppers[start : start + CHUNK]
-        closeness = (profiles[start : start + len(names)] @ pool.normalized.T).toarray()
+        closeness = (profiles[start : start + len(names)] @ pool.normalized_t).toarray()
         for row, shopper in enumerate(names):
             if shopper in pool.index:
                 closeness[row, pool.index[shopper]] = 0.0
-        if n_neighbours > 0:
-            cut = np.argpartition(-closeness, n_neighbours - 1, axis=1)[:, n_neighbours:]
-            np.put_along_axis(closeness, cut, 0.0, axis=1)
-        else:
-            closeness[:] = 0.0
-        votes = np.asarray((sp.csr_matrix(closeness) @ pool.bought).todense())
-        for row, shopper in enumerate(names):
-            mine = start + row
-            bought = own.indices[own.indptr[mine] : own.indptr[mine + 1]]
-            nb = votes[row]
-            top = nb.max()
-            nb_norm = nb / top if top > 0 else nb
-            blend = pool.log_popularity + weight * np.log(nb_norm + 1e-3)
-            out[shopper] = _ranked(blend, bought, products, k)
+        votes = _votes(closeness, n_neighbours, pool.bought)
+        ranked = _blended(
+            votes,
+            own[start : start + len(names)],
+            pool.log_popularity,
+            pool.order,
+            products,
+            k,
+            weight,
+        )
+        out.update(zip(names, ranked, strict=True))
     return out

@@ -148,3 +148,55 @@ def test_a_smaller_pool_recommends_from_its_shoppers_only() -> None:
     # a2 is not in the pool: its neighbours are a1 and a3, and only a3 bought parmesan.
     assert ranked["a2"] == ["parmesan"]
     assert set(ranked) == set(histories["r"].shoppers)
+
+
+def _reference_blend(rows: list[dict[str, object]], neighbours: int) -> dict[str, dict[str, float]]:
+    """The module docstring's blend, computed plainly over every product with dense numpy:
+    each shopper's score of each product they never bought."""
+    import numpy as np
+
+    counts: dict[str, dict[str, tuple[int, int]]] = {}
+    for row in rows:
+        for item in str(row["items"]).split(";"):
+            product, in_year, in_recent = item.rsplit(":", 2)
+            counts.setdefault(str(row["shopper_id"]), {})[product] = (int(in_year), int(in_recent))
+    shoppers = sorted(counts)
+    products = sorted({p for items in counts.values() for p in items})
+    baskets = np.zeros((len(shoppers), len(products)))
+    recent = np.zeros_like(baskets)
+    for i, s in enumerate(shoppers):
+        for product, (b, r) in counts[s].items():
+            baskets[i, products.index(product)], recent[i, products.index(product)] = b, r
+    bought = baskets > 0
+    popularity = recent.sum(axis=0)
+    log_popularity = np.log(popularity / popularity.max() + 1e-4)
+    idf = np.maximum(np.log(len(shoppers) / (1.0 + bought.sum(axis=0))), 0.0)
+    profiles = np.log1p(baskets) * idf
+    profiles /= np.maximum(np.linalg.norm(profiles, axis=1, keepdims=True), 1e-12)
+    out: dict[str, dict[str, float]] = {}
+    for i, s in enumerate(shoppers):
+        similarity = profiles @ profiles[i]
+        similarity[i] = 0.0
+        nearest = np.argsort(-similarity, kind="stable")[:neighbours]
+        nb = similarity[nearest] @ bought[nearest]
+        nb_norm = nb / nb.max() if nb.max() > 0 else nb
+        blend = log_popularity + np.log(nb_norm + 1e-3)
+        out[s] = {p: float(blend[j]) for j, p in enumerate(products) if not bought[i, j]}
+    return out
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_blend_ranks_the_best_of_every_product_never_bought(seed: int) -> None:
+    # The fast path scores only the products a shopper's neighbours bought and the most
+    # popular others: it must pick the same best k as scoring the whole catalogue.
+    rows = _random_rows(120, seed=seed)
+    reference = _reference_blend(rows, neighbours=5)
+    whole = recommend(parse_packed(rows), [("r", s) for s in reference], 4, neighbours=5)
+    pool = prepare_pool(parse_packed(rows)["r"])
+    assert pool is not None
+    batched = recommend_from_pool(pool, parse_packed(rows)["r"], 4, neighbours=5)
+    for shopper, scores in reference.items():
+        best = sorted(scores.values(), reverse=True)[:4]
+        for ranked in (whole["neighbours"][("r", shopper)], batched[shopper]):
+            assert set(ranked) <= set(scores)  # never a product the shopper bought
+            assert [scores[p] for p in ranked] == pytest.approx(best, abs=1e-9), shopper
