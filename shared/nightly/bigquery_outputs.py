@@ -20,7 +20,7 @@ from google.cloud import bigquery
 from shared.decisions.compiler import Complement, ScoredProduct, SpendProfile
 from shared.nightly.service import ShopperOutputs
 from shared.nightly.shards import BUCKET, WHOLE, Shard
-from shared.nightly.tables import OFFER_FEATURES
+from shared.nightly.tables import OFFER_FEATURES, WORK_TABLES
 from shared.platform.bigquery_warehouse import BigQueryWarehouse
 
 TIMEOUT_S = 600
@@ -59,6 +59,22 @@ class BigQueryNightlyOutputs:
         )
         job = self._client.query(sql, job_config=config)
         yield from job.result(timeout=TIMEOUT_S, page_size=PAGE_SIZE)
+
+    def drop_work(self, run_id: str) -> dict[str, int]:
+        """One DELETE a work table; each is clustered by ``run_id`` first, so BigQuery
+        reads the run's blocks only (tables.py)."""
+        config = bigquery.QueryJobConfig(
+            query_parameters=[bigquery.ScalarQueryParameter("run_id", "STRING", run_id)]
+        )
+        dropped: dict[str, int] = {}
+        for table in WORK_TABLES:
+            job = self._client.query(
+                f"DELETE FROM `{self._prefix}.{table.name}` WHERE run_id = @run_id",
+                job_config=config,
+            )
+            job.result(timeout=TIMEOUT_S)
+            dropped[table.name] = int(job.num_dml_affected_rows or 0)
+        return dropped
 
     def scores(self, run_id: str, shard: Shard = WHOLE) -> Iterator[tuple[str, str, ScoredProduct]]:
         for row in self._rows(

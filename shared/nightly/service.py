@@ -4,7 +4,8 @@
 - ``run_step``: run one step for a run and record it. The model steps (``features``,
   ``train``, ``evaluate``, ``score``) are ``shared.nightly.steps.STEPS``, imported when
   first called; ``compile_trees`` and ``publish`` are here.
-- ``finish_run``: record the outcome and the workflow's own summary.
+- ``finish_run``: delete the run's work rows, record the outcome and the workflow's own
+  summary.
 
 Every step is idempotent for a ``run_id``: the workflow may retry any of them.
 """
@@ -109,6 +110,11 @@ class NightlyOutputs(Protocol):
         self, run_id: str, shard: Shard = WHOLE
     ) -> Iterable[tuple[str, str, str, int]]:
         """(retailer, shopper, product never bought, rank) rows of the shard's shoppers."""
+        ...
+
+    def drop_work(self, run_id: str) -> dict[str, int]:
+        """Deletes the run's rows of the work tables (``tables.WORK_TABLES``: no step
+        reads them once the run is over); the rows deleted per table."""
         ...
 
     def shopper_batches(
@@ -242,9 +248,14 @@ def finish_run(
     record = _run(deps, run_id)
     if outcome == "published" and record.status != "published":
         raise NotCompiledError(f"run {run_id} was not published")
+    # The work rows first: a retried finish deletes nothing more and records the outcome.
+    dropped = _store(lambda: deps.outputs.drop_work(run_id), deps)
     now = deps.clock()
     _store(lambda: deps.runs.finish(run_id, outcome, now, workflow_summary), deps)
-    log.info("nightly run finished", extra={"run_id": run_id, "outcome": outcome})
+    log.info(
+        "nightly run finished",
+        extra={"run_id": run_id, "outcome": outcome, "work_rows_deleted": dropped},
+    )
     return _run(deps, run_id).model_dump(mode="json")
 
 

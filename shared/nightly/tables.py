@@ -276,6 +276,16 @@ SHOPPER_OFFER_FEATURES = BigQueryTable(
     clustering=("run_id", BUCKET, "retailer_id", "shopper_id"),
 )
 
+# Work tables: rows the next steps of the same run read, and nothing after it; the run's
+# rows are deleted when the workflow finishes it (``service.finish_run``), whatever the
+# outcome, so that they do not pile up night after night.
+WORK_TABLES: tuple[BigQueryTable, ...] = (
+    NIGHTLY_CANDIDATES,
+    NIGHTLY_SHOPPERS,
+    NIGHTLY_HISTORIES,
+    NIGHTLY_NEIGHBOUR_POOLS,
+)
+
 NIGHTLY_TABLES: tuple[BigQueryTable, ...] = (
     NIGHTLY_CANDIDATES,
     NIGHTLY_SHOPPERS,

@@ -444,11 +444,13 @@ def test_published_trees_change_the_decisions_taken_for_the_same_traffic(
 
 
 @contextlib.contextmanager
-def own_nightly(stack: dict[str, str], settings: StackSettings, **env: str) -> Iterator[str]:
-    """A workflows emulator (its URL) running the real workflow against a step service of
-    the test's own (``env``: its extra settings), on a dataset of its own: 13 weeks of 30
-    households backfilled. Its job stand-in runs the real nightly-shards job with the same
-    settings, for a run whose gate passes."""
+def own_nightly(
+    stack: dict[str, str], settings: StackSettings, **env: str
+) -> Iterator[tuple[str, str]]:
+    """A workflows emulator (its URL, and the dataset's name) running the real workflow
+    against a step service of the test's own (``env``: its extra settings), on a dataset of
+    its own: 13 weeks of 30 households backfilled. Its job stand-in runs the real
+    nightly-shards job with the same settings, for a run whose gate passes."""
     from emulators.stack import job_specs
 
     with owned_dataset(stack, "41-53", 30) as dataset:
@@ -462,7 +464,7 @@ def own_nightly(stack: dict[str, str], settings: StackSettings, **env: str) -> I
             ) as steps_url,
             workflows_on(steps_url, jobs) as workflows,
         ):
-            yield workflows
+            yield workflows, dataset
 
 
 @pytest.mark.heavy
@@ -472,10 +474,25 @@ def test_the_whole_workflow_with_the_model_steps(
     """The modelling half merged: every step runs for real, on a small backfill into a
     dataset of the test's own (a step service of its own reads it), so that neither its
     figures nor its duration depend on what the stack holds."""
+    from shared.nightly.tables import WORK_TABLES
+
     run_id = f"full-{unique}"
-    with own_nightly(stack, stack_settings) as workflows:
-        status, summary = execute(workflows, stack["GOOGLE_CLOUD_PROJECT"], {"run_id": run_id}, 600)
+    project = stack["GOOGLE_CLOUD_PROJECT"]
+    with own_nightly(stack, stack_settings) as (workflows, dataset):
+        status, summary = execute(workflows, project, {"run_id": run_id}, 600)
+        client = clients.bigquery_client(project, stack["BIGQUERY_EMULATOR_HOST"])
+        counts = (
+            client.query(
+                f"SELECT COUNT(*) AS n FROM `{project}.{dataset}.{t.name}` WHERE run_id = @run_id",
+                job_config=run_parameter(run_id),
+            ).result()
+            for t in WORK_TABLES
+        )
+        left = {t.name: next(iter(rows))["n"] for t, rows in zip(WORK_TABLES, counts, strict=True)}
     assert status == 200, summary
+    # Finished: the run's work rows are gone (its steps wrote some: features counts them).
+    assert sum(summary["steps"]["features"]["summary"]["nightly_candidates"].values()) > 0
+    assert left == {t.name: 0 for t in WORK_TABLES}, left
     assert summary["outcome"] in {"published", "refused_by_gate"}
     evaluation = summary["steps"]["evaluate"]["summary"]
     assert isinstance(evaluation["gate_passed"], bool) and "table" in evaluation
@@ -507,7 +524,7 @@ def test_a_run_refused_by_the_gate_on_the_real_steps_changes_nothing_live(
     pointer_before = pointer.get().to_dict()
 
     run_id = f"refused-{unique}"
-    with own_nightly(stack, stack_settings, NIGHTLY_GATE_MIN_LIFT="1000") as workflows:
+    with own_nightly(stack, stack_settings, NIGHTLY_GATE_MIN_LIFT="1000") as (workflows, _):
         status, summary = execute(workflows, project, {"run_id": run_id}, 600)
     assert status == 200, summary
     assert summary["outcome"] == "refused_by_gate", summary

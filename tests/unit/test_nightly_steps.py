@@ -76,6 +76,11 @@ class Runs:
 class Outputs:
     def __init__(self) -> None:
         self.rows: dict[str, list[tuple[str, str, ScoredProduct]]] = {}
+        self.dropped: list[str] = []  # runs whose work rows were deleted
+
+    def drop_work(self, run_id: str) -> dict[str, int]:
+        self.dropped.append(run_id)
+        return {"nightly_candidates": 0}
 
     def scores(self, run_id: str, shard: Shard = WHOLE) -> Iterator[tuple[str, str, ScoredProduct]]:
         assert shard == WHOLE  # sharding is BigQuery's hash: tests/integration
@@ -221,6 +226,7 @@ def test_compile_then_publish_makes_the_run_current(deps: NightlyDependencies) -
         deps, "POST", "/runs/run-1/finish", {"outcome": "published", "summary": {"seconds": 3}}
     )
     assert finished.status == 200 and finished.body["workflow_summary"] == {"seconds": 3}
+    assert deps.outputs.dropped == ["run-1"]  # type: ignore[attr-defined]
 
 
 def test_nothing_to_compile_is_a_refusal_not_a_retry(deps: NightlyDependencies) -> None:
@@ -232,6 +238,9 @@ def test_nothing_to_compile_is_a_refusal_not_a_retry(deps: NightlyDependencies) 
     assert not deps.trees.written  # type: ignore[attr-defined]
     finished = call(deps, "POST", "/runs/empty/finish", {"outcome": "published"})
     assert finished.status == 409  # never published: cannot finish as such
+    assert deps.outputs.dropped == []  # type: ignore[attr-defined]
+    failed = call(deps, "POST", "/runs/empty/finish", {"outcome": "failed"})
+    assert failed.status == 200 and deps.outputs.dropped == ["empty"]  # type: ignore[attr-defined]
 
 
 def test_a_store_outage_answers_503_for_the_workflow_to_retry(deps: NightlyDependencies) -> None:
