@@ -109,6 +109,21 @@ def _shards(run_id: str, tasks: int, dataset: str, log: Path) -> dict[str, Any]:
     }
 
 
+def clear_runs(dataset: str) -> None:
+    """Every nightly table of the population's dataset emptied: each measured run starts
+    with no earlier run's rows, which bqemulator would scan (BigQuery prunes them by the
+    ``run_id`` clustering); the product itself keeps the live run's outputs only."""
+    from bench.nightly_population import stack_env
+    from shared.nightly.tables import NIGHTLY_TABLES
+    from shared.platform import clients
+
+    env = stack_env()
+    project = env["GOOGLE_CLOUD_PROJECT"]
+    client = clients.bigquery_client(project, env["BIGQUERY_EMULATOR_HOST"])
+    for table in NIGHTLY_TABLES:
+        client.query(f"DELETE FROM `{project}.{dataset}.{table.name}` WHERE TRUE").result()  # noqa: S608
+
+
 def run_nightly(size: int, tasks: int, cutoff: date, log: Path) -> dict[str, Any]:
     """One whole nightly of the population ``size`` with ``tasks`` shard tasks."""
     from bench.nightly_population import dataset_name, stack_env
@@ -116,8 +131,9 @@ def run_nightly(size: int, tasks: int, cutoff: date, log: Path) -> dict[str, Any
     dataset = dataset_name(size)
     os.environ.update(stack_env() | {"NIGHTLY_DATASET": dataset})
     from shared.nightly.composition import nightly_steps
-    from shared.nightly.service import begin_run
+    from shared.nightly.service import begin_run, finish_run
 
+    clear_runs(dataset)
     run_id = f"scale-{size}-{tasks}-{uuid.uuid4().hex[:6]}"
     begin_run(nightly_steps(), run_id, cutoff, tasks)
     steps: dict[str, Any] = {}
@@ -141,6 +157,11 @@ def run_nightly(size: int, tasks: int, cutoff: date, log: Path) -> dict[str, Any
         print(f"    {name} ...", end="", flush=True)
         steps[name] = _step(name, run_id, dataset, log)
         print(f" {steps[name]['seconds']}s", flush=True)
+    # As the workflow's last call: the run's work rows deleted.
+    started = time.monotonic()
+    deleted = finish_run(nightly_steps(), run_id, "published", None)
+    steps["finish"] = {"seconds": round(time.monotonic() - started, 1), "summary": deleted}
+    print(f"    finish ... {steps['finish']['seconds']}s", flush=True)
     return {
         "size": size,
         "tasks": tasks,

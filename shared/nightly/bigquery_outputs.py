@@ -11,7 +11,7 @@ shopper's outputs into one row, materialized and read back with the Storage Read
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -20,7 +20,7 @@ from google.cloud import bigquery
 from shared.decisions.compiler import Complement, ScoredProduct, SpendProfile
 from shared.nightly.service import ShopperOutputs
 from shared.nightly.shards import BUCKET, WHOLE, Shard
-from shared.nightly.tables import OFFER_FEATURES, WORK_TABLES
+from shared.nightly.tables import OFFER_FEATURES
 from shared.platform.bigquery_warehouse import BigQueryWarehouse
 
 TIMEOUT_S = 600
@@ -60,21 +60,21 @@ class BigQueryNightlyOutputs:
         job = self._client.query(sql, job_config=config)
         yield from job.result(timeout=TIMEOUT_S, page_size=PAGE_SIZE)
 
-    def drop_work(self, run_id: str) -> dict[str, int]:
-        """One DELETE a work table; each is clustered by ``run_id`` first, so BigQuery
-        reads the run's blocks only (tables.py)."""
+    def delete_run(self, run_id: str, tables: Sequence[str]) -> dict[str, int]:
+        """One DELETE a table; each is clustered by ``run_id`` first, so BigQuery reads
+        the run's blocks only (tables.py)."""
         config = bigquery.QueryJobConfig(
             query_parameters=[bigquery.ScalarQueryParameter("run_id", "STRING", run_id)]
         )
-        dropped: dict[str, int] = {}
-        for table in WORK_TABLES:
+        deleted: dict[str, int] = {}
+        for table in tables:
             job = self._client.query(
-                f"DELETE FROM `{self._prefix}.{table.name}` WHERE run_id = @run_id",
+                f"DELETE FROM `{self._prefix}.{table}` WHERE run_id = @run_id",
                 job_config=config,
             )
             job.result(timeout=TIMEOUT_S)
-            dropped[table.name] = int(job.num_dml_affected_rows or 0)
-        return dropped
+            deleted[table] = int(job.num_dml_affected_rows or 0)
+        return deleted
 
     def scores(self, run_id: str, shard: Shard = WHOLE) -> Iterator[tuple[str, str, ScoredProduct]]:
         for row in self._rows(

@@ -44,6 +44,7 @@ from shared.nightly.runs import (
     StepRecord,
 )
 from shared.nightly.shards import WHOLE, Shard
+from shared.nightly.tables import RETIRED_OUTPUTS, WORK_TABLES
 from shared.offers.levels import OfferLevel
 from shared.privacy_marks.marks import NO_MARKS, Gate
 
@@ -112,9 +113,9 @@ class NightlyOutputs(Protocol):
         """(retailer, shopper, product never bought, rank) rows of the shard's shoppers."""
         ...
 
-    def drop_work(self, run_id: str) -> dict[str, int]:
-        """Deletes the run's rows of the work tables (``tables.WORK_TABLES``: no step
-        reads them once the run is over); the rows deleted per table."""
+    def delete_run(self, run_id: str, tables: Sequence[str]) -> dict[str, int]:
+        """Deletes the run's rows of ``tables`` (of ``tables.WORK_TABLES`` and
+        ``tables.RETIRED_OUTPUTS``); the rows deleted per table."""
         ...
 
     def shopper_batches(
@@ -248,8 +249,12 @@ def finish_run(
     record = _run(deps, run_id)
     if outcome == "published" and record.status != "published":
         raise NotCompiledError(f"run {run_id} was not published")
-    # The work rows first: a retried finish deletes nothing more and records the outcome.
-    dropped = _store(lambda: deps.outputs.drop_work(run_id), deps)
+    # The rows first: a retried finish deletes nothing more and records the outcome. An
+    # unpublished run's outputs go too: it never becomes the live run.
+    tables = [t.name for t in WORK_TABLES]
+    if outcome != "published":
+        tables += [t.name for t in RETIRED_OUTPUTS]
+    dropped = _store(lambda: deps.outputs.delete_run(run_id, tables), deps)
     now = deps.clock()
     _store(lambda: deps.runs.finish(run_id, outcome, now, workflow_summary), deps)
     log.info(
@@ -654,6 +659,10 @@ def publish(deps: NightlyDependencies, record: RunRecord) -> dict[str, Any]:
     )
     previous = _store(lambda: deps.runs.set_current(current), deps)
     _store(lambda: deps.runs.finish(record.run_id, "published", now, None), deps)
+    if previous is not None and previous.run_id != record.run_id:
+        # Its trees are replaced: nothing reads its outputs any more.
+        retired = [t.name for t in RETIRED_OUTPUTS]
+        _store(lambda: deps.outputs.delete_run(previous.run_id, retired), deps)
     return {
         "run_id": record.run_id,
         "published_at": now.isoformat(),

@@ -285,6 +285,16 @@ WORK_TABLES: tuple[BigQueryTable, ...] = (
     NIGHTLY_HISTORIES,
     NIGHTLY_NEIGHBOUR_POOLS,
 )
+# The run's outputs that its trees are compiled from, and nothing else reads: kept while
+# the run is the live one, deleted when the next run is published (``service.publish``),
+# or when the run ends unpublished. The evaluations and the offer targets stay (history).
+RETIRED_OUTPUTS: tuple[BigQueryTable, ...] = (
+    SHOPPER_PRODUCT_SCORES,
+    SHOPPER_NEW_PRODUCTS,
+    PRODUCT_COMPLEMENTS,
+    SHOPPER_SPEND_PROFILES,
+    SHOPPER_OFFER_FEATURES,
+)
 
 NIGHTLY_TABLES: tuple[BigQueryTable, ...] = (
     NIGHTLY_CANDIDATES,

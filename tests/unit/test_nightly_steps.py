@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import types
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -20,6 +20,7 @@ from shared.nightly.runs import CurrentRun, RunRecord, RunStatus, StepRecord
 from shared.nightly.service import NightlyDependencies, ShopperOutputs, group_outputs
 from shared.nightly.shards import BUCKETS, WHOLE, Shard, bucket_sql
 from shared.nightly.steps_api import handle
+from shared.nightly.tables import RETIRED_OUTPUTS, WORK_TABLES
 from shared.platform.errors import StoreUnavailableError
 from shared.platform.http import Response
 from shared.privacy_marks.marks import OpenGate
@@ -76,11 +77,11 @@ class Runs:
 class Outputs:
     def __init__(self) -> None:
         self.rows: dict[str, list[tuple[str, str, ScoredProduct]]] = {}
-        self.dropped: list[str] = []  # runs whose work rows were deleted
+        self.deleted: list[tuple[str, set[str]]] = []  # (run, tables) deleted
 
-    def drop_work(self, run_id: str) -> dict[str, int]:
-        self.dropped.append(run_id)
-        return {"nightly_candidates": 0}
+    def delete_run(self, run_id: str, tables: Sequence[str]) -> dict[str, int]:
+        self.deleted.append((run_id, set(tables)))
+        return dict.fromkeys(tables, 0)
 
     def scores(self, run_id: str, shard: Shard = WHOLE) -> Iterator[tuple[str, str, ScoredProduct]]:
         assert shard == WHOLE  # sharding is BigQuery's hash: tests/integration
@@ -170,6 +171,10 @@ def deps() -> NightlyDependencies:
     )
 
 
+WORK = {t.name for t in WORK_TABLES}
+OUTPUTS = {t.name for t in RETIRED_OUTPUTS}
+
+
 def call(deps: NightlyDependencies, method: str, path: str, body: Any = None) -> Response:
     return handle(
         method, path, json.dumps(body).encode() if body is not None else b"", lambda: deps
@@ -226,7 +231,16 @@ def test_compile_then_publish_makes_the_run_current(deps: NightlyDependencies) -
         deps, "POST", "/runs/run-1/finish", {"outcome": "published", "summary": {"seconds": 3}}
     )
     assert finished.status == 200 and finished.body["workflow_summary"] == {"seconds": 3}
-    assert deps.outputs.dropped == ["run-1"]  # type: ignore[attr-defined]
+    # Finished: the run's work rows deleted; its outputs stay while it is the live run.
+    assert deps.outputs.deleted == [("run-1", WORK)]  # type: ignore[attr-defined]
+
+    # The next run published: the one it replaces has its outputs deleted.
+    deps.outputs.rows["run-2"] = deps.outputs.rows["run-1"]  # type: ignore[attr-defined]
+    call(deps, "POST", "/runs", {"run_id": "run-2", "cutoff": "2026-10-27"})
+    assert call(deps, "POST", "/steps/compile_trees", {"run_id": "run-2"}).status == 200
+    replaced = call(deps, "POST", "/steps/publish", {"run_id": "run-2"})
+    assert replaced.status == 200 and replaced.body["previous_run_id"] == "run-1"
+    assert deps.outputs.deleted[-1] == ("run-1", OUTPUTS)  # type: ignore[attr-defined]
 
 
 def test_nothing_to_compile_is_a_refusal_not_a_retry(deps: NightlyDependencies) -> None:
@@ -238,9 +252,11 @@ def test_nothing_to_compile_is_a_refusal_not_a_retry(deps: NightlyDependencies) 
     assert not deps.trees.written  # type: ignore[attr-defined]
     finished = call(deps, "POST", "/runs/empty/finish", {"outcome": "published"})
     assert finished.status == 409  # never published: cannot finish as such
-    assert deps.outputs.dropped == []  # type: ignore[attr-defined]
+    assert deps.outputs.deleted == []  # type: ignore[attr-defined]
     failed = call(deps, "POST", "/runs/empty/finish", {"outcome": "failed"})
-    assert failed.status == 200 and deps.outputs.dropped == ["empty"]  # type: ignore[attr-defined]
+    assert failed.status == 200
+    # Never live: its work rows and its outputs are deleted.
+    assert deps.outputs.deleted == [("empty", WORK | OUTPUTS)]  # type: ignore[attr-defined]
 
 
 def test_a_store_outage_answers_503_for_the_workflow_to_retry(deps: NightlyDependencies) -> None:
