@@ -122,7 +122,8 @@ def _nightly_steps(stack: dict[str, str], run_id: str) -> dict[str, Any]:
     and including ``compile_trees``: the score tables and the personal trees are written by
     the real steps whatever the gate says (twenty households cannot pass it surely), and
     ``publish`` is not called, so the ``nightly/current`` pointer stays where it was. The
-    run is then finished ``failed``, with the reason."""
+    run is left unfinished: finishing it deletes its rows (``_finish_failed``, once the
+    test is over), and a run in flight is what erasure must reach."""
     base = stack["NIGHTLY_STEPS_URL"]
     begun = requests.post(f"{base}/runs", json={"run_id": run_id}, timeout=60)
     assert begun.status_code == 200, begun.text
@@ -151,13 +152,16 @@ def _nightly_steps(stack: dict[str, str], run_id: str) -> dict[str, Any]:
                 check=False,
             )
             assert task.returncode == 0, task.stdout[-2000:]
+    return summaries
+
+
+def _finish_failed(stack: dict[str, str], run_id: str) -> None:
     finished = requests.post(
-        f"{base}/runs/{run_id}/finish",
+        f"{stack['NIGHTLY_STEPS_URL']}/runs/{run_id}/finish",
         json={"outcome": "failed", "summary": {"reason": "erasure test: not published"}},
         timeout=60,
     )
     assert finished.status_code == 200, finished.text
-    return summaries
 
 
 def _dead_letter(stack: dict[str, str], retailer: str, shopper: str) -> str:
@@ -359,6 +363,7 @@ def test_an_erased_shopper_is_nowhere_and_the_others_are_untouched(
     _journey_rows(stack, retailer, target)
 
     summaries = _nightly_steps(stack, f"erasure-{unique}")
+    request.addfinalizer(lambda: _finish_failed(stack, f"erasure-{unique}"))
     assert summaries["compile_trees"]["personal_trees"] > 0, summaries["compile_trees"]
     # The shards write offer features only when a learnt offer policy is published, which
     # this run's few logs cannot give: the target's row is written here, as a shard would.
