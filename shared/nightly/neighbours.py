@@ -278,9 +278,9 @@ class NeighbourPool:
     idf: Any
     log_popularity: Any
     index: dict[str, int]
-    columns: dict[str, int] = field(default_factory=dict)  # product id -> its column
-    normalized_t: Any = None  # ``normalized`` transposed, as rows: one conversion a task
-    order: Any = None  # ``popularity_order``
+    columns: dict[str, int]  # product id -> its column
+    normalized_t: Any  # ``normalized`` transposed, as rows: one conversion a task
+    order: Any  # ``popularity_order``
 
 
 def prepare_pool(history: RetailerHistory, similarity: str = SIMILARITY) -> NeighbourPool | None:

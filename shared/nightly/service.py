@@ -249,17 +249,19 @@ def finish_run(
     record = _run(deps, run_id)
     if outcome == "published" and record.status != "published":
         raise NotCompiledError(f"run {run_id} was not published")
-    # The rows first: a retried finish deletes nothing more and records the outcome. An
-    # unpublished run's outputs go too: it never becomes the live run.
+    # The rows first: a retried finish deletes nothing more and records the outcome. A run
+    # that is not the live one has its outputs deleted too (nothing will compile from
+    # them); the live one keeps them, whatever outcome the workflow reports after.
+    current = _store(deps.runs.current, deps)
     tables = [t.name for t in WORK_TABLES]
-    if outcome != "published":
+    if current is None or current.run_id != run_id:
         tables += [t.name for t in RETIRED_OUTPUTS]
-    dropped = _store(lambda: deps.outputs.delete_run(run_id, tables), deps)
+    deleted = _store(lambda: deps.outputs.delete_run(run_id, tables), deps)
     now = deps.clock()
     _store(lambda: deps.runs.finish(run_id, outcome, now, workflow_summary), deps)
     log.info(
         "nightly run finished",
-        extra={"run_id": run_id, "outcome": outcome, "work_rows_deleted": dropped},
+        extra={"run_id": run_id, "outcome": outcome, "rows_deleted": deleted},
     )
     return _run(deps, run_id).model_dump(mode="json")
 

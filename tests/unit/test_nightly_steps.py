@@ -233,6 +233,12 @@ def test_compile_then_publish_makes_the_run_current(deps: NightlyDependencies) -
     assert finished.status == 200 and finished.body["workflow_summary"] == {"seconds": 3}
     # Finished: the run's work rows deleted; its outputs stay while it is the live run.
     assert deps.outputs.deleted == [("run-1", WORK)]  # type: ignore[attr-defined]
+    # A published run reported failed after (a later call of the workflow failed): it is
+    # live, its outputs stay.
+    for _ in range(2):  # and again, as a retry: still the live run
+        late = call(deps, "POST", "/runs/run-1/finish", {"outcome": "failed"})
+        assert late.status == 200
+        assert deps.outputs.deleted[-1] == ("run-1", WORK)  # type: ignore[attr-defined]
 
     # The next run published: the one it replaces has its outputs deleted.
     deps.outputs.rows["run-2"] = deps.outputs.rows["run-1"]  # type: ignore[attr-defined]
