@@ -24,6 +24,7 @@ from shared.contract.events import validate_event
 from shared.freezer.bigquery_read_models import BigQueryReadModelSink
 from shared.ingestion.bigtable_events import BigtableEventStore
 from shared.ingestion.service import make_record, message_head, reverse_micros, shopper_prefix
+from shared.nightly.firestore_runs import FirestoreNightlyRuns
 from shared.platform import clients
 from shared.platform.bigtable_raw import Cell, micros, mutate_rows
 from shared.privacy.firestore_records import FirestoreRetention
@@ -122,8 +123,10 @@ def _nightly_steps(stack: dict[str, str], run_id: str) -> dict[str, Any]:
     and including ``compile_trees``: the score tables and the personal trees are written by
     the real steps whatever the gate says (twenty households cannot pass it surely), and
     ``publish`` is not called, so the ``nightly/current`` pointer stays where it was. The
-    run is left unfinished: finishing it deletes its rows (``_finish_failed``, once the
-    test is over), and a run in flight is what erasure must reach."""
+    run's record is then marked ``failed`` in Firestore directly: an erasure's last pass
+    waits for a run in progress, and the step service's finish would delete the run's rows
+    that this test must see erased (it is called once the test is over,
+    ``_finish_failed``)."""
     base = stack["NIGHTLY_STEPS_URL"]
     begun = requests.post(f"{base}/runs", json={"run_id": run_id}, timeout=60)
     assert begun.status_code == 200, begun.text
@@ -152,6 +155,9 @@ def _nightly_steps(stack: dict[str, str], run_id: str) -> dict[str, Any]:
                 check=False,
             )
             assert task.returncode == 0, task.stdout[-2000:]
+    FirestoreNightlyRuns(clients.firestore_client(stack["GOOGLE_CLOUD_PROJECT"])).finish(
+        run_id, "failed", datetime.now(UTC), {"reason": "erasure test: not published"}
+    )
     return summaries
 
 
