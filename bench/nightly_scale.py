@@ -16,7 +16,10 @@ stays small (the population is built in a child), so that a child's peak is its 
 ``train`` reads a hash sample of ``--train-shoppers`` (``NIGHTLY_TRAIN_SHOPPERS``,
 docs/MODEL.md: 2,500 are enough; 0: every shopper, whose memory grows with the population),
 ``evaluate`` one of ``--evaluate-shoppers`` (``NIGHTLY_EVALUATE_SHOPPERS``; 0: every shopper).
-Progress is printed as it goes; ``--json`` keeps the figures and ``--plot`` draws them (matplotlib).
+Just before and just after the shard job, ``bench.calibration`` times a fixed workload
+(this machine's speed at that moment): the per-shopper figure divided by it compares across
+runs that the machine's drift would otherwise blur. Progress is printed as it goes;
+``--json`` keeps the figures and ``--plot`` draws them (matplotlib).
 """
 
 from __future__ import annotations
@@ -109,6 +112,24 @@ def _shards(run_id: str, tasks: int, dataset: str, log: Path) -> dict[str, Any]:
     }
 
 
+def _calibration() -> dict[str, float]:
+    """``bench.calibration``'s fixed workload timed in a child (as the shard tasks are)."""
+    output = subprocess.run(
+        [sys.executable, "-m", "bench.calibration"], check=True, capture_output=True
+    ).stdout
+    result: dict[str, float] = json.loads(output.decode().strip().splitlines()[-1])
+    return result
+
+
+def calibrated(result: dict[str, Any]) -> float:
+    """The run's shard job time per scored shopper per task, in units of its own
+    calibration (the mean of the fixed workload's seconds before and after the job): a
+    figure that compares across runs whatever the machine's speed at the time."""
+    seconds = [float(c["seconds"]) for c in result["steps"]["shards"]["calibration"]]
+    per_shopper = float(result["steps"]["shards"]["seconds"]) * int(result["tasks"]) / scored(result)
+    return per_shopper / (sum(seconds) / len(seconds))
+
+
 def clear_runs(dataset: str) -> None:
     """Every nightly table of the population's dataset emptied: each measured run starts
     with no earlier run's rows, which bqemulator would scan (BigQuery prunes them by the
@@ -142,7 +163,9 @@ def run_nightly(size: int, tasks: int, cutoff: date, log: Path) -> dict[str, Any
         steps[name] = _step(name, run_id, dataset, log)
         print(f" {steps[name]['seconds']}s, {steps[name]['peak_mib'][0]} MiB", flush=True)
     print(f"    shards ({tasks} tasks) ...", end="", flush=True)
+    before = _calibration()
     steps["shards"] = _shards(run_id, tasks, dataset, log)
+    steps["shards"]["calibration"] = [before, _calibration()]
     record = nightly_steps().runs.get(run_id)
     assert record is not None
     shard_summaries = [
@@ -183,13 +206,20 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (left, middle, right) = plt.subplots(1, 3, figsize=(15, 4))
     for tasks in sorted({r["tasks"] for r in results}):
         rows = sorted((r for r in results if r["tasks"] == tasks), key=lambda r: r["size"])
         sizes = [r["size"] for r in rows]
         left.plot(
             sizes,
             [1000 * r["steps"]["shards"]["seconds"] * tasks / scored(r) for r in rows],
+            marker="o",
+            label=f"{tasks} task(s)",
+        )
+        timed = [r for r in rows if "calibration" in r["steps"]["shards"]]
+        middle.plot(
+            [r["size"] for r in timed],
+            [1000 * calibrated(r) for r in timed],
             marker="o",
             label=f"{tasks} task(s)",
         )
@@ -205,13 +235,19 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
         ylabel="shard job ms x tasks / scored shopper",
         title="sharded step: time per shopper per task",
     )
+    middle.set(
+        xscale="log",
+        xlabel="shoppers",
+        ylabel="per scored shopper per task / calibration (x1000)",
+        title="the same, in units of the run's calibration",
+    )
     right.set(
         xscale="log",
         xlabel="shoppers",
         ylabel="peak MiB per task",
         title="sharded step: memory per task",
     )
-    for axis in (left, right):
+    for axis in (left, middle, right):
         axis.set_ylim(bottom=0)  # growth read against the whole, not a zoomed axis
         axis.grid(alpha=0.3)
         axis.legend()

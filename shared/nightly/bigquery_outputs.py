@@ -43,6 +43,13 @@ def _spend_profile(row: Mapping[str, Any]) -> SpendProfile:
     )
 
 
+def _run_parameter(run_id: str) -> bigquery.QueryJobConfig:
+    """The job configuration of a query on one run's rows (parameter ``@run_id``)."""
+    return bigquery.QueryJobConfig(
+        query_parameters=[bigquery.ScalarQueryParameter("run_id", "STRING", run_id)]
+    )
+
+
 def _money(value: Any) -> Decimal:
     return Decimal(str(value if value is not None else 0)).quantize(Decimal("0.01"))
 
@@ -54,23 +61,17 @@ class BigQueryNightlyOutputs:
         self._warehouse = BigQueryWarehouse(client, project, dataset, [], read_client)
 
     def _rows(self, sql: str, run_id: str) -> Iterator[Any]:
-        config = bigquery.QueryJobConfig(
-            query_parameters=[bigquery.ScalarQueryParameter("run_id", "STRING", run_id)]
-        )
-        job = self._client.query(sql, job_config=config)
+        job = self._client.query(sql, job_config=_run_parameter(run_id))
         yield from job.result(timeout=TIMEOUT_S, page_size=PAGE_SIZE)
 
     def delete_run(self, run_id: str, tables: Sequence[str]) -> dict[str, int]:
         """One DELETE a table; each is clustered by ``run_id`` first, so BigQuery reads
         the run's blocks only (tables.py)."""
-        config = bigquery.QueryJobConfig(
-            query_parameters=[bigquery.ScalarQueryParameter("run_id", "STRING", run_id)]
-        )
         deleted: dict[str, int] = {}
         for table in tables:
             job = self._client.query(
                 f"DELETE FROM `{self._prefix}.{table}` WHERE run_id = @run_id",
-                job_config=config,
+                job_config=_run_parameter(run_id),
             )
             job.result(timeout=TIMEOUT_S)
             deleted[table] = int(job.num_dml_affected_rows or 0)
