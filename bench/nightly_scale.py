@@ -126,7 +126,9 @@ def calibrated(result: dict[str, Any]) -> float:
     calibration (the mean of the fixed workload's seconds before and after the job): a
     figure that compares across runs whatever the machine's speed at the time."""
     seconds = [float(c["seconds"]) for c in result["steps"]["shards"]["calibration"]]
-    per_shopper = float(result["steps"]["shards"]["seconds"]) * int(result["tasks"]) / scored(result)
+    per_shopper = (
+        float(result["steps"]["shards"]["seconds"]) * int(result["tasks"]) / scored(result)
+    )
     return per_shopper / (sum(seconds) / len(seconds))
 
 
