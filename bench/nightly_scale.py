@@ -240,8 +240,8 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
     middle.set(
         xscale="log",
         xlabel="shoppers",
-        ylabel="per scored shopper per task / calibration (x1000)",
-        title="the same, in units of the run's calibration",
+        ylabel="ms per scored shopper per task at a 1 s calibration",
+        title="the same, scaled to the run's calibration",
     )
     right.set(
         xscale="log",
