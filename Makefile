@@ -176,9 +176,10 @@ bench-purge: up
 
 # The nightly at scale: synthetic populations resampled from the Complete Journey (load it
 # first: `cartwise backfill --weeks 1-53`), the whole nightly at each size with 1, 2 and 4
-# shard tasks; wall time, rows, peak memory per task; chart docs/nightly_scale.png
+# shard tasks; wall time, rows, peak memory per task, a calibration beside each shard job;
+# chart docs/nightly_scale.png
 # (python -m bench.nightly_scale --help; docs/NIGHTLY.md). SIZES="10000 100000" TASKS="1 2 4"
-# by default: about 1.5 hours here (100,000 shoppers: ~26 min a run, ~10 GB of disk).
+# by default: about 1.5 hours here (100,000 shoppers: 23-29 min a run, ~10 GB of disk).
 .PHONY: bench-nightly-scale
 bench-nightly-scale: up
 	@$(PY) -m bench.nightly_scale --sizes $(or $(SIZES),10000 100000) --tasks $(or $(TASKS),1 2 4)

@@ -10,9 +10,11 @@ changes, just before and just after its shard job: a per-shopper figure divided 
 calibration of its own run compares across runs.
 
 The workload is the shard task's own kinds of work on seeded synthetic data, independent of
-any store: the new-product recommendation (``recommend_from_pool``: sparse products and
-numpy on a fixed pool and batch) and pure-Python object building and JSON round trips (the
-shape of tree compilation). Each part is timed three times; the median counts.
+any store: the new-product recommendation (``prepare_pool`` then ``recommend_from_pool``:
+sparse products and numpy on a fixed pool and batch; a task prepares its pools once, so
+this part weighs the preparation more than a task does) and pure-Python object building
+and JSON round trips (a stand-in for tree compilation, not the compiler). Each part is
+timed three times; the median counts.
 """
 
 from __future__ import annotations
