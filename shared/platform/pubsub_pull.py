@@ -50,6 +50,15 @@ def inbound(received: Any) -> InboundMessage:
     )
 
 
+def received_messages(response: Any) -> Any:
+    """A pull response's received messages as raw protocol buffers. The client wraps each
+    in proto-plus, whose every field access converts: reading a message's ack id, data and
+    attributes through the wrappers cost ~35 µs a message, ~5 µs raw (docs/BENCHMARKS.md).
+    A response without ``pb`` (not proto-plus) is read as it is."""
+    raw = getattr(type(response), "pb", None)
+    return raw(response).received_messages if raw else response.received_messages
+
+
 def _size(received: Any) -> int:
     return len(received.message.data) + sum(
         len(k) + len(v) for k, v in received.message.attributes.items()
@@ -88,10 +97,11 @@ def pull_batch(
                 response = subscriber.pull(request=request, timeout=left, retry=None)
             except DeadlineExceeded:
                 break  # nothing more within the batch's wait
-        if not response.received_messages:
+        received = received_messages(response)
+        if not received:
             break
-        batch += response.received_messages
-        size += sum(_size(m) for m in response.received_messages)
+        batch += received
+        size += sum(_size(m) for m in received)
         if time.monotonic() >= deadline and emulator:
             break
     return batch

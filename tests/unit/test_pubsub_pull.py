@@ -148,3 +148,44 @@ def test_a_refused_acknowledgement_leaves_the_batch_to_redelivery_and_the_loop_a
     assert subscriber.calls == 1
     assert [r.getMessage() for r in caplog.records] == ["batch not settled: Pub/Sub redelivers it"]
     assert caplog.records[0].__dict__["ack"] is ack
+
+
+class ProtoSubscriber:
+    """Answers pulls with the client's own proto-plus ``PullResponse``s."""
+
+    def __init__(self, waiting: int) -> None:
+        from google.pubsub_v1.types import PullResponse
+
+        self.responses = [
+            PullResponse(
+                received_messages=[
+                    {
+                        "ack_id": f"ack-{n}",
+                        "message": {
+                            "data": f"event {n}".encode(),
+                            "message_id": f"m{n}",
+                            "attributes": {"event_id": f"e{n}"},
+                        },
+                    }
+                    for n in range(first, min(waiting, first + 3))
+                ]
+            )
+            for first in range(0, waiting, 3)
+        ]
+
+    def pull(self, request: dict[str, Any], timeout: float, retry: object = "default") -> Any:
+        from google.pubsub_v1.types import PullResponse
+
+        return self.responses.pop(0) if self.responses else PullResponse()
+
+
+def test_a_pull_is_read_as_raw_protocol_buffers_with_every_field_kept() -> None:
+    from google.protobuf.message import Message as RawMessage
+
+    batch = pull_batch(ProtoSubscriber(waiting=5), "s", 100, 30.0, emulator=True)
+    assert all(isinstance(m, RawMessage) for m in batch)  # not proto-plus wrappers
+    messages = [pubsub_pull.inbound(m) for m in batch]
+    assert [m.ack_id for m in batch] == [f"ack-{n}" for n in range(5)]
+    assert [(m.message_id, m.data, m.attributes) for m in messages] == [
+        (f"m{n}", f"event {n}".encode(), {"event_id": f"e{n}"}) for n in range(5)
+    ]
