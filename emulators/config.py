@@ -38,6 +38,10 @@ class StackSettings(BaseSettings):
     # a soft memory limit (docs/LOCAL_STACK.md).
     bigtable_gogc: int = 1000
     bigtable_memory_limit: str = "4GiB"
+    # DuckDB's memory limit inside bqemulator (it spills to disk beyond, but not every
+    # operator can): a 200,000-shopper nightly's `features` needs more than the default
+    # (docs/NIGHTLY.md); the process itself grows past it (docs/LOCAL_STACK.md).
+    bigquery_memory_limit: str = "8GiB"
     # Firestore and BigQuery keep their data under ``data_dir`` across `down` / `up`
     # (README, "The local stack"); false: both start empty and nothing is saved.
     persist_data: bool = True

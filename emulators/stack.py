@@ -181,6 +181,8 @@ def components(settings: StackSettings, system: SystemResources = SYSTEM) -> lis
                 str(s.bigquery_grpc_port),
                 "--log-level",
                 "warning",
+                "--memory-limit",
+                s.bigquery_memory_limit,
                 # A DuckDB file instead of memory: datasets, tables and rows survive.
                 *(["--data-dir", str(s.bigquery_data_dir)] if s.persist_data else []),
             ],
