@@ -53,7 +53,7 @@ def inbound(received: Any) -> InboundMessage:
 def received_messages(response: Any) -> Any:
     """A pull response's received messages as raw protocol buffers. The client wraps each
     in proto-plus, whose every field access converts: reading a message's ack id, data and
-    attributes through the wrappers cost ~35 µs a message, ~5 µs raw (docs/BENCHMARKS.md).
+    attributes through the wrappers cost ~33 µs a message, ~6 µs raw (docs/BENCHMARKS.md).
     A response without ``pb`` (not proto-plus) is read as it is."""
     raw = getattr(type(response), "pb", None)
     return raw(response).received_messages if raw else response.received_messages
