@@ -180,6 +180,8 @@ bench-purge: up
 # chart docs/nightly_scale.png
 # (python -m bench.nightly_scale --help; docs/NIGHTLY.md). SIZES="10000 100000" TASKS="1 2 4"
 # by default: about 1.5 hours here (100,000 shoppers: 23-29 min a run, ~10 GB of disk).
+# 200,000 shoppers need a stack started with CARTWISE_BIGQUERY_MEMORY_LIMIT=14GiB and 2 or
+# more tasks (one task's shard does not fit the emulator; docs/NIGHTLY.md).
 .PHONY: bench-nightly-scale
 bench-nightly-scale: up
 	@$(PY) -m bench.nightly_scale --sizes $(or $(SIZES),10000 100000) --tasks $(or $(TASKS),1 2 4)
